@@ -1,0 +1,242 @@
+//! What every adapter shares: the request view, body parsing, bearer
+//! extraction, and JSON responses.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::domain::{ClientInfo, Error};
+use crate::server::RequestContext;
+
+/// Longest User-Agent kept with a session.
+const MAX_USER_AGENT: usize = 256;
+
+/// A request as adapters see it: head, full body, route parameters.
+pub struct Req {
+    pub method: Method,
+    pub uri: http::Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Route parameters (`{id}` and the like), in route order.
+    pub params: Vec<(String, String)>,
+    /// Client address and request id.
+    pub ctx: RequestContext,
+}
+
+impl Req {
+    /// The client as the domain sees it.
+    pub fn client(&self) -> ClientInfo {
+        let user_agent = self
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(MAX_USER_AGENT)
+            .collect();
+        ClientInfo {
+            ip: self.ctx.client_ip,
+            user_agent,
+        }
+    }
+
+    /// A route parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<String> {
+        let query = self.uri.query()?;
+        form_pairs(query.as_bytes())
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The credential of an `Authorization: Bearer` header. `Err` when the
+    /// header is present but not a single well-formed bearer credential.
+    pub fn bearer(&self) -> Result<Option<&str>, MalformedAuthorization> {
+        let bad = MalformedAuthorization;
+        let mut values = self.headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(bad);
+        }
+        let value = value.to_str().map_err(|_| bad)?;
+        let (scheme, token) = value.split_once(' ').ok_or(bad)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(bad);
+        }
+        let token = token.trim();
+        if token.is_empty() || !token.bytes().all(is_b64token_byte) {
+            return Err(bad);
+        }
+        Ok(Some(token))
+    }
+
+    /// Whether the body is declared as JSON.
+    pub fn is_json(&self) -> bool {
+        media_type(&self.headers).is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+    }
+
+    /// Whether the body is declared as an HTML form.
+    pub fn is_form(&self) -> bool {
+        media_type(&self.headers).is_some_and(|m| m == "application/x-www-form-urlencoded")
+    }
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+/// An Authorization header that is not one well-formed bearer credential.
+#[derive(Debug, Clone, Copy)]
+pub struct MalformedAuthorization;
+
+/// RFC 6750's b64token characters.
+fn is_b64token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+/// Why a body could not be used.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Not declared as JSON.
+    UnsupportedMediaType,
+    /// Declared as JSON but not the expected document.
+    Malformed(String),
+}
+
+/// Parses a JSON body into `T`.
+pub fn json_body<T: DeserializeOwned>(req: &Req) -> Result<T, BodyError> {
+    if !req.is_json() {
+        return Err(BodyError::UnsupportedMediaType);
+    }
+    serde_json::from_slice(&req.body).map_err(|e| BodyError::Malformed(e.to_string()))
+}
+
+/// Decodes `application/x-www-form-urlencoded` pairs.
+pub fn form_pairs(input: &[u8]) -> Vec<(String, String)> {
+    input
+        .split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |&b| b == b'=');
+            let k = percent_decode(it.next().unwrap_or(b""));
+            let v = percent_decode(it.next().unwrap_or(b""));
+            (k, v)
+        })
+        .collect()
+}
+
+fn percent_decode(input: &[u8]) -> String {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = input
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSON response. Every API response is `no-store`: most carry a token
+/// or personal data, and none is worth caching.
+pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Bytes> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `{"error": message}`.
+pub fn error(status: StatusCode, message: &str) -> Response<Bytes> {
+    json(status, &serde_json::json!({ "error": message }))
+}
+
+/// An empty response (204).
+pub fn no_content() -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Adds `Retry-After` in whole seconds.
+pub fn retry_after(mut response: Response<Bytes>, seconds: u64) -> Response<Bytes> {
+    if let Ok(v) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(RETRY_AFTER, v);
+    }
+    response
+}
+
+/// Adds the RFC 6750 challenge to a 401. `invalid_token` is for a
+/// credential that was presented and refused; a request with none gets the
+/// bare challenge.
+pub fn challenge(mut response: Response<Bytes>, invalid_token: bool) -> Response<Bytes> {
+    let value = if invalid_token {
+        r#"Bearer realm="latchkey", error="invalid_token""#
+    } else {
+        r#"Bearer realm="latchkey""#
+    };
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static(value));
+    response
+}
+
+/// Logs an error that is ours (store, internal) with the request id, and
+/// answers with a body that says nothing about the cause.
+pub fn internal(req: &Req, error: &Error) -> Response<Bytes> {
+    tracing::error!(request_id = %req.ctx.request_id, error = %error, "request failed");
+    self::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// 503 with Retry-After, for a full hashing pool.
+pub fn busy(retry: u64) -> Response<Bytes> {
+    retry_after(
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server busy, try again shortly",
+        ),
+        retry,
+    )
+}

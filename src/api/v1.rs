@@ -1,0 +1,262 @@
+//! The canonical API, in the shapes of `v1-auth-and-keys.txt`:
+//! login, refresh, logout and me under `/api/v1/auth/`.
+//!
+//! Its error words (`{"error": "..."}`) are also the admin API's.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{BodyError, Req, busy, challenge, error, internal, json, json_body, retry_after};
+use super::{App, Route, route};
+use crate::domain::auth::Principal;
+use crate::domain::clock::rfc3339;
+use crate::domain::sessions::SessionRequest;
+use crate::domain::{AuditEntry, Error, Outcome};
+use crate::store::{Account, SessionKind};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(POST, "/api/v1/auth/login", login),
+        route!(POST, "/api/v1/auth/refresh", refresh),
+        route!(POST, "/api/v1/auth/logout", logout),
+        route!(GET, "/api/v1/auth/me", me),
+    ]
+}
+
+/// The canonical answer to a domain error.
+pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+    match e {
+        Error::InvalidCredentials => error(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+        Error::Locked { retry_after: s } => retry_after(
+            error(
+                StatusCode::FORBIDDEN,
+                "Account locked due to repeated failed login attempts",
+            ),
+            *s,
+        ),
+        Error::Disabled => error(StatusCode::FORBIDDEN, "Account disabled"),
+        Error::RateLimited { retry_after: s } => retry_after(
+            error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            *s,
+        ),
+        Error::Busy { retry_after: s } => busy(*s),
+        Error::Unauthenticated => challenge(
+            error(StatusCode::UNAUTHORIZED, "Authentication required"),
+            true,
+        ),
+        Error::InvalidRefresh => {
+            error(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
+        }
+        Error::Forbidden => error(StatusCode::FORBIDDEN, "Forbidden"),
+        Error::NotFound(what) => error(
+            StatusCode::NOT_FOUND,
+            &format!("{} not found", capitalise(what)),
+        ),
+        Error::Invalid { field, message } => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({ "error": message, "field": field }),
+        ),
+        Error::Conflict(message) => error(StatusCode::CONFLICT, message),
+        Error::Store(_) | Error::Internal(_) => internal(req, e),
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The canonical answer to a body that is not the expected JSON.
+pub fn body_error(e: BodyError) -> Response<Bytes> {
+    match e {
+        BodyError::UnsupportedMediaType => error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ),
+        BodyError::Malformed(detail) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("Malformed JSON body: {detail}"),
+        ),
+    }
+}
+
+/// Authenticates the request's bearer credential, answering in canonical
+/// words on failure.
+pub fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
+    match req.bearer() {
+        Ok(Some(token)) => app
+            .core
+            .authenticate(token)
+            .map_err(|e| error_response(req, &e)),
+        Ok(None) => Err(challenge(
+            error(StatusCode::UNAUTHORIZED, "Authentication required"),
+            false,
+        )),
+        Err(_) => Err(challenge(
+            error(StatusCode::UNAUTHORIZED, "Authentication required"),
+            true,
+        )),
+    }
+}
+
+/// The canonical view of an account. Never includes the password hash.
+pub fn account_view(account: &Account) -> serde_json::Value {
+    json!({
+        "id": account.id.to_string(),
+        "number": account.number,
+        "username": account.username,
+        "email": account.email,
+        "role": account.primary_role(),
+        "roles": account.roles,
+        "reseller_id": account.reseller_id,
+        "merchant_id": account.merchant_id,
+        "attributes": account.attributes,
+        "disabled": account.disabled,
+        "created_at": rfc3339(account.created_at),
+        "updated_at": rfc3339(account.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let body: LoginBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let (Some(username), Some(password)) = (body.username, body.password) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "username and password are required",
+        );
+    };
+    let client = req.client();
+    let account = match app.core.password_login(&username, &password, &client).await {
+        Ok(a) => a,
+        Err(e) => return error_response(&req, &e),
+    };
+    let issued = app
+        .core
+        .open_session(
+            &account,
+            SessionRequest {
+                kind: SessionKind::Jwt,
+                role: None,
+                with_refresh: true,
+            },
+            &client,
+            AuditEntry::new("login", Outcome::Success)
+                .actor_account(&account)
+                .client(&client)
+                .detail("v1"),
+        )
+        .await;
+    match issued {
+        Ok(issued) => json(
+            StatusCode::OK,
+            &json!({
+                "token": issued.access_token,
+                "expires_in": issued.access_expires_at - app.core.clock.now(),
+                "refreshToken": issued.refresh_token,
+                "user": {
+                    "id": account.id.to_string(),
+                    "username": account.username,
+                    "email": account.email,
+                },
+            }),
+        ),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RefreshBody {
+    #[serde(rename = "refreshToken")]
+    refresh_token: Option<String>,
+}
+
+async fn refresh(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let body: RefreshBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let Some(token) = body.refresh_token else {
+        return error(StatusCode::BAD_REQUEST, "refreshToken is required");
+    };
+    match app.core.refresh(&token, &req.client()).await {
+        Ok((_, issued)) => json(
+            StatusCode::OK,
+            &json!({
+                "token": issued.access_token,
+                "expires_in": issued.access_expires_at - app.core.clock.now(),
+                "refreshToken": issued.refresh_token,
+            }),
+        ),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+async fn logout(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(session) = principal.session else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "This credential has no session to log out of",
+        );
+    };
+    let client = req.client();
+    let mut audit = AuditEntry::new("logout", Outcome::Success).client(&client);
+    if let Some(account) = principal.account {
+        audit = audit.actor(account.to_string(), account.to_string());
+    }
+    match app.core.revoke_session(session, "logout", audit).await {
+        Ok(()) => json(
+            StatusCode::OK,
+            &json!({ "message": "Successfully logged out" }),
+        ),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(id) = principal.account else {
+        return error_response(&req, &Error::Unauthenticated);
+    };
+    let account = match app.core.store.read().and_then(|tx| tx.account(id)) {
+        Ok(Some(a)) => a,
+        Ok(None) => return error_response(&req, &Error::Unauthenticated),
+        Err(e) => return error_response(&req, &Error::Store(e)),
+    };
+    let mut view = account_view(&account);
+    if let Some(obj) = view.as_object_mut() {
+        // What this credential acts as, which may be narrower than the
+        // account (a token issued for one role).
+        obj.insert(
+            "credential".into(),
+            json!({
+                "kind": "access_token",
+                "role": principal.role,
+                "roles": principal.roles,
+            }),
+        );
+    }
+    json(StatusCode::OK, &view)
+}

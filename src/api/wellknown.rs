@@ -1,0 +1,45 @@
+//! Health and the published verification keys.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+
+use super::http::{Req, json};
+use super::{App, Route, route};
+
+pub fn routes() -> Vec<Route> {
+    vec![
+        route!(GET, "/healthz", healthz),
+        route!(GET, "/.well-known/jwks.json", jwks),
+    ]
+}
+
+/// 200 once the store is open and the listener is up, which is whenever a
+/// request can reach this handler; a store that stops answering reads fails
+/// the check.
+async fn healthz(app: Arc<App>, _req: Req) -> Response<Bytes> {
+    match app.core.store.read() {
+        Ok(_) => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        Err(_) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "unavailable" }),
+        ),
+    }
+}
+
+async fn jwks(app: Arc<App>, _req: Req) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::from(app.core.jwks().to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Verifiers may cache the key set briefly; a new key is published
+    // before it signs anything.
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}

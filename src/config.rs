@@ -1,0 +1,319 @@
+//! Settings: defaults < TOML file < `LATCHKEY_*` environment < flags.
+//!
+//! One struct, [`Layer`], is read three ways: clap fills it from flags and
+//! environment variables (clap gives a flag precedence over its variable),
+//! serde fills it from the `--config` file (unknown keys are an error), and
+//! [`Settings::resolve`] lays the first over the second and fills the rest
+//! with defaults. `latchkey serve --help` lists every setting with its
+//! variable.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::domain::password::HashParams;
+
+/// One layer of settings; every field optional.
+#[derive(clap::Args, Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Directory for the store and the master key [default: ./latchkey-data]
+    #[arg(long, env = "LATCHKEY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+
+    /// PEM certificate chain; with --tls-key, serve HTTPS
+    #[arg(long, env = "LATCHKEY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert
+    #[arg(long, env = "LATCHKEY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy) [default: false]
+    #[arg(long, env = "LATCHKEY_INSECURE_HTTP", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub insecure_http: Option<bool>,
+
+    /// `iss` claim of issued tokens [default: latchkey]
+    #[arg(long, env = "LATCHKEY_ISSUER", value_name = "TEXT")]
+    pub issuer: Option<String>,
+
+    /// `aud` claim of issued tokens [default: latchkey]
+    #[arg(long, env = "LATCHKEY_AUDIENCE", value_name = "TEXT")]
+    pub audience: Option<String>,
+
+    /// Access token lifetime in seconds [default: 900]
+    #[arg(long, env = "LATCHKEY_ACCESS_TTL", value_name = "SECONDS")]
+    pub access_ttl: Option<u64>,
+
+    /// Refresh token lifetime in seconds [default: 604800]
+    #[arg(long, env = "LATCHKEY_REFRESH_TTL", value_name = "SECONDS")]
+    pub refresh_ttl: Option<u64>,
+
+    /// Absolute session lifetime in seconds, whatever refreshes happen [default: 604800]
+    #[arg(long, env = "LATCHKEY_SESSION_TTL", value_name = "SECONDS")]
+    pub session_ttl: Option<u64>,
+
+    /// argon2id memory cost in KiB [default: 19456]
+    #[arg(long, env = "LATCHKEY_ARGON2_MEMORY_KIB", value_name = "KIB")]
+    pub argon2_memory_kib: Option<u32>,
+
+    /// argon2id passes [default: 2]
+    #[arg(long, env = "LATCHKEY_ARGON2_ITERATIONS", value_name = "N")]
+    pub argon2_iterations: Option<u32>,
+
+    /// argon2id lanes [default: 1]
+    #[arg(long, env = "LATCHKEY_ARGON2_PARALLELISM", value_name = "N")]
+    pub argon2_parallelism: Option<u32>,
+
+    /// Password hashes allowed to run at once [default: number of CPU cores]
+    #[arg(long, env = "LATCHKEY_HASH_WORKERS", value_name = "N")]
+    pub hash_workers: Option<usize>,
+
+    /// Password hashes allowed to wait; beyond this, 503 with Retry-After [default: 64]
+    #[arg(long, env = "LATCHKEY_HASH_QUEUE", value_name = "N")]
+    pub hash_queue: Option<usize>,
+
+    /// Largest request body in bytes [default: 65536]
+    #[arg(long, env = "LATCHKEY_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// Largest request head (request line and headers) in bytes [default: 16384]
+    #[arg(long, env = "LATCHKEY_MAX_HEADER_BYTES", value_name = "BYTES")]
+    pub max_header_bytes: Option<usize>,
+
+    /// Most connections open at once [default: 1024]
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client may take to send a request head, and a TLS handshake [default: 10]
+    #[arg(long, env = "LATCHKEY_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+
+    /// Seconds to let in-flight requests finish on shutdown [default: 10]
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
+
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Layer {
+    /// This layer over `lower`: each field from `self` if set, else `lower`.
+    pub fn over(self, lower: Layer) -> Layer {
+        macro_rules! merge {
+            ($($field:ident),* $(,)?) => {
+                Layer { $($field: self.$field.or(lower.$field)),* }
+            };
+        }
+        merge!(
+            data_dir,
+            listen,
+            tls_cert,
+            tls_key,
+            insecure_http,
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            session_ttl,
+            argon2_memory_kib,
+            argon2_iterations,
+            argon2_parallelism,
+            hash_workers,
+            hash_queue,
+            max_body_bytes,
+            max_header_bytes,
+            max_connections,
+            header_read_timeout,
+            shutdown_timeout,
+            log_format,
+        )
+    }
+
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    }
+}
+
+/// Settings with every value decided.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Certificate and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub insecure_http: bool,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub session_ttl: u64,
+    pub hash_params: HashParams,
+    pub hash_workers: usize,
+    pub hash_queue: usize,
+    pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub header_read_timeout: u64,
+    pub shutdown_timeout: u64,
+    pub log_format: LogFormat,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read settings file {path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Fills unset values with defaults and checks the combination.
+    pub fn resolve(layer: Layer) -> Result<Settings, ConfigError> {
+        let defaults = HashParams::default();
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let tls = match (layer.tls_cert, layer.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--tls-cert and --tls-key must be given together".into(),
+                ));
+            }
+        };
+        let settings = Settings {
+            data_dir: layer
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("./latchkey-data")),
+            listen: layer
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls,
+            insecure_http: layer.insecure_http.unwrap_or(false),
+            issuer: layer.issuer.unwrap_or_else(|| "latchkey".into()),
+            audience: layer.audience.unwrap_or_else(|| "latchkey".into()),
+            access_ttl: layer.access_ttl.unwrap_or(900),
+            refresh_ttl: layer.refresh_ttl.unwrap_or(7 * 24 * 3600),
+            session_ttl: layer.session_ttl.unwrap_or(7 * 24 * 3600),
+            hash_params: HashParams {
+                memory_kib: layer.argon2_memory_kib.unwrap_or(defaults.memory_kib),
+                iterations: layer.argon2_iterations.unwrap_or(defaults.iterations),
+                parallelism: layer.argon2_parallelism.unwrap_or(defaults.parallelism),
+            },
+            hash_workers: layer.hash_workers.unwrap_or(cores).max(1),
+            hash_queue: layer.hash_queue.unwrap_or(64),
+            max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
+            max_header_bytes: layer.max_header_bytes.unwrap_or(16 * 1024),
+            max_connections: layer.max_connections.unwrap_or(1024).max(1),
+            header_read_timeout: layer.header_read_timeout.unwrap_or(10).max(1),
+            shutdown_timeout: layer.shutdown_timeout.unwrap_or(10),
+            log_format: layer.log_format.unwrap_or_default(),
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.insecure_http {
+            return bad(format!(
+                "refusing to serve plain HTTP on {}: passwords and tokens would cross the network in clear. \
+                 Give --tls-cert and --tls-key, listen on a loopback address, or pass --insecure-http \
+                 if a TLS-terminating proxy sits in front",
+                self.listen
+            ));
+        }
+        for (name, value) in [
+            ("access-ttl", self.access_ttl),
+            ("refresh-ttl", self.refresh_ttl),
+            ("session-ttl", self.session_ttl),
+        ] {
+            if value == 0 || value > 10 * 365 * 24 * 3600 {
+                return bad(format!("--{name} must be between 1 second and 10 years"));
+            }
+        }
+        if self.max_body_bytes < 1024 {
+            return bad("--max-body-bytes must be at least 1024".into());
+        }
+        if self.max_header_bytes < 8192 {
+            return bad("--max-header-bytes must be at least 8192".into());
+        }
+        if self.issuer.is_empty() || self.audience.is_empty() {
+            return bad("--issuer and --audience must not be empty".into());
+        }
+        crate::domain::password::validate_params(self.hash_params).map_err(ConfigError::Invalid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_layer_wins_field_by_field() {
+        let file = Layer {
+            access_ttl: Some(60),
+            refresh_ttl: Some(120),
+            ..Layer::default()
+        };
+        let env = Layer {
+            refresh_ttl: Some(240),
+            ..Layer::default()
+        };
+        let merged = env.over(file);
+        assert_eq!(merged.access_ttl, Some(60));
+        assert_eq!(merged.refresh_ttl, Some(240));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_when_asked() {
+        let public = Layer {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(public.clone()).unwrap_err().to_string();
+        assert!(err.contains("refusing to serve plain HTTP"), "{err}");
+        let asked = Layer {
+            insecure_http: Some(true),
+            ..public
+        };
+        assert!(Settings::resolve(asked).is_ok());
+        let v6 = Layer {
+            listen: Some("[::1]:8080".parse().unwrap()),
+            ..Layer::default()
+        };
+        assert!(Settings::resolve(v6).is_ok());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let err = toml::from_str::<Layer>("listn = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,232 @@
+//! Accounts: the rules for usernames and emails, creation, and lookup.
+
+use std::collections::BTreeMap;
+
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use super::password::Password;
+use super::{AuditEntry, Core, Error};
+use crate::store::{Account, ReadTx, StoreError, WriteTx};
+
+/// The built-in roles, whose scope rules the domain knows.
+pub const BUILTIN_ROLES: [&str; 4] = ["admin", "reseller", "merchant", "user"];
+
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest email, in bytes (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+/// A valid username in display form (NFKC-normalised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Letters, digits and `. _ - +`, 1 to 64 characters. No `@`, so a login
+    /// identifier is unambiguously a username or an email.
+    pub fn parse(raw: &str) -> Result<Username, Error> {
+        let s: String = raw.trim().nfkc().collect();
+        let count = s.chars().count();
+        if count == 0 || count > MAX_USERNAME_CHARS {
+            return Err(Error::invalid(
+                "username",
+                format!("username must be 1 to {MAX_USERNAME_CHARS} characters"),
+            ));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        {
+            return Err(Error::invalid(
+                "username",
+                "username may contain only letters, digits and . _ - +",
+            ));
+        }
+        Ok(Username(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form uniqueness and lookup use.
+    pub fn key(&self) -> String {
+        username_key(&self.0)
+    }
+}
+
+/// A plausible email address, trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Email, Error> {
+        let s = raw.trim();
+        let bad = || Error::invalid("email", "email must be a valid address");
+        if s.len() < 3 || s.len() > MAX_EMAIL_BYTES {
+            return Err(bad());
+        }
+        let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
+        if local.is_empty()
+            || domain.is_empty()
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            || domain.contains('@')
+        {
+            return Err(bad());
+        }
+        Ok(Email(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        email_key(&self.0)
+    }
+}
+
+/// Lookup form of a username: NFKC, then lowercase.
+pub fn username_key(raw: &str) -> String {
+    raw.trim().nfkc().collect::<String>().to_lowercase()
+}
+
+/// Lookup form of an email: trimmed, lowercase.
+pub fn email_key(raw: &str) -> String {
+    raw.trim().to_lowercase()
+}
+
+/// What a new account is made of; validated by [`Core::create_account`].
+#[derive(Debug)]
+pub struct NewAccount {
+    pub username: Username,
+    pub email: Email,
+    pub password: Password,
+    pub roles: Vec<String>,
+    pub reseller_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Finds the account a login identifier names: an identifier with `@` is an
+/// email, anything else a username.
+pub fn find_for_login(tx: &ReadTx, identifier: &str) -> Result<Option<Account>, StoreError> {
+    if identifier.contains('@') {
+        tx.account_by_email(&email_key(identifier))
+    } else {
+        tx.account_by_username(&username_key(identifier))
+    }
+}
+
+/// Writes an account inside `tx`, refusing a username or email another
+/// account holds. `previous` is the stored version when updating.
+pub fn put_checked(
+    tx: &mut WriteTx,
+    account: &Account,
+    previous: Option<&Account>,
+) -> Result<(), Error> {
+    let ukey = username_key(&account.username);
+    let ekey = email_key(&account.email);
+    if let Some(other) = tx.account_by_username(&ukey)?
+        && other.id != account.id
+    {
+        return Err(Error::Conflict("username is already taken".into()));
+    }
+    if let Some(other) = tx.account_by_email(&ekey)?
+        && other.id != account.id
+    {
+        return Err(Error::Conflict("email is already in use".into()));
+    }
+    let old_keys = previous.map(|p| (username_key(&p.username), email_key(&p.email)));
+    tx.put_account(
+        account,
+        previous,
+        &ukey,
+        &ekey,
+        old_keys.as_ref().map(|(u, e)| (u.as_str(), e.as_str())),
+    )?;
+    Ok(())
+}
+
+impl Core {
+    /// Creates an account: hashes its password on the pool, then writes it
+    /// with its audit entry in one transaction.
+    pub async fn create_account(
+        &self,
+        new: NewAccount,
+        audit: AuditEntry,
+    ) -> Result<Account, Error> {
+        if new.roles.is_empty() {
+            return Err(Error::invalid(
+                "roles",
+                "an account needs at least one role",
+            ));
+        }
+        let hash = self.hash_password(new.password).await?;
+        let now = self.clock.now();
+        let mut account = Account {
+            id: Uuid::new_v4(),
+            number: 0,
+            username: new.username.as_str().to_string(),
+            email: new.email.as_str().to_string(),
+            password_hash: hash,
+            roles: new.roles,
+            reseller_id: new.reseller_id,
+            merchant_id: new.merchant_id,
+            attributes: new.attributes,
+            disabled: false,
+            created_at: now,
+            updated_at: now,
+        };
+        let entry = audit.target(account.id.to_string()).tenant_of(&account);
+        self.store
+            .write_async(move |tx| {
+                account.number = tx.next_account_number()?;
+                put_checked(tx, &account, None)?;
+                entry.append(tx, now)?;
+                Ok::<_, Error>(account)
+            })
+            .await
+    }
+
+    /// Hashes a new password on the bounded pool.
+    pub async fn hash_password(&self, password: Password) -> Result<String, Error> {
+        self.hasher
+            .hash(password)
+            .await
+            .map_err(|_| Error::Busy { retry_after: 1 })?
+            .map_err(Error::Internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert!(Username::parse("jane.doe").is_ok());
+        assert!(Username::parse("your_api_username").is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("a b").is_err());
+        assert!(Username::parse("a@b").is_err());
+        assert!(Username::parse(&"x".repeat(65)).is_err());
+        assert_eq!(username_key("Jane.Doe"), "jane.doe");
+        // Full-width letters normalise to ASCII under NFKC.
+        assert_eq!(username_key("ＡＤＭＩＮ"), "admin");
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse("  Jane@Example.com ").unwrap().as_str(),
+            "Jane@Example.com"
+        );
+        assert_eq!(email_key("  Jane@Example.com "), "jane@example.com");
+        for bad in ["", "plain", "@x.com", "a@", "a b@x.com", "a@.x", "a@x."] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! Password rules and the bounded argon2id hashing pool.
+//!
+//! Hashing is the most expensive thing the server does (about 13 ms of one
+//! core with the default parameters). It runs on tokio's blocking pool, never
+//! on the async workers, and at most `workers` hashes run at once. Callers
+//! wait in a queue of at most `queue` entries; past that the pool answers
+//! `Busy` at once, which the API turns into 503 with Retry-After. So a flood
+//! of logins costs a bounded amount of CPU and memory (`workers` argon2
+//! buffers of `m` KiB each, and `queue` waiting futures), and token-
+//! authenticated requests keep their async workers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+use super::secrets;
+
+/// Fewest characters a new password may have.
+pub const MIN_CHARS: usize = 8;
+/// Most characters a password may have (after normalisation). Generous, so a
+/// passphrase is never truncated, and small enough that hashing stays cheap.
+pub const MAX_CHARS: usize = 1024;
+/// Input longer than this many bytes is refused before any other work.
+pub const MAX_BYTES: usize = 4 * MAX_CHARS;
+
+/// argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB (`m`).
+    pub memory_kib: u32,
+    /// Passes (`t`).
+    pub iterations: u32,
+    /// Lanes (`p`).
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's argon2id recommendation: m=19456 KiB, t=2, p=1.
+    fn default() -> Self {
+        HashParams {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// A password that passed the length rules, NFKC-normalised.
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+/// Why a password was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordRuleError {
+    #[error("password must be at least {MIN_CHARS} characters")]
+    TooShort,
+    #[error("password must be at most {MAX_CHARS} characters")]
+    TooLong,
+}
+
+impl Password {
+    /// Normalises a candidate password and applies the length rules.
+    /// Absurdly long input is refused on its byte length before it is even
+    /// normalised.
+    pub fn new(raw: &str) -> Result<Password, PasswordRuleError> {
+        if raw.len() > MAX_BYTES {
+            return Err(PasswordRuleError::TooLong);
+        }
+        let normalised: String = raw.nfkc().collect();
+        let chars = normalised.chars().count();
+        if chars < MIN_CHARS {
+            return Err(PasswordRuleError::TooShort);
+        }
+        if chars > MAX_CHARS {
+            return Err(PasswordRuleError::TooLong);
+        }
+        Ok(Password(normalised))
+    }
+
+    /// A password offered at login: only the upper bound applies (an old
+    /// short password must still be checkable), and `None` means the input
+    /// is too long to be anyone's password.
+    pub fn for_login(raw: &str) -> Option<Password> {
+        if raw.len() > MAX_BYTES {
+            return None;
+        }
+        let normalised: String = raw.nfkc().collect();
+        (normalised.chars().count() <= MAX_CHARS).then_some(Password(normalised))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// The pool is full: try again shortly.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("password hashing is at capacity")]
+pub struct Busy;
+
+/// The result of checking a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The password matched.
+    pub ok: bool,
+    /// The stored hash used other parameters than the current ones.
+    pub stale: bool,
+    /// When the password matched a stale hash: a fresh hash of it with the
+    /// current parameters, made in the same job so the plaintext never
+    /// leaves the pool.
+    pub rehashed: Option<String>,
+}
+
+/// The bounded hashing pool.
+pub struct Hasher {
+    /// Parameters for new hashes.
+    params: HashParams,
+    /// One permit per hash allowed to run at once.
+    running: Arc<Semaphore>,
+    /// Hashes running or waiting; bounded by `capacity`.
+    admitted: AtomicUsize,
+    /// `workers + queue`.
+    capacity: usize,
+    /// A hash of a random password with the current parameters, verified
+    /// when the account does not exist so that the answer costs the same.
+    decoy: String,
+}
+
+/// Holds one admission slot; freed on drop, even if the request is
+/// cancelled while waiting.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Hasher {
+    /// Builds a pool of `workers` concurrent hashes and `queue` waiters.
+    pub fn new(params: HashParams, workers: usize, queue: usize) -> Result<Hasher, String> {
+        let workers = workers.max(1);
+        let decoy_password = Password(secrets::random_token());
+        let decoy = hash_blocking(params, &decoy_password)?;
+        Ok(Hasher {
+            params,
+            running: Arc::new(Semaphore::new(workers)),
+            admitted: AtomicUsize::new(0),
+            capacity: workers + queue,
+            decoy,
+        })
+    }
+
+    /// The parameters new hashes get.
+    pub fn params(&self) -> HashParams {
+        self.params
+    }
+
+    /// Hashes and verifications admitted right now (running or queued).
+    pub fn in_flight(&self) -> usize {
+        self.admitted.load(Ordering::Acquire)
+    }
+
+    fn admit(&self) -> Result<Admission<'_>, Busy> {
+        let mut current = self.admitted.load(Ordering::Acquire);
+        loop {
+            if current >= self.capacity {
+                return Err(Busy);
+            }
+            match self.admitted.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(Admission(&self.admitted)),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let _slot = self.admit()?;
+        let _permit = self.running.acquire().await.map_err(|_| Busy)?;
+        tokio::task::spawn_blocking(job).await.map_err(|_| Busy)
+    }
+
+    /// Hashes a new password with the current parameters.
+    pub async fn hash(&self, password: Password) -> Result<Result<String, String>, Busy> {
+        let params = self.params;
+        self.run(move || hash_blocking(params, &password)).await
+    }
+
+    /// Checks `password` against `stored`, or against the decoy when there
+    /// is no account, so both cases cost one hash.
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<Verified, Busy> {
+        let known = stored.is_some();
+        let hash = stored.unwrap_or_else(|| self.decoy.clone());
+        let params = self.params;
+        self.run(move || {
+            let ok = known
+                && Argon2::default()
+                    .verify_password(password.bytes(), hash.as_str())
+                    .is_ok();
+            let stale = !has_params(&hash, params);
+            let rehashed = if ok && stale {
+                hash_blocking(params, &password).ok()
+            } else {
+                None
+            };
+            Verified {
+                ok,
+                stale,
+                rehashed,
+            }
+        })
+        .await
+    }
+}
+
+fn argon2(params: HashParams) -> Result<Argon2<'static>, String> {
+    let p = Params::new(
+        params.memory_kib,
+        params.iterations,
+        params.parallelism,
+        None,
+    )
+    .map_err(|e| format!("invalid argon2 parameters: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+}
+
+/// Checks argon2 parameters without hashing anything.
+pub fn validate_params(params: HashParams) -> Result<(), String> {
+    argon2(params).map(|_| ())
+}
+
+fn hash_blocking(params: HashParams, password: &Password) -> Result<String, String> {
+    let salt = secrets::random_bytes::<16>();
+    argon2(params)?
+        .hash_password_with_salt(password.bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing failed: {e}"))
+}
+
+/// Whether a PHC string is argon2id with exactly these parameters.
+fn has_params(hash: &str, params: HashParams) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    match Params::try_from(&parsed) {
+        Ok(p) => {
+            p.m_cost() == params.memory_kib
+                && p.t_cost() == params.iterations
+                && p.p_cost() == params.parallelism
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIGHT: HashParams = HashParams {
+        memory_kib: 64,
+        iterations: 1,
+        parallelism: 1,
+    };
+
+    #[test]
+    fn length_rules() {
+        assert_eq!(
+            Password::new("short").err(),
+            Some(PasswordRuleError::TooShort)
+        );
+        assert!(Password::new("eight ch").is_ok());
+        assert!(Password::new(&"x".repeat(MAX_CHARS)).is_ok());
+        assert_eq!(
+            Password::new(&"x".repeat(MAX_CHARS + 1)).err(),
+            Some(PasswordRuleError::TooLong)
+        );
+        assert!(Password::for_login(&"x".repeat(MAX_BYTES + 1)).is_none());
+        assert!(Password::for_login("short").is_some());
+    }
+
+    #[test]
+    fn normalisation_makes_equivalent_forms_equal() {
+        // U+212B ANGSTROM SIGN and U+00C5 normalise to the same character.
+        let a = Password::new("\u{212B}ngstrom!").map(|p| p.0);
+        let b = Password::new("\u{00C5}ngstrom!").map(|p| p.0);
+        assert_eq!(a, b);
+    }
+
+    #[tokio::test]
+    async fn verify_and_staleness() {
+        let hasher = Hasher::new(LIGHT, 1, 1).map_err(|e| e.to_string()).unwrap();
+        let hash = hasher
+            .hash(Password::new("correct horse").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
+        let good = hasher
+            .verify(Password::new("correct horse").unwrap(), Some(hash.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            good,
+            Verified {
+                ok: true,
+                stale: false,
+                rehashed: None
+            }
+        );
+        let bad = hasher
+            .verify(Password::new("wrong horse").unwrap(), Some(hash.clone()))
+            .await
+            .unwrap();
+        assert!(!bad.ok);
+        let unknown = hasher
+            .verify(Password::new("correct horse").unwrap(), None)
+            .await
+            .unwrap();
+        assert!(!unknown.ok);
+
+        let stronger = HashParams {
+            iterations: 2,
+            ..LIGHT
+        };
+        let upgraded = Hasher::new(stronger, 1, 1).unwrap();
+        let v = upgraded
+            .verify(Password::new("correct horse").unwrap(), Some(hash))
+            .await
+            .unwrap();
+        assert!(v.ok && v.stale);
+        assert!(
+            v.rehashed
+                .unwrap()
+                .starts_with("$argon2id$v=19$m=64,t=2,p=1$")
+        );
+    }
+
+    #[tokio::test]
+    async fn pool_refuses_past_capacity() {
+        let hasher = Hasher::new(LIGHT, 1, 0).unwrap();
+        let _held = hasher.admit().unwrap();
+        assert!(hasher.admit().is_err());
+        drop(_held);
+        assert!(hasher.admit().is_ok());
+    }
+}

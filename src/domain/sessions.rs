@@ -1,0 +1,302 @@
+//! Sessions: opening one, rotating its refresh token, revoking it.
+//!
+//! Refresh tokens are opaque (`lk_rt_` and 256 random bits), stored as
+//! SHA-256 digests, each pointing at its session and generation. A refresh
+//! replaces the session's generation, so the previous token stops working;
+//! presenting a token of an older generation again is reuse (RFC 9700
+//! section 4.14) and revokes the whole session. The check and the rotation
+//! happen inside one write transaction, and redb runs one writer at a time,
+//! so two racing refreshes with the same token cannot both succeed.
+
+use uuid::Uuid;
+
+use super::jwt::{AccessClaims, LEEWAY_SECS};
+use super::secrets::{digest, random_token};
+use super::{AuditEntry, ClientInfo, Core, Error, Outcome};
+use crate::store::{Account, RefreshRecord, Session, SessionKind, WriteTx};
+
+/// Prefix of refresh tokens.
+pub const REFRESH_PREFIX: &str = "lk_rt_";
+
+/// What kind of session to open.
+#[derive(Debug, Clone)]
+pub struct SessionRequest {
+    /// JWT or opaque.
+    pub kind: SessionKind,
+    /// Restrict the session's tokens to this one role.
+    pub role: Option<String>,
+    /// Hand out a refresh token too.
+    pub with_refresh: bool,
+}
+
+/// Credentials issued to a client. Shown once; never stored in clear.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The session they belong to.
+    pub session: Session,
+    /// A signed access token (JWT sessions).
+    pub access_token: Option<String>,
+    /// When the access token expires (Unix seconds).
+    pub access_expires_at: i64,
+    /// The refresh token, when asked for.
+    pub refresh_token: Option<String>,
+    /// When the refresh token expires.
+    pub refresh_expires_at: Option<i64>,
+}
+
+/// What a refresh attempt found, decided inside the write transaction.
+enum RefreshOutcome {
+    Rotated(Box<(Account, Issued)>),
+    Reused,
+    Refused,
+}
+
+impl Core {
+    /// Signs an access token for `account` in `session`.
+    fn sign_access(
+        &self,
+        account: &Account,
+        session: &Session,
+        now: i64,
+    ) -> Result<(String, i64), Error> {
+        let exp = (now + self.config.access_ttl).min(session.expires_at);
+        let (role, roles) = match &session.role {
+            Some(role) => (role.clone(), vec![role.clone()]),
+            None => (account.primary_role().to_string(), account.roles.clone()),
+        };
+        let claims = AccessClaims {
+            iss: self.keys.issuer().to_string(),
+            sub: account.id.to_string(),
+            aud: self.keys.audience().to_string(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti: Uuid::new_v4().simple().to_string(),
+            sid: session.id.to_string(),
+            role,
+            roles,
+            reseller_id: account.reseller_id.clone(),
+            merchant_id: account.merchant_id.clone(),
+        };
+        let token = self.keys.sign(&claims).map_err(Error::Internal)?;
+        Ok((token, exp))
+    }
+
+    /// Issues the tokens of `session` at `now` and records them in it:
+    /// a new refresh generation when asked, and the latest access expiry.
+    fn issue_into(
+        &self,
+        tx: &mut WriteTx,
+        account: &Account,
+        session: &mut Session,
+        with_refresh: bool,
+        now: i64,
+    ) -> Result<Issued, Error> {
+        let mut issued = Issued {
+            session: session.clone(),
+            access_token: None,
+            access_expires_at: session.expires_at,
+            refresh_token: None,
+            refresh_expires_at: None,
+        };
+        if session.kind == SessionKind::Jwt {
+            let (token, exp) = self.sign_access(account, session, now)?;
+            session.access_until = session.access_until.max(exp);
+            issued.access_token = Some(token);
+            issued.access_expires_at = exp;
+        }
+        if with_refresh {
+            let token = format!("{REFRESH_PREFIX}{}", random_token());
+            let expires_at = (now + self.config.refresh_ttl).min(session.expires_at);
+            session.refresh_generation += 1;
+            session.refresh_expires_at = Some(expires_at);
+            tx.put_refresh_token(
+                &digest(token.as_bytes()),
+                &RefreshRecord {
+                    session: session.id,
+                    generation: session.refresh_generation,
+                    expires_at,
+                },
+            )?;
+            issued.refresh_token = Some(token);
+            issued.refresh_expires_at = Some(expires_at);
+        }
+        session.last_used_at = now;
+        tx.put_session(session)?;
+        issued.session = session.clone();
+        Ok(issued)
+    }
+
+    /// Opens a session for an account that just proved who it is, with its
+    /// audit entry in the same transaction.
+    pub async fn open_session(
+        self: &std::sync::Arc<Self>,
+        account: &Account,
+        request: SessionRequest,
+        client: &ClientInfo,
+        audit: AuditEntry,
+    ) -> Result<Issued, Error> {
+        let now = self.clock.now();
+        let mut session = Session {
+            id: Uuid::new_v4(),
+            account: account.id,
+            kind: request.kind,
+            role: request.role,
+            created_at: now,
+            last_used_at: now,
+            expires_at: now + self.config.session_ttl,
+            refresh_generation: 0,
+            refresh_expires_at: None,
+            access_until: now,
+            revoked_at: None,
+            revoked_reason: None,
+            client_ip: client.ip.to_string(),
+            user_agent: client.user_agent.clone(),
+        };
+        let core = self.clone();
+        let account = account.clone();
+        let audit = audit.target(session.id.to_string()).tenant_of(&account);
+        self.store
+            .write_async(move |tx| {
+                let issued =
+                    core.issue_into(tx, &account, &mut session, request.with_refresh, now)?;
+                audit.append(tx, now)?;
+                Ok(issued)
+            })
+            .await
+    }
+
+    /// Exchanges a refresh token for new tokens, rotating it. A reused token
+    /// revokes its session.
+    pub async fn refresh(
+        self: &std::sync::Arc<Self>,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(Account, Issued), Error> {
+        if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
+            return Err(Error::InvalidRefresh);
+        }
+        let key = digest(refresh_token.as_bytes());
+        let now = self.clock.now();
+        let core = self.clone();
+        let client = client.clone();
+        let outcome = self
+            .store
+            .write_async(move |tx| {
+                let Some(record) = tx.refresh_token(&key)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                let Some(mut session) = tx.session(record.session)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                if session.revoked_at.is_some() {
+                    return Ok(RefreshOutcome::Refused);
+                }
+                if record.generation != session.refresh_generation {
+                    core.revoke_in(tx, &mut session, "refresh token reuse", now)?;
+                    let account = tx.account(session.account)?;
+                    let mut entry = AuditEntry::new("refresh_reuse_detected", Outcome::Failure)
+                        .target(session.id.to_string())
+                        .client(&client)
+                        .detail("a rotated refresh token was presented again; session revoked");
+                    if let Some(account) = &account {
+                        entry = entry.actor_account(account).tenant_of(account);
+                    }
+                    entry.append(tx, now)?;
+                    return Ok(RefreshOutcome::Reused);
+                }
+                if record.expires_at <= now || session.expires_at <= now {
+                    return Ok(RefreshOutcome::Refused);
+                }
+                let Some(account) = tx.account(session.account)? else {
+                    return Ok(RefreshOutcome::Refused);
+                };
+                if account.disabled {
+                    return Ok(RefreshOutcome::Refused);
+                }
+                let issued = core.issue_into(tx, &account, &mut session, true, now)?;
+                AuditEntry::new("refresh", Outcome::Success)
+                    .actor_account(&account)
+                    .tenant_of(&account)
+                    .target(session.id.to_string())
+                    .client(&client)
+                    .append(tx, now)?;
+                Ok::<_, Error>(RefreshOutcome::Rotated(Box::new((account, issued))))
+            })
+            .await?;
+        match outcome {
+            RefreshOutcome::Rotated(done) => Ok(*done),
+            RefreshOutcome::Reused => Err(Error::InvalidRefresh),
+            RefreshOutcome::Refused => Err(Error::InvalidRefresh),
+        }
+    }
+
+    /// Marks `session` revoked inside `tx` and remembers the revocation for
+    /// as long as any of its access tokens could still be presented.
+    /// The in-memory set is updated first, so the token is refused even
+    /// before the commit lands (failing safe if the commit fails).
+    pub(crate) fn revoke_in(
+        &self,
+        tx: &mut WriteTx,
+        session: &mut Session,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), Error> {
+        if session.revoked_at.is_some() {
+            return Ok(());
+        }
+        session.revoked_at = Some(now);
+        session.revoked_reason = Some(reason.to_string());
+        self.remember_revoked(session);
+        tx.put_session(session)?;
+        tx.put_revocation(session.id, revocation_horizon(session))?;
+        Ok(())
+    }
+
+    fn remember_revoked(&self, session: &Session) {
+        if let Ok(mut set) = self.revoked.write() {
+            set.insert(session.id, revocation_horizon(session));
+        }
+    }
+
+    /// Whether a session's tokens have been revoked.
+    pub fn is_revoked(&self, session: Uuid) -> bool {
+        match self.revoked.read() {
+            Ok(set) => set.contains_key(&session),
+            // A poisoned lock means a writer panicked mid-update: refuse.
+            Err(_) => true,
+        }
+    }
+
+    /// Revokes one session, with an audit entry.
+    pub async fn revoke_session(
+        self: &std::sync::Arc<Self>,
+        session: Uuid,
+        reason: &'static str,
+        audit: AuditEntry,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let core = self.clone();
+        self.store
+            .write_async(move |tx| {
+                let Some(mut s) = tx.session(session)? else {
+                    return Err(Error::NotFound("session"));
+                };
+                core.revoke_in(tx, &mut s, reason, now)?;
+                let audit = match tx.account(s.account)? {
+                    Some(a) => audit.tenant_of(&a),
+                    None => audit,
+                };
+                audit.target(session.to_string()).append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// Until when a revoked session must be remembered: past the last access
+/// token it issued (plus clock leeway), and past its own end, after which
+/// nothing of it is accepted anyway.
+fn revocation_horizon(session: &Session) -> i64 {
+    session.access_until.min(session.expires_at) + LEEWAY_SECS + 1
+}

@@ -1,0 +1,194 @@
+//! latchkey: a self-contained authentication server.
+//!
+//! One binary holds the HTTP server, its embedded store, password hashing,
+//! token signing and the published APIs. The modules, from the socket in:
+//!
+//! - [`server`]: transport only. Listener, TLS, connection cap, timeouts,
+//!   body limit, request context (client address, request id), graceful
+//!   drain. Hands each request, body read, to a [`server::Handler`].
+//! - [`api`]: the router and one thin adapter per API document (plus the
+//!   canonical API). Parses requests, calls [`domain`], shapes responses in
+//!   the document's words.
+//! - [`domain`]: accounts, passwords, tokens, sessions, audit. No HTTP.
+//!   [`domain::Core`] is the one object adapters call.
+//! - [`store`]: the only code that touches redb. Tables, schema version,
+//!   migrations, typed records.
+//! - [`config`] and [`cli`]: settings from flags, environment, file and
+//!   defaults.
+//!
+//! [`start`] wires them together; `main.rs` only parses the command line,
+//! sets up logging and waits for a signal.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod server;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::config::Settings;
+use crate::domain::accounts::{Email, NewAccount, Username};
+use crate::domain::password::Password;
+use crate::domain::{AuditEntry, Clock, Core, CoreConfig, Error, Outcome, StartError};
+
+/// The first admin account, made on first start with an empty store.
+#[derive(Debug, Clone, Default)]
+pub struct Bootstrap {
+    /// `LATCHKEY_ADMIN_USERNAME`, default `admin`.
+    pub username: Option<String>,
+    /// `LATCHKEY_ADMIN_EMAIL`, default `admin@localhost`.
+    pub email: Option<String>,
+    /// `LATCHKEY_ADMIN_PASSWORD`; when unset a random one is generated and
+    /// returned once.
+    pub password: Option<String>,
+}
+
+impl Bootstrap {
+    /// Reads the `LATCHKEY_ADMIN_*` variables.
+    pub fn from_env() -> Bootstrap {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Bootstrap {
+            username: var("LATCHKEY_ADMIN_USERNAME"),
+            email: var("LATCHKEY_ADMIN_EMAIL"),
+            password: var("LATCHKEY_ADMIN_PASSWORD"),
+        }
+    }
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// Whether it speaks TLS.
+    pub tls: bool,
+    /// A password generated for the first admin, to show once.
+    pub generated_admin_password: Option<String>,
+    /// The domain, kept for the final flush at shutdown.
+    core: Arc<Core>,
+    /// The listener and its connections.
+    listening: server::Listening,
+    /// Periodic upkeep.
+    housekeeping: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, drains in-flight requests, and closes the store.
+    pub async fn shutdown(self) {
+        self.housekeeping.abort();
+        self.listening.shutdown().await;
+        // Dropping the last handle on the core closes the store cleanly.
+        drop(self.core);
+    }
+}
+
+/// Opens the store, makes the first admin if needed, and starts listening.
+pub async fn start(
+    settings: &Settings,
+    clock: Clock,
+    bootstrap: Bootstrap,
+) -> Result<Running, StartError> {
+    let core_config = CoreConfig {
+        data_dir: settings.data_dir.clone(),
+        issuer: settings.issuer.clone(),
+        audience: settings.audience.clone(),
+        access_ttl: seconds(settings.access_ttl),
+        refresh_ttl: seconds(settings.refresh_ttl),
+        session_ttl: seconds(settings.session_ttl),
+        hash_params: settings.hash_params,
+        hash_workers: settings.hash_workers,
+        hash_queue: settings.hash_queue,
+    };
+    let core = {
+        let clock = clock.clone();
+        tokio::task::spawn_blocking(move || Core::open(core_config, clock))
+            .await
+            .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
+    };
+    let core = Arc::new(core);
+    let generated_admin_password = bootstrap_admin(&core, bootstrap).await?;
+    let app = api::App::new(core.clone()).map_err(StartError::Config)?;
+    let server_config = server::ServerConfig {
+        listen: settings.listen,
+        tls: settings.tls.clone(),
+        max_connections: settings.max_connections,
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout),
+        max_header_bytes: settings.max_header_bytes,
+        max_body_bytes: settings.max_body_bytes,
+        shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
+        trusted_proxies: server::context::TrustedProxies::default(),
+    };
+    let listening = server::listen(server_config, Arc::new(api::Api(app)))
+        .await
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    let housekeeping = {
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = core.housekeeping().await {
+                    tracing::warn!(error = %e, "housekeeping failed");
+                }
+            }
+        })
+    };
+    Ok(Running {
+        addr: listening.addr,
+        tls: settings.tls.is_some(),
+        generated_admin_password,
+        core,
+        listening,
+        housekeeping,
+    })
+}
+
+fn seconds(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Creates the first admin when the store has no accounts. Returns the
+/// password if it was generated here.
+async fn bootstrap_admin(core: &Core, bootstrap: Bootstrap) -> Result<Option<String>, StartError> {
+    if core.store.read()?.account_count()? > 0 {
+        return Ok(None);
+    }
+    let username = Username::parse(bootstrap.username.as_deref().unwrap_or("admin"))
+        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_USERNAME: {e}")))?;
+    let email = Email::parse(bootstrap.email.as_deref().unwrap_or("admin@localhost"))
+        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_EMAIL: {e}")))?;
+    let (password, generated) = match bootstrap.password {
+        Some(p) => (p, None),
+        None => {
+            let p = domain::secrets::random_id(24);
+            (p.clone(), Some(p))
+        }
+    };
+    let password = Password::new(&password)
+        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_PASSWORD: {e}")))?;
+    let created = core
+        .create_account(
+            NewAccount {
+                username,
+                email,
+                password,
+                roles: vec!["admin".into()],
+                reseller_id: None,
+                merchant_id: None,
+                attributes: Default::default(),
+            },
+            AuditEntry::new("account_created", Outcome::Success)
+                .actor("system", "bootstrap")
+                .detail("first admin"),
+        )
+        .await;
+    match created {
+        Ok(_) => Ok(generated),
+        Err(Error::Busy { .. }) => Err(StartError::Config("hashing pool unavailable".into())),
+        Err(e) => Err(StartError::Domain(e)),
+    }
+}

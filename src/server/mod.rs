@@ -1,0 +1,364 @@
+//! Transport only: the listener, TLS, the connection cap, timeouts, the
+//! request context, and a bounded graceful drain. Everything above HTTP
+//! framing happens in the [`Handler`] (the API router); this module never
+//! looks at a path or a body's meaning.
+//!
+//! Limits enforced here, before a handler runs:
+//! - at most `max_connections` connections; past that, new connections wait
+//!   in the kernel's backlog instead of costing memory;
+//! - a TLS handshake and a request head must each arrive within
+//!   `header_read_timeout` (hyper's timer is installed, without which its
+//!   header timeout does nothing);
+//! - a request head over `max_header_bytes` is refused by hyper (431);
+//! - a body over `max_body_bytes` gets 413, one that trickles for longer than
+//!   `BODY_READ_TIMEOUT` gets 408.
+
+pub mod context;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+pub use context::RequestContext;
+
+/// How long a request body may take to arrive in full.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A future returned by a handler.
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
+
+/// What serves requests: given the request with its body read in full, and
+/// a [`RequestContext`] in its extensions, produce a response.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request<Bytes>) -> ResponseFuture;
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Certificate and key, for HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Connection cap.
+    pub max_connections: usize,
+    /// Head and handshake deadline.
+    pub header_read_timeout: Duration,
+    /// Request head size cap.
+    pub max_header_bytes: usize,
+    /// Request body size cap.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Who may set X-Forwarded-For.
+    pub trusted_proxies: context::TrustedProxies,
+}
+
+/// A listening server.
+pub struct Listening {
+    /// The bound address (useful when the port was 0).
+    pub addr: SocketAddr,
+    /// Flips to true to stop accepting and drain.
+    stop: watch::Sender<bool>,
+    /// The accept loop; finishes once drained.
+    task: JoinHandle<()>,
+    /// Swappable certificate, when serving TLS.
+    pub certificate: Option<Arc<tls::ReloadableCert>>,
+}
+
+impl Listening {
+    /// Stops accepting, lets in-flight requests finish (up to the shutdown
+    /// timeout), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Why the server could not start listening.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Tls(String),
+}
+
+/// Binds the listener and starts serving.
+pub async fn listen(
+    config: ServerConfig,
+    handler: Arc<dyn Handler>,
+) -> Result<Listening, ListenError> {
+    let (tls, certificate) = match &config.tls {
+        Some((cert, key)) => {
+            let (server_config, resolver) =
+                tls::server_config(cert, key).map_err(ListenError::Tls)?;
+            (
+                Some(tokio_rustls::TlsAcceptor::from(server_config)),
+                Some(resolver),
+            )
+        }
+        None => (None, None),
+    };
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ListenError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ListenError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, tls, config, handler, stopped));
+    Ok(Listening {
+        addr,
+        stop,
+        task,
+        certificate,
+    })
+}
+
+fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(config.max_header_bytes.max(8192))
+        .max_headers(100);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(100)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    config: ServerConfig,
+    handler: Arc<dyn Handler>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let builder = Arc::new(builder(&config));
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let config = Arc::new(config);
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => { backoff = Duration::from_millis(5); pair }
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            builder: builder.clone(),
+            handler: handler.clone(),
+            config: config.clone(),
+            peer,
+        };
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            conn.serve(stream, tls, watcher).await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(config.shutdown_timeout) => {
+            tracing::warn!("shutdown timeout reached with connections still open");
+        }
+    }
+}
+
+/// One accepted connection.
+struct Connection {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: Arc<dyn Handler>,
+    config: Arc<ServerConfig>,
+    peer: SocketAddr,
+}
+
+impl Connection {
+    async fn serve(
+        self,
+        stream: TcpStream,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let service = {
+            let handler = self.handler.clone();
+            let config = self.config.clone();
+            let peer = self.peer;
+            let tls_on = tls.is_some();
+            hyper::service::service_fn(move |req: Request<Incoming>| {
+                let handler = handler.clone();
+                let config = config.clone();
+                async move {
+                    Ok::<_, Infallible>(handle(req, peer, tls_on, &config, handler.as_ref()).await)
+                }
+            })
+        };
+        let result = match tls {
+            Some(acceptor) => {
+                let accepted =
+                    tokio::time::timeout(self.config.header_read_timeout, acceptor.accept(stream))
+                        .await;
+                let io = match accepted {
+                    Ok(Ok(io)) => io,
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %self.peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let conn = self
+                    .builder
+                    .serve_connection(TokioIo::new(io), service)
+                    .into_owned();
+                watcher.watch(conn).await
+            }
+            None => {
+                let conn = self
+                    .builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .into_owned();
+                watcher.watch(conn).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(peer = %self.peer, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+    config: &ServerConfig,
+    handler: &dyn Handler,
+) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let context = RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies);
+    let method = req.method().clone();
+    // The path only: a query string may carry a token and is never logged.
+    let path: String = req.uri().path().chars().take(256).collect();
+    let (parts, body) = req.into_parts();
+    let response = match read_body(&parts, body, config.max_body_bytes).await {
+        Ok(bytes) => {
+            let mut request = Request::from_parts(parts, bytes);
+            request.extensions_mut().insert(context.clone());
+            handler.handle(request).await
+        }
+        Err(refusal) => refusal,
+    };
+    let (mut parts, body) = response.into_parts();
+    if let Ok(id) = HeaderValue::from_str(&context.request_id) {
+        parts.headers.insert("x-request-id", id);
+    }
+    parts.headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    tracing::info!(
+        target: "latchkey::access",
+        method = %method,
+        path = %path,
+        status = parts.status.as_u16(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        client = %context.client_ip,
+        request_id = %context.request_id,
+        "request"
+    );
+    Response::from_parts(parts, Full::new(body))
+}
+
+async fn read_body(
+    parts: &http::request::Parts,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Bytes>> {
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        ));
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large",
+        )),
+        Ok(Err(_)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "request body could not be read",
+        )),
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body took too long",
+        )),
+    }
+}
+
+/// A JSON error produced by the transport itself.
+fn refuse(status: StatusCode, message: &str) -> Response<Bytes> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

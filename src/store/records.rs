@@ -1,0 +1,167 @@
+//! The records latchkey keeps, as they are written to disk.
+//!
+//! Each record is stored as a JSON document in a redb table (see
+//! `store/mod.rs` for the tables). JSON keeps the file format documented by
+//! these types alone and lets a newer build add a field with a serde default
+//! without a migration. Secrets never appear here in clear: refresh tokens,
+//! opaque tokens, API keys and S2S tokens are kept as SHA-256 digests, and
+//! passwords as argon2id PHC strings.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A person or service that can sign in.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Account {
+    /// Stable identifier, exposed where a document wants a uuid or string id.
+    pub id: Uuid,
+    /// Stable sequential number, for documents that want a numeric id.
+    pub number: u64,
+    /// Display form of the username (NFKC-normalised); uniqueness and lookup
+    /// use its lowercase form.
+    pub username: String,
+    /// Trimmed email as entered; lookup uses its lowercase form.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// At least one role; the first is the primary role.
+    pub roles: Vec<String>,
+    /// Reseller tenant, if the account belongs to one.
+    #[serde(default)]
+    pub reseller_id: Option<String>,
+    /// Merchant tenant, if the account belongs to one.
+    #[serde(default)]
+    pub merchant_id: Option<String>,
+    /// Free-form string attributes (such as `receipts_email`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// A disabled account cannot sign in and holds no live credentials.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+impl Account {
+    /// The primary role (the first one).
+    pub fn primary_role(&self) -> &str {
+        self.roles.first().map(String::as_str).unwrap_or("user")
+    }
+}
+
+/// What kind of credential a session hands out.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionKind {
+    /// JWT access tokens, optionally with rotating refresh tokens.
+    Jwt,
+    /// One opaque bearer token (the token-and-social-login document).
+    Opaque,
+}
+
+/// One sign-in: the unit that logout and revocation act on.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    /// Carried as `sid` in every access token of the session.
+    pub id: Uuid,
+    /// The account signed in.
+    pub account: Uuid,
+    /// The credential kind this session issues.
+    pub kind: SessionKind,
+    /// When set, tokens of this session carry only this role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last login or refresh (not of every request).
+    pub last_used_at: i64,
+    /// Absolute end of the session, whatever refreshes happen.
+    pub expires_at: i64,
+    /// Generation of the refresh token that is currently valid; older
+    /// generations presented again mean the token was stolen.
+    #[serde(default)]
+    pub refresh_generation: u32,
+    /// When the current refresh token stops working, if there is one.
+    #[serde(default)]
+    pub refresh_expires_at: Option<i64>,
+    /// The latest `exp` of any access token issued in this session: a
+    /// revocation must be remembered until then.
+    pub access_until: i64,
+    /// Set once the session is revoked; never cleared.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    /// Why it was revoked (logout, reuse detected, account disabled, ...).
+    #[serde(default)]
+    pub revoked_reason: Option<String>,
+    /// Client address at sign-in.
+    pub client_ip: String,
+    /// User agent at sign-in, truncated.
+    pub user_agent: String,
+}
+
+/// A refresh token digest points at its session and generation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RefreshRecord {
+    /// The session the token belongs to.
+    pub session: Uuid,
+    /// The generation it was issued as.
+    pub generation: u32,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: i64,
+}
+
+/// A JWT signing key. The private half is sealed with the data directory's
+/// master key (AES-256-GCM), so the store file alone cannot sign tokens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SigningKey {
+    /// Key id, published in the JWKS and carried in every token header.
+    pub kid: String,
+    /// Always `ES256` today; bound to the key, never taken from a token.
+    pub alg: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Uncompressed P-256 point, base64url.
+    pub public_key: String,
+    /// Nonce followed by the sealed PKCS#8 document, base64url.
+    pub sealed_private_key: String,
+    /// The key new tokens are signed with; others only verify.
+    pub active: bool,
+}
+
+/// One line of the append-only audit log.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditEvent {
+    /// Position in the log; newer events have larger numbers.
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: i64,
+    /// What happened, such as `login`, `refresh`, `logout`.
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Who acted: an account id, `s2s:<id>`, or null for anonymous attempts.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// Human-readable actor (username, token name).
+    #[serde(default)]
+    pub actor_name: Option<String>,
+    /// What was acted on (account id, session id, key id, tenant id, ...).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Tenant of the target, for scoping the log.
+    #[serde(default)]
+    pub reseller_id: Option<String>,
+    /// Tenant of the target, for scoping the log.
+    #[serde(default)]
+    pub merchant_id: Option<String>,
+    /// Client address of the request.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// Extra words, never a secret.
+    #[serde(default)]
+    pub detail: Option<String>,
+}
