@@ -1,0 +1,567 @@
+//! The shared test harness: a real latchkey server on an ephemeral loopback
+//! port with a temporary data directory and a manual clock, and a small
+//! HTTP client that opens a real connection (optionally TLS, optionally
+//! HTTP/2) for every request.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use latchkey::config::{Layer, Settings};
+use latchkey::domain::Clock;
+use latchkey::{Bootstrap, Running};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+/// The first admin's credentials in every harness server.
+pub const ADMIN: &str = "admin";
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// Light argon2 parameters: hashing cost is not what most tests test.
+pub fn light(layer: Layer) -> Layer {
+    Layer {
+        argon2_memory_kib: layer.argon2_memory_kib.or(Some(256)),
+        argon2_iterations: layer.argon2_iterations.or(Some(1)),
+        argon2_parallelism: layer.argon2_parallelism.or(Some(1)),
+        ..layer
+    }
+}
+
+/// A server under test.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub clock: Clock,
+    /// The layer it was started with (for restarts).
+    pub layer: Layer,
+    /// The first admin it was started with.
+    pub bootstrap: Bootstrap,
+    /// Trusted CA for TLS servers.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    running: Option<Running>,
+    /// Holds the data directory for the server's life.
+    pub dir: TempDir,
+}
+
+impl Server {
+    /// A plain-HTTP server with light hashing and the default admin.
+    pub async fn start() -> Server {
+        Server::start_with(Layer::default()).await
+    }
+
+    /// A server with extra settings (over light hashing).
+    pub async fn start_with(layer: Layer) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = Clock::manual(now());
+        Server::start_in(dir, layer, clock, None, bootstrap()).await
+    }
+
+    /// A server whose first admin has this password.
+    pub async fn start_with_admin_password(layer: Layer, password: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let boot = Bootstrap {
+            password: Some(password.to_string()),
+            ..bootstrap()
+        };
+        Server::start_in(dir, layer, Clock::manual(now()), None, boot).await
+    }
+
+    /// A server on `dir` with `layer` as given.
+    pub async fn start_in(
+        dir: TempDir,
+        layer: Layer,
+        clock: Clock,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        bootstrap: Bootstrap,
+    ) -> Server {
+        let full = Layer {
+            data_dir: Some(dir.path().join("data")),
+            listen: layer.listen.or(Some("127.0.0.1:0".parse().expect("addr"))),
+            ..light(layer.clone())
+        };
+        let settings = Settings::resolve(full).expect("settings");
+        let running = latchkey::start(&settings, clock.clone(), bootstrap.clone())
+            .await
+            .expect("server starts");
+        Server {
+            addr: running.addr,
+            clock,
+            layer,
+            bootstrap,
+            tls,
+            running: Some(running),
+            dir,
+        }
+    }
+
+    /// A TLS server with a certificate for 127.0.0.1 and localhost, signed
+    /// by a CA made for this test.
+    pub async fn start_tls(layer: Layer) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = TestPki::new(dir.path());
+        let layer = Layer {
+            tls_cert: Some(pki.cert.clone()),
+            tls_key: Some(pki.key.clone()),
+            ..layer
+        };
+        Server::start_in(
+            dir,
+            layer,
+            Clock::manual(now()),
+            Some(pki.client_config()),
+            bootstrap(),
+        )
+        .await
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the server (graceful drain, store closed).
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
+    /// Stops and starts again on the same data directory and clock.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let full = Layer {
+            data_dir: Some(self.data_dir()),
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            ..light(self.layer.clone())
+        };
+        let settings = Settings::resolve(full).expect("settings");
+        let running = latchkey::start(&settings, self.clock.clone(), self.bootstrap.clone())
+            .await
+            .expect("server restarts");
+        self.addr = running.addr;
+        self.running = Some(running);
+    }
+
+    /// Moves the server's clock forward.
+    pub fn advance(&self, seconds: u64) {
+        self.clock.advance(Duration::from_secs(seconds));
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call {
+        self.call(Method::DELETE, path)
+    }
+
+    pub fn patch(&self, path: &str) -> Call {
+        self.call(Method::PATCH, path)
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call {
+            addr: self.addr,
+            tls: self.tls.clone(),
+            http2: false,
+            method,
+            path: path.to_string(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Logs in through the canonical API; returns the login response.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let r = self
+            .post("/api/v1/auth/login")
+            .json(&json!({ "username": username, "password": password }))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text());
+        r.json()
+    }
+
+    /// The admin's access token.
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN, ADMIN_PASSWORD).await["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A test that panicked leaves its server running on the test's
+        // runtime, which is being torn down; nothing more to do.
+        self.running.take();
+    }
+}
+
+pub fn bootstrap() -> Bootstrap {
+    Bootstrap {
+        username: Some(ADMIN.into()),
+        email: Some(ADMIN_EMAIL.into()),
+        password: Some(ADMIN_PASSWORD.into()),
+    }
+}
+
+/// Real Unix time, where manual clocks start.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64
+}
+
+/// Requests to an address that is not a harness [`Server`] (a spawned
+/// binary, say).
+pub struct At(pub SocketAddr);
+
+impl At {
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+
+    pub fn call(&self, method: Method, path: &str) -> Call {
+        Call {
+            addr: self.0,
+            tls: None,
+            http2: false,
+            method,
+            path: path.to_string(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+        }
+    }
+}
+
+/// One request being built.
+pub struct Call {
+    addr: SocketAddr,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    http2: bool,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Call {
+    pub fn header(mut self, name: &'static str, value: &str) -> Call {
+        self.headers
+            .append(name, value.parse().expect("header value"));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Call {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(mut self, body: &Value) -> Call {
+        self.body = Bytes::from(body.to_string());
+        self.header("content-type", "application/json")
+    }
+
+    pub fn body(mut self, content_type: &str, body: impl Into<Bytes>) -> Call {
+        self.body = body.into();
+        self.header("content-type", content_type)
+    }
+
+    pub fn raw_body(mut self, body: impl Into<Bytes>) -> Call {
+        self.body = body.into();
+        self
+    }
+
+    pub fn http2(mut self) -> Call {
+        self.http2 = true;
+        self
+    }
+
+    pub async fn send(self) -> Resp {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let mut builder = Request::builder()
+            .method(self.method.clone())
+            .uri(self.path.as_str());
+        if !self.http2 {
+            builder = builder.header("host", format!("127.0.0.1:{}", self.addr.port()));
+        } else {
+            builder = builder.uri(format!(
+                "{}://127.0.0.1:{}{}",
+                if self.tls.is_some() { "https" } else { "http" },
+                self.addr.port(),
+                self.path
+            ));
+        }
+        let mut request = builder.body(Full::new(self.body)).expect("request");
+        request.headers_mut().extend(self.headers);
+        match self.tls {
+            Some(config) => {
+                let mut config = (*config).clone();
+                config.alpn_protocols = if self.http2 {
+                    vec![b"h2".to_vec()]
+                } else {
+                    vec![b"http/1.1".to_vec()]
+                };
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+                let name = rustls_pki_types::ServerName::try_from("127.0.0.1")
+                    .expect("name")
+                    .to_owned();
+                let tls = connector
+                    .connect(name, stream)
+                    .await
+                    .expect("TLS handshake");
+                exchange(TokioIo::new(tls), request, self.http2).await
+            }
+            None => exchange(TokioIo::new(stream), request, self.http2).await,
+        }
+    }
+}
+
+async fn exchange<T>(io: TokioIo<T>, request: Request<Full<Bytes>>, http2: bool) -> Resp
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let response = if http2 {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("h2 handshake");
+        tokio::spawn(conn);
+        sender.send_request(request).await.expect("response")
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        sender.send_request(request).await.expect("response")
+    };
+    let version = response.version();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    Resp {
+        status,
+        headers,
+        body,
+        version,
+    }
+}
+
+/// A response, read in full.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub version: http::Version,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, as PEM files.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(dir: &Path) -> TestPki {
+        let ca_key = rcgen::KeyPair::generate().expect("ca key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "latchkey test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("ca");
+        let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".into()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca)
+            .expect("leaf");
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, leaf.pem()).expect("write cert");
+        std::fs::write(&key, leaf_key.serialize_pem()).expect("write key");
+        TestPki {
+            ca_pem: ca.pem(),
+            cert,
+            key,
+        }
+    }
+
+    /// A client configuration that trusts only this CA.
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(cert.expect("ca pem")).expect("add root");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+}
+
+/// Runs the `latchkey` binary.
+pub fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+}
+
+/// A `latchkey serve` process, with its stderr collected line by line.
+pub struct Proc {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    /// Everything the process wrote to stderr so far.
+    pub stderr: Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `latchkey serve` with these flags and environment, waits for
+    /// the "listening" line, and returns. Panics if it exits first.
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        use std::io::BufRead;
+        let mut cmd = binary();
+        cmd.arg("serve").args(args);
+        cmd.env_clear();
+        cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn latchkey");
+        let stderr = child.stderr.take().expect("stderr");
+        let collected = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let collected = collected.clone();
+            std::thread::spawn(move || {
+                let reader = std::io::BufReader::new(stderr);
+                for line in reader.lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http").nth(1) {
+                        let addr = rest
+                            .trim_start_matches('s')
+                            .trim_start_matches("://")
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
+                        let _ = tx.send(addr);
+                    }
+                    let mut all = collected.lock().expect("lock");
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a.parse().expect("listening address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "latchkey did not start: {}",
+                    collected.lock().expect("lock")
+                );
+            }
+        };
+        Proc {
+            child,
+            addr,
+            stderr: collected,
+        }
+    }
+
+    pub fn at(&self) -> At {
+        At(self.addr)
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Sends a signal to the process.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+
+    /// Waits for the process to exit (up to 30 s) and returns its status.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader thread drain what is left.
+                std::thread::sleep(Duration::from_millis(50));
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("latchkey did not exit: {}", self.stderr());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `latchkey` to completion with these arguments and environment;
+/// returns (exit code, stderr).
+pub fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.args(args).env_clear();
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run latchkey");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
