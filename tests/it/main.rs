@@ -6,5 +6,6 @@ mod harness;
 mod foundation;
 mod passwords;
 mod process;
+mod readme;
 mod storage;
 mod transport;

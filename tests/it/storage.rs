@@ -223,3 +223,44 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_login() {
     srv.restart().await;
     srv.login(ADMIN, ADMIN_PASSWORD).await;
 }
+
+#[tokio::test]
+async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for f in ["latchkey.redb", "master.key"] {
+        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
+    }
+    // The fixture's tokens are judged at the time they were written.
+    let clock = Clock::manual(meta["written_at"].as_i64().unwrap() + 60);
+    let srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
+
+    let live = meta["live"]["token"].as_str().unwrap();
+    let r = srv.get("/api/v1/auth/me").bearer(live).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["username"], "admin");
+    let r = srv
+        .get("/api/v1/auth/me")
+        .bearer(meta["logged_out"]["token"].as_str().unwrap())
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = srv
+        .post("/api/v1/auth/refresh")
+        .json(&json!({ "refreshToken": meta["live"]["refreshToken"] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = srv
+        .post("/api/v1/auth/refresh")
+        .json(&json!({ "refreshToken": meta["logged_out"]["refreshToken"] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    srv.login("admin", meta["admin_password"].as_str().unwrap())
+        .await;
+}
