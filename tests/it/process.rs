@@ -174,7 +174,8 @@ async fn settings_precedence_is_flag_then_env_then_file_then_default() {
     let data = dir.path().join("data");
     let data = data.to_str().unwrap().to_string();
 
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, i64)> = vec![
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i64);
+    let cases: Vec<Case> = vec![
         (
             vec!["--config", &file, "--access-ttl", "300"],
             vec![("LATCHKEY_ACCESS_TTL", "200")],
