@@ -163,15 +163,24 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         ..Default::default()
     })
     .await;
+    // The same server answers a complete request.
+    assert_eq!(srv.get("/healthz").send().await.status, StatusCode::OK);
+
     let mut s = TcpStream::connect(srv.addr).await.unwrap();
     s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
         .await
         .unwrap();
+    let started = std::time::Instant::now();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let waited = started.elapsed();
     assert!(
         read.is_ok(),
         "the server closed the connection within its timeout"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}: not by the header timeout"
     );
     assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
 }
