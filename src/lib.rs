@@ -74,14 +74,29 @@ pub struct Running {
     listening: server::Listening,
     /// Periodic upkeep.
     housekeeping: JoinHandle<()>,
+    /// Tells the upkeep loop to stop between rounds.
+    stop_housekeeping: tokio::sync::watch::Sender<bool>,
+    /// How long shutdown may wait for work in flight.
+    shutdown_timeout: Duration,
 }
 
 impl Running {
-    /// Stops accepting, drains in-flight requests, and closes the store.
+    /// Stops accepting, drains in-flight requests, writes what is held in
+    /// memory, and closes the store.
     pub async fn shutdown(self) {
-        self.housekeeping.abort();
+        let _ = self.stop_housekeeping.send(true);
+        let _ = self.housekeeping.await;
         self.listening.shutdown().await;
-        // Dropping the last handle on the core closes the store cleanly.
+        if let Err(e) = self.core.flush().await {
+            tracing::warn!(error = %e, "could not write API key usage at shutdown");
+        }
+        // Background work (an audit entry being appended, a connection
+        // past the drain timeout) may still hold the core; the store closes
+        // when the last holder lets go, so give them the same grace period.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        while Arc::strong_count(&self.core) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         drop(self.core);
     }
 }
@@ -125,12 +140,17 @@ pub async fn start(
     let listening = server::listen(server_config, Arc::new(api::Api(app)))
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let (stop_housekeeping, mut stopped) = tokio::sync::watch::channel(false);
     let housekeeping = {
         let core = core.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stopped.changed() => return,
+                }
                 if let Err(e) = core.housekeeping().await {
                     tracing::warn!(error = %e, "housekeeping failed");
                 }
@@ -144,8 +164,15 @@ pub async fn start(
         core,
         listening,
         housekeeping,
+        stop_housekeeping,
+        shutdown_timeout: Duration::from_secs(settings.shutdown_timeout.max(1)),
     })
 }
+
+/// How often upkeep runs (API key last-use writes, revocation pruning).
+/// Last-use times are written at most once a minute per key whatever this
+/// is; a shorter interval only makes them land sooner after that minute.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 
 fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

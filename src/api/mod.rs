@@ -11,7 +11,9 @@
 // it would cost an allocation for nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod admin;
 pub mod http;
+pub mod tenant;
 pub mod v1;
 pub mod wellknown;
 
@@ -52,6 +54,8 @@ pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(wellknown::routes());
     all.extend(v1::routes());
+    all.extend(admin::routes());
+    all.extend(tenant::routes());
     all
 }
 

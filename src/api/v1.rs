@@ -10,13 +10,16 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{BodyError, Req, busy, challenge, error, internal, json, json_body, retry_after};
+use super::http::{
+    BodyError, Req, busy, challenge, error, internal, json, json_body, no_content, retry_after,
+};
 use super::{App, Route, route};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
+use crate::domain::keys::NewKey;
 use crate::domain::sessions::SessionRequest;
 use crate::domain::{AuditEntry, Error, Outcome};
-use crate::store::{Account, SessionKind};
+use crate::store::{Account, ApiKey, SessionKind};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -24,6 +27,9 @@ pub fn routes() -> Vec<Route> {
         route!(POST, "/api/v1/auth/refresh", refresh),
         route!(POST, "/api/v1/auth/logout", logout),
         route!(GET, "/api/v1/auth/me", me),
+        route!(POST, "/api/v1/auth/keys", create_key),
+        route!(GET, "/api/v1/auth/keys", list_keys),
+        route!(DELETE, "/api/v1/auth/keys/{keyId}", delete_key),
     ]
 }
 
@@ -93,7 +99,7 @@ pub fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> 
     match req.bearer() {
         Ok(Some(token)) => app
             .core
-            .authenticate(token)
+            .authenticate(token, req.ctx.client_ip)
             .map_err(|e| error_response(req, &e)),
         Ok(None) => Err(challenge(
             error(StatusCode::UNAUTHORIZED, "Authentication required"),
@@ -218,11 +224,10 @@ async fn logout(app: Arc<App>, req: Req) -> Response<Bytes> {
             "This credential has no session to log out of",
         );
     };
-    let client = req.client();
-    let mut audit = AuditEntry::new("logout", Outcome::Success).client(&client);
-    if let Some(account) = principal.account {
-        audit = audit.actor(account.to_string(), account.to_string());
-    }
+    let audit = match app.core.actor_entry(&principal, "logout", Outcome::Success) {
+        Ok(entry) => entry.client(&req.client()),
+        Err(e) => return error_response(&req, &e),
+    };
     match app.core.revoke_session(session, "logout", audit).await {
         Ok(()) => json(
             StatusCode::OK,
@@ -232,13 +237,31 @@ async fn logout(app: Arc<App>, req: Req) -> Response<Bytes> {
     }
 }
 
+/// The principal behind any credential: the account (access token, API
+/// key), or the S2S token's name, role and scope.
 async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
     let principal = match authenticate(&app, &req) {
         Ok(p) => p,
         Err(response) => return response,
     };
+    let credential = json!({
+        "kind": principal.kind.as_str(),
+        "id": principal.credential_id,
+        "role": principal.role,
+        "roles": principal.roles,
+        "expires_at": principal.expires_at.map(rfc3339),
+    });
     let Some(id) = principal.account else {
-        return error_response(&req, &Error::Unauthenticated);
+        return json(
+            StatusCode::OK,
+            &json!({
+                "name": principal.name,
+                "role": principal.role,
+                "reseller_id": principal.reseller_id,
+                "merchant_id": principal.merchant_id,
+                "credential": credential,
+            }),
+        );
     };
     let account = match app.core.store.read().and_then(|tx| tx.account(id)) {
         Ok(Some(a)) => a,
@@ -248,15 +271,147 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
     let mut view = account_view(&account);
     if let Some(obj) = view.as_object_mut() {
         // What this credential acts as, which may be narrower than the
-        // account (a token issued for one role).
-        obj.insert(
-            "credential".into(),
-            json!({
-                "kind": "access_token",
-                "role": principal.role,
-                "roles": principal.roles,
-            }),
-        );
+        // account (a token or key for one role).
+        obj.insert("credential".into(), credential);
     }
     json(StatusCode::OK, &view)
+}
+
+/// An API key as the document lists it; `role` and `expiresAt` appear only
+/// on keys that have them.
+pub fn key_view(key: &ApiKey) -> serde_json::Value {
+    let mut view = json!({
+        "keyId": key.id,
+        "name": key.name,
+        "createdAt": rfc3339(key.created_at),
+        "lastUsed": key.last_used.map(rfc3339),
+    });
+    add_key_extras(&mut view, key);
+    view
+}
+
+fn add_key_extras(view: &mut serde_json::Value, key: &ApiKey) {
+    if let Some(obj) = view.as_object_mut() {
+        if let Some(role) = &key.role {
+            obj.insert("role".into(), json!(role));
+        }
+        if let Some(at) = key.expires_at {
+            obj.insert("expiresAt".into(), json!(rfc3339(at)));
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateKeyBody {
+    name: Option<String>,
+    role: Option<String>,
+    /// RFC 3339.
+    expires_at: Option<String>,
+    /// Seconds from now.
+    expires_in: Option<u64>,
+}
+
+/// `POST /api/v1/auth/keys`. The document gives no request body; an empty
+/// one makes a key called "API key", and a JSON body may name it, narrow it
+/// to one role, and give it an expiry.
+async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let body: CreateKeyBody = if req.body.is_empty() {
+        CreateKeyBody::default()
+    } else {
+        match json_body(&req) {
+            Ok(b) => b,
+            Err(e) => return body_error(e),
+        }
+    };
+    let now = app.core.clock.now();
+    let expires_at = match (body.expires_at, body.expires_in) {
+        (Some(_), Some(_)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "give expiresAt or expiresIn, not both",
+            );
+        }
+        (Some(at), None) => match parse_rfc3339(&at) {
+            Some(t) => Some(t),
+            None => return error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339"),
+        },
+        (None, Some(secs)) => Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))),
+        (None, None) => None,
+    };
+    let created = app
+        .core
+        .create_api_key(
+            &principal,
+            NewKey {
+                name: body.name,
+                role: body.role,
+                expires_at,
+            },
+        )
+        .await;
+    match created {
+        Ok((key, secret)) => {
+            let mut view = json!({
+                "keyId": key.id,
+                "apiKey": secret,
+                "name": key.name,
+                "createdAt": rfc3339(key.created_at),
+            });
+            add_key_extras(&mut view, &key);
+            json(StatusCode::CREATED, &view)
+        }
+        Err(Error::Forbidden) => no_account(),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+fn no_account() -> Response<Bytes> {
+    error(
+        StatusCode::FORBIDDEN,
+        "API keys belong to accounts; this credential has none",
+    )
+}
+
+async fn list_keys(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(account) = principal.account else {
+        return no_account();
+    };
+    match app.core.list_api_keys(account) {
+        Ok(keys) => json(
+            StatusCode::OK,
+            &keys.iter().map(key_view).collect::<Vec<_>>(),
+        ),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+async fn delete_key(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let Some(account) = principal.account else {
+        return error(StatusCode::NOT_FOUND, "API key not found");
+    };
+    let key_id = req.param("keyId").unwrap_or_default().to_string();
+    match app.core.delete_api_key(&principal, account, &key_id).await {
+        Ok(()) => no_content(),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+/// Parses RFC 3339 to Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::password::Password;
 use super::{AuditEntry, Core, Error};
-use crate::store::{Account, ReadTx, StoreError, WriteTx};
+use crate::store::{Account, IndexKeys, ReadTx, StoreError, WriteTx};
 
 /// The built-in roles, whose scope rules the domain knows.
 pub const BUILTIN_ROLES: [&str; 4] = ["admin", "reseller", "merchant", "user"];
@@ -120,6 +120,14 @@ pub fn find_for_login(tx: &ReadTx, identifier: &str) -> Result<Option<Account>, 
     }
 }
 
+/// The lookup forms of an account's username and email.
+pub fn index_keys(account: &Account) -> IndexKeys {
+    IndexKeys {
+        username: username_key(&account.username),
+        email: email_key(&account.email),
+    }
+}
+
 /// Writes an account inside `tx`, refusing a username or email another
 /// account holds. `previous` is the stored version when updating.
 pub fn put_checked(
@@ -127,26 +135,19 @@ pub fn put_checked(
     account: &Account,
     previous: Option<&Account>,
 ) -> Result<(), Error> {
-    let ukey = username_key(&account.username);
-    let ekey = email_key(&account.email);
-    if let Some(other) = tx.account_by_username(&ukey)?
+    let keys = index_keys(account);
+    if let Some(other) = tx.account_by_username(&keys.username)?
         && other.id != account.id
     {
         return Err(Error::Conflict("username is already taken".into()));
     }
-    if let Some(other) = tx.account_by_email(&ekey)?
+    if let Some(other) = tx.account_by_email(&keys.email)?
         && other.id != account.id
     {
         return Err(Error::Conflict("email is already in use".into()));
     }
-    let old_keys = previous.map(|p| (username_key(&p.username), email_key(&p.email)));
-    tx.put_account(
-        account,
-        previous,
-        &ukey,
-        &ekey,
-        old_keys.as_ref().map(|(u, e)| (u.as_str(), e.as_str())),
-    )?;
+    let old_keys = previous.map(index_keys);
+    tx.put_account(account, &keys, previous.zip(old_keys.as_ref()))?;
     Ok(())
 }
 

@@ -83,6 +83,12 @@ impl AuditEntry {
         self
     }
 
+    /// Where the request came from, by address alone.
+    pub fn client_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.event.client_ip = Some(ip.to_string());
+        self
+    }
+
     /// Extra words. Never a secret.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.event.detail = Some(detail.into());
@@ -104,5 +110,64 @@ impl Core {
             .write_async(move |tx| entry.append(tx, now).map(|_| ()))
             .await?;
         Ok(())
+    }
+}
+
+/// What to show of the audit log.
+#[derive(Debug, Default)]
+pub struct AuditFilter {
+    pub event: Option<String>,
+    pub outcome: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub reseller_id: Option<String>,
+    pub merchant_id: Option<String>,
+}
+
+/// Most events one page looks at, so a filter that matches little cannot
+/// make a page read the whole log; the cursor lets the client go on.
+const AUDIT_SCAN: usize = 10_000;
+
+impl Core {
+    /// Audit events in the caller's scope, newest first, before `before`.
+    /// Admin sees all; a reseller or merchant its tenant's; an account the
+    /// events it did or that were done to it.
+    pub fn list_audit(
+        &self,
+        principal: &super::auth::Principal,
+        filter: &AuditFilter,
+        before: u64,
+        limit: usize,
+    ) -> Result<super::Page<AuditEvent>, Error> {
+        use super::rbac::Scope;
+        let scope = principal.scope();
+        let own = principal.actor_id();
+        let visible = |e: &AuditEvent| match &scope {
+            Scope::Own(_) => {
+                e.actor.as_deref() == Some(own.as_str())
+                    || e.target.as_deref() == Some(own.as_str())
+            }
+            Scope::Nothing => false,
+            s => s.covers_tenant(e.reseller_id.as_deref(), e.merchant_id.as_deref()),
+        };
+        let matches = |want: &Option<String>, have: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| have.as_deref() == Some(w.as_str()))
+        };
+        let (items, last) = self
+            .store
+            .read()?
+            .audit_before(before, limit, AUDIT_SCAN, |e| {
+                visible(e)
+                    && filter.event.as_ref().is_none_or(|w| *w == e.event)
+                    && filter.outcome.as_ref().is_none_or(|w| *w == e.outcome)
+                    && matches(&filter.actor, &e.actor)
+                    && matches(&filter.target, &e.target)
+                    && matches(&filter.reseller_id, &e.reseller_id)
+                    && matches(&filter.merchant_id, &e.merchant_id)
+            })?;
+        // Older events may follow unless the scan reached the first one.
+        let next = last.filter(|&seq| seq > 1).map(|seq| seq.to_string());
+        Ok(super::Page { items, next })
     }
 }

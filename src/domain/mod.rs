@@ -11,18 +11,20 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod jwt;
+pub mod keys;
 pub mod login;
 pub mod password;
+pub mod rbac;
+pub mod s2s;
 pub mod secrets;
 pub mod sessions;
 pub mod signing;
+pub mod tenants;
+pub mod users;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::RwLock;
-
-use uuid::Uuid;
+use std::sync::Arc;
 
 pub use audit::{AuditEntry, Outcome};
 pub use clock::Clock;
@@ -131,10 +133,19 @@ pub struct Core {
     hasher: password::Hasher,
     /// Signing key and published verification keys.
     keys: jwt::KeySet,
-    /// Revoked session ids and until when to remember each (Unix seconds).
-    /// Checked on every access-token request, so it lives in memory; the
-    /// store holds the same set for restarts.
-    revoked: RwLock<HashMap<Uuid, i64>>,
+    /// Revoked sessions, checked on every access-token request.
+    revoked: Arc<sessions::Revocations>,
+    /// API keys' last use, held in memory between writes.
+    key_usage: keys::Usage,
+    /// S2S tokens seen used in this process.
+    s2s_usage: s2s::S2sUsage,
+}
+
+/// One page of a list, and the cursor of the next page if there is one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 impl Core {
@@ -146,14 +157,16 @@ impl Core {
         let hasher =
             password::Hasher::new(config.hash_params, config.hash_workers, config.hash_queue)
                 .map_err(StartError::Config)?;
-        let revoked = store.read()?.revocations()?.into_iter().collect();
+        let revoked = sessions::Revocations::from_stored(store.read()?.revocations()?);
         Ok(Core {
             store,
             clock,
             config,
             hasher,
             keys,
-            revoked: RwLock::new(revoked),
+            revoked: Arc::new(revoked),
+            key_usage: keys::Usage::default(),
+            s2s_usage: s2s::S2sUsage::default(),
         })
     }
 
@@ -167,16 +180,59 @@ impl Core {
         self.hasher.in_flight()
     }
 
-    /// Periodic upkeep: forgets revocations no token can outlive.
+    /// Periodic upkeep: writes API keys' last use (at most once a minute
+    /// per key) and forgets revocations no token can outlive.
     pub async fn housekeeping(&self) -> Result<(), Error> {
+        self.flush_key_usage(false).await?;
         let now = self.clock.now();
-        if let Ok(mut set) = self.revoked.write() {
-            set.retain(|_, until| *until >= now);
-        }
+        self.revoked.prune(now);
         self.store
             .write_async(move |tx| tx.prune_revocations(now).map(|_| ()))
             .await?;
         Ok(())
+    }
+
+    /// Work to finish before the process exits: the last-use times still
+    /// held in memory.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.flush_key_usage(true).await
+    }
+
+    /// An audit entry with the principal as actor. For an access token the
+    /// account's username is read, so the log shows a name.
+    pub fn actor_entry(
+        &self,
+        principal: &auth::Principal,
+        event: &str,
+        outcome: Outcome,
+    ) -> Result<AuditEntry, Error> {
+        let name = match (principal.kind, principal.account) {
+            (auth::CredentialKind::AccessToken, Some(id)) => self
+                .store
+                .read()?
+                .account(id)?
+                .map(|a| a.username)
+                .unwrap_or_default(),
+            _ => principal.name.clone(),
+        };
+        Ok(AuditEntry::new(event, outcome)
+            .actor(principal.actor_id(), name)
+            .client_ip(principal.client_ip))
+    }
+
+    /// Appends an audit entry without waiting for it (first-use events on
+    /// the authentication path, which must not wait on a disk write).
+    pub fn audit_in_background(&self, entry: AuditEntry) {
+        let store = self.store.clone();
+        let now = self.clock.now();
+        tokio::spawn(async move {
+            let result = store
+                .write_async(move |tx| entry.append(tx, now).map(|_| ()))
+                .await;
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "could not append an audit entry");
+            }
+        });
     }
 }
 

@@ -8,6 +8,9 @@
 //! happen inside one write transaction, and redb runs one writer at a time,
 //! so two racing refreshes with the same token cannot both succeed.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use uuid::Uuid;
 
 use super::jwt::{AccessClaims, LEEWAY_SECS};
@@ -193,7 +196,8 @@ impl Core {
                     return Ok(RefreshOutcome::Refused);
                 }
                 if record.generation != session.refresh_generation {
-                    core.revoke_in(tx, &mut session, "refresh token reuse", now)?;
+                    core.revoked
+                        .revoke_in(tx, &mut session, "refresh token reuse", now)?;
                     let account = tx.account(session.account)?;
                     let mut entry = AuditEntry::new("refresh_reuse_detected", Outcome::Failure)
                         .target(session.id.to_string())
@@ -231,41 +235,14 @@ impl Core {
         }
     }
 
-    /// Marks `session` revoked inside `tx` and remembers the revocation for
-    /// as long as any of its access tokens could still be presented.
-    /// The in-memory set is updated first, so the token is refused even
-    /// before the commit lands (failing safe if the commit fails).
-    pub(crate) fn revoke_in(
-        &self,
-        tx: &mut WriteTx,
-        session: &mut Session,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), Error> {
-        if session.revoked_at.is_some() {
-            return Ok(());
-        }
-        session.revoked_at = Some(now);
-        session.revoked_reason = Some(reason.to_string());
-        self.remember_revoked(session);
-        tx.put_session(session)?;
-        tx.put_revocation(session.id, revocation_horizon(session))?;
-        Ok(())
-    }
-
-    fn remember_revoked(&self, session: &Session) {
-        if let Ok(mut set) = self.revoked.write() {
-            set.insert(session.id, revocation_horizon(session));
-        }
-    }
-
     /// Whether a session's tokens have been revoked.
     pub fn is_revoked(&self, session: Uuid) -> bool {
-        match self.revoked.read() {
-            Ok(set) => set.contains_key(&session),
-            // A poisoned lock means a writer panicked mid-update: refuse.
-            Err(_) => true,
-        }
+        self.revoked.contains(session)
+    }
+
+    /// A handle on the revocation set for use inside write transactions.
+    pub(crate) fn revocations_handle(&self) -> Arc<Revocations> {
+        self.revoked.clone()
     }
 
     /// Revokes one session, with an audit entry.
@@ -282,7 +259,7 @@ impl Core {
                 let Some(mut s) = tx.session(session)? else {
                     return Err(Error::NotFound("session"));
                 };
-                core.revoke_in(tx, &mut s, reason, now)?;
+                core.revoked.revoke_in(tx, &mut s, reason, now)?;
                 let audit = match tx.account(s.account)? {
                     Some(a) => audit.tenant_of(&a),
                     None => audit,
@@ -291,6 +268,93 @@ impl Core {
                 Ok(())
             })
             .await
+    }
+}
+
+/// Revoked session ids, and until when to remember each (Unix seconds).
+/// Checked on every access-token request, so it lives in memory; the store
+/// holds the same set for restarts.
+#[derive(Default)]
+pub struct Revocations {
+    set: RwLock<HashMap<Uuid, i64>>,
+}
+
+impl Revocations {
+    /// Loads the set from the store's list.
+    pub fn from_stored(stored: Vec<(Uuid, i64)>) -> Revocations {
+        Revocations {
+            set: RwLock::new(stored.into_iter().collect()),
+        }
+    }
+
+    pub fn contains(&self, session: Uuid) -> bool {
+        match self.set.read() {
+            Ok(set) => set.contains_key(&session),
+            // A poisoned lock means a writer panicked mid-update: refuse.
+            Err(_) => true,
+        }
+    }
+
+    fn remember(&self, session: &Session) {
+        if let Ok(mut set) = self.set.write() {
+            set.insert(session.id, revocation_horizon(session));
+        }
+    }
+
+    /// Forgets entries no token can outlive.
+    pub fn prune(&self, now: i64) {
+        if let Ok(mut set) = self.set.write() {
+            set.retain(|_, until| *until >= now);
+        }
+    }
+
+    /// How many revocations are remembered.
+    pub fn len(&self) -> usize {
+        self.set.read().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Marks `session` revoked inside `tx` and remembers the revocation for
+    /// as long as any of its access tokens could still be presented. The
+    /// in-memory set is updated first, so the token is refused even before
+    /// the commit lands (failing safe if the commit fails).
+    pub fn revoke_in(
+        &self,
+        tx: &mut WriteTx,
+        session: &mut Session,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), Error> {
+        if session.revoked_at.is_some() {
+            return Ok(());
+        }
+        session.revoked_at = Some(now);
+        session.revoked_reason = Some(reason.to_string());
+        self.remember(session);
+        tx.put_session(session)?;
+        tx.put_revocation(session.id, revocation_horizon(session))?;
+        Ok(())
+    }
+
+    /// Revokes every live session of an account; returns how many.
+    pub fn revoke_all_in(
+        &self,
+        tx: &mut WriteTx,
+        account: Uuid,
+        reason: &str,
+        now: i64,
+    ) -> Result<usize, Error> {
+        let mut n = 0;
+        for mut session in tx.account_sessions(account)? {
+            if session.revoked_at.is_none() && session.expires_at > now {
+                self.revoke_in(tx, &mut session, reason, now)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -30,7 +30,7 @@ use uuid::Uuid;
 pub use records::*;
 
 /// The schema this build writes. See `migrate` for how older ones move up.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// The store file's name inside the data directory.
 pub const STORE_FILE: &str = "latchkey.redb";
@@ -47,8 +47,48 @@ const REFRESH_TOKENS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("
 const REVOCATIONS: TableDefinition<u128, i64> = TableDefinition::new("revocations");
 const SIGNING_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("signing_keys");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+// Schema 2.
+const RESELLERS: TableDefinition<&str, &[u8]> = TableDefinition::new("resellers");
+const MERCHANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("merchants");
+const RESELLER_MERCHANTS: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("reseller_merchants");
+const TENANT_ACCOUNTS: TableDefinition<(&str, u64), u128> = TableDefinition::new("tenant_accounts");
+const ROLES: TableDefinition<&str, &[u8]> = TableDefinition::new("roles");
+const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
+const ACCOUNT_KEYS: TableDefinition<(u128, &str), ()> = TableDefinition::new("account_keys");
+const S2S_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("s2s_tokens");
 
 const META_SCHEMA: &str = "schema_version";
+const META_NEXT_ACCOUNT: &str = "next_account_number";
+
+/// The tenant index key of a reseller (`r:<id>`).
+pub fn reseller_key(id: &str) -> String {
+    format!("r:{id}")
+}
+
+/// The tenant index key of a merchant (`m:<id>`).
+pub fn merchant_key(id: &str) -> String {
+    format!("m:{id}")
+}
+
+fn tenant_keys(account: &Account) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(r) = &account.reseller_id {
+        keys.push(reseller_key(r));
+    }
+    if let Some(m) = &account.merchant_id {
+        keys.push(merchant_key(m));
+    }
+    keys
+}
+
+/// The lookup forms of an account's username and email, computed by the
+/// domain (which owns the normalisation rules).
+#[derive(Debug, Clone)]
+pub struct IndexKeys {
+    pub username: String,
+    pub email: String,
+}
 
 /// Everything that can go wrong below the domain. The text is for the
 /// operator's log and for `serve` refusing to start; clients never see it.
@@ -133,7 +173,10 @@ impl Store {
         self.write(|tx| {
             let found = tx.schema_version()?;
             match found {
-                None => tx.set_schema_version(SCHEMA_VERSION),
+                None => {
+                    tx.set_meta(META_NEXT_ACCOUNT, &1u64.to_be_bytes())?;
+                    tx.set_schema_version(SCHEMA_VERSION)
+                }
                 Some(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
                     found: v,
                     supported: SCHEMA_VERSION,
@@ -233,16 +276,43 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     }
 }
 
+/// One migration step: the schema it starts from, and what it does.
+type Step = (u64, fn(&mut WriteTx) -> Result<(), StoreError>);
+
+/// Every step, oldest first. There is no schema 0: schema 1 is the first
+/// this project wrote.
+const MIGRATIONS: [Step; 1] = [(1, schema_1_to_2)];
+
 /// Moves a store from schema `from` to [`SCHEMA_VERSION`], inside the
 /// caller's transaction: either every step lands or none does.
 fn migrate(tx: &mut WriteTx, from: u64) -> Result<(), StoreError> {
-    // Each arm moves one version up. There is no version 0 in the wild:
-    // schema 1 is the first this project wrote.
-    let mut version = from;
-    while version < SCHEMA_VERSION {
-        version += 1;
+    for (start, step) in MIGRATIONS {
+        if start >= from {
+            step(tx)?;
+        }
     }
-    tx.set_schema_version(version)
+    tx.set_schema_version(SCHEMA_VERSION)
+}
+
+/// Schema 1 had no tenant index and took the next account number from the
+/// highest one in use, which would hand a deleted account's number to the
+/// next account. Schema 2 keeps a counter and indexes accounts by tenant.
+fn schema_1_to_2(tx: &mut WriteTx) -> Result<(), StoreError> {
+    let mut next = 1;
+    let mut accounts = Vec::new();
+    for entry in tx.open(ACCOUNTS)?.iter().map_err(db_err)? {
+        let (_, v) = entry.map_err(db_err)?;
+        accounts.push(decode::<Account>("account", v.value())?);
+    }
+    for account in &accounts {
+        next = next.max(account.number + 1);
+        for key in tenant_keys(account) {
+            tx.open(TENANT_ACCOUNTS)?
+                .insert((key.as_str(), account.number), account.id.as_u128())
+                .map_err(db_err)?;
+        }
+    }
+    tx.set_meta(META_NEXT_ACCOUNT, &u64::to_be_bytes(next))
 }
 
 /// A read-only snapshot.
@@ -429,24 +499,308 @@ macro_rules! reads {
                 Ok(out)
             }
 
-            /// Audit events, newest first, with `seq` below `before`.
-            pub fn audit_before(
+            /// Calls `f` with accounts in number order after `after`, from
+            /// one tenant's index or from all, until it returns false.
+            pub fn scan_accounts(
                 &self,
-                before: u64,
+                tenant_key: Option<&str>,
+                after: u64,
+                mut f: impl FnMut(Account) -> bool,
+            ) -> Result<(), StoreError> {
+                let mut ids = Vec::new();
+                // Ids are collected in batches so that `f` may read the
+                // store while the scan goes on.
+                let mut from = after;
+                loop {
+                    ids.clear();
+                    match tenant_key {
+                        Some(key) => {
+                            let Some(t) = open!(self, TENANT_ACCOUNTS) else {
+                                return Ok(());
+                            };
+                            let start = from.saturating_add(1);
+                            for entry in t.range((key, start)..=(key, u64::MAX)).map_err(db_err)? {
+                                let (k, v) = entry.map_err(db_err)?;
+                                ids.push((k.value().1, Uuid::from_u128(v.value())));
+                                if ids.len() >= 256 {
+                                    break;
+                                }
+                            }
+                        }
+                        None => {
+                            let Some(t) = open!(self, ACCOUNT_NUMBERS) else {
+                                return Ok(());
+                            };
+                            for entry in t.range(from.saturating_add(1)..).map_err(db_err)? {
+                                let (k, v) = entry.map_err(db_err)?;
+                                ids.push((k.value(), Uuid::from_u128(v.value())));
+                                if ids.len() >= 256 {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    if ids.is_empty() {
+                        return Ok(());
+                    }
+                    for (number, id) in ids.drain(..).collect::<Vec<_>>() {
+                        from = number;
+                        if let Some(account) = self.account(id)? {
+                            if !f(account) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+
+            /// Whether any account belongs to this tenant index key.
+            pub fn tenant_has_accounts(&self, tenant_key: &str) -> Result<bool, StoreError> {
+                let Some(t) = open!(self, TENANT_ACCOUNTS) else {
+                    return Ok(false);
+                };
+                Ok(t.range((tenant_key, 0)..=(tenant_key, u64::MAX))
+                    .map_err(db_err)?
+                    .next()
+                    .is_some())
+            }
+
+            pub fn reseller(&self, id: &str) -> Result<Option<Reseller>, StoreError> {
+                let Some(t) = open!(self, RESELLERS) else {
+                    return Ok(None);
+                };
+                match t.get(id).map_err(db_err)? {
+                    Some(v) => Ok(Some(decode("reseller", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// Resellers in id order after `after`.
+            pub fn resellers_after(
+                &self,
+                after: &str,
                 limit: usize,
-            ) -> Result<Vec<AuditEvent>, StoreError> {
-                let Some(t) = open!(self, AUDIT) else {
+            ) -> Result<Vec<Reseller>, StoreError> {
+                let Some(t) = open!(self, RESELLERS) else {
                     return Ok(Vec::new());
                 };
                 let mut out = Vec::new();
-                for entry in t.range(..before).map_err(db_err)?.rev() {
+                for entry in t
+                    .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .map_err(db_err)?
+                {
                     let (_, v) = entry.map_err(db_err)?;
-                    out.push(decode("audit event", v.value())?);
+                    out.push(decode("reseller", v.value())?);
                     if out.len() >= limit {
                         break;
                     }
                 }
                 Ok(out)
+            }
+
+            pub fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
+                let Some(t) = open!(self, MERCHANTS) else {
+                    return Ok(None);
+                };
+                match t.get(id).map_err(db_err)? {
+                    Some(v) => Ok(Some(decode("merchant", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// Merchants in id order after `after`, of one reseller or all.
+            pub fn merchants_after(
+                &self,
+                reseller: Option<&str>,
+                after: &str,
+                limit: usize,
+            ) -> Result<Vec<Merchant>, StoreError> {
+                let mut out = Vec::new();
+                match reseller {
+                    Some(r) => {
+                        let Some(t) = open!(self, RESELLER_MERCHANTS) else {
+                            return Ok(Vec::new());
+                        };
+                        let mut ids = Vec::new();
+                        for entry in t
+                            .range::<(&str, &str)>((
+                                std::ops::Bound::Excluded((r, after)),
+                                std::ops::Bound::Unbounded,
+                            ))
+                            .map_err(db_err)?
+                        {
+                            let (k, _) = entry.map_err(db_err)?;
+                            let (owner, id) = k.value();
+                            if owner != r || ids.len() >= limit {
+                                break;
+                            }
+                            ids.push(id.to_string());
+                        }
+                        for id in ids {
+                            if let Some(m) = self.merchant(&id)? {
+                                out.push(m);
+                            }
+                        }
+                    }
+                    None => {
+                        let Some(t) = open!(self, MERCHANTS) else {
+                            return Ok(Vec::new());
+                        };
+                        for entry in t
+                            .range::<&str>((
+                                std::ops::Bound::Excluded(after),
+                                std::ops::Bound::Unbounded,
+                            ))
+                            .map_err(db_err)?
+                        {
+                            let (_, v) = entry.map_err(db_err)?;
+                            out.push(decode("merchant", v.value())?);
+                            if out.len() >= limit {
+                                break;
+                            }
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Whether a reseller has any merchant.
+            pub fn reseller_has_merchants(&self, reseller: &str) -> Result<bool, StoreError> {
+                let Some(t) = open!(self, RESELLER_MERCHANTS) else {
+                    return Ok(false);
+                };
+                let mut range = t.range::<(&str, &str)>((reseller, "")..).map_err(db_err)?;
+                match range.next() {
+                    Some(entry) => Ok(entry.map_err(db_err)?.0.value().0 == reseller),
+                    None => Ok(false),
+                }
+            }
+
+            pub fn custom_roles(&self) -> Result<Vec<CustomRole>, StoreError> {
+                let Some(t) = open!(self, ROLES) else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Vec::new();
+                for entry in t.iter().map_err(db_err)? {
+                    let (_, v) = entry.map_err(db_err)?;
+                    out.push(decode("role", v.value())?);
+                }
+                Ok(out)
+            }
+
+            pub fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError> {
+                let Some(t) = open!(self, ROLES) else {
+                    return Ok(None);
+                };
+                match t.get(name).map_err(db_err)? {
+                    Some(v) => Ok(Some(decode("role", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            pub fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
+                let Some(t) = open!(self, API_KEYS) else {
+                    return Ok(None);
+                };
+                match t.get(id).map_err(db_err)? {
+                    Some(v) => Ok(Some(decode("api key", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// An account's API keys, in id order.
+            pub fn account_keys(&self, account: Uuid) -> Result<Vec<ApiKey>, StoreError> {
+                let Some(t) = open!(self, ACCOUNT_KEYS) else {
+                    return Ok(Vec::new());
+                };
+                let a = account.as_u128();
+                let mut ids = Vec::new();
+                for entry in t.range::<(u128, &str)>((a, "")..).map_err(db_err)? {
+                    let (k, _) = entry.map_err(db_err)?;
+                    let (owner, id) = k.value();
+                    if owner != a {
+                        break;
+                    }
+                    ids.push(id.to_string());
+                }
+                let mut out = Vec::new();
+                for id in ids {
+                    if let Some(k) = self.api_key(&id)? {
+                        out.push(k);
+                    }
+                }
+                Ok(out)
+            }
+
+            pub fn s2s_token(&self, id: &str) -> Result<Option<S2sToken>, StoreError> {
+                let Some(t) = open!(self, S2S_TOKENS) else {
+                    return Ok(None);
+                };
+                match t.get(id).map_err(db_err)? {
+                    Some(v) => Ok(Some(decode("s2s token", v.value())?)),
+                    None => Ok(None),
+                }
+            }
+
+            /// S2S tokens in id order after `after`.
+            pub fn s2s_tokens_after(
+                &self,
+                after: &str,
+                mut keep: impl FnMut(&S2sToken) -> bool,
+                limit: usize,
+            ) -> Result<Vec<S2sToken>, StoreError> {
+                let Some(t) = open!(self, S2S_TOKENS) else {
+                    return Ok(Vec::new());
+                };
+                let mut out = Vec::new();
+                for entry in t
+                    .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+                    .map_err(db_err)?
+                {
+                    let (_, v) = entry.map_err(db_err)?;
+                    let token: S2sToken = decode("s2s token", v.value())?;
+                    if keep(&token) {
+                        out.push(token);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
+            /// Audit events, newest first, with `seq` below `before`, that
+            /// `keep` accepts. At most `scan` events are looked at, so a
+            /// selective filter cannot make one page read the whole log.
+            /// Returns the events and the last `seq` looked at (where the
+            /// next page starts), if any was.
+            pub fn audit_before(
+                &self,
+                before: u64,
+                limit: usize,
+                scan: usize,
+                mut keep: impl FnMut(&AuditEvent) -> bool,
+            ) -> Result<(Vec<AuditEvent>, Option<u64>), StoreError> {
+                let Some(t) = open!(self, AUDIT) else {
+                    return Ok((Vec::new(), None));
+                };
+                let mut out = Vec::new();
+                let mut last = None;
+                for (looked, entry) in t.range(..before).map_err(db_err)?.rev().enumerate() {
+                    if looked >= scan {
+                        break;
+                    }
+                    let (k, v) = entry.map_err(db_err)?;
+                    last = Some(k.value());
+                    let event: AuditEvent = decode("audit event", v.value())?;
+                    if keep(&event) {
+                        out.push(event);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                Ok((out, last))
             }
         }
     };
@@ -500,37 +854,35 @@ impl WriteTx {
         Ok(())
     }
 
-    /// The next free account number (1, 2, ...), reserved in this transaction.
+    /// The next account number (1, 2, ...), reserved in this transaction.
+    /// Numbers are never reused, even after an account is deleted.
     pub fn next_account_number(&mut self) -> Result<u64, StoreError> {
-        let t = self.open(ACCOUNT_NUMBERS)?;
-        let last = t
-            .last()
-            .map_err(db_err)?
-            .map(|(k, _)| k.value())
-            .unwrap_or(0);
-        Ok(last + 1)
+        let next = match self.meta(META_NEXT_ACCOUNT)? {
+            Some(bytes) => u64::from_be_bytes(bytes.as_slice().try_into().map_err(|_| {
+                StoreError::BadRecord {
+                    what: "account counter",
+                    detail: "not 8 bytes".into(),
+                }
+            })?),
+            None => 1,
+        };
+        self.set_meta(META_NEXT_ACCOUNT, &(next + 1).to_be_bytes())?;
+        Ok(next)
     }
 
-    /// Writes an account and keeps its lookup indexes in step. `previous` is
-    /// the record being replaced, if any, so stale index entries go.
+    /// Writes an account and keeps its indexes (number, username, email,
+    /// tenants) in step. `previous` is the stored version being replaced.
     /// Uniqueness is the domain's to check before calling.
     pub fn put_account(
         &mut self,
         account: &Account,
-        previous: Option<&Account>,
-        username_key: &str,
-        email_key: &str,
-        previous_keys: Option<(&str, &str)>,
+        keys: &IndexKeys,
+        previous: Option<(&Account, &IndexKeys)>,
     ) -> Result<(), StoreError> {
-        let id = account.id.as_u128();
-        if let (Some(_), Some((old_user, old_email))) = (previous, previous_keys) {
-            if old_user != username_key {
-                self.open(USERNAMES)?.remove(old_user).map_err(db_err)?;
-            }
-            if old_email != email_key {
-                self.open(EMAILS)?.remove(old_email).map_err(db_err)?;
-            }
+        if let Some((old, old_keys)) = previous {
+            self.remove_account_indexes(old, old_keys)?;
         }
+        let id = account.id.as_u128();
         self.open(ACCOUNTS)?
             .insert(id, encode(account)?.as_slice())
             .map_err(db_err)?;
@@ -538,9 +890,126 @@ impl WriteTx {
             .insert(account.number, id)
             .map_err(db_err)?;
         self.open(USERNAMES)?
-            .insert(username_key, id)
+            .insert(keys.username.as_str(), id)
             .map_err(db_err)?;
-        self.open(EMAILS)?.insert(email_key, id).map_err(db_err)?;
+        self.open(EMAILS)?
+            .insert(keys.email.as_str(), id)
+            .map_err(db_err)?;
+        for key in tenant_keys(account) {
+            self.open(TENANT_ACCOUNTS)?
+                .insert((key.as_str(), account.number), id)
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn remove_account_indexes(
+        &mut self,
+        account: &Account,
+        keys: &IndexKeys,
+    ) -> Result<(), StoreError> {
+        self.open(USERNAMES)?
+            .remove(keys.username.as_str())
+            .map_err(db_err)?;
+        self.open(EMAILS)?
+            .remove(keys.email.as_str())
+            .map_err(db_err)?;
+        for key in tenant_keys(account) {
+            self.open(TENANT_ACCOUNTS)?
+                .remove((key.as_str(), account.number))
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an account and its indexes and API keys. Its sessions stay,
+    /// revoked by the caller, so their revocations keep being honoured.
+    pub fn remove_account(
+        &mut self,
+        account: &Account,
+        keys: &IndexKeys,
+    ) -> Result<(), StoreError> {
+        self.remove_account_indexes(account, keys)?;
+        self.open(ACCOUNTS)?
+            .remove(account.id.as_u128())
+            .map_err(db_err)?;
+        self.open(ACCOUNT_NUMBERS)?
+            .remove(account.number)
+            .map_err(db_err)?;
+        for key in self.account_keys(account.id)? {
+            self.remove_api_key(&key)?;
+        }
+        Ok(())
+    }
+
+    pub fn put_reseller(&mut self, reseller: &Reseller) -> Result<(), StoreError> {
+        self.open(RESELLERS)?
+            .insert(reseller.id.as_str(), encode(reseller)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn remove_reseller(&mut self, id: &str) -> Result<(), StoreError> {
+        self.open(RESELLERS)?.remove(id).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_merchant(&mut self, merchant: &Merchant) -> Result<(), StoreError> {
+        self.open(MERCHANTS)?
+            .insert(merchant.id.as_str(), encode(merchant)?.as_slice())
+            .map_err(db_err)?;
+        self.open(RESELLER_MERCHANTS)?
+            .insert((merchant.reseller_id.as_str(), merchant.id.as_str()), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn remove_merchant(&mut self, merchant: &Merchant) -> Result<(), StoreError> {
+        self.open(MERCHANTS)?
+            .remove(merchant.id.as_str())
+            .map_err(db_err)?;
+        self.open(RESELLER_MERCHANTS)?
+            .remove((merchant.reseller_id.as_str(), merchant.id.as_str()))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_custom_role(&mut self, role: &CustomRole) -> Result<(), StoreError> {
+        self.open(ROLES)?
+            .insert(role.name.as_str(), encode(role)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn remove_custom_role(&mut self, name: &str) -> Result<(), StoreError> {
+        self.open(ROLES)?.remove(name).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError> {
+        self.open(API_KEYS)?
+            .insert(key.id.as_str(), encode(key)?.as_slice())
+            .map_err(db_err)?;
+        self.open(ACCOUNT_KEYS)?
+            .insert((key.account.as_u128(), key.id.as_str()), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn remove_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError> {
+        self.open(API_KEYS)?
+            .remove(key.id.as_str())
+            .map_err(db_err)?;
+        self.open(ACCOUNT_KEYS)?
+            .remove((key.account.as_u128(), key.id.as_str()))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_s2s_token(&mut self, token: &S2sToken) -> Result<(), StoreError> {
+        self.open(S2S_TOKENS)?
+            .insert(token.id.as_str(), encode(token)?.as_slice())
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -607,3 +1076,30 @@ impl WriteTx {
 
 reads!(ReadTx);
 reads!(WriteTx);
+
+/// The lookups the domain's placement rules need, from either kind of
+/// transaction.
+pub trait Lookup {
+    fn reseller(&self, id: &str) -> Result<Option<Reseller>, StoreError>;
+    fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError>;
+    fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError>;
+}
+
+macro_rules! lookup {
+    ($ty:ty) => {
+        impl Lookup for $ty {
+            fn reseller(&self, id: &str) -> Result<Option<Reseller>, StoreError> {
+                <$ty>::reseller(self, id)
+            }
+            fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
+                <$ty>::merchant(self, id)
+            }
+            fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError> {
+                <$ty>::custom_role(self, name)
+            }
+        }
+    };
+}
+
+lookup!(ReadTx);
+lookup!(WriteTx);

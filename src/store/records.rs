@@ -165,3 +165,80 @@ pub struct AuditEvent {
     #[serde(default)]
     pub detail: Option<String>,
 }
+
+/// A reseller tenant.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reseller {
+    /// Chosen by the creator or generated (`res_...`).
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A merchant tenant, under exactly one reseller.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Merchant {
+    /// Chosen by the creator or generated (`mer_...`).
+    pub id: String,
+    /// The reseller it belongs to; fixed for the merchant's life.
+    pub reseller_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A role an admin defined (built-in roles are not stored).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CustomRole {
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// An API key. The secret is kept only as its SHA-256 digest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiKey {
+    /// `key_` and 16 lowercase letters and digits; also inside the secret.
+    pub id: String,
+    /// The account the key acts as.
+    pub account: Uuid,
+    pub name: String,
+    /// SHA-256 of the whole `sk_live_...` string, base64url.
+    pub digest: String,
+    pub created_at: i64,
+    /// Last use as last written to the store (at most once a minute; the
+    /// server holds fresher values in memory).
+    #[serde(default)]
+    pub last_used: Option<i64>,
+    /// When set, the key acts with this one role of its owner's.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// When set, the key is refused from this time on.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+/// A server-to-server token. The secret is kept only as its digest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct S2sToken {
+    /// 16 lowercase letters and digits; also inside the secret.
+    pub id: String,
+    /// Shown in the audit log as the actor's name.
+    pub name: String,
+    /// `reseller`, `merchant` or `user`.
+    pub role: String,
+    pub reseller_id: String,
+    #[serde(default)]
+    pub merchant_id: Option<String>,
+    /// SHA-256 of the whole `s2s_...` string, base64url.
+    pub digest: String,
+    pub created_at: i64,
+    /// Who issued it: an account id, or `s2s:<id>`.
+    pub created_by: String,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
+    #[serde(default)]
+    pub last_used: Option<i64>,
+}

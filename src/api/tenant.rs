@@ -1,0 +1,122 @@
+//! `tenant-login-and-s2s.txt`: `POST /s2s-token` (and, with the reference
+//! APIs, `POST /login`). Errors in this document's style:
+//! `{"detail": "..."}`, 401 for a missing or bad token, 403 for a caller
+//! that may not issue at that scope, 422 for a request that cannot be
+//! served as asked.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::http::{BodyError, Req, busy, challenge, internal, json, json_body, retry_after};
+use super::{App, Route, route};
+use crate::domain::Error;
+use crate::domain::auth::Principal;
+use crate::domain::clock::rfc3339;
+use crate::domain::s2s::NewS2s;
+
+pub fn routes() -> Vec<Route> {
+    vec![route!(POST, "/s2s-token", s2s_token)]
+}
+
+fn detail(status: StatusCode, message: &str) -> Response<Bytes> {
+    json(status, &json!({ "detail": message }))
+}
+
+/// This document's answer to a domain error.
+fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+    match e {
+        Error::Unauthenticated => challenge(
+            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
+            req.bearer().ok().flatten().is_some(),
+        ),
+        Error::Forbidden => detail(
+            StatusCode::FORBIDDEN,
+            "Your role cannot issue a token at the requested scope",
+        ),
+        Error::Invalid { message, .. } => detail(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Error::RateLimited { retry_after: s } => retry_after(
+            detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            *s,
+        ),
+        Error::Busy { retry_after: s } => busy(*s),
+        Error::NotFound(what) => detail(StatusCode::NOT_FOUND, &format!("{what} not found")),
+        Error::Conflict(message) => detail(StatusCode::CONFLICT, message),
+        other => internal(req, other),
+    }
+}
+
+fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
+    match req.bearer() {
+        Ok(Some(token)) => app
+            .core
+            .authenticate(token, req.ctx.client_ip)
+            .map_err(|e| error_response(req, &e)),
+        Ok(None) => Err(challenge(
+            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
+            false,
+        )),
+        Err(_) => Err(challenge(
+            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
+            true,
+        )),
+    }
+}
+
+fn body_error(e: BodyError) -> Response<Bytes> {
+    match e {
+        BodyError::UnsupportedMediaType => detail(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be application/json",
+        ),
+        BodyError::Malformed(m) => detail(StatusCode::UNPROCESSABLE_ENTITY, &m),
+    }
+}
+
+#[derive(Deserialize)]
+struct S2sBody {
+    name: Option<String>,
+    role: Option<String>,
+    reseller_id: Option<String>,
+    merchant_id: Option<String>,
+}
+
+async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let body: S2sBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let issued = app
+        .core
+        .issue_s2s(
+            &principal,
+            NewS2s {
+                name: body.name,
+                role: body.role,
+                reseller_id: body.reseller_id,
+                merchant_id: body.merchant_id,
+            },
+        )
+        .await;
+    match issued {
+        Ok((token, secret)) => json(
+            StatusCode::OK,
+            &json!({
+                "token": secret,
+                "name": token.name,
+                "role": token.role,
+                "reseller_id": token.reseller_id,
+                "merchant_id": token.merchant_id,
+                "created_at": rfc3339(token.created_at),
+            }),
+        ),
+        Err(e) => error_response(&req, &e),
+    }
+}

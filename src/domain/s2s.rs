@@ -1,0 +1,263 @@
+//! Server-to-server tokens: `s2s_` + a 16-character id + 43 characters of
+//! secret, scoped to a reseller or a merchant, with no expiry by default.
+//! Looked up on every request, so a revoked token is refused at once.
+//!
+//! Who may issue what:
+//!
+//! | caller | may issue |
+//! | --- | --- |
+//! | admin | any role, any existing reseller and merchant |
+//! | reseller | `reseller`, `merchant`, `user` under its own reseller |
+//! | merchant | `merchant`, `user` under its own merchant |
+//! | anyone else | nothing |
+
+use super::auth::{CredentialKind, Principal, split_secret};
+use super::rbac::Scope;
+use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
+use super::{Core, Error, Outcome};
+use crate::store::S2sToken;
+
+/// Prefix of S2S tokens.
+pub const PREFIX: &str = "s2s_";
+/// Roles an S2S token may have.
+pub const ROLES: [&str; 3] = ["reseller", "merchant", "user"];
+
+/// An issuance request, as the document words it.
+#[derive(Debug, Default)]
+pub struct NewS2s {
+    pub name: Option<String>,
+    pub role: Option<String>,
+    pub reseller_id: Option<String>,
+    pub merchant_id: Option<String>,
+}
+
+impl Core {
+    pub(crate) fn authenticate_s2s(
+        &self,
+        token: &str,
+        client_ip: std::net::IpAddr,
+    ) -> Result<Principal, Error> {
+        let id = split_secret(token, PREFIX).ok_or(Error::Unauthenticated)?;
+        let record = self
+            .store
+            .read()?
+            .s2s_token(id)?
+            .ok_or(Error::Unauthenticated)?;
+        if !constant_time_eq(
+            b64(&digest(token.as_bytes())).as_bytes(),
+            record.digest.as_bytes(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
+        let now = self.clock.now();
+        if record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Unauthenticated);
+        }
+        if self
+            .s2s_usage
+            .first_use(&record.id, record.last_used.is_none())
+        {
+            let id = record.id.clone();
+            self.audit_in_background(
+                super::AuditEntry::new("s2s_token_first_used", Outcome::Success)
+                    .actor(format!("s2s:{}", record.id), record.name.clone())
+                    .tenant(Some(record.reseller_id.clone()), record.merchant_id.clone())
+                    .target(id.clone())
+                    .client_ip(client_ip),
+            );
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                let _ = store
+                    .write_async(move |tx| {
+                        if let Some(mut t) = tx.s2s_token(&id)?
+                            && t.last_used.is_none()
+                        {
+                            t.last_used = Some(now);
+                            tx.put_s2s_token(&t)?;
+                        }
+                        Ok::<_, crate::store::StoreError>(())
+                    })
+                    .await;
+            });
+        }
+        Ok(Principal {
+            kind: CredentialKind::S2s,
+            account: None,
+            session: None,
+            credential_id: Some(record.id.clone()),
+            name: record.name.clone(),
+            role: record.role.clone(),
+            roles: vec![record.role.clone()],
+            reseller_id: Some(record.reseller_id.clone()),
+            merchant_id: record.merchant_id.clone(),
+            expires_at: record.expires_at,
+            client_ip,
+        })
+    }
+
+    /// Issues an S2S token, checking the request's shape (422), then the
+    /// caller's right to issue at that scope (403), then that the tenants
+    /// exist and fit together (422).
+    pub async fn issue_s2s(
+        &self,
+        principal: &Principal,
+        request: NewS2s,
+    ) -> Result<(S2sToken, String), Error> {
+        let name = request
+            .name
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && n.chars().count() <= 100)
+            .ok_or_else(|| Error::invalid("name", "name is required (1 to 100 characters)"))?;
+        let role = request
+            .role
+            .filter(|r| ROLES.contains(&r.as_str()))
+            .ok_or_else(|| Error::invalid("role", "role must be reseller, merchant or user"))?;
+        let reseller_id = request
+            .reseller_id
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| Error::invalid("reseller_id", "reseller_id is required"))?;
+        let merchant_id = if role == "reseller" {
+            None
+        } else {
+            Some(
+                request
+                    .merchant_id
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "merchant_id",
+                            "merchant_id is required for merchant and user tokens",
+                        )
+                    })?,
+            )
+        };
+
+        let allowed = match principal.scope() {
+            Scope::All => true,
+            Scope::Reseller(r) => reseller_id == r,
+            Scope::Merchant { reseller, merchant } => {
+                role != "reseller"
+                    && reseller_id == reseller
+                    && merchant_id.as_deref() == Some(merchant.as_str())
+            }
+            Scope::Own(_) | Scope::Nothing => false,
+        };
+        if !allowed {
+            return Err(Error::Forbidden);
+        }
+
+        let tx = self.store.read()?;
+        if tx.reseller(&reseller_id)?.is_none() {
+            return Err(Error::invalid("reseller_id", "unknown reseller_id"));
+        }
+        if let Some(m) = &merchant_id {
+            match tx.merchant(m)? {
+                None => return Err(Error::invalid("merchant_id", "unknown merchant_id")),
+                Some(merchant) if merchant.reseller_id != reseller_id => {
+                    return Err(Error::invalid(
+                        "merchant_id",
+                        "the merchant does not belong to that reseller",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        drop(tx);
+
+        let now = self.clock.now();
+        let id = random_id(16);
+        let secret = format!("{PREFIX}{id}{}", random_token());
+        let token = S2sToken {
+            id: id.clone(),
+            name,
+            role,
+            reseller_id,
+            merchant_id,
+            digest: b64(&digest(secret.as_bytes())),
+            created_at: now,
+            created_by: principal.actor_id(),
+            expires_at: None,
+            revoked_at: None,
+            last_used: None,
+        };
+        let stored = token.clone();
+        let audit = self
+            .actor_entry(principal, "s2s_token_created", Outcome::Success)?
+            .tenant(Some(token.reseller_id.clone()), token.merchant_id.clone())
+            .target(id)
+            .detail(format!("name: {}", token.name));
+        self.store
+            .write_async(move |tx| {
+                tx.put_s2s_token(&stored)?;
+                audit.append(tx, now)?;
+                Ok::<_, Error>(())
+            })
+            .await?;
+        Ok((token, secret))
+    }
+
+    /// S2S tokens in the caller's scope, in id order after `after`.
+    pub fn list_s2s(
+        &self,
+        principal: &Principal,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<S2sToken>, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        Ok(self.store.read()?.s2s_tokens_after(
+            after,
+            |t| scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()),
+            limit,
+        )?)
+    }
+
+    /// Revokes an S2S token in the caller's scope; from the next request on
+    /// it is refused.
+    pub async fn revoke_s2s(&self, principal: &Principal, id: &str) -> Result<S2sToken, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let id = id.to_string();
+        let audit = self.actor_entry(principal, "s2s_token_revoked", Outcome::Success)?;
+        self.store
+            .write_async(move |tx| {
+                let mut token = tx
+                    .s2s_token(&id)?
+                    .filter(|t| scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()))
+                    .ok_or(Error::NotFound("S2S token"))?;
+                if token.revoked_at.is_none() {
+                    token.revoked_at = Some(now);
+                    tx.put_s2s_token(&token)?;
+                    audit
+                        .tenant(Some(token.reseller_id.clone()), token.merchant_id.clone())
+                        .target(token.id.clone())
+                        .detail(format!("name: {}", token.name))
+                        .append(tx, now)?;
+                }
+                Ok(token)
+            })
+            .await
+    }
+}
+
+/// Remembers which S2S tokens were seen used, so "first used" is written
+/// once per token and the store is not read-modify-written per request.
+#[derive(Default)]
+pub struct S2sUsage {
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl S2sUsage {
+    /// True the first time an unused token is seen in this process.
+    fn first_use(&self, id: &str, never_used: bool) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        seen.insert(id.to_string()) && never_used
+    }
+}

@@ -1,0 +1,451 @@
+//! Resellers, merchants and custom roles.
+
+use super::auth::Principal;
+use super::rbac::{Scope, is_builtin};
+use super::secrets::random_id;
+use super::{Core, Error, Outcome, Page};
+use crate::store::{CustomRole, Merchant, Reseller, S2sToken, WriteTx, merchant_key, reseller_key};
+
+/// Tenant ids: 1 to 64 letters, digits, `_` and `-`.
+pub fn parse_tenant_id(field: &'static str, raw: &str) -> Result<String, Error> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{field} must be 1 to 64 letters, digits, _ or -"),
+        ))
+    }
+}
+
+fn parse_name(raw: &str) -> Result<String, Error> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::invalid("name", "name must be 1 to 200 characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// Custom role names: 1 to 64 letters, digits, `_`, `-` and spaces, not a
+/// built-in role in any case.
+pub fn parse_role_name(raw: &str) -> Result<String, Error> {
+    let name = raw.trim();
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '));
+    if !ok {
+        return Err(Error::invalid(
+            "name",
+            "role names are 1 to 64 letters, digits, spaces, _ or -",
+        ));
+    }
+    if is_builtin(&name.to_lowercase()) {
+        return Err(Error::Conflict(format!("{name} is a built-in role")));
+    }
+    Ok(name.to_string())
+}
+
+fn live_s2s_in(tx: &WriteTx, keep: impl Fn(&S2sToken) -> bool) -> Result<bool, Error> {
+    Ok(!tx
+        .s2s_tokens_after("", |t| t.revoked_at.is_none() && keep(t), 1)?
+        .is_empty())
+}
+
+impl Core {
+    pub async fn create_reseller(
+        &self,
+        principal: &Principal,
+        id: Option<String>,
+        name: &str,
+    ) -> Result<Reseller, Error> {
+        if principal.scope() != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        let id = match id {
+            Some(id) => parse_tenant_id("id", &id)?,
+            None => format!("res_{}", random_id(12)),
+        };
+        let now = self.clock.now();
+        let reseller = Reseller {
+            id: id.clone(),
+            name: parse_name(name)?,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = self
+            .actor_entry(principal, "reseller_created", Outcome::Success)?
+            .tenant(Some(id.clone()), None)
+            .target(id);
+        let stored = reseller.clone();
+        self.store
+            .write_async(move |tx| {
+                if tx.reseller(&stored.id)?.is_some() {
+                    return Err(Error::Conflict("a reseller with this id exists".into()));
+                }
+                tx.put_reseller(&stored)?;
+                audit.append(tx, now)?;
+                Ok(())
+            })
+            .await?;
+        Ok(reseller)
+    }
+
+    pub fn list_resellers(
+        &self,
+        principal: &Principal,
+        after: &str,
+        limit: usize,
+    ) -> Result<Page<Reseller>, Error> {
+        let tx = self.store.read()?;
+        match principal.scope() {
+            Scope::All => {
+                let items = tx.resellers_after(after, limit)?;
+                let next = (items.len() == limit)
+                    .then(|| items.last().map(|r| r.id.clone()))
+                    .flatten();
+                Ok(Page { items, next })
+            }
+            Scope::Reseller(r) => {
+                let items = match tx.reseller(&r)? {
+                    Some(own) if own.id.as_str() > after => vec![own],
+                    _ => Vec::new(),
+                };
+                Ok(Page { items, next: None })
+            }
+            _ => Err(Error::Forbidden),
+        }
+    }
+
+    pub fn get_reseller(&self, principal: &Principal, id: &str) -> Result<Reseller, Error> {
+        if !principal.scope().covers_reseller(id) {
+            return Err(Error::NotFound("reseller"));
+        }
+        self.store
+            .read()?
+            .reseller(id)?
+            .ok_or(Error::NotFound("reseller"))
+    }
+
+    pub async fn update_reseller(
+        &self,
+        principal: &Principal,
+        id: &str,
+        name: &str,
+    ) -> Result<Reseller, Error> {
+        let scope = principal.scope();
+        if !scope.covers_reseller(id) {
+            return Err(Error::NotFound("reseller"));
+        }
+        if scope != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        let name = parse_name(name)?;
+        let now = self.clock.now();
+        let id = id.to_string();
+        let audit = self
+            .actor_entry(principal, "reseller_updated", Outcome::Success)?
+            .tenant(Some(id.clone()), None)
+            .target(id.clone());
+        self.store
+            .write_async(move |tx| {
+                let mut reseller = tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
+                reseller.name = name;
+                reseller.updated_at = now;
+                tx.put_reseller(&reseller)?;
+                audit.append(tx, now)?;
+                Ok(reseller)
+            })
+            .await
+    }
+
+    pub async fn delete_reseller(&self, principal: &Principal, id: &str) -> Result<(), Error> {
+        let scope = principal.scope();
+        if !scope.covers_reseller(id) {
+            return Err(Error::NotFound("reseller"));
+        }
+        if scope != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let id = id.to_string();
+        let audit = self
+            .actor_entry(principal, "reseller_deleted", Outcome::Success)?
+            .tenant(Some(id.clone()), None)
+            .target(id.clone());
+        self.store
+            .write_async(move |tx| {
+                tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
+                if tx.reseller_has_merchants(&id)? {
+                    return Err(Error::Conflict(
+                        "the reseller still has merchants; delete them first".into(),
+                    ));
+                }
+                if tx.tenant_has_accounts(&reseller_key(&id))? {
+                    return Err(Error::Conflict(
+                        "the reseller still has accounts; delete or move them first".into(),
+                    ));
+                }
+                if live_s2s_in(tx, |t| t.reseller_id == id)? {
+                    return Err(Error::Conflict(
+                        "the reseller still has live S2S tokens; revoke them first".into(),
+                    ));
+                }
+                tx.remove_reseller(&id)?;
+                audit.append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    pub async fn create_merchant(
+        &self,
+        principal: &Principal,
+        id: Option<String>,
+        reseller_id: Option<String>,
+        name: &str,
+    ) -> Result<Merchant, Error> {
+        let scope = principal.scope();
+        let reseller_id = match (&scope, reseller_id) {
+            (Scope::All, Some(r)) => r,
+            (Scope::All, None) => {
+                return Err(Error::invalid("reseller_id", "reseller_id is required"));
+            }
+            (Scope::Reseller(own), r) => {
+                let r = r.unwrap_or_else(|| own.clone());
+                if &r != own {
+                    return Err(Error::Forbidden);
+                }
+                r
+            }
+            _ => return Err(Error::Forbidden),
+        };
+        let id = match id {
+            Some(id) => parse_tenant_id("id", &id)?,
+            None => format!("mer_{}", random_id(12)),
+        };
+        let now = self.clock.now();
+        let merchant = Merchant {
+            id: id.clone(),
+            reseller_id: reseller_id.clone(),
+            name: parse_name(name)?,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = self
+            .actor_entry(principal, "merchant_created", Outcome::Success)?
+            .tenant(Some(reseller_id), Some(id.clone()))
+            .target(id);
+        let stored = merchant.clone();
+        self.store
+            .write_async(move |tx| {
+                if tx.reseller(&stored.reseller_id)?.is_none() {
+                    return Err(Error::invalid("reseller_id", "unknown reseller_id"));
+                }
+                if tx.merchant(&stored.id)?.is_some() {
+                    return Err(Error::Conflict("a merchant with this id exists".into()));
+                }
+                tx.put_merchant(&stored)?;
+                audit.append(tx, now)?;
+                Ok(())
+            })
+            .await?;
+        Ok(merchant)
+    }
+
+    pub fn list_merchants(
+        &self,
+        principal: &Principal,
+        reseller: Option<&str>,
+        after: &str,
+        limit: usize,
+    ) -> Result<Page<Merchant>, Error> {
+        let tx = self.store.read()?;
+        let items = match (principal.scope(), reseller) {
+            (Scope::All, filter) => tx.merchants_after(filter, after, limit)?,
+            (Scope::Reseller(own), filter) => {
+                if filter.is_some_and(|f| f != own) {
+                    return Err(Error::Forbidden);
+                }
+                tx.merchants_after(Some(&own), after, limit)?
+            }
+            (Scope::Merchant { merchant, .. }, _) => tx
+                .merchant(&merchant)?
+                .filter(|m| m.id.as_str() > after)
+                .into_iter()
+                .collect(),
+            _ => return Err(Error::Forbidden),
+        };
+        let next = (items.len() == limit)
+            .then(|| items.last().map(|m| m.id.clone()))
+            .flatten();
+        Ok(Page { items, next })
+    }
+
+    pub fn get_merchant(&self, principal: &Principal, id: &str) -> Result<Merchant, Error> {
+        self.store
+            .read()?
+            .merchant(id)?
+            .filter(|m| principal.scope().covers_merchant(m))
+            .ok_or(Error::NotFound("merchant"))
+    }
+
+    pub async fn update_merchant(
+        &self,
+        principal: &Principal,
+        id: &str,
+        name: &str,
+    ) -> Result<Merchant, Error> {
+        let scope = principal.scope();
+        let name = parse_name(name)?;
+        let now = self.clock.now();
+        let id = id.to_string();
+        let audit = self.actor_entry(principal, "merchant_updated", Outcome::Success)?;
+        self.store
+            .write_async(move |tx| {
+                let mut merchant = tx
+                    .merchant(&id)?
+                    .filter(|m| scope.covers_merchant(m))
+                    .ok_or(Error::NotFound("merchant"))?;
+                if scope.level() < 3 {
+                    return Err(Error::Forbidden);
+                }
+                merchant.name = name;
+                merchant.updated_at = now;
+                tx.put_merchant(&merchant)?;
+                audit
+                    .tenant(
+                        Some(merchant.reseller_id.clone()),
+                        Some(merchant.id.clone()),
+                    )
+                    .target(merchant.id.clone())
+                    .append(tx, now)?;
+                Ok(merchant)
+            })
+            .await
+    }
+
+    pub async fn delete_merchant(&self, principal: &Principal, id: &str) -> Result<(), Error> {
+        let scope = principal.scope();
+        let now = self.clock.now();
+        let id = id.to_string();
+        let audit = self.actor_entry(principal, "merchant_deleted", Outcome::Success)?;
+        self.store
+            .write_async(move |tx| {
+                let merchant = tx
+                    .merchant(&id)?
+                    .filter(|m| scope.covers_merchant(m))
+                    .ok_or(Error::NotFound("merchant"))?;
+                if scope.level() < 3 {
+                    return Err(Error::Forbidden);
+                }
+                if tx.tenant_has_accounts(&merchant_key(&id))? {
+                    return Err(Error::Conflict(
+                        "the merchant still has accounts; delete or move them first".into(),
+                    ));
+                }
+                if live_s2s_in(tx, |t| t.merchant_id.as_deref() == Some(id.as_str()))? {
+                    return Err(Error::Conflict(
+                        "the merchant still has live S2S tokens; revoke them first".into(),
+                    ));
+                }
+                tx.remove_merchant(&merchant)?;
+                audit
+                    .tenant(
+                        Some(merchant.reseller_id.clone()),
+                        Some(merchant.id.clone()),
+                    )
+                    .target(merchant.id.clone())
+                    .append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Built-in roles first, then custom ones by name.
+    pub fn list_roles(&self, principal: &Principal) -> Result<Vec<(String, bool)>, Error> {
+        if !principal.scope().manages() {
+            return Err(Error::Forbidden);
+        }
+        let mut roles: Vec<(String, bool)> = super::accounts::BUILTIN_ROLES
+            .iter()
+            .map(|r| (r.to_string(), true))
+            .collect();
+        roles.extend(
+            self.store
+                .read()?
+                .custom_roles()?
+                .into_iter()
+                .map(|r| (r.name, false)),
+        );
+        Ok(roles)
+    }
+
+    pub async fn create_role(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<CustomRole, Error> {
+        if principal.scope() != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let role = CustomRole {
+            name: parse_role_name(name)?,
+            created_at: now,
+        };
+        let audit = self
+            .actor_entry(principal, "role_created", Outcome::Success)?
+            .target(role.name.clone());
+        let stored = role.clone();
+        self.store
+            .write_async(move |tx| {
+                if tx.custom_role(&stored.name)?.is_some() {
+                    return Err(Error::Conflict("this role exists".into()));
+                }
+                tx.put_custom_role(&stored)?;
+                audit.append(tx, now)?;
+                Ok(())
+            })
+            .await?;
+        Ok(role)
+    }
+
+    pub async fn delete_role(&self, principal: &Principal, name: &str) -> Result<(), Error> {
+        if principal.scope() != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        if is_builtin(name) {
+            return Err(Error::Conflict(format!("{name} is a built-in role")));
+        }
+        let now = self.clock.now();
+        let name = name.to_string();
+        let audit = self
+            .actor_entry(principal, "role_deleted", Outcome::Success)?
+            .target(name.clone());
+        self.store
+            .write_async(move |tx| {
+                tx.custom_role(&name)?.ok_or(Error::NotFound("role"))?;
+                let mut used = false;
+                tx.scan_accounts(None, 0, |a| {
+                    used = a.roles.contains(&name);
+                    !used
+                })?;
+                if used {
+                    return Err(Error::Conflict(
+                        "the role is held by at least one account".into(),
+                    ));
+                }
+                tx.remove_custom_role(&name)?;
+                audit.append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+}

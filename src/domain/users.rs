@@ -1,0 +1,593 @@
+//! Managing accounts through the admin API: create, list, read, change,
+//! disable, delete, set passwords, see and end sessions. Every operation
+//! checks the caller's scope first; an account outside it is "not found".
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::accounts::{Email, Username, put_checked};
+use super::auth::Principal;
+use super::password::Password;
+use super::rbac::{Scope, is_builtin, level};
+use super::{Core, Error, Outcome, Page};
+use crate::store::{Account, Lookup, Session};
+
+/// A new account, as the admin API receives it.
+#[derive(Debug, Default)]
+pub struct UserRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub roles: Vec<String>,
+    pub reseller_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// A change to an account; `None` leaves a field as it is, and for the
+/// tenant fields `Some(None)` clears it.
+#[derive(Debug, Default)]
+pub struct UserPatch {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub reseller_id: Option<Option<String>>,
+    pub merchant_id: Option<Option<String>>,
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+/// What to list.
+#[derive(Debug, Default)]
+pub struct UserFilter {
+    pub reseller_id: Option<String>,
+    pub merchant_id: Option<String>,
+    pub role: Option<String>,
+    /// Case-insensitive substring of username or email.
+    pub q: Option<String>,
+}
+
+/// Most attributes an account may carry, and their sizes.
+const MAX_ATTRIBUTES: usize = 64;
+const MAX_ATTRIBUTE_KEY: usize = 64;
+const MAX_ATTRIBUTE_VALUE: usize = 1024;
+
+fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Error> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(Error::invalid(
+            "attributes",
+            format!("at most {MAX_ATTRIBUTES} attributes"),
+        ));
+    }
+    for (k, v) in attributes {
+        if k.is_empty() || k.len() > MAX_ATTRIBUTE_KEY || v.len() > MAX_ATTRIBUTE_VALUE {
+            return Err(Error::invalid(
+                "attributes",
+                format!(
+                    "attribute names are 1 to {MAX_ATTRIBUTE_KEY} bytes, values at most {MAX_ATTRIBUTE_VALUE}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Decides where an account with `roles` may sit, for a caller of `scope`.
+/// An explicit tenant outside the scope is 403 (decided before any lookup,
+/// so it confirms nothing); a tenant the caller cannot see reads as
+/// unknown (422), exactly like one that does not exist.
+fn place(
+    tx: &impl Lookup,
+    scope: &Scope,
+    roles: &[String],
+    reseller_id: Option<String>,
+    merchant_id: Option<String>,
+) -> Result<(Option<String>, Option<String>), Error> {
+    if roles.is_empty() {
+        return Err(Error::invalid(
+            "roles",
+            "an account needs at least one role",
+        ));
+    }
+    for (i, role) in roles.iter().enumerate() {
+        if roles[..i].contains(role) {
+            return Err(Error::invalid("roles", format!("{role} is listed twice")));
+        }
+        if !is_builtin(role) && tx.custom_role(role)?.is_none() {
+            return Err(Error::invalid("roles", format!("unknown role: {role}")));
+        }
+        if !scope.may_grant(role) {
+            return Err(Error::Forbidden);
+        }
+    }
+    let (mut reseller_id, merchant_id) = match scope {
+        Scope::All => (reseller_id, merchant_id),
+        Scope::Reseller(own) => {
+            if reseller_id.as_ref().is_some_and(|r| r != own) {
+                return Err(Error::Forbidden);
+            }
+            (Some(own.clone()), merchant_id)
+        }
+        Scope::Merchant { reseller, merchant } => {
+            if reseller_id.as_ref().is_some_and(|r| r != reseller)
+                || merchant_id.as_ref().is_some_and(|m| m != merchant)
+            {
+                return Err(Error::Forbidden);
+            }
+            (Some(reseller.clone()), Some(merchant.clone()))
+        }
+        Scope::Own(_) | Scope::Nothing => return Err(Error::Forbidden),
+    };
+    if let Some(m) = &merchant_id {
+        let merchant = tx
+            .merchant(m)?
+            .filter(|found| scope.covers_merchant(found))
+            .ok_or_else(|| Error::invalid("merchant_id", "unknown merchant_id"))?;
+        match &reseller_id {
+            Some(r) if *r != merchant.reseller_id => {
+                return Err(Error::invalid(
+                    "merchant_id",
+                    "the merchant does not belong to that reseller",
+                ));
+            }
+            _ => reseller_id = Some(merchant.reseller_id),
+        }
+    }
+    if let Some(r) = &reseller_id
+        && tx.reseller(r)?.is_none()
+    {
+        return Err(Error::invalid("reseller_id", "unknown reseller_id"));
+    }
+    let strongest = roles.iter().map(|r| level(r)).max().unwrap_or(1);
+    if strongest == 3 && reseller_id.is_none() {
+        return Err(Error::invalid(
+            "reseller_id",
+            "a reseller account needs a reseller_id",
+        ));
+    }
+    if strongest == 2 && merchant_id.is_none() {
+        return Err(Error::invalid(
+            "merchant_id",
+            "a merchant account needs a merchant_id",
+        ));
+    }
+    Ok((reseller_id, merchant_id))
+}
+
+impl Core {
+    /// The account `id` if the caller's scope covers it.
+    fn visible(&self, scope: &Scope, account: Option<Account>) -> Result<Account, Error> {
+        account
+            .filter(|a| scope.covers_account(a))
+            .ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn admin_create_user(
+        &self,
+        principal: &Principal,
+        request: UserRequest,
+    ) -> Result<Account, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let username = Username::parse(&request.username)?;
+        let email = Email::parse(&request.email)?;
+        let password = Password::new(&request.password)
+            .map_err(|e| Error::invalid("password", e.to_string()))?;
+        check_attributes(&request.attributes)?;
+        // Placement is checked before the (expensive) hash, so a request
+        // that will be refused costs no argon2 time, and again inside the
+        // write transaction, where it counts.
+        place(
+            &self.store.read()?,
+            &scope,
+            &request.roles,
+            request.reseller_id.clone(),
+            request.merchant_id.clone(),
+        )?;
+        let hash = self.hash_password(password).await?;
+        let now = self.clock.now();
+        let audit = self.actor_entry(principal, "account_created", Outcome::Success)?;
+        self.store
+            .write_async(move |tx| {
+                let (reseller_id, merchant_id) = place(
+                    tx,
+                    &scope,
+                    &request.roles,
+                    request.reseller_id,
+                    request.merchant_id,
+                )?;
+                let account = Account {
+                    id: Uuid::new_v4(),
+                    number: tx.next_account_number()?,
+                    username: username.as_str().to_string(),
+                    email: email.as_str().to_string(),
+                    password_hash: hash,
+                    roles: request.roles,
+                    reseller_id,
+                    merchant_id,
+                    attributes: request.attributes,
+                    disabled: false,
+                    created_at: now,
+                    updated_at: now,
+                };
+                put_checked(tx, &account, None)?;
+                audit
+                    .tenant_of(&account)
+                    .target(account.id.to_string())
+                    .append(tx, now)?;
+                Ok(account)
+            })
+            .await
+    }
+
+    pub fn admin_list_users(
+        &self,
+        principal: &Principal,
+        filter: &UserFilter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Page<Account>, Error> {
+        let scope = principal.scope();
+        let tenant_key = match (&scope, &filter.merchant_id, &filter.reseller_id) {
+            (Scope::Own(_) | Scope::Nothing, _, _) => return Err(Error::Forbidden),
+            (_, Some(m), _) => Some(crate::store::merchant_key(m)),
+            (_, None, Some(r)) => Some(crate::store::reseller_key(r)),
+            (Scope::Reseller(r), None, None) => Some(crate::store::reseller_key(r)),
+            (Scope::Merchant { merchant, .. }, None, None) => {
+                Some(crate::store::merchant_key(merchant))
+            }
+            (Scope::All, None, None) => None,
+        };
+        let q = filter.q.as_ref().map(|q| q.to_lowercase());
+        let mut items = Vec::new();
+        let mut last = after;
+        let mut more = false;
+        self.store
+            .read()?
+            .scan_accounts(tenant_key.as_deref(), after, |account| {
+                if items.len() >= limit {
+                    more = true;
+                    return false;
+                }
+                last = account.number;
+                let keep = scope.covers_account(&account)
+                    && filter
+                        .reseller_id
+                        .as_ref()
+                        .is_none_or(|r| account.reseller_id.as_ref() == Some(r))
+                    && filter
+                        .role
+                        .as_ref()
+                        .is_none_or(|r| account.roles.contains(r))
+                    && q.as_ref().is_none_or(|q| {
+                        account.username.to_lowercase().contains(q)
+                            || account.email.to_lowercase().contains(q)
+                    });
+                if keep {
+                    items.push(account);
+                }
+                true
+            })?;
+        let next = more.then(|| last.to_string());
+        Ok(Page { items, next })
+    }
+
+    pub fn admin_get_user(&self, principal: &Principal, id: Uuid) -> Result<Account, Error> {
+        let scope = principal.scope();
+        self.visible(&scope, self.store.read()?.account(id)?)
+    }
+
+    pub async fn admin_update_user(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        patch: UserPatch,
+    ) -> Result<Account, Error> {
+        let scope = principal.scope();
+        let username = patch.username.as_deref().map(Username::parse).transpose()?;
+        let email = patch.email.as_deref().map(Email::parse).transpose()?;
+        if let Some(attributes) = &patch.attributes {
+            check_attributes(attributes)?;
+        }
+        let now = self.clock.now();
+        let audit = self.actor_entry(principal, "account_updated", Outcome::Success)?;
+        let revocations = self.revocations_handle();
+        self.store
+            .write_async(move |tx| {
+                let current = tx.account(id)?.filter(|a| scope.covers_account(a));
+                let current = current.ok_or(Error::NotFound("user"))?;
+                if !scope.manages() {
+                    return Err(Error::Forbidden);
+                }
+                let mut next = current.clone();
+                if let Some(u) = username {
+                    next.username = u.as_str().to_string();
+                }
+                if let Some(e) = email {
+                    next.email = e.as_str().to_string();
+                }
+                if let Some(a) = patch.attributes {
+                    next.attributes = a;
+                }
+                let placement_changed = patch.roles.is_some()
+                    || patch.reseller_id.is_some()
+                    || patch.merchant_id.is_some();
+                if placement_changed {
+                    let roles = patch.roles.unwrap_or_else(|| current.roles.clone());
+                    let reseller = patch.reseller_id.unwrap_or(current.reseller_id.clone());
+                    let merchant = patch.merchant_id.unwrap_or(current.merchant_id.clone());
+                    let (r, m) = place(tx, &scope, &roles, reseller, merchant)?;
+                    next.roles = roles;
+                    next.reseller_id = r;
+                    next.merchant_id = m;
+                }
+                next.updated_at = now;
+                put_checked(tx, &next, Some(&current))?;
+                let mut detail = String::new();
+                if next.roles != current.roles
+                    || next.reseller_id != current.reseller_id
+                    || next.merchant_id != current.merchant_id
+                {
+                    // Tokens carry roles and tenant: the old ones must go.
+                    let n = revocations.revoke_all_in(tx, id, "roles or tenant changed", now)?;
+                    detail = format!("roles or tenant changed; {n} sessions revoked");
+                }
+                let audit = audit.tenant_of(&next).target(id.to_string());
+                if detail.is_empty() {
+                    audit
+                } else {
+                    audit.detail(detail)
+                }
+                .append(tx, now)?;
+                Ok(next)
+            })
+            .await
+    }
+
+    pub async fn admin_set_disabled(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        disabled: bool,
+    ) -> Result<Account, Error> {
+        let scope = principal.scope();
+        if principal.account == Some(id) {
+            return Err(Error::Conflict(
+                "you cannot disable or enable your own account".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let event = if disabled {
+            "account_disabled"
+        } else {
+            "account_enabled"
+        };
+        let audit = self.actor_entry(principal, event, Outcome::Success)?;
+        let revocations = self.revocations_handle();
+        self.store
+            .write_async(move |tx| {
+                let mut account = tx
+                    .account(id)?
+                    .filter(|a| scope.covers_account(a))
+                    .ok_or(Error::NotFound("user"))?;
+                if !scope.manages() {
+                    return Err(Error::Forbidden);
+                }
+                let mut audit = audit.tenant_of(&account).target(id.to_string());
+                if disabled && !account.disabled {
+                    let sessions = revocations.revoke_all_in(tx, id, "account disabled", now)?;
+                    let keys = tx.account_keys(id)?;
+                    for key in &keys {
+                        tx.remove_api_key(key)?;
+                    }
+                    audit = audit.detail(format!(
+                        "{sessions} sessions and {} API keys revoked",
+                        keys.len()
+                    ));
+                }
+                let previous = account.clone();
+                account.disabled = disabled;
+                account.updated_at = now;
+                put_checked(tx, &account, Some(&previous))?;
+                audit.append(tx, now)?;
+                Ok(account)
+            })
+            .await
+    }
+
+    pub async fn admin_delete_user(&self, principal: &Principal, id: Uuid) -> Result<(), Error> {
+        let scope = principal.scope();
+        if principal.account == Some(id) {
+            return Err(Error::Conflict("you cannot delete your own account".into()));
+        }
+        let now = self.clock.now();
+        let audit = self.actor_entry(principal, "account_deleted", Outcome::Success)?;
+        let revocations = self.revocations_handle();
+        self.store
+            .write_async(move |tx| {
+                let account = tx
+                    .account(id)?
+                    .filter(|a| scope.covers_account(a))
+                    .ok_or(Error::NotFound("user"))?;
+                if !scope.manages() {
+                    return Err(Error::Forbidden);
+                }
+                let sessions = revocations.revoke_all_in(tx, id, "account deleted", now)?;
+                tx.remove_account(&account, &super::accounts::index_keys(&account))?;
+                audit
+                    .tenant_of(&account)
+                    .target(id.to_string())
+                    .detail(format!(
+                        "{} ({}); {sessions} sessions revoked",
+                        account.username, account.email
+                    ))
+                    .append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Sets an account's password. A manager may set any account's in its
+    /// scope; an account changing its own must give the current one. Every
+    /// other session of the account ends.
+    pub async fn admin_set_password(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        new_password: &str,
+        current_password: Option<&str>,
+    ) -> Result<(), Error> {
+        let scope = principal.scope();
+        let account = self.visible(&scope, self.store.read()?.account(id)?)?;
+        let own = principal.account == Some(id);
+        if !scope.manages() || own {
+            if !own {
+                return Err(Error::Forbidden);
+            }
+            let current = current_password
+                .and_then(Password::for_login)
+                .ok_or_else(|| {
+                    Error::invalid("current_password", "current_password is required")
+                })?;
+            let verified = self
+                .hasher
+                .verify(current, Some(account.password_hash.clone()))
+                .await
+                .map_err(|_| Error::Busy { retry_after: 1 })?;
+            if !verified.ok {
+                return Err(Error::invalid(
+                    "current_password",
+                    "current_password is wrong",
+                ));
+            }
+        }
+        let password =
+            Password::new(new_password).map_err(|e| Error::invalid("password", e.to_string()))?;
+        let hash = self.hash_password(password).await?;
+        let now = self.clock.now();
+        let keep = principal.session;
+        let audit = self.actor_entry(principal, "password_changed", Outcome::Success)?;
+        let revocations = self.revocations_handle();
+        self.store
+            .write_async(move |tx| {
+                let previous = tx.account(id)?.ok_or(Error::NotFound("user"))?;
+                let mut account = previous.clone();
+                account.password_hash = hash;
+                account.updated_at = now;
+                put_checked(tx, &account, Some(&previous))?;
+                let mut n = 0;
+                for mut session in tx.account_sessions(id)? {
+                    if Some(session.id) != keep && session.revoked_at.is_none() {
+                        revocations.revoke_in(tx, &mut session, "password changed", now)?;
+                        n += 1;
+                    }
+                }
+                audit
+                    .tenant_of(&account)
+                    .target(id.to_string())
+                    .detail(format!("{n} other sessions revoked"))
+                    .append(tx, now)?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The live sessions of an account in scope, newest first.
+    pub fn admin_list_sessions(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<Session>, Error> {
+        let scope = principal.scope();
+        let tx = self.store.read()?;
+        self.visible(&scope, tx.account(id)?)?;
+        let now = self.clock.now();
+        let mut sessions: Vec<Session> = tx
+            .account_sessions(id)?
+            .into_iter()
+            .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+            .collect();
+        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(sessions)
+    }
+
+    /// Ends one session of an account (`Some`) or all of them (`None`).
+    /// Returns how many ended.
+    pub async fn admin_revoke_sessions(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        which: Option<Uuid>,
+    ) -> Result<usize, Error> {
+        let scope = principal.scope();
+        self.visible(&scope, self.store.read()?.account(id)?)?;
+        let now = self.clock.now();
+        let audit = self.actor_entry(
+            principal,
+            if which.is_some() {
+                "session_revoked"
+            } else {
+                "sessions_revoked"
+            },
+            Outcome::Success,
+        )?;
+        let revocations = self.revocations_handle();
+        self.store
+            .write_async(move |tx| {
+                let account = tx.account(id)?.ok_or(Error::NotFound("user"))?;
+                let n = match which {
+                    Some(sid) => {
+                        let mut session = tx
+                            .session(sid)?
+                            .filter(|s| s.account == id && s.revoked_at.is_none())
+                            .ok_or(Error::NotFound("session"))?;
+                        revocations.revoke_in(
+                            tx,
+                            &mut session,
+                            "revoked by an administrator",
+                            now,
+                        )?;
+                        1
+                    }
+                    None => {
+                        revocations.revoke_all_in(tx, id, "revoked by an administrator", now)?
+                    }
+                };
+                audit
+                    .tenant_of(&account)
+                    .target(which.map_or(id.to_string(), |s| s.to_string()))
+                    .detail(format!("{n} sessions revoked"))
+                    .append(tx, now)?;
+                Ok(n)
+            })
+            .await
+    }
+
+    /// The keys of an account in scope.
+    pub fn admin_user_keys(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<Vec<crate::store::ApiKey>, Error> {
+        let scope = principal.scope();
+        self.visible(&scope, self.store.read()?.account(id)?)?;
+        self.list_api_keys(id)
+    }
+
+    /// Deletes a key of an account in scope.
+    pub async fn admin_delete_user_key(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        key_id: &str,
+    ) -> Result<(), Error> {
+        let scope = principal.scope();
+        self.visible(&scope, self.store.read()?.account(id)?)?;
+        if !scope.manages() && principal.account != Some(id) {
+            return Err(Error::Forbidden);
+        }
+        self.delete_api_key(principal, id, key_id).await
+    }
+}
