@@ -565,3 +565,132 @@ pub fn run_to_end(args: &[&str], envs: &[(&str, &str)]) -> (Option<i32>, String)
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
     )
 }
+
+/// A populated server for tenant tests: two resellers (`res_1`, `res_2`),
+/// two merchants under each (`mer_1a`, `mer_1b`, `mer_2a`, `mer_2b`), and
+/// one account per role and tenant, each signed in:
+///
+/// | name | roles | tenant |
+/// | --- | --- | --- |
+/// | `admin` | admin | none |
+/// | `reseller1`, `reseller2` | reseller | `res_1`, `res_2` |
+/// | `merchant1a`, `merchant1b`, `merchant2a` | merchant | that merchant |
+/// | `user1a`, `user2a` | user | `mer_1a`, `mer_2a` |
+///
+/// Every password is [`WORLD_PASSWORD`].
+pub struct World {
+    /// Name -> account.
+    pub accounts: std::collections::BTreeMap<String, Member>,
+}
+
+/// One account of the [`World`].
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: String,
+    pub number: u64,
+    pub username: String,
+    pub email: String,
+    /// A fresh access token.
+    pub token: String,
+}
+
+pub const WORLD_PASSWORD: &str = "world password 123";
+
+impl World {
+    pub async fn build(srv: &Server) -> World {
+        let admin = srv.admin_token().await;
+        for r in ["res_1", "res_2"] {
+            let resp = srv
+                .post("/api/v1/admin/resellers")
+                .bearer(&admin)
+                .json(&json!({ "id": r, "name": format!("Reseller {r}") }))
+                .send()
+                .await;
+            assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        }
+        for (m, r) in [
+            ("mer_1a", "res_1"),
+            ("mer_1b", "res_1"),
+            ("mer_2a", "res_2"),
+            ("mer_2b", "res_2"),
+        ] {
+            let resp = srv
+                .post("/api/v1/admin/merchants")
+                .bearer(&admin)
+                .json(&json!({ "id": m, "reseller_id": r, "name": format!("Merchant {m}") }))
+                .send()
+                .await;
+            assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+        }
+        let people: [(&str, &str, Option<&str>, Option<&str>); 7] = [
+            ("reseller1", "reseller", Some("res_1"), None),
+            ("reseller2", "reseller", Some("res_2"), None),
+            ("merchant1a", "merchant", None, Some("mer_1a")),
+            ("merchant1b", "merchant", None, Some("mer_1b")),
+            ("merchant2a", "merchant", None, Some("mer_2a")),
+            ("user1a", "user", None, Some("mer_1a")),
+            ("user2a", "user", None, Some("mer_2a")),
+        ];
+        let mut accounts = std::collections::BTreeMap::new();
+        for (name, role, reseller, merchant) in people {
+            let resp = srv
+                .post("/api/v1/admin/users")
+                .bearer(&admin)
+                .json(&json!({
+                    "username": name,
+                    "email": format!("{name}@example.com"),
+                    "password": WORLD_PASSWORD,
+                    "roles": [role],
+                    "reseller_id": reseller,
+                    "merchant_id": merchant,
+                }))
+                .send()
+                .await;
+            assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
+            let body = resp.json();
+            let token = srv.login(name, WORLD_PASSWORD).await["token"]
+                .as_str()
+                .expect("token")
+                .to_string();
+            accounts.insert(
+                name.to_string(),
+                Member {
+                    id: body["id"].as_str().expect("id").to_string(),
+                    number: body["number"].as_u64().expect("number"),
+                    username: name.to_string(),
+                    email: format!("{name}@example.com"),
+                    token,
+                },
+            );
+        }
+        let me = srv
+            .get("/api/v1/auth/me")
+            .bearer(&admin)
+            .send()
+            .await
+            .json();
+        accounts.insert(
+            "admin".to_string(),
+            Member {
+                id: me["id"].as_str().expect("id").to_string(),
+                number: me["number"].as_u64().expect("number"),
+                username: ADMIN.into(),
+                email: ADMIN_EMAIL.into(),
+                token: admin,
+            },
+        );
+        World { accounts }
+    }
+
+    /// The member called `name`; panics if there is none.
+    pub fn get(&self, name: &str) -> &Member {
+        self.accounts
+            .get(name)
+            .unwrap_or_else(|| panic!("no member {name}"))
+    }
+
+    /// A member's access token.
+    pub fn token(&self, name: &str) -> &str {
+        &self.get(name).token
+    }
+}

@@ -3,9 +3,12 @@
 
 mod harness;
 
+mod admin_api;
 mod foundation;
+mod keys;
 mod passwords;
 mod process;
 mod readme;
+mod s2s;
 mod storage;
 mod transport;
