@@ -98,6 +98,31 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
     pub shutdown_timeout: Option<u64>,
 
+    /// Login attempts per minute from one client address, on every route that checks a password or exchanges a credential [default: 30]
+    #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_IP", value_name = "N")]
+    pub rate_login_per_ip: Option<u32>,
+
+    /// Login attempts per minute for one account identifier (email or username, normalised) [default: 10]
+    #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_ACCOUNT", value_name = "N")]
+    pub rate_login_per_account: Option<u32>,
+
+    /// Consecutive failed passwords that lock an identifier [default: 10]
+    #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", value_name = "N")]
+    pub lockout_threshold: Option<u32>,
+
+    /// Seconds a lock lasts [default: 1800]
+    #[arg(long, env = "LATCHKEY_LOCKOUT_SECONDS", value_name = "SECONDS")]
+    pub lockout_seconds: Option<u64>,
+
+    /// Proxies allowed to set X-Forwarded-For: addresses or CIDR ranges, comma-separated [default: none]
+    #[arg(
+        long,
+        env = "LATCHKEY_TRUSTED_PROXIES",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -141,6 +166,11 @@ impl Layer {
             max_connections,
             header_read_timeout,
             shutdown_timeout,
+            rate_login_per_ip,
+            rate_login_per_account,
+            lockout_threshold,
+            lockout_seconds,
+            trusted_proxies,
             log_format,
         )
     }
@@ -179,6 +209,11 @@ pub struct Settings {
     pub max_connections: usize,
     pub header_read_timeout: u64,
     pub shutdown_timeout: u64,
+    pub rate_login_per_ip: u32,
+    pub rate_login_per_account: u32,
+    pub lockout_threshold: u32,
+    pub lockout_seconds: u64,
+    pub trusted_proxies: crate::server::context::TrustedProxies,
     pub log_format: LogFormat,
 }
 
@@ -233,6 +268,14 @@ impl Settings {
             max_connections: layer.max_connections.unwrap_or(1024).max(1),
             header_read_timeout: layer.header_read_timeout.unwrap_or(10).max(1),
             shutdown_timeout: layer.shutdown_timeout.unwrap_or(10),
+            rate_login_per_ip: layer.rate_login_per_ip.unwrap_or(30),
+            rate_login_per_account: layer.rate_login_per_account.unwrap_or(10),
+            lockout_threshold: layer.lockout_threshold.unwrap_or(10),
+            lockout_seconds: layer.lockout_seconds.unwrap_or(1800),
+            trusted_proxies: crate::server::context::TrustedProxies::parse(
+                &layer.trusted_proxies.unwrap_or_default(),
+            )
+            .map_err(|e| ConfigError::Invalid(format!("--trusted-proxies: {e}")))?,
             log_format: layer.log_format.unwrap_or_default(),
         };
         settings.check()?;
@@ -263,6 +306,12 @@ impl Settings {
         }
         if self.max_header_bytes < 8192 {
             return bad("--max-header-bytes must be at least 8192".into());
+        }
+        if self.rate_login_per_ip == 0 || self.rate_login_per_account == 0 {
+            return bad("login rate limits must be at least 1 per minute".into());
+        }
+        if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
+            return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
         }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());

@@ -81,6 +81,23 @@ pub struct Running {
 }
 
 impl Running {
+    /// Keys held by the login rate limiters: (addresses, identifiers).
+    pub fn limiter_sizes(&self) -> (usize, usize) {
+        self.core.limiter_sizes()
+    }
+
+    /// Password hashes running or waiting right now.
+    pub fn hashes_in_flight(&self) -> usize {
+        self.core.hashes_in_flight()
+    }
+
+    /// Runs one round of upkeep now (what the periodic loop does).
+    pub async fn housekeeping(&self) {
+        if let Err(e) = self.core.housekeeping().await {
+            tracing::warn!(error = %e, "housekeeping failed");
+        }
+    }
+
     /// Stops accepting, drains in-flight requests, writes what is held in
     /// memory, and closes the store.
     pub async fn shutdown(self) {
@@ -117,6 +134,10 @@ pub async fn start(
         hash_params: settings.hash_params,
         hash_workers: settings.hash_workers,
         hash_queue: settings.hash_queue,
+        rate_login_per_ip: settings.rate_login_per_ip,
+        rate_login_per_account: settings.rate_login_per_account,
+        lockout_threshold: settings.lockout_threshold,
+        lockout_seconds: settings.lockout_seconds,
     };
     let core = {
         let clock = clock.clone();
@@ -135,7 +156,7 @@ pub async fn start(
         max_header_bytes: settings.max_header_bytes,
         max_body_bytes: settings.max_body_bytes,
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
-        trusted_proxies: server::context::TrustedProxies::default(),
+        trusted_proxies: settings.trusted_proxies.clone(),
     };
     let listening = server::listen(server_config, Arc::new(api::Api(app)))
         .await

@@ -30,6 +30,7 @@ pub fn routes() -> Vec<Route> {
         route!(PATCH, "/api/v1/admin/users/{id}", update_user),
         route!(DELETE, "/api/v1/admin/users/{id}", delete_user),
         route!(POST, "/api/v1/admin/users/{id}/password", set_password),
+        route!(POST, "/api/v1/admin/users/{id}/unlock", unlock_user),
         route!(POST, "/api/v1/admin/users/{id}/disable", disable_user),
         route!(POST, "/api/v1/admin/users/{id}/enable", enable_user),
         route!(GET, "/api/v1/admin/users/{id}/sessions", list_sessions),
@@ -353,6 +354,15 @@ async fn set_disabled(app: Arc<App>, req: Req, disabled: bool) -> Reply {
             .await
             .map_err(fail(&req))?;
         Ok(json(StatusCode::OK, &account_view(&account)))
+    })
+    .await
+}
+
+async fn unlock_user(app: Arc<App>, req: Req) -> Reply {
+    with_principal(app, req, |app, req, p| async move {
+        let id = user_id(&req)?;
+        let was_locked = app.core.admin_unlock(&p, id).await.map_err(fail(&req))?;
+        Ok(json(StatusCode::OK, &json!({ "was_locked": was_locked })))
     })
     .await
 }

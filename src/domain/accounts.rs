@@ -93,6 +93,16 @@ pub fn username_key(raw: &str) -> String {
     raw.trim().nfkc().collect::<String>().to_lowercase()
 }
 
+/// Lookup form of a login identifier: an email's if it has `@`, else a
+/// username's. Rate limits and lockout counters are keyed by it.
+pub fn identifier_key(raw: &str) -> String {
+    if raw.contains('@') {
+        email_key(raw)
+    } else {
+        username_key(raw)
+    }
+}
+
 /// Lookup form of an email: trimmed, lowercase.
 pub fn email_key(raw: &str) -> String {
     raw.trim().to_lowercase()

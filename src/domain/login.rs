@@ -1,14 +1,31 @@
 //! Password login, shared by every document's login route.
 //!
-//! Every path through [`Core::password_login`] that reaches the hashing pool
-//! costs exactly one argon2id verification: an unknown identifier is checked
-//! against a decoy hash, so the answer takes the same time whether or not
-//! the account exists, and the same [`Error::InvalidCredentials`] comes back
-//! for both.
+//! The order of work is what makes it safe:
+//!
+//! 1. the rate limiters (by address, then by identifier): a refused attempt
+//!    costs no hash and writes nothing;
+//! 2. exactly one argon2id verification on the bounded pool, whatever the
+//!    case: against the account's hash, or a decoy hash when there is no
+//!    account, and also when the identifier is locked, so an unknown
+//!    account, a wrong password, a disabled account and a locked one all
+//!    cost the same;
+//! 3. the lockout rule: a locked identifier is refused even with the right
+//!    password; a failure counts toward the lock; a success clears it.
+//!
+//! Failures count per identifier as submitted (in lookup form), whether or
+//! not an account has it, so a lock says nothing about existence.
 
 use super::password::Password;
 use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
-use crate::store::Account;
+use crate::store::{Account, Lockout, StoreError, WriteTx};
+
+/// What a failed attempt changed.
+enum Failure {
+    /// Counted; not locked (yet).
+    Counted,
+    /// This failure locked the identifier.
+    Locked,
+}
 
 impl Core {
     /// Checks an identifier (username or email) and password. On success the
@@ -19,11 +36,20 @@ impl Core {
         password: &str,
         client: &ClientInfo,
     ) -> Result<Account, Error> {
+        let key = accounts::identifier_key(identifier);
+        self.limits.check(client.ip, Some(&key))?;
+        let now = self.clock.now();
+        let lock = self.store.read()?.lockout(&key)?;
+        let locked_until = lock
+            .as_ref()
+            .and_then(|l| l.locked_until)
+            .filter(|&until| until > now);
+
         let Some(password) = Password::for_login(password) else {
             // Longer than any password can be: refused before any hash.
-            self.audit_login_failure(identifier, client, "password too long")
-                .await?;
-            return Err(Error::InvalidCredentials);
+            return Err(self
+                .refuse(&key, identifier, client, locked_until, "password too long")
+                .await);
         };
         let account = accounts::find_for_login(&self.store.read()?, identifier)?;
         let verified = self
@@ -32,11 +58,17 @@ impl Core {
             .await
             .map_err(|_| Error::Busy { retry_after: 1 })?;
         let mut account = match account {
-            Some(a) if verified.ok => a,
+            Some(a) if verified.ok && locked_until.is_none() => a,
             _ => {
-                self.audit_login_failure(identifier, client, "invalid credentials")
-                    .await?;
-                return Err(Error::InvalidCredentials);
+                return Err(self
+                    .refuse(
+                        &key,
+                        identifier,
+                        client,
+                        locked_until,
+                        "invalid credentials",
+                    )
+                    .await);
             }
         };
         if account.disabled {
@@ -54,7 +86,100 @@ impl Core {
         if let Some(fresh) = verified.rehashed {
             account = self.upgrade_hash(account, fresh).await?;
         }
+        if lock.is_some() {
+            self.clear_lockout(&key, lock, client).await?;
+        }
         Ok(account)
+    }
+
+    /// Answers a refused attempt: a locked identifier stays locked (and
+    /// the attempt does not extend it); otherwise the failure is counted,
+    /// durably, with its audit entry, before the answer goes out.
+    async fn refuse(
+        &self,
+        key: &str,
+        identifier: &str,
+        client: &ClientInfo,
+        locked_until: Option<i64>,
+        why: &'static str,
+    ) -> Error {
+        let now = self.clock.now();
+        let shown: String = identifier.chars().take(64).collect();
+        if let Some(until) = locked_until {
+            let entry = AuditEntry::new("login", Outcome::Failure)
+                .actor("anonymous", shown)
+                .client(client)
+                .detail("identifier locked");
+            if let Err(e) = self
+                .store
+                .write_grouped(move |tx| entry.append(tx, now).map(|_| ()))
+                .await
+            {
+                return e.into();
+            }
+            return Error::Locked {
+                retry_after: u64::try_from(until - now).unwrap_or(1).max(1),
+            };
+        }
+        let threshold = self.config.lockout_threshold;
+        let lock_for = self.config.lockout_seconds;
+        let key_owned = key.to_string();
+        let client = client.clone();
+        let written = self
+            .store
+            .write_grouped(move |tx| {
+                let failure = count_failure(tx, &key_owned, threshold, lock_for, now)?;
+                AuditEntry::new("login", Outcome::Failure)
+                    .actor("anonymous", shown.clone())
+                    .client(&client)
+                    .detail(why)
+                    .append(tx, now)?;
+                if let Failure::Locked = failure {
+                    AuditEntry::new("lockout", Outcome::Success)
+                        .actor("system", "lockout")
+                        .target(key_owned.clone())
+                        .client(&client)
+                        .detail(format!(
+                            "{threshold} consecutive failed passwords for {shown}; locked for {lock_for} s"
+                        ))
+                        .append(tx, now)?;
+                }
+                Ok(())
+            })
+            .await;
+        match written {
+            Ok(()) => Error::InvalidCredentials,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// A success clears the count, and an expired lock is recorded as
+    /// ended.
+    async fn clear_lockout(
+        &self,
+        key: &str,
+        lock: Option<Lockout>,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let key = key.to_string();
+        let client = client.clone();
+        let expired = lock.and_then(|l| l.locked_until).is_some();
+        self.store
+            .write_grouped(move |tx| {
+                tx.remove_lockout(&key)?;
+                if expired {
+                    AuditEntry::new("unlock", Outcome::Success)
+                        .actor("system", "lockout")
+                        .target(key.clone())
+                        .client(&client)
+                        .detail("lock expired")
+                        .append(tx, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
     }
 
     /// Stores a hash made with the current parameters in place of a stale
@@ -77,22 +202,36 @@ impl Core {
             })
             .await
     }
+}
 
-    async fn audit_login_failure(
-        &self,
-        identifier: &str,
-        client: &ClientInfo,
-        why: &str,
-    ) -> Result<(), Error> {
-        // The identifier is what the client typed, truncated: useful to an
-        // operator, and never a secret.
-        let shown: String = identifier.chars().take(64).collect();
-        self.audit(
-            AuditEntry::new("login", Outcome::Failure)
-                .actor("anonymous", shown)
-                .client(client)
-                .detail(why),
-        )
-        .await
+/// Adds one failure for `key`; at `threshold`, locks it for `lock_for`
+/// seconds and starts the count again.
+fn count_failure(
+    tx: &mut WriteTx,
+    key: &str,
+    threshold: u32,
+    lock_for: u64,
+    now: i64,
+) -> Result<Failure, StoreError> {
+    let mut state = tx.lockout(key)?.unwrap_or(Lockout {
+        failures: 0,
+        locked_until: None,
+        updated_at: now,
+    });
+    // A lock that has run out starts a fresh count.
+    if state.locked_until.is_some_and(|u| u <= now) {
+        state.locked_until = None;
+        state.failures = 0;
     }
+    state.failures += 1;
+    state.updated_at = now;
+    let outcome = if state.failures >= threshold {
+        state.failures = 0;
+        state.locked_until = Some(now + i64::try_from(lock_for).unwrap_or(i64::MAX / 2));
+        Failure::Locked
+    } else {
+        Failure::Counted
+    };
+    tx.put_lockout(key, &state)?;
+    Ok(outcome)
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod clock;
 pub mod jwt;
 pub mod keys;
+pub mod limits;
 pub mod login;
 pub mod password;
 pub mod rbac;
@@ -52,6 +53,14 @@ pub struct CoreConfig {
     pub hash_workers: usize,
     /// Hashes allowed to wait.
     pub hash_queue: usize,
+    /// Login attempts a minute per client address.
+    pub rate_login_per_ip: u32,
+    /// Login attempts a minute per identifier.
+    pub rate_login_per_account: u32,
+    /// Consecutive failures that lock an identifier.
+    pub lockout_threshold: u32,
+    /// How long a lock lasts, seconds.
+    pub lockout_seconds: u64,
 }
 
 /// Who is calling, as far as the transport can tell.
@@ -139,6 +148,43 @@ pub struct Core {
     key_usage: keys::Usage,
     /// S2S tokens seen used in this process.
     s2s_usage: s2s::S2sUsage,
+    /// Login rate limiters.
+    limits: limits::Limits,
+    /// Writes started in the background, which shutdown waits for.
+    background: Arc<Background>,
+}
+
+/// Counts background writes so that shutdown can wait for them: the store
+/// closes only when the last of them lets go of it.
+#[derive(Default)]
+struct Background {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl Background {
+    fn spawn(self: &Arc<Self>, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        use std::sync::atomic::Ordering;
+        self.running.fetch_add(1, Ordering::AcqRel);
+        let me = self.clone();
+        tokio::spawn(async move {
+            work.await;
+            if me.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                me.idle.notify_waiters();
+            }
+        });
+    }
+
+    async fn wait(&self) {
+        use std::sync::atomic::Ordering;
+        loop {
+            let idle = self.idle.notified();
+            if self.running.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// One page of a list, and the cursor of the next page if there is one.
@@ -158,6 +204,11 @@ impl Core {
             password::Hasher::new(config.hash_params, config.hash_workers, config.hash_queue)
                 .map_err(StartError::Config)?;
         let revoked = sessions::Revocations::from_stored(store.read()?.revocations()?);
+        let limits = limits::Limits::new(
+            config.rate_login_per_ip,
+            config.rate_login_per_account,
+            &clock,
+        );
         Ok(Core {
             store,
             clock,
@@ -167,6 +218,8 @@ impl Core {
             revoked: Arc::new(revoked),
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
+            limits,
+            background: Arc::default(),
         })
     }
 
@@ -180,9 +233,23 @@ impl Core {
         self.hasher.in_flight()
     }
 
+    /// Keys held by the login rate limiters: (addresses, identifiers).
+    pub fn limiter_sizes(&self) -> (usize, usize) {
+        self.limits.sizes()
+    }
+
+    /// Admits an attempt at a route that exchanges a credential without a
+    /// password (refresh, external sign-in) against the address limiter,
+    /// and the identifier limiter when there is an identifier.
+    pub fn check_rate(&self, client: &ClientInfo, identifier: Option<&str>) -> Result<(), Error> {
+        let key = identifier.map(accounts::identifier_key);
+        self.limits.check(client.ip, key.as_deref())
+    }
+
     /// Periodic upkeep: writes API keys' last use (at most once a minute
     /// per key) and forgets revocations no token can outlive.
     pub async fn housekeeping(&self) -> Result<(), Error> {
+        self.limits.prune();
         self.flush_key_usage(false).await?;
         let now = self.clock.now();
         self.revoked.prune(now);
@@ -192,10 +259,20 @@ impl Core {
         Ok(())
     }
 
-    /// Work to finish before the process exits: the last-use times still
-    /// held in memory.
+    /// Work to finish before the process exits: background writes, then
+    /// the last-use times still held in memory.
     pub async fn flush(&self) -> Result<(), Error> {
+        self.background.wait().await;
         self.flush_key_usage(true).await
+    }
+
+    /// Runs a store write without making the caller wait for it; shutdown
+    /// waits for it instead.
+    pub(crate) fn in_background(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.background.spawn(work);
     }
 
     /// An audit entry with the principal as actor. For an access token the
@@ -225,9 +302,9 @@ impl Core {
     pub fn audit_in_background(&self, entry: AuditEntry) {
         let store = self.store.clone();
         let now = self.clock.now();
-        tokio::spawn(async move {
+        self.in_background(async move {
             let result = store
-                .write_async(move |tx| entry.append(tx, now).map(|_| ()))
+                .write_grouped(move |tx| entry.append(tx, now).map(|_| ()))
                 .await;
             if let Err(e) = result {
                 tracing::warn!(error = %e, "could not append an audit entry");

@@ -66,16 +66,16 @@ impl Core {
                     .client_ip(client_ip),
             );
             let store = self.store.clone();
-            tokio::spawn(async move {
+            self.in_background(async move {
                 let _ = store
-                    .write_async(move |tx| {
+                    .write_grouped(move |tx| {
                         if let Some(mut t) = tx.s2s_token(&id)?
                             && t.last_used.is_none()
                         {
                             t.last_used = Some(now);
                             tx.put_s2s_token(&t)?;
                         }
-                        Ok::<_, crate::store::StoreError>(())
+                        Ok(())
                     })
                     .await;
             });

@@ -176,6 +176,7 @@ impl Core {
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<(Account, Issued), Error> {
+        self.check_rate(client, None)?;
         if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
             return Err(Error::InvalidRefresh);
         }

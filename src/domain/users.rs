@@ -494,6 +494,41 @@ impl Core {
             .await
     }
 
+    /// Ends a lock on the account's username and email (and clears their
+    /// failure counts).
+    pub async fn admin_unlock(&self, principal: &Principal, id: Uuid) -> Result<bool, Error> {
+        let scope = principal.scope();
+        let account = self.visible(&scope, self.store.read()?.account(id)?)?;
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let keys = super::accounts::index_keys(&account);
+        let audit = self
+            .actor_entry(principal, "unlock", Outcome::Success)?
+            .tenant_of(&account)
+            .target(id.to_string());
+        self.store
+            .write_async(move |tx| {
+                let mut was_locked = false;
+                for key in [&keys.username, &keys.email] {
+                    if let Some(lock) = tx.lockout(key)? {
+                        was_locked |= lock.locked_until.is_some_and(|u| u > now);
+                        tx.remove_lockout(key)?;
+                    }
+                }
+                audit
+                    .detail(if was_locked {
+                        "lock ended by an administrator"
+                    } else {
+                        "failure count cleared by an administrator (it was not locked)"
+                    })
+                    .append(tx, now)?;
+                Ok(was_locked)
+            })
+            .await
+    }
+
     /// The live sessions of an account in scope, newest first.
     pub fn admin_list_sessions(
         &self,

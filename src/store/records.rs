@@ -242,3 +242,16 @@ pub struct S2sToken {
     #[serde(default)]
     pub last_used: Option<i64>,
 }
+
+/// Failed-password state of one login identifier (email or username, in
+/// lookup form, whether or not an account has it).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Lockout {
+    /// Consecutive failures since the last success or lock.
+    pub failures: u32,
+    /// While in the future, every attempt is refused.
+    #[serde(default)]
+    pub locked_until: Option<i64>,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}

@@ -122,6 +122,12 @@ impl Server {
         .await
     }
 
+    /// The running server, for the few mechanism tests that look at
+    /// internal bounds (limiter sizes, hashes in flight).
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("server is running")
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod abuse;
 mod admin_api;
 mod foundation;
 mod keys;
