@@ -145,9 +145,12 @@ pub struct Store {
     group: Arc<OnceLock<mpsc::Sender<GroupJob>>>,
 }
 
+/// A change to run inside a group commit.
+type Change = Box<dyn FnOnce(&mut WriteTx) -> Result<(), StoreError> + Send>;
+
 /// A change waiting for a group commit, and where to say how it went.
 struct GroupJob {
-    change: Box<dyn FnOnce(&mut WriteTx) -> Result<(), StoreError> + Send>,
+    change: Change,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
