@@ -108,6 +108,24 @@ fn paging(req: &Req) -> Result<(usize, Option<String>), Reply> {
     Ok((limit, req.query("cursor").filter(|c| !c.is_empty())))
 }
 
+/// Pages a short list held whole in memory (roles, an account's sessions
+/// or keys) by `?limit=` and `?cursor=`; the cursor is how many items came
+/// before.
+fn page_in_memory<T>(req: &Req, items: Vec<T>) -> Result<Page<T>, Reply> {
+    let (limit, cursor) = paging(req)?;
+    let skip = match cursor {
+        Some(c) => c
+            .parse::<usize>()
+            .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid cursor"))?,
+        None => 0,
+    };
+    let total = items.len();
+    let items: Vec<T> = items.into_iter().skip(skip).take(limit).collect();
+    let end = skip.saturating_add(items.len());
+    let next = (end < total).then(|| end.to_string());
+    Ok(Page { items, next })
+}
+
 fn page<T>(page: Page<T>, view: impl Fn(&T) -> Value) -> Reply {
     json(
         StatusCode::OK,
@@ -379,13 +397,7 @@ async fn list_sessions(app: Arc<App>, req: Req) -> Reply {
     with_principal(app, req, |app, req, p| async move {
         let id = user_id(&req)?;
         let sessions = app.core.admin_list_sessions(&p, id).map_err(fail(&req))?;
-        Ok(page(
-            Page {
-                items: sessions,
-                next: None,
-            },
-            session_view,
-        ))
+        Ok(page(page_in_memory(&req, sessions)?, session_view))
     })
     .await
 }
@@ -423,13 +435,7 @@ async fn list_user_keys(app: Arc<App>, req: Req) -> Reply {
     with_principal(app, req, |app, req, p| async move {
         let id = user_id(&req)?;
         let keys = app.core.admin_user_keys(&p, id).map_err(fail(&req))?;
-        Ok(page(
-            Page {
-                items: keys,
-                next: None,
-            },
-            key_view,
-        ))
+        Ok(page(page_in_memory(&req, keys)?, key_view))
     })
     .await
 }
@@ -601,10 +607,7 @@ async fn list_roles(app: Arc<App>, req: Req) -> Reply {
     with_principal(app, req, |app, req, p| async move {
         let roles = app.core.list_roles(&p).map_err(fail(&req))?;
         Ok(page(
-            Page {
-                items: roles,
-                next: None,
-            },
+            page_in_memory(&req, roles)?,
             |(name, builtin)| json!({ "name": name, "builtin": builtin }),
         ))
     })

@@ -116,20 +116,16 @@ impl Core {
             .reseller_id
             .filter(|r| !r.is_empty())
             .ok_or_else(|| Error::invalid("reseller_id", "reseller_id is required"))?;
+        let requested_merchant = request.merchant_id.filter(|m| !m.is_empty());
         let merchant_id = if role == "reseller" {
             None
         } else {
-            Some(
-                request
-                    .merchant_id
-                    .filter(|m| !m.is_empty())
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "merchant_id",
-                            "merchant_id is required for merchant and user tokens",
-                        )
-                    })?,
-            )
+            Some(requested_merchant.clone().ok_or_else(|| {
+                Error::invalid(
+                    "merchant_id",
+                    "merchant_id is required for merchant and user tokens",
+                )
+            })?)
         };
 
         let allowed = match principal.scope() {
@@ -150,7 +146,9 @@ impl Core {
         if tx.reseller(&reseller_id)?.is_none() {
             return Err(Error::invalid("reseller_id", "unknown reseller_id"));
         }
-        if let Some(m) = &merchant_id {
+        // A merchant_id given with a reseller token is not kept on the
+        // token, but like any other it must exist under that reseller.
+        if let Some(m) = &requested_merchant {
             match tx.merchant(m)? {
                 None => return Err(Error::invalid("merchant_id", "unknown merchant_id")),
                 Some(merchant) if merchant.reseller_id != reseller_id => {
