@@ -128,12 +128,13 @@ impl Core {
             })?)
         };
 
-        let allowed = match principal.scope() {
+        let scope = principal.scope();
+        let allowed = match &scope {
             Scope::All => true,
-            Scope::Reseller(r) => reseller_id == r,
+            Scope::Reseller(r) => reseller_id == *r,
             Scope::Merchant { reseller, merchant } => {
                 role != "reseller"
-                    && reseller_id == reseller
+                    && reseller_id == *reseller
                     && merchant_id.as_deref() == Some(merchant.as_str())
             }
             Scope::Own(_) | Scope::Nothing => false,
@@ -149,7 +150,9 @@ impl Core {
         // A merchant_id given with a reseller token is not kept on the
         // token, but like any other it must exist under that reseller.
         if let Some(m) = &requested_merchant {
-            match tx.merchant(m)? {
+            // A merchant the caller cannot see reads exactly like one that
+            // does not exist, so the answer confirms nothing.
+            match tx.merchant(m)?.filter(|found| scope.covers_merchant(found)) {
                 None => return Err(Error::invalid("merchant_id", "unknown merchant_id")),
                 Some(merchant) if merchant.reseller_id != reseller_id => {
                     return Err(Error::invalid(

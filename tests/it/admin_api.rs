@@ -16,6 +16,7 @@ const USERS: &str = "/api/v1/admin/users";
 const USER: &str = "/api/v1/admin/users/{id}";
 const USER_PASSWORD: &str = "/api/v1/admin/users/{id}/password";
 const USER_DISABLE: &str = "/api/v1/admin/users/{id}/disable";
+const USER_UNLOCK: &str = "/api/v1/admin/users/{id}/unlock";
 const USER_ENABLE: &str = "/api/v1/admin/users/{id}/enable";
 const USER_SESSIONS: &str = "/api/v1/admin/users/{id}/sessions";
 const USER_SESSION: &str = "/api/v1/admin/users/{id}/sessions/{session}";
@@ -2335,6 +2336,7 @@ fn account_routes(id: &str, session: &str, key: &str) -> Vec<(Probe, StatusCode)
             ),
             S::NO_CONTENT,
         ),
+        (probe(Method::POST, USER_UNLOCK, &[id], None), S::OK),
         (probe(Method::POST, USER_DISABLE, &[id], None), S::OK),
         (probe(Method::POST, USER_ENABLE, &[id], None), S::OK),
         (probe(Method::DELETE, USER, &[id], None), S::NO_CONTENT),
