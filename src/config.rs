@@ -123,6 +123,10 @@ pub struct Layer {
     )]
     pub trusted_proxies: Option<Vec<String>>,
 
+    /// Accept opaque tokens (token-and-social-login) in a `token` query parameter as well as the Authorization header [default: true]
+    #[arg(long, env = "LATCHKEY_TOKEN_QUERY_PARAM", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub token_query_param: Option<bool>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -171,6 +175,7 @@ impl Layer {
             lockout_threshold,
             lockout_seconds,
             trusted_proxies,
+            token_query_param,
             log_format,
         )
     }
@@ -214,6 +219,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_seconds: u64,
     pub trusted_proxies: crate::server::context::TrustedProxies,
+    pub token_query_param: bool,
     pub log_format: LogFormat,
 }
 
@@ -276,6 +282,7 @@ impl Settings {
                 &layer.trusted_proxies.unwrap_or_default(),
             )
             .map_err(|e| ConfigError::Invalid(format!("--trusted-proxies: {e}")))?,
+            token_query_param: layer.token_query_param.unwrap_or(true),
             log_format: layer.log_format.unwrap_or_default(),
         };
         settings.check()?;

@@ -147,7 +147,13 @@ pub async fn start(
     };
     let core = Arc::new(core);
     let generated_admin_password = bootstrap_admin(&core, bootstrap).await?;
-    let app = api::App::new(core.clone()).map_err(StartError::Config)?;
+    let app = api::App::new(
+        core.clone(),
+        api::ApiOptions {
+            token_query_param: settings.token_query_param,
+        },
+    )
+    .map_err(StartError::Config)?;
     let server_config = server::ServerConfig {
         listen: settings.listen,
         tls: settings.tls.clone(),

@@ -82,6 +82,21 @@ impl Req {
         Ok(Some(token))
     }
 
+    /// The credential of a request: an `Authorization: Bearer` header, or,
+    /// when `query_tokens` is on and there is no header, an opaque token
+    /// (`lk_ot_`, the token-and-social-login document's kind) in the
+    /// `token` query parameter. Other kinds are never taken from a URL,
+    /// where proxies and browsers keep them.
+    pub fn credential(&self, query_tokens: bool) -> Result<Option<String>, MalformedAuthorization> {
+        match self.bearer()? {
+            Some(token) => Ok(Some(token.to_string())),
+            None if query_tokens => Ok(self
+                .query("token")
+                .filter(|t| t.starts_with(crate::domain::sessions::OPAQUE_PREFIX))),
+            None => Ok(None),
+        }
+    }
+
     /// Whether the body is declared as JSON.
     pub fn is_json(&self) -> bool {
         media_type(&self.headers).is_some_and(|m| {

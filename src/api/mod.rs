@@ -11,9 +11,12 @@
 // it would cost an allocation for nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod account;
 pub mod admin;
+pub mod client;
 pub mod http;
 pub mod tenant;
+pub mod token;
 pub mod v1;
 pub mod wellknown;
 
@@ -56,19 +59,31 @@ pub fn routes() -> Vec<Route> {
     all.extend(v1::routes());
     all.extend(admin::routes());
     all.extend(tenant::routes());
+    all.extend(client::routes());
+    all.extend(token::routes());
+    all.extend(account::routes());
     all
+}
+
+/// Settings the adapters need.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Accept opaque tokens in a `token` query parameter.
+    pub token_query_param: bool,
 }
 
 /// What handlers share.
 pub struct App {
     /// The domain.
     pub core: Arc<Core>,
+    /// Adapter settings.
+    pub options: ApiOptions,
     /// Path -> method -> handler.
     router: matchit::Router<BTreeMap<Method, HandlerFn>>,
 }
 
 impl App {
-    pub fn new(core: Arc<Core>) -> Result<Arc<App>, String> {
+    pub fn new(core: Arc<Core>, options: ApiOptions) -> Result<Arc<App>, String> {
         let mut by_path: BTreeMap<&'static str, BTreeMap<Method, HandlerFn>> = BTreeMap::new();
         for r in routes() {
             if by_path
@@ -86,7 +101,11 @@ impl App {
                 .insert(path, methods)
                 .map_err(|e| format!("route {path}: {e}"))?;
         }
-        Ok(Arc::new(App { core, router }))
+        Ok(Arc::new(App {
+            core,
+            options,
+            router,
+        }))
     }
 }
 

@@ -1,8 +1,8 @@
-//! `tenant-login-and-s2s.txt`: `POST /s2s-token` (and, with the reference
-//! APIs, `POST /login`). Errors in this document's style:
-//! `{"detail": "..."}`, 401 for a missing or bad token, 403 for a caller
-//! that may not issue at that scope, 422 for a request that cannot be
-//! served as asked.
+//! `tenant-login-and-s2s.txt`: `POST /login` and `POST /s2s-token`.
+//! Errors in this document's style, `{"detail": "..."}`: 401 for a missing
+//! or bad token, 403 for a caller that may not issue at that scope, 422 for
+//! a request that cannot be served as asked (including a wrong email or
+//! password at `/login`, as the document says).
 
 use std::sync::Arc;
 
@@ -14,12 +14,18 @@ use serde_json::json;
 use super::http::{BodyError, Req, busy, challenge, internal, json, json_body, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
+use crate::domain::accounts::Email;
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::NewS2s;
+use crate::domain::sessions::SessionRequest;
+use crate::store::SessionKind;
 
 pub fn routes() -> Vec<Route> {
-    vec![route!(POST, "/s2s-token", s2s_token)]
+    vec![
+        route!(POST, "/login", login),
+        route!(POST, "/s2s-token", s2s_token),
+    ]
 }
 
 fn detail(status: StatusCode, message: &str) -> Response<Bytes> {
@@ -37,9 +43,24 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             StatusCode::FORBIDDEN,
             "Your role cannot issue a token at the requested scope",
         ),
+        Error::InvalidCredentials => detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Incorrect email or password",
+        ),
+        Error::Locked { retry_after: s } => retry_after(
+            detail(
+                StatusCode::FORBIDDEN,
+                "Account locked due to repeated failed login attempts",
+            ),
+            *s,
+        ),
+        Error::Disabled => detail(StatusCode::FORBIDDEN, "Account disabled"),
         Error::Invalid { message, .. } => detail(StatusCode::UNPROCESSABLE_ENTITY, message),
         Error::RateLimited { retry_after: s } => retry_after(
-            detail(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            detail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many login attempts. Please try again later.",
+            ),
             *s,
         ),
         Error::Busy { retry_after: s } => busy(*s),
@@ -50,10 +71,10 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
 }
 
 fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    match req.bearer() {
+    match req.credential(app.options.token_query_param) {
         Ok(Some(token)) => app
             .core
-            .authenticate(token, req.ctx.client_ip)
+            .authenticate(&token, req.ctx.client_ip)
             .map_err(|e| error_response(req, &e)),
         Ok(None) => Err(challenge(
             detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
@@ -73,6 +94,63 @@ fn body_error(e: BodyError) -> Response<Bytes> {
             "Content-Type must be application/json",
         ),
         BodyError::Malformed(m) => detail(StatusCode::UNPROCESSABLE_ENTITY, &m),
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: Option<serde_json::Value>,
+    password: Option<serde_json::Value>,
+}
+
+async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let body: LoginBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let (Some(serde_json::Value::String(email)), Some(serde_json::Value::String(password))) =
+        (body.email, body.password)
+    else {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email and password are required strings",
+        );
+    };
+    if Email::parse(&email).is_err() {
+        return detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "email is not a valid address",
+        );
+    }
+    let signed_in = app
+        .core
+        .sign_in(
+            &email,
+            &password,
+            &req.client(),
+            SessionRequest {
+                kind: SessionKind::Jwt,
+                role: None,
+                with_refresh: false,
+            },
+            "tenant-login-and-s2s",
+        )
+        .await;
+    match signed_in {
+        Ok((account, issued)) => json(
+            StatusCode::OK,
+            &json!({
+                "access_token": issued.access_token,
+                "token_type": "bearer",
+                "user": {
+                    "id": account.id.to_string(),
+                    "email": account.email,
+                    "role": account.primary_role(),
+                    "reseller_id": account.reseller_id,
+                },
+            }),
+        ),
+        Err(e) => error_response(&req, &e),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::keys::NewKey;
 use crate::domain::sessions::SessionRequest;
-use crate::domain::{AuditEntry, Error, Outcome};
+use crate::domain::{Error, Outcome};
 use crate::store::{Account, ApiKey, SessionKind};
 
 pub fn routes() -> Vec<Route> {
@@ -96,10 +96,10 @@ pub fn body_error(e: BodyError) -> Response<Bytes> {
 /// Authenticates the request's bearer credential, answering in canonical
 /// words on failure.
 pub fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    match req.bearer() {
+    match req.credential(app.options.token_query_param) {
         Ok(Some(token)) => app
             .core
-            .authenticate(token, req.ctx.client_ip)
+            .authenticate(&token, req.ctx.client_ip)
             .map_err(|e| error_response(req, &e)),
         Ok(None) => Err(challenge(
             error(StatusCode::UNAUTHORIZED, "Authentication required"),
@@ -147,29 +147,22 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
             "username and password are required",
         );
     };
-    let client = req.client();
-    let account = match app.core.password_login(&username, &password, &client).await {
-        Ok(a) => a,
-        Err(e) => return error_response(&req, &e),
-    };
-    let issued = app
+    let signed_in = app
         .core
-        .open_session(
-            &account,
+        .sign_in(
+            &username,
+            &password,
+            &req.client(),
             SessionRequest {
                 kind: SessionKind::Jwt,
                 role: None,
                 with_refresh: true,
             },
-            &client,
-            AuditEntry::new("login", Outcome::Success)
-                .actor_account(&account)
-                .client(&client)
-                .detail("v1"),
+            "v1",
         )
         .await;
-    match issued {
-        Ok(issued) => json(
+    match signed_in {
+        Ok((account, issued)) => json(
             StatusCode::OK,
             &json!({
                 "token": issued.access_token,

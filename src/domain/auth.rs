@@ -9,13 +9,15 @@
 //! | access token | JWT, header `typ: at+jwt`, our `kid` |
 //! | API key | `sk_live_` + 16-character id + 43-character secret |
 //! | S2S token | `s2s_` + 16-character id + 43-character secret |
+//! | opaque token | `lk_ot_` + 43 characters, looked up by digest |
 //! | refresh token | `lk_rt_` + 43 characters: never accepted here |
 
 use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::sessions::REFRESH_PREFIX;
+use super::secrets::digest;
+use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
 use super::{Core, Error, keys, s2s};
 
 /// Which kind of credential authenticated the request.
@@ -27,6 +29,8 @@ pub enum CredentialKind {
     ApiKey,
     /// A server-to-server token (`s2s_...`).
     S2s,
+    /// An opaque session token (`lk_ot_...`).
+    OpaqueToken,
 }
 
 impl CredentialKind {
@@ -35,6 +39,7 @@ impl CredentialKind {
             CredentialKind::AccessToken => "access_token",
             CredentialKind::ApiKey => "api_key",
             CredentialKind::S2s => "s2s_token",
+            CredentialKind::OpaqueToken => "opaque_token",
         }
     }
 }
@@ -91,6 +96,9 @@ impl Core {
         if bearer.starts_with(s2s::PREFIX) {
             return self.authenticate_s2s(bearer, client_ip);
         }
+        if bearer.starts_with(OPAQUE_PREFIX) {
+            return self.authenticate_opaque(bearer, client_ip);
+        }
         self.authenticate_access_token(bearer, client_ip)
     }
 
@@ -119,6 +127,46 @@ impl Core {
             reseller_id: claims.reseller_id,
             merchant_id: claims.merchant_id,
             expires_at: Some(claims.exp),
+            client_ip,
+        })
+    }
+}
+
+impl Core {
+    /// An opaque token is looked up by its digest; its session must be
+    /// live and its account enabled.
+    fn authenticate_opaque(&self, token: &str, client_ip: IpAddr) -> Result<Principal, Error> {
+        if token.len() != OPAQUE_PREFIX.len() + 43 {
+            return Err(Error::Unauthenticated);
+        }
+        let tx = self.store.read()?;
+        let sid = tx
+            .opaque_token(&digest(token.as_bytes()))?
+            .ok_or(Error::Unauthenticated)?;
+        let now = self.clock.now();
+        let session = tx
+            .session(sid)?
+            .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+            .ok_or(Error::Unauthenticated)?;
+        let account = tx
+            .account(session.account)?
+            .filter(|a| !a.disabled)
+            .ok_or(Error::Unauthenticated)?;
+        let roles = match &session.role {
+            Some(role) => vec![role.clone()],
+            None => account.roles.clone(),
+        };
+        Ok(Principal {
+            kind: CredentialKind::OpaqueToken,
+            account: Some(account.id),
+            session: Some(sid),
+            credential_id: None,
+            name: account.username.clone(),
+            role: roles.first().cloned().unwrap_or_default(),
+            roles,
+            reseller_id: account.reseller_id.clone(),
+            merchant_id: account.merchant_id.clone(),
+            expires_at: Some(session.expires_at),
             client_ip,
         })
     }

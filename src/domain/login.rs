@@ -16,6 +16,7 @@
 //! not an account has it, so a lock says nothing about existence.
 
 use super::password::Password;
+use super::sessions::{Issued, SessionRequest};
 use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
 use crate::store::{Account, Lockout, StoreError, WriteTx};
 
@@ -28,6 +29,31 @@ enum Failure {
 }
 
 impl Core {
+    /// A whole sign-in: [`Core::password_login`], then a session of the
+    /// asked kind, with a `login` audit entry naming the document (`via`).
+    pub async fn sign_in(
+        self: &std::sync::Arc<Self>,
+        identifier: &str,
+        password: &str,
+        client: &ClientInfo,
+        request: SessionRequest,
+        via: &str,
+    ) -> Result<(Account, Issued), Error> {
+        let account = self.password_login(identifier, password, client).await?;
+        let issued = self
+            .open_session(
+                &account,
+                request,
+                client,
+                AuditEntry::new("login", Outcome::Success)
+                    .actor_account(&account)
+                    .client(client)
+                    .detail(via),
+            )
+            .await?;
+        Ok((account, issued))
+    }
+
     /// Checks an identifier (username or email) and password. On success the
     /// account is returned, its hash upgraded if the parameters changed.
     pub async fn password_login(

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod login;
 pub mod password;
 pub mod rbac;
+pub mod role_choice;
 pub mod s2s;
 pub mod secrets;
 pub mod sessions;
@@ -141,7 +142,7 @@ pub struct Core {
     /// Bounded argon2id pool.
     hasher: password::Hasher,
     /// Signing key and published verification keys.
-    keys: jwt::KeySet,
+    keys: Arc<jwt::KeySet>,
     /// Revoked sessions, checked on every access-token request.
     revoked: Arc<sessions::Revocations>,
     /// API keys' last use, held in memory between writes.
@@ -152,6 +153,8 @@ pub struct Core {
     limits: limits::Limits,
     /// Writes started in the background, which shutdown waits for.
     background: Arc<Background>,
+    /// Recent `/api/account/roles` logins, for choosing a role.
+    role_grants: role_choice::RoleGrants,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -214,12 +217,13 @@ impl Core {
             clock,
             config,
             hasher,
-            keys,
+            keys: Arc::new(keys),
             revoked: Arc::new(revoked),
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
             background: Arc::default(),
+            role_grants: role_choice::RoleGrants::default(),
         })
     }
 
@@ -252,6 +256,7 @@ impl Core {
         self.limits.prune();
         self.flush_key_usage(false).await?;
         let now = self.clock.now();
+        self.role_grants.prune(now);
         self.revoked.prune(now);
         self.store
             .write_async(move |tx| tx.prune_revocations(now).map(|_| ()))

@@ -13,13 +13,15 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use super::jwt::{AccessClaims, LEEWAY_SECS};
+use super::jwt::{AccessClaims, KeySet, LEEWAY_SECS};
 use super::secrets::{digest, random_token};
 use super::{AuditEntry, ClientInfo, Core, Error, Outcome};
 use crate::store::{Account, RefreshRecord, Session, SessionKind, WriteTx};
 
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "lk_rt_";
+/// Prefix of opaque session tokens.
+pub const OPAQUE_PREFIX: &str = "lk_ot_";
 
 /// What kind of session to open.
 #[derive(Debug, Clone)]
@@ -37,7 +39,7 @@ pub struct SessionRequest {
 pub struct Issued {
     /// The session they belong to.
     pub session: Session,
-    /// A signed access token (JWT sessions).
+    /// The access token: signed (JWT sessions) or opaque (`lk_ot_`).
     pub access_token: Option<String>,
     /// When the access token expires (Unix seconds).
     pub access_expires_at: i64,
@@ -60,29 +62,22 @@ impl Core {
         &self,
         account: &Account,
         session: &Session,
+        role: Option<&str>,
         now: i64,
     ) -> Result<(String, i64), Error> {
-        let exp = (now + self.config.access_ttl).min(session.expires_at);
-        let (role, roles) = match &session.role {
-            Some(role) => (role.clone(), vec![role.clone()]),
-            None => (account.primary_role().to_string(), account.roles.clone()),
-        };
-        let claims = AccessClaims {
-            iss: self.keys.issuer().to_string(),
-            sub: account.id.to_string(),
-            aud: self.keys.audience().to_string(),
-            iat: now,
-            nbf: now,
-            exp,
-            jti: Uuid::new_v4().simple().to_string(),
-            sid: session.id.to_string(),
+        sign_with(
+            &self.keys,
+            account,
+            session,
             role,
-            roles,
-            reseller_id: account.reseller_id.clone(),
-            merchant_id: account.merchant_id.clone(),
-        };
-        let token = self.keys.sign(&claims).map_err(Error::Internal)?;
-        Ok((token, exp))
+            now,
+            self.config.access_ttl,
+        )
+    }
+
+    /// The key set, for signing inside a write transaction.
+    fn signer(&self) -> Arc<KeySet> {
+        self.keys.clone()
     }
 
     /// Issues the tokens of `session` at `now` and records them in it:
@@ -102,11 +97,20 @@ impl Core {
             refresh_token: None,
             refresh_expires_at: None,
         };
-        if session.kind == SessionKind::Jwt {
-            let (token, exp) = self.sign_access(account, session, now)?;
-            session.access_until = session.access_until.max(exp);
-            issued.access_token = Some(token);
-            issued.access_expires_at = exp;
+        match session.kind {
+            SessionKind::Jwt => {
+                let (token, exp) = self.sign_access(account, session, None, now)?;
+                session.access_until = session.access_until.max(exp);
+                issued.access_token = Some(token);
+                issued.access_expires_at = exp;
+            }
+            SessionKind::Opaque => {
+                // One opaque token per session, valid for the session's life.
+                let token = format!("{OPAQUE_PREFIX}{}", random_token());
+                tx.put_opaque_token(&digest(token.as_bytes()), session.id)?;
+                session.access_until = session.expires_at;
+                issued.access_token = Some(token);
+            }
         }
         if with_refresh {
             let token = format!("{REFRESH_PREFIX}{}", random_token());
@@ -236,6 +240,72 @@ impl Core {
         }
     }
 
+    /// Signs an access token for one role of `account` within `session`
+    /// (role switching), recording it in the session.
+    pub async fn sign_for_role(
+        &self,
+        account: &Account,
+        session: Uuid,
+        role: &str,
+    ) -> Result<String, Error> {
+        let now = self.clock.now();
+        let account = account.clone();
+        let role = role.to_string();
+        let keys = self.signer();
+        let access_ttl = self.config.access_ttl;
+        self.store
+            .write_async(move |tx| {
+                let mut session = tx
+                    .session(session)?
+                    .filter(|s| {
+                        s.account == account.id
+                            && s.revoked_at.is_none()
+                            && s.expires_at > now
+                            && s.kind == SessionKind::Jwt
+                    })
+                    .ok_or(Error::Unauthenticated)?;
+                let (token, exp) =
+                    sign_with(&keys, &account, &session, Some(&role), now, access_ttl)?;
+                session.access_until = session.access_until.max(exp);
+                session.last_used_at = now;
+                tx.put_session(&session)?;
+                Ok(token)
+            })
+            .await
+    }
+
+    /// Ends the session a refresh token belongs to (a logout by refresh
+    /// token, for clients whose access token has already expired).
+    pub async fn revoke_by_refresh(
+        self: &std::sync::Arc<Self>,
+        refresh_token: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        self.check_rate(client, None)?;
+        if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
+            return Err(Error::InvalidRefresh);
+        }
+        let record = self
+            .store
+            .read()?
+            .refresh_token(&digest(refresh_token.as_bytes()))?
+            .ok_or(Error::InvalidRefresh)?;
+        let now = self.clock.now();
+        let session = self
+            .store
+            .read()?
+            .session(record.session)?
+            .filter(|s| s.revoked_at.is_none() && s.expires_at > now && record.expires_at > now)
+            .ok_or(Error::InvalidRefresh)?;
+        let audit = match self.store.read()?.account(session.account)? {
+            Some(a) => AuditEntry::new("logout", Outcome::Success).actor_account(&a),
+            None => AuditEntry::new("logout", Outcome::Success),
+        }
+        .client(client)
+        .detail("by refresh token");
+        self.revoke_session(session.id, "logout", audit).await
+    }
+
     /// Whether a session's tokens have been revoked.
     pub fn is_revoked(&self, session: Uuid) -> bool {
         self.revoked.contains(session)
@@ -270,6 +340,40 @@ impl Core {
             })
             .await
     }
+}
+
+/// Signs an access token for `account` in `session`, for one `role` when
+/// given (else the session's role, else all the account's roles), expiring
+/// after `access_ttl` or at the session's end, whichever comes first.
+fn sign_with(
+    keys: &KeySet,
+    account: &Account,
+    session: &Session,
+    role: Option<&str>,
+    now: i64,
+    access_ttl: i64,
+) -> Result<(String, i64), Error> {
+    let exp = (now + access_ttl).min(session.expires_at);
+    let (role, roles) = match role.or(session.role.as_deref()) {
+        Some(role) => (role.to_string(), vec![role.to_string()]),
+        None => (account.primary_role().to_string(), account.roles.clone()),
+    };
+    let claims = AccessClaims {
+        iss: keys.issuer().to_string(),
+        sub: account.id.to_string(),
+        aud: keys.audience().to_string(),
+        iat: now,
+        nbf: now,
+        exp,
+        jti: Uuid::new_v4().simple().to_string(),
+        sid: session.id.to_string(),
+        role,
+        roles,
+        reseller_id: account.reseller_id.clone(),
+        merchant_id: account.merchant_id.clone(),
+    };
+    let token = keys.sign(&claims).map_err(Error::Internal)?;
+    Ok((token, exp))
 }
 
 /// Revoked session ids, and until when to remember each (Unix seconds).

@@ -59,6 +59,7 @@ const API_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_keys");
 const ACCOUNT_KEYS: TableDefinition<(u128, &str), ()> = TableDefinition::new("account_keys");
 const S2S_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("s2s_tokens");
 const LOCKOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lockouts");
+const OPAQUE_TOKENS: TableDefinition<&[u8; 32], u128> = TableDefinition::new("opaque_tokens");
 
 const META_SCHEMA: &str = "schema_version";
 const META_NEXT_ACCOUNT: &str = "next_account_number";
@@ -657,6 +658,16 @@ macro_rules! reads {
                     .is_some())
             }
 
+            /// The session an opaque token (by digest) belongs to.
+            pub fn opaque_token(&self, digest: &[u8; 32]) -> Result<Option<Uuid>, StoreError> {
+                let Some(t) = open!(self, OPAQUE_TOKENS) else {
+                    return Ok(None);
+                };
+                Ok(t.get(digest)
+                    .map_err(db_err)?
+                    .map(|v| Uuid::from_u128(v.value())))
+            }
+
             /// `key` is an identifier in lookup form.
             pub fn lockout(&self, key: &str) -> Result<Option<Lockout>, StoreError> {
                 let Some(t) = open!(self, LOCKOUTS) else {
@@ -1042,6 +1053,13 @@ impl WriteTx {
         for key in self.account_keys(account.id)? {
             self.remove_api_key(&key)?;
         }
+        Ok(())
+    }
+
+    pub fn put_opaque_token(&mut self, digest: &[u8; 32], session: Uuid) -> Result<(), StoreError> {
+        self.open(OPAQUE_TOKENS)?
+            .insert(digest, session.as_u128())
+            .map_err(db_err)?;
         Ok(())
     }
 
