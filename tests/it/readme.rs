@@ -68,7 +68,7 @@ fn ci_runs_the_readme_test_command() {
         .rev()
         .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .expect("a test command");
-    assert_eq!(test_command, "cargo test");
+    assert_eq!(test_command, "./scripts/test");
     assert!(
         ci.lines().any(|l| l.trim() == test_command),
         ".ci/run does not run `{test_command}`"
