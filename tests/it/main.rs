@@ -5,6 +5,12 @@ mod harness;
 
 mod abuse;
 mod admin_api;
+mod cross_documents;
+mod doc_account;
+mod doc_client;
+mod doc_tenant;
+mod doc_token;
+mod doc_v1;
 mod foundation;
 mod keys;
 mod passwords;
