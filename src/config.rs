@@ -127,6 +127,61 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_TOKEN_QUERY_PARAM", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub token_query_param: Option<bool>,
 
+    /// Google OAuth client ids whose access tokens may sign in, comma-separated; unset turns Google sign-in off
+    #[arg(
+        long,
+        env = "LATCHKEY_GOOGLE_CLIENT_IDS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub google_client_ids: Option<Vec<String>>,
+
+    /// Microsoft app (client) ids whose access tokens may sign in, comma-separated; unset turns Microsoft sign-in off
+    #[arg(
+        long,
+        env = "LATCHKEY_MICROSOFT_CLIENT_IDS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub microsoft_client_ids: Option<Vec<String>>,
+
+    /// Google's tokeninfo endpoint [default: https://oauth2.googleapis.com/tokeninfo]
+    #[arg(long, env = "LATCHKEY_GOOGLE_TOKENINFO_URL", value_name = "URL")]
+    pub google_tokeninfo_url: Option<String>,
+
+    /// Microsoft Graph's /me endpoint [default: https://graph.microsoft.com/v1.0/me]
+    #[arg(long, env = "LATCHKEY_MICROSOFT_USERINFO_URL", value_name = "URL")]
+    pub microsoft_userinfo_url: Option<String>,
+
+    /// Extra CA certificates (PEM files, comma-separated) trusted for provider connections, besides Mozilla's roots
+    #[arg(
+        long,
+        env = "LATCHKEY_PROVIDER_CA_FILES",
+        value_name = "FILES",
+        value_delimiter = ','
+    )]
+    pub provider_ca_files: Option<Vec<PathBuf>>,
+
+    /// Seconds to wait for an identity provider [default: 5]
+    #[arg(long, env = "LATCHKEY_PROVIDER_TIMEOUT", value_name = "SECONDS")]
+    pub provider_timeout: Option<u64>,
+
+    /// Create an account at the first external sign-in of an unknown email [default: false]
+    #[arg(long, env = "LATCHKEY_EXTERNAL_AUTO_CREATE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub external_auto_create: Option<bool>,
+
+    /// Role of accounts created at external sign-in [default: user]
+    #[arg(long, env = "LATCHKEY_EXTERNAL_DEFAULT_ROLE", value_name = "ROLE")]
+    pub external_default_role: Option<String>,
+
+    /// Reseller of accounts created at external sign-in [default: none]
+    #[arg(long, env = "LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID", value_name = "ID")]
+    pub external_default_reseller_id: Option<String>,
+
+    /// Merchant of accounts created at external sign-in [default: none]
+    #[arg(long, env = "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID", value_name = "ID")]
+    pub external_default_merchant_id: Option<String>,
+
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -176,6 +231,16 @@ impl Layer {
             lockout_seconds,
             trusted_proxies,
             token_query_param,
+            google_client_ids,
+            microsoft_client_ids,
+            google_tokeninfo_url,
+            microsoft_userinfo_url,
+            provider_ca_files,
+            provider_timeout,
+            external_auto_create,
+            external_default_role,
+            external_default_reseller_id,
+            external_default_merchant_id,
             log_format,
         )
     }
@@ -220,6 +285,9 @@ pub struct Settings {
     pub lockout_seconds: u64,
     pub trusted_proxies: crate::server::context::TrustedProxies,
     pub token_query_param: bool,
+    pub external: crate::domain::external::ExternalConfig,
+    pub provider_ca_files: Vec<PathBuf>,
+    pub provider_timeout: u64,
     pub log_format: LogFormat,
 }
 
@@ -283,6 +351,22 @@ impl Settings {
             )
             .map_err(|e| ConfigError::Invalid(format!("--trusted-proxies: {e}")))?,
             token_query_param: layer.token_query_param.unwrap_or(true),
+            external: crate::domain::external::ExternalConfig {
+                google_client_ids: ids(layer.google_client_ids),
+                microsoft_client_ids: ids(layer.microsoft_client_ids),
+                google_tokeninfo_url: layer
+                    .google_tokeninfo_url
+                    .unwrap_or_else(|| "https://oauth2.googleapis.com/tokeninfo".into()),
+                microsoft_userinfo_url: layer
+                    .microsoft_userinfo_url
+                    .unwrap_or_else(|| "https://graph.microsoft.com/v1.0/me".into()),
+                auto_create: layer.external_auto_create.unwrap_or(false),
+                default_role: layer.external_default_role.unwrap_or_else(|| "user".into()),
+                default_reseller_id: layer.external_default_reseller_id,
+                default_merchant_id: layer.external_default_merchant_id,
+            },
+            provider_ca_files: layer.provider_ca_files.unwrap_or_default(),
+            provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
         };
         settings.check()?;
@@ -320,11 +404,26 @@ impl Settings {
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
         }
+        for url in [
+            &self.external.google_tokeninfo_url,
+            &self.external.microsoft_userinfo_url,
+        ] {
+            crate::server::outbound::check_url(url).map_err(ConfigError::Invalid)?;
+        }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());
         }
         crate::domain::password::validate_params(self.hash_params).map_err(ConfigError::Invalid)
     }
+}
+
+/// A comma-separated list, trimmed, without empty entries.
+fn ids(list: Option<Vec<String>>) -> Vec<String> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

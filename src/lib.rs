@@ -138,10 +138,18 @@ pub async fn start(
         rate_login_per_account: settings.rate_login_per_account,
         lockout_threshold: settings.lockout_threshold,
         lockout_seconds: settings.lockout_seconds,
+        external: settings.external.clone(),
     };
+    let fetch: Arc<dyn domain::external::Fetch> = Arc::new(
+        server::outbound::HttpsClient::new(
+            &settings.provider_ca_files,
+            Duration::from_secs(settings.provider_timeout),
+        )
+        .map_err(StartError::Config)?,
+    );
     let core = {
         let clock = clock.clone();
-        tokio::task::spawn_blocking(move || Core::open(core_config, clock))
+        tokio::task::spawn_blocking(move || Core::open(core_config, clock, fetch))
             .await
             .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
     };

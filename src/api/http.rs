@@ -245,6 +245,27 @@ pub fn internal(req: &Req, error: &Error) -> Response<Bytes> {
     self::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
+/// The status and words for an identity provider that could not be asked
+/// properly: 504 when it was too slow, 503 when it could not be reached,
+/// 502 when it answered with something unusable.
+pub fn provider_failure(e: &crate::domain::external::FetchError) -> (StatusCode, &'static str) {
+    use crate::domain::external::FetchError;
+    match e {
+        FetchError::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "The identity provider did not answer in time",
+        ),
+        FetchError::Unreachable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The identity provider could not be reached",
+        ),
+        FetchError::BadAnswer(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The identity provider gave an answer that cannot be used",
+        ),
+    }
+}
+
 /// 503 with Retry-After, for a full hashing pool.
 pub fn busy(retry: u64) -> Response<Bytes> {
     retry_after(

@@ -1,8 +1,10 @@
-//! `token-and-social-login.txt`: `POST /api/auth/token` (the Google and
-//! Microsoft routes come with external sign-in). Parameters may come as
-//! JSON or as an HTML form, as Rails-style clients send them. The token is
-//! opaque (`lk_ot_...`), revocable, and accepted as `Authorization: Bearer`
-//! or, unless switched off, as a `token` query parameter.
+//! `token-and-social-login.txt`: `POST /api/auth/token`, and sign-in with a
+//! Google or Microsoft access token at `POST /api/auth/google/token` and
+//! `POST /api/auth/microsoft/token` (see `domain::external` for the checks).
+//! Parameters may come as JSON or as an HTML form, as Rails-style clients
+//! send them. The token is opaque (`lk_ot_...`), revocable, and accepted as
+//! `Authorization: Bearer` or, unless switched off, as a `token` query
+//! parameter. A provider that is not configured answers 404.
 
 use std::sync::Arc;
 
@@ -13,11 +15,16 @@ use serde_json::{Value, json};
 use super::http::{Req, busy, error, form_pairs, internal, json, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
+use crate::domain::external::Provider;
 use crate::domain::sessions::SessionRequest;
 use crate::store::{Account, SessionKind};
 
 pub fn routes() -> Vec<Route> {
-    vec![route!(POST, "/api/auth/token", token)]
+    vec![
+        route!(POST, "/api/auth/token", token),
+        route!(POST, "/api/auth/google/token", google),
+        route!(POST, "/api/auth/microsoft/token", microsoft),
+    ]
 }
 
 /// This document's answer to a refused sign-in.
@@ -41,6 +48,10 @@ pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
         ),
         Error::Busy { retry_after: s } => busy(*s),
         Error::Invalid { message, .. } => error(StatusCode::BAD_REQUEST, message),
+        Error::Provider(failure) => {
+            let (status, message) = super::http::provider_failure(failure);
+            error(status, message)
+        }
         other => internal(req, other),
     }
 }
@@ -125,4 +136,58 @@ async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
         Ok((account, issued)) => token_body(&account, issued.access_token),
         Err(e) => error_response(&req, &e),
     }
+}
+
+async fn google(app: Arc<App>, req: Req) -> Response<Bytes> {
+    external(app, req, Provider::Google, "google_access_token").await
+}
+
+async fn microsoft(app: Arc<App>, req: Req) -> Response<Bytes> {
+    external(app, req, Provider::Microsoft, "microsoft_access_token").await
+}
+
+async fn external(
+    app: Arc<App>,
+    req: Req,
+    provider: Provider,
+    token_param: &'static str,
+) -> Response<Bytes> {
+    if !app.core.provider_enabled(provider) {
+        return error(StatusCode::NOT_FOUND, &disabled_message(provider));
+    }
+    let (email, access_token) = match params(&req, &["email", token_param]) {
+        Ok(mut v) => {
+            let token = v.pop().unwrap_or_default();
+            (v.pop().unwrap_or_default(), token)
+        }
+        Err(response) => return response,
+    };
+    let signed_in = app
+        .core
+        .external_sign_in(
+            provider,
+            &email,
+            &access_token,
+            &req.client(),
+            SessionRequest {
+                kind: SessionKind::Opaque,
+                role: None,
+                with_refresh: false,
+            },
+            "token-and-social-login",
+        )
+        .await;
+    match signed_in {
+        Ok((account, issued)) => token_body(&account, issued.access_token),
+        Err(e) => error_response(&req, &e),
+    }
+}
+
+/// The 404 of a provider that is not configured.
+pub fn disabled_message(provider: Provider) -> String {
+    let name = match provider {
+        Provider::Google => "Google",
+        Provider::Microsoft => "Microsoft",
+    };
+    format!("{name} sign-in is not enabled")
 }

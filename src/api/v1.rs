@@ -16,8 +16,9 @@ use super::http::{
 use super::{App, Route, route};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
+use crate::domain::external::Provider;
 use crate::domain::keys::NewKey;
-use crate::domain::sessions::SessionRequest;
+use crate::domain::sessions::{Issued, SessionRequest};
 use crate::domain::{Error, Outcome};
 use crate::store::{Account, ApiKey, SessionKind};
 
@@ -27,6 +28,7 @@ pub fn routes() -> Vec<Route> {
         route!(POST, "/api/v1/auth/refresh", refresh),
         route!(POST, "/api/v1/auth/logout", logout),
         route!(GET, "/api/v1/auth/me", me),
+        route!(POST, "/api/v1/auth/external/{provider}", external),
         route!(POST, "/api/v1/auth/keys", create_key),
         route!(GET, "/api/v1/auth/keys", list_keys),
         route!(DELETE, "/api/v1/auth/keys/{keyId}", delete_key),
@@ -67,6 +69,10 @@ pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             &json!({ "error": message, "field": field }),
         ),
         Error::Conflict(message) => error(StatusCode::CONFLICT, message),
+        Error::Provider(failure) => {
+            let (status, message) = super::http::provider_failure(failure);
+            error(status, message)
+        }
         Error::Store(_) | Error::Internal(_) => internal(req, e),
     }
 }
@@ -162,21 +168,26 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
         )
         .await;
     match signed_in {
-        Ok((account, issued)) => json(
-            StatusCode::OK,
-            &json!({
-                "token": issued.access_token,
-                "expires_in": issued.access_expires_at - app.core.clock.now(),
-                "refreshToken": issued.refresh_token,
-                "user": {
-                    "id": account.id.to_string(),
-                    "username": account.username,
-                    "email": account.email,
-                },
-            }),
-        ),
+        Ok((account, issued)) => login_body(&app, &account, &issued),
         Err(e) => error_response(&req, &e),
     }
+}
+
+/// The document's login answer.
+fn login_body(app: &App, account: &Account, issued: &Issued) -> Response<Bytes> {
+    json(
+        StatusCode::OK,
+        &json!({
+            "token": issued.access_token,
+            "expires_in": issued.access_expires_at - app.core.clock.now(),
+            "refreshToken": issued.refresh_token,
+            "user": {
+                "id": account.id.to_string(),
+                "username": account.username,
+                "email": account.email,
+            },
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -407,4 +418,52 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| t.unix_timestamp())
+}
+
+#[derive(Deserialize)]
+struct ExternalBody {
+    email: Option<String>,
+    access_token: Option<String>,
+}
+
+/// `POST /api/v1/auth/external/{provider}` {email, access_token}: sign in
+/// with a Google or Microsoft access token, answering like login.
+async fn external(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let provider = req.param("provider").and_then(Provider::parse);
+    let Some(provider) = provider.filter(|p| app.core.provider_enabled(*p)) else {
+        let message = match provider {
+            Some(p) => super::token::disabled_message(p),
+            None => "Unknown identity provider".to_string(),
+        };
+        return error(StatusCode::NOT_FOUND, &message);
+    };
+    let body: ExternalBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    let (Some(email), Some(access_token)) = (body.email, body.access_token) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "email and access_token are required",
+        );
+    };
+    let signed_in = app
+        .core
+        .external_sign_in(
+            provider,
+            &email,
+            &access_token,
+            &req.client(),
+            SessionRequest {
+                kind: SessionKind::Jwt,
+                role: None,
+                with_refresh: true,
+            },
+            "v1",
+        )
+        .await;
+    match signed_in {
+        Ok((account, issued)) => login_body(&app, &account, &issued),
+        Err(e) => error_response(&req, &e),
+    }
 }

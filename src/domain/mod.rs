@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod external;
 pub mod jwt;
 pub mod keys;
 pub mod limits;
@@ -54,6 +55,8 @@ pub struct CoreConfig {
     pub hash_workers: usize,
     /// Hashes allowed to wait.
     pub hash_queue: usize,
+    /// External sign-in.
+    pub external: external::ExternalConfig,
     /// Login attempts a minute per client address.
     pub rate_login_per_ip: u32,
     /// Login attempts a minute per identifier.
@@ -114,6 +117,9 @@ pub enum Error {
     /// The change conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// An identity provider could not be asked properly.
+    #[error("provider: {0}")]
+    Provider(external::FetchError),
     /// The store failed; the detail goes to the log only.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -155,6 +161,10 @@ pub struct Core {
     background: Arc<Background>,
     /// Recent `/api/account/roles` logins, for choosing a role.
     role_grants: role_choice::RoleGrants,
+    /// Outbound HTTPS to identity providers.
+    fetch: Arc<dyn external::Fetch>,
+    /// External sign-in settings.
+    external: external::ExternalConfig,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -199,7 +209,11 @@ pub struct Page<T> {
 
 impl Core {
     /// Opens the store and loads keys and revocations.
-    pub fn open(config: CoreConfig, clock: Clock) -> Result<Core, StartError> {
+    pub fn open(
+        config: CoreConfig,
+        clock: Clock,
+        fetch: Arc<dyn external::Fetch>,
+    ) -> Result<Core, StartError> {
         password::validate_params(config.hash_params).map_err(StartError::Config)?;
         let store = Store::open(&config.data_dir)?;
         let keys = signing::load_or_create(&store, &config, clock.now())?;
@@ -215,7 +229,6 @@ impl Core {
         Ok(Core {
             store,
             clock,
-            config,
             hasher,
             keys: Arc::new(keys),
             revoked: Arc::new(revoked),
@@ -224,6 +237,9 @@ impl Core {
             limits,
             background: Arc::default(),
             role_grants: role_choice::RoleGrants::default(),
+            fetch,
+            external: config.external.clone(),
+            config,
         })
     }
 

@@ -14,6 +14,7 @@
 //!   `BODY_READ_TIMEOUT` gets 408.
 
 pub mod context;
+pub mod outbound;
 pub mod tls;
 
 use std::convert::Infallible;

@@ -60,6 +60,9 @@ const ACCOUNT_KEYS: TableDefinition<(u128, &str), ()> = TableDefinition::new("ac
 const S2S_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("s2s_tokens");
 const LOCKOUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("lockouts");
 const OPAQUE_TOKENS: TableDefinition<&[u8; 32], u128> = TableDefinition::new("opaque_tokens");
+const EXTERNAL_IDENTITIES: TableDefinition<(&str, &str), u128> =
+    TableDefinition::new("external_identities");
+const ACCOUNT_LINKS: TableDefinition<(u128, &str), &str> = TableDefinition::new("account_links");
 
 const META_SCHEMA: &str = "schema_version";
 const META_NEXT_ACCOUNT: &str = "next_account_number";
@@ -658,6 +661,34 @@ macro_rules! reads {
                     .is_some())
             }
 
+            /// The account a provider's immutable id is linked to.
+            pub fn external_identity(
+                &self,
+                provider: &str,
+                subject: &str,
+            ) -> Result<Option<Uuid>, StoreError> {
+                let Some(t) = open!(self, EXTERNAL_IDENTITIES) else {
+                    return Ok(None);
+                };
+                Ok(t.get((provider, subject))
+                    .map_err(db_err)?
+                    .map(|v| Uuid::from_u128(v.value())))
+            }
+
+            /// The provider id an account is linked to, if any.
+            pub fn account_link(
+                &self,
+                account: Uuid,
+                provider: &str,
+            ) -> Result<Option<String>, StoreError> {
+                let Some(t) = open!(self, ACCOUNT_LINKS) else {
+                    return Ok(None);
+                };
+                Ok(t.get((account.as_u128(), provider))
+                    .map_err(db_err)?
+                    .map(|v| v.value().to_string()))
+            }
+
             /// The session an opaque token (by digest) belongs to.
             pub fn opaque_token(&self, digest: &[u8; 32]) -> Result<Option<Uuid>, StoreError> {
                 let Some(t) = open!(self, OPAQUE_TOKENS) else {
@@ -1053,6 +1084,43 @@ impl WriteTx {
         for key in self.account_keys(account.id)? {
             self.remove_api_key(&key)?;
         }
+        let a = account.id.as_u128();
+        let mut links = Vec::new();
+        for entry in self
+            .open(ACCOUNT_LINKS)?
+            .range::<(u128, &str)>((a, "")..)
+            .map_err(db_err)?
+        {
+            let (k, v) = entry.map_err(db_err)?;
+            if k.value().0 != a {
+                break;
+            }
+            links.push((k.value().1.to_string(), v.value().to_string()));
+        }
+        for (provider, subject) in links {
+            self.open(ACCOUNT_LINKS)?
+                .remove((a, provider.as_str()))
+                .map_err(db_err)?;
+            self.open(EXTERNAL_IDENTITIES)?
+                .remove((provider.as_str(), subject.as_str()))
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Links a provider's immutable id to an account, both ways.
+    pub fn put_external_link(
+        &mut self,
+        provider: &str,
+        subject: &str,
+        account: Uuid,
+    ) -> Result<(), StoreError> {
+        self.open(EXTERNAL_IDENTITIES)?
+            .insert((provider, subject), account.as_u128())
+            .map_err(db_err)?;
+        self.open(ACCOUNT_LINKS)?
+            .insert((account.as_u128(), provider), subject)
+            .map_err(db_err)?;
         Ok(())
     }
 

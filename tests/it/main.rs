@@ -11,6 +11,7 @@ mod doc_client;
 mod doc_tenant;
 mod doc_token;
 mod doc_v1;
+mod external;
 mod foundation;
 mod keys;
 mod passwords;

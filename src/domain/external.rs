@@ -1,0 +1,494 @@
+//! Signing in with a Google or Microsoft access token.
+//!
+//! The client claims an email and hands over an access token it got from
+//! the provider. latchkey asks the provider about the token and issues its
+//! own credential only when every check passes. What is trusted, and why:
+//!
+//! **Google.** The token is sent to the tokeninfo endpoint (in a POST body,
+//! never in a URL). Google answering 200 proves the token is live and
+//! genuine. From its answer latchkey trusts: `aud` (the OAuth client the
+//! token was issued to), which must be one of `LATCHKEY_GOOGLE_CLIENT_IDS`,
+//! since otherwise any app that ever got the user's token could sign in as
+//! them; `email_verified`, which must be true; `email`, which must equal
+//! the claimed email (case-insensitive); `expires_in`, which must be
+//! positive; and `sub`, the immutable account id that links are keyed by.
+//!
+//! **Microsoft.** The token is sent to Graph `/me` as a bearer token. Graph
+//! answering 200 proves the token is genuine and live: Graph checks its
+//! signature and expiry; latchkey cannot, as Graph tokens are not meant to
+//! be verified by anyone else. The token's own `appid` (v1 tokens) or
+//! `azp` (v2) claim, read from the very bytes Graph accepted, must be one of
+//! `LATCHKEY_MICROSOFT_CLIENT_IDS`: a token altered to name our app would
+//! fail Graph's signature check. From Graph's answer latchkey trusts `mail`,
+//! which must equal the claimed email (case-insensitive; an account without
+//! `mail` is refused, as `userPrincipalName` is not a verified mailbox), and
+//! `id`, the immutable id links are keyed by.
+//!
+//! **Linking.** The first successful exchange for an email links the
+//! provider's immutable id to the enabled latchkey account with that email;
+//! from then on the link, not the email, decides: a later exchange for that
+//! account with a different immutable id is refused. Creating accounts on
+//! first sign-in is off unless configured.
+//!
+//! A provider that is slow, down or answers garbage yields a provider
+//! error (504, 503, 502), never a credential and never a lockout count.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::accounts::{Username, email_key};
+use super::password::Password;
+use super::secrets::{b64_decode, random_id, random_token};
+use super::sessions::{Issued, SessionRequest};
+use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
+use crate::store::Account;
+
+/// A request to a provider.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    pub method: &'static str,
+    pub url: String,
+    /// Header name and value pairs. Values may be secrets (a bearer token):
+    /// nothing here is ever logged.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A provider's answer, read in full.
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The deadline passed (504).
+    #[error("the provider did not answer in time")]
+    Timeout,
+    /// No connection: refused, unreachable, TLS failure (503).
+    #[error("the provider could not be reached: {0}")]
+    Unreachable(String),
+    /// An answer we will not use: a redirect, too large, garbage (502).
+    #[error("the provider answered badly: {0}")]
+    BadAnswer(String),
+}
+
+/// Performs outbound requests; implemented by `server::outbound`.
+pub trait Fetch: Send + Sync {
+    fn fetch(
+        &self,
+        request: OutboundRequest,
+    ) -> Pin<Box<dyn Future<Output = Result<OutboundResponse, FetchError>> + Send + '_>>;
+}
+
+/// An identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Google,
+    Microsoft,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Google => "google",
+            Provider::Microsoft => "microsoft",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "google" => Some(Provider::Google),
+            "microsoft" => Some(Provider::Microsoft),
+            _ => None,
+        }
+    }
+}
+
+/// External sign-in settings.
+#[derive(Debug, Clone, Default)]
+pub struct ExternalConfig {
+    /// OAuth client ids tokens must have been issued to; empty turns
+    /// Google sign-in off.
+    pub google_client_ids: Vec<String>,
+    /// App ids tokens must have been issued to; empty turns Microsoft
+    /// sign-in off.
+    pub microsoft_client_ids: Vec<String>,
+    pub google_tokeninfo_url: String,
+    pub microsoft_userinfo_url: String,
+    /// Create an account at the first sign-in of an unknown email.
+    pub auto_create: bool,
+    /// Role of accounts created that way.
+    pub default_role: String,
+    /// Tenant of accounts created that way.
+    pub default_reseller_id: Option<String>,
+    pub default_merchant_id: Option<String>,
+}
+
+/// What a provider vouched for.
+#[derive(Debug, Clone)]
+struct Identity {
+    /// The provider's immutable account id.
+    subject: String,
+}
+
+/// Longest access token passed on to a provider.
+const MAX_ACCESS_TOKEN: usize = 8 * 1024;
+
+impl Core {
+    /// Whether sign-in with `provider` is configured.
+    pub fn provider_enabled(&self, provider: Provider) -> bool {
+        !self.client_ids(provider).is_empty()
+    }
+
+    fn client_ids(&self, provider: Provider) -> &[String] {
+        match provider {
+            Provider::Google => &self.external.google_client_ids,
+            Provider::Microsoft => &self.external.microsoft_client_ids,
+        }
+    }
+
+    /// Exchanges a provider access token for a latchkey session.
+    pub async fn external_sign_in(
+        self: &Arc<Self>,
+        provider: Provider,
+        claimed_email: &str,
+        access_token: &str,
+        client: &ClientInfo,
+        request: SessionRequest,
+        via: &str,
+    ) -> Result<(Account, Issued), Error> {
+        self.check_rate(client, Some(claimed_email))?;
+        let audit = |outcome, detail: String| {
+            let shown: String = claimed_email.chars().take(64).collect();
+            AuditEntry::new("external_login", outcome)
+                .actor("anonymous", shown)
+                .client(client)
+                .detail(format!("{}: {detail}", provider.name()))
+        };
+        if access_token.is_empty() || access_token.len() > MAX_ACCESS_TOKEN {
+            self.audit(audit(Outcome::Failure, "malformed access token".into()))
+                .await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let verified = match provider {
+            Provider::Google => self.ask_google(claimed_email, access_token).await,
+            Provider::Microsoft => self.ask_microsoft(claimed_email, access_token).await,
+        };
+        let identity = match verified {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                let detail = match &refusal {
+                    Refusal::Identity(why) => why.to_string(),
+                    Refusal::Provider(e) => e.to_string(),
+                };
+                self.audit(audit(Outcome::Failure, detail)).await?;
+                return Err(match refusal {
+                    Refusal::Identity(_) => Error::InvalidCredentials,
+                    Refusal::Provider(e) => Error::Provider(e),
+                });
+            }
+        };
+        let account = match self.link(provider, &identity, claimed_email).await {
+            Ok(account) => account,
+            Err(e) => {
+                let why = match &e {
+                    Error::InvalidCredentials => "no usable account for this identity".to_string(),
+                    Error::Disabled => "account disabled".to_string(),
+                    other => other.to_string(),
+                };
+                self.audit(audit(Outcome::Failure, why)).await?;
+                return Err(e);
+            }
+        };
+        let issued = self
+            .open_session(
+                &account,
+                request,
+                client,
+                AuditEntry::new("external_login", Outcome::Success)
+                    .actor_account(&account)
+                    .client(client)
+                    .detail(format!("{} ({via})", provider.name())),
+            )
+            .await?;
+        Ok((account, issued))
+    }
+
+    async fn ask_google(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {
+        let body = format!("access_token={}", form_encode(token));
+        let answer = self
+            .fetch
+            .fetch(OutboundRequest {
+                method: "POST",
+                url: self.external.google_tokeninfo_url.clone(),
+                headers: vec![("content-type", "application/x-www-form-urlencoded".into())],
+                body: body.into_bytes(),
+            })
+            .await
+            .map_err(Refusal::Provider)?;
+        let info = judge_answer(&answer)?;
+        let text = |k: &str| match info.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(Value::Bool(b)) => Some(b.to_string()),
+            _ => None,
+        };
+        let aud = text("aud").unwrap_or_default();
+        if !self.external.google_client_ids.contains(&aud) {
+            return Err(Refusal::Identity("token issued to another application"));
+        }
+        if text("expires_in")
+            .and_then(|s| s.parse::<i64>().ok())
+            .is_none_or(|secs| secs <= 0)
+        {
+            return Err(Refusal::Identity("token expired"));
+        }
+        if text("email_verified").as_deref() != Some("true") {
+            return Err(Refusal::Identity("email not verified"));
+        }
+        if text("email").is_none_or(|e| email_key(&e) != email_key(claimed)) {
+            return Err(Refusal::Identity("email does not match"));
+        }
+        let subject = text("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or(Refusal::Provider(FetchError::BadAnswer("no sub".into())))?;
+        Ok(Identity { subject })
+    }
+
+    async fn ask_microsoft(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {
+        // The app claim, read from the same bytes Graph is about to judge.
+        let app = jwt_payload(token).and_then(|claims| {
+            ["appid", "azp"]
+                .iter()
+                .find_map(|k| claims.get(*k).and_then(Value::as_str).map(str::to_string))
+        });
+        if !app.is_some_and(|a| self.external.microsoft_client_ids.contains(&a)) {
+            return Err(Refusal::Identity("token issued to another application"));
+        }
+        let answer = self
+            .fetch
+            .fetch(OutboundRequest {
+                method: "GET",
+                url: self.external.microsoft_userinfo_url.clone(),
+                headers: vec![("authorization", format!("Bearer {token}"))],
+                body: Vec::new(),
+            })
+            .await
+            .map_err(Refusal::Provider)?;
+        let me = judge_answer(&answer)?;
+        let mail = me.get("mail").and_then(Value::as_str);
+        if mail.is_none_or(|m| email_key(m) != email_key(claimed)) {
+            return Err(Refusal::Identity("email does not match"));
+        }
+        let subject = me
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .ok_or(Refusal::Provider(FetchError::BadAnswer("no id".into())))?;
+        Ok(Identity { subject })
+    }
+
+    /// The account for a verified identity: the linked one, or the one with
+    /// that email (linking it now), or, when configured, a new one.
+    async fn link(
+        &self,
+        provider: Provider,
+        identity: &Identity,
+        email: &str,
+    ) -> Result<Account, Error> {
+        let existing = {
+            let tx = self.store.read()?;
+            tx.external_identity(provider.name(), &identity.subject)?
+                .is_some()
+                || tx.account_by_email(&email_key(email))?.is_some()
+        };
+        // A new account needs its (unusable) password hashed before the
+        // write transaction; only then is the pool's time spent.
+        let fresh_hash = if !existing && self.external.auto_create {
+            let random =
+                Password::new(&random_token()).map_err(|e| Error::Internal(e.to_string()))?;
+            Some(self.hash_password(random).await?)
+        } else {
+            None
+        };
+        let now = self.clock.now();
+        let provider_name = provider.name();
+        let subject = identity.subject.clone();
+        let email = email.to_string();
+        let config = self.external.clone();
+        self.store
+            .write_async(move |tx| {
+                let account = match tx.external_identity(provider_name, &subject)? {
+                    Some(id) => tx.account(id)?.ok_or(Error::InvalidCredentials)?,
+                    None => {
+                        let account = match tx.account_by_email(&email_key(&email))? {
+                            Some(a) => a,
+                            None => match fresh_hash {
+                                Some(hash) => create_external(tx, &config, &email, hash, now)?,
+                                None => return Err(Error::InvalidCredentials),
+                            },
+                        };
+                        if tx.account_link(account.id, provider_name)?.is_some() {
+                            // Linked before, to another immutable id.
+                            return Err(Error::InvalidCredentials);
+                        }
+                        tx.put_external_link(provider_name, &subject, account.id)?;
+                        AuditEntry::new("external_linked", Outcome::Success)
+                            .actor_account(&account)
+                            .tenant_of(&account)
+                            .target(account.id.to_string())
+                            .detail(provider_name)
+                            .append(tx, now)?;
+                        account
+                    }
+                };
+                if account.disabled {
+                    return Err(Error::Disabled);
+                }
+                Ok(account)
+            })
+            .await
+    }
+}
+
+/// Makes an account for a first external sign-in.
+fn create_external(
+    tx: &mut crate::store::WriteTx,
+    config: &ExternalConfig,
+    email: &str,
+    password_hash: String,
+    now: i64,
+) -> Result<Account, Error> {
+    let email = accounts::Email::parse(email)?;
+    let local: String = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("user")
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        .take(40)
+        .collect();
+    let mut username = Username::parse(if local.is_empty() { "user" } else { &local })?;
+    if tx.account_by_username(&username.key())?.is_some() {
+        username = Username::parse(&format!("{}-{}", username.as_str(), random_id(6)))?;
+    }
+    let account = Account {
+        id: Uuid::new_v4(),
+        number: tx.next_account_number()?,
+        username: username.as_str().to_string(),
+        email: email.as_str().to_string(),
+        password_hash,
+        roles: vec![config.default_role.clone()],
+        reseller_id: config.default_reseller_id.clone(),
+        merchant_id: config.default_merchant_id.clone(),
+        attributes: Default::default(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    accounts::put_checked(tx, &account, None)?;
+    AuditEntry::new("account_created", Outcome::Success)
+        .actor("system", "external sign-in")
+        .tenant_of(&account)
+        .target(account.id.to_string())
+        .append(tx, now)?;
+    Ok(account)
+}
+
+/// Why an exchange was refused.
+enum Refusal {
+    /// The provider answered, and the identity does not pass.
+    Identity(&'static str),
+    /// The provider could not be asked properly.
+    Provider(FetchError),
+}
+
+/// A 200 with a JSON object is an answer; 400, 401 and 403 mean the token
+/// is not good; anything else means the provider is not working right.
+fn judge_answer(answer: &OutboundResponse) -> Result<serde_json::Map<String, Value>, Refusal> {
+    match answer.status {
+        200 => match serde_json::from_slice::<Value>(&answer.body) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(Refusal::Provider(FetchError::BadAnswer(
+                "not a JSON object".into(),
+            ))),
+        },
+        400 | 401 | 403 => Err(Refusal::Identity("the provider refused the token")),
+        503 | 429 => Err(Refusal::Provider(FetchError::Unreachable(format!(
+            "provider answered {}",
+            answer.status
+        )))),
+        other => Err(Refusal::Provider(FetchError::BadAnswer(format!(
+            "provider answered {other}"
+        )))),
+    }
+}
+
+/// The payload of a JWT, undecoded signature and all.
+fn jwt_payload(token: &str) -> Option<serde_json::Map<String, Value>> {
+    let payload = token.split('.').nth(1)?;
+    match serde_json::from_slice(&b64_decode(payload)?).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// Percent-encodes a form value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding() {
+        assert_eq!(form_encode("ya29.a0-_~"), "ya29.a0-_~");
+        assert_eq!(form_encode("a b&c=d/+"), "a%20b%26c%3Dd%2F%2B");
+    }
+
+    #[test]
+    fn answers() {
+        let ok = OutboundResponse {
+            status: 200,
+            body: br#"{"a":1}"#.to_vec(),
+        };
+        assert!(judge_answer(&ok).is_ok());
+        for (status, body, provider_fault) in [
+            (200, &b"[1]"[..], true),
+            (200, b"<html>", true),
+            (401, b"{}", false),
+            (400, b"{}", false),
+            (500, b"{}", true),
+            (503, b"{}", true),
+        ] {
+            let r = judge_answer(&OutboundResponse {
+                status,
+                body: body.to_vec(),
+            });
+            assert_eq!(
+                matches!(r, Err(Refusal::Provider(_))),
+                provider_fault,
+                "{status}"
+            );
+        }
+    }
+}
