@@ -165,6 +165,8 @@ pub struct Core {
     fetch: Arc<dyn external::Fetch>,
     /// External sign-in settings.
     external: external::ExternalConfig,
+    /// When ended records were last pruned (Unix seconds).
+    last_record_prune: std::sync::Mutex<i64>,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -199,6 +201,15 @@ impl Background {
         }
     }
 }
+
+/// How often ended sessions and spent tokens are deleted, seconds.
+const RECORD_PRUNE_INTERVAL: i64 = 3600;
+/// How long after its end a session record is kept (its revocation must
+/// outlive the leeway its last access token gets).
+const RECORD_GRACE: i64 = 3600;
+/// How long a failure count that never locked is kept after its last
+/// failure.
+const FAILURES_KEPT: i64 = 24 * 3600;
 
 /// One page of a list, and the cursor of the next page if there is one.
 #[derive(Debug, Clone)]
@@ -240,6 +251,7 @@ impl Core {
             fetch,
             external: config.external.clone(),
             config,
+            last_record_prune: std::sync::Mutex::new(0),
         })
     }
 
@@ -274,8 +286,31 @@ impl Core {
         let now = self.clock.now();
         self.role_grants.prune(now);
         self.revoked.prune(now);
+        let prune_records = {
+            let mut last = self
+                .last_record_prune
+                .lock()
+                .map_err(|_| Error::Internal("prune clock poisoned".into()))?;
+            let due = *last + RECORD_PRUNE_INTERVAL <= now;
+            if due {
+                *last = now;
+            }
+            due
+        };
         self.store
-            .write_async(move |tx| tx.prune_revocations(now).map(|_| ()))
+            .write_async(move |tx| {
+                tx.prune_revocations(now)?;
+                if prune_records {
+                    let removed = tx.prune_expired(now, RECORD_GRACE, FAILURES_KEPT)?;
+                    if removed > 0 {
+                        tracing::info!(
+                            removed,
+                            "pruned ended sessions, spent tokens and stale failure counts"
+                        );
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
             .await?;
         Ok(())
     }

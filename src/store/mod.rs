@@ -1253,6 +1253,76 @@ impl WriteTx {
         Ok(usize::try_from(before.saturating_sub(after)).unwrap_or(usize::MAX))
     }
 
+    /// Deletes what can no longer be used, so the store does not grow with
+    /// every sign-in forever: sessions ended more than `grace` seconds ago
+    /// (with their account index entries and opaque tokens), refresh
+    /// tokens past their expiry, and failure counts untouched for
+    /// `failures_kept` seconds that hold no live lock. Revoked sessions are
+    /// deleted on the same rule: once a session has ended, its revocation
+    /// has nothing left to refuse. Returns how many records went.
+    pub fn prune_expired(
+        &mut self,
+        now: i64,
+        grace: i64,
+        failures_kept: i64,
+    ) -> Result<u64, StoreError> {
+        fn count<K: redb::Key + 'static, V: redb::Value + 'static>(
+            t: &redb::Table<'_, K, V>,
+        ) -> Result<u64, StoreError> {
+            redb::ReadableTableMetadata::len(t).map_err(db_err)
+        }
+        let mut removed = 0;
+
+        let mut ended = Vec::new();
+        {
+            let sessions = self.open(SESSIONS)?;
+            for entry in sessions.iter().map_err(db_err)? {
+                let (k, v) = entry.map_err(db_err)?;
+                // An unreadable record is left for an operator to see.
+                if let Ok(s) = decode::<Session>("session", v.value())
+                    && s.expires_at + grace < now
+                {
+                    ended.push((k.value(), s.account.as_u128()));
+                }
+            }
+        }
+        for (id, account) in &ended {
+            self.open(SESSIONS)?.remove(*id).map_err(db_err)?;
+            self.open(ACCOUNT_SESSIONS)?
+                .remove((*account, *id))
+                .map_err(db_err)?;
+        }
+        removed += ended.len() as u64;
+        let ended: std::collections::HashSet<u128> = ended.into_iter().map(|(id, _)| id).collect();
+
+        let mut t = self.open(OPAQUE_TOKENS)?;
+        let before = count(&t)?;
+        t.retain(|_, session| !ended.contains(&session))
+            .map_err(db_err)?;
+        removed += before - count(&t)?;
+        drop(t);
+
+        let mut t = self.open(REFRESH_TOKENS)?;
+        let before = count(&t)?;
+        t.retain(|_, v| {
+            serde_json::from_slice::<RefreshRecord>(v).map_or(true, |r| r.expires_at + grace >= now)
+        })
+        .map_err(db_err)?;
+        removed += before - count(&t)?;
+        drop(t);
+
+        let mut t = self.open(LOCKOUTS)?;
+        let before = count(&t)?;
+        t.retain(|_, v| {
+            serde_json::from_slice::<Lockout>(v).map_or(true, |l| {
+                l.locked_until.is_some_and(|u| u > now) || l.updated_at + failures_kept >= now
+            })
+        })
+        .map_err(db_err)?;
+        removed += before - count(&t)?;
+        Ok(removed)
+    }
+
     pub fn put_signing_key(&mut self, key: &SigningKey) -> Result<(), StoreError> {
         self.open(SIGNING_KEYS)?
             .insert(key.kid.as_str(), encode(key)?.as_slice())

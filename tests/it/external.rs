@@ -255,10 +255,7 @@ async fn google_sign_in_matches_then_is_keyed_by_sub() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "POST");
     assert_eq!(seen[0].path_and_query, "/tokeninfo");
-    assert_eq!(
-        seen[0].body,
-        format!("access_token={GOOGLE_TOKEN}")
-    );
+    assert_eq!(seen[0].body, format!("access_token={GOOGLE_TOKEN}"));
 
     // Linked now: a different immutable id for the same account is refused,
     // even with a matching, verified email.

@@ -264,3 +264,62 @@ async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
     srv.login("admin", meta["admin_password"].as_str().unwrap())
         .await;
 }
+
+#[tokio::test]
+async fn ended_sessions_spent_tokens_and_stale_failure_counts_are_pruned() {
+    let mut srv = Server::start().await;
+    let login = srv.login(ADMIN, ADMIN_PASSWORD).await;
+    let opaque = srv
+        .post("/api/auth/token")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .json();
+    let r = srv
+        .post("/api/v1/auth/login")
+        .json(&json!({ "username": "nobody", "password": "wrong password" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let admin_id = login["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .unwrap();
+    let refresh = login["refreshToken"].as_str().unwrap().to_string();
+    let digest = |t: &str| {
+        let d = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    };
+
+    // A day on, the failure count of "nobody" goes; the sessions stay.
+    srv.advance(24 * 3600 + 1);
+    srv.running().housekeeping().await;
+    srv.stop().await;
+    {
+        let store = Store::open(&srv.data_dir()).unwrap();
+        let tx = store.read().unwrap();
+        assert!(tx.lockout("nobody").unwrap().is_none());
+        assert_eq!(tx.account_sessions(admin_id).unwrap().len(), 2);
+        assert!(tx.refresh_token(&digest(&refresh)).unwrap().is_some());
+    }
+
+    // Past the sessions' end and the grace period, they go with their
+    // tokens; the account stays.
+    srv.restart().await;
+    srv.advance(7 * 24 * 3600 + 3600);
+    srv.running().housekeeping().await;
+    srv.stop().await;
+    let store = Store::open(&srv.data_dir()).unwrap();
+    let tx = store.read().unwrap();
+    assert!(tx.account_sessions(admin_id).unwrap().is_empty());
+    assert!(tx.refresh_token(&digest(&refresh)).unwrap().is_none());
+    assert!(
+        tx.opaque_token(&digest(opaque["token"].as_str().unwrap()))
+            .unwrap()
+            .is_none()
+    );
+    assert!(tx.account(admin_id).unwrap().is_some());
+}
