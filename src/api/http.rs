@@ -140,12 +140,22 @@ pub enum BodyError {
     Malformed(String),
 }
 
-/// Parses a JSON body into `T`.
+/// Parses a JSON body into `T`. Every request body of every API is a JSON
+/// object; anything else (an array, which serde would otherwise match to
+/// a struct's fields by position, a bare string) is malformed.
 pub fn json_body<T: DeserializeOwned>(req: &Req) -> Result<T, BodyError> {
     if !req.is_json() {
         return Err(BodyError::UnsupportedMediaType);
     }
-    serde_json::from_slice(&req.body).map_err(|e| BodyError::Malformed(e.to_string()))
+    match serde_json::from_slice::<serde_json::Value>(&req.body) {
+        Ok(value @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(value).map_err(|e| BodyError::Malformed(e.to_string()))
+        }
+        Ok(_) => Err(BodyError::Malformed(
+            "the body must be a JSON object".into(),
+        )),
+        Err(e) => Err(BodyError::Malformed(e.to_string())),
+    }
 }
 
 /// Decodes `application/x-www-form-urlencoded` pairs.

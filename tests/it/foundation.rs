@@ -436,3 +436,22 @@ async fn healthz_answers() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json(), json!({ "status": "ok" }));
 }
+
+#[tokio::test]
+async fn only_json_objects_are_bodies() {
+    let srv = Server::start().await;
+    for (path, body) in [
+        ("/api/v1/auth/login", json!([ADMIN, ADMIN_PASSWORD])),
+        ("/auth/login", json!([ADMIN, ADMIN_PASSWORD])),
+        ("/login", json!([ADMIN_EMAIL, ADMIN_PASSWORD])),
+        ("/api/v1/auth/login", json!("admin")),
+    ] {
+        let r = srv.post(path).json(&body).send().await;
+        assert!(r.status.is_client_error(), "{path} {body}: {}", r.status);
+        assert_ne!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{path}: parsed as credentials"
+        );
+    }
+}
