@@ -13,6 +13,7 @@ mod doc_token;
 mod doc_v1;
 mod foundation;
 mod keys;
+mod openapi;
 mod passwords;
 mod process;
 mod readme;
