@@ -15,6 +15,7 @@ pub mod account;
 pub mod admin;
 pub mod client;
 pub mod http;
+pub mod openapi;
 pub mod tenant;
 pub mod token;
 pub mod v1;
@@ -62,6 +63,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(client::routes());
     all.extend(token::routes());
     all.extend(account::routes());
+    all.extend(openapi::routes());
     all
 }
 

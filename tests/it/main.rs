@@ -14,6 +14,7 @@ mod doc_v1;
 mod external;
 mod foundation;
 mod keys;
+mod openapi;
 mod passwords;
 mod process;
 mod readme;
