@@ -4,7 +4,7 @@
 //! to anyone who knows an account id. latchkey issues one only to a caller
 //! that proved the login:
 //!
-//! - a caller holding a valid credential of the same account (role
+//! - a caller holding a valid token of a sign-in of the same account (role
 //!   switching with `Authorization: Bearer`), or
 //! - a caller that passed `POST /api/account/roles` for that account less
 //!   than [`GRANT_SECONDS`] ago, from the same client address and with the
@@ -76,13 +76,14 @@ impl RoleGrants {
             // than grow; their holders log in again.
             grants.clear();
         }
-        let key = Self::key(account, client);
-        let session = grants.get(&key).and_then(|g| g.session);
+        // A new proof is a new login: its first choice opens a new session.
+        // Carrying an earlier grant's session over would tie it to one that
+        // may have been logged out of since, and no token could be had.
         grants.insert(
-            key,
+            Self::key(account, client),
             Grant {
                 expires_at: now + GRANT_SECONDS,
-                session,
+                session: None,
             },
         );
     }
@@ -129,7 +130,10 @@ impl Core {
         bearer: Option<&Principal>,
     ) -> Result<String, Error> {
         let now = self.clock.now();
-        let by_token = bearer.filter(|p| p.account == Some(account_id));
+        // A token of a sign-in of this account. An API key is no proof of a
+        // login: it may be narrowed to one role or expire soon, and the
+        // session a choice opens would outlive it.
+        let by_token = bearer.filter(|p| p.account == Some(account_id) && p.session.is_some());
         let grant = self.role_grants.find(account_id, client, now);
         if by_token.is_none() && grant.is_none() {
             return Err(Error::Unauthenticated);
