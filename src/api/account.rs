@@ -11,7 +11,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -72,15 +71,6 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
 
 const INVALID_REQUEST: &str = "Invalid request format";
 
-/// The body as `T` if it is the JSON object the document describes (serde
-/// alone would also take an array of the fields in order).
-fn object_body<T: DeserializeOwned>(req: &Req) -> Option<T> {
-    match json_body::<Value>(req) {
-        Ok(object @ Value::Object(_)) => serde_json::from_value(object).ok(),
-        _ => None,
-    }
-}
-
 #[derive(Deserialize)]
 struct RolesBody {
     email: String,
@@ -88,7 +78,7 @@ struct RolesBody {
 }
 
 async fn roles(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let Some(body) = object_body::<RolesBody>(&req) else {
+    let Some(body) = json_body::<RolesBody>(&req).ok() else {
         return say(StatusCode::BAD_REQUEST, INVALID_REQUEST);
     };
     let client = req.client();
@@ -121,7 +111,7 @@ struct TokenBody {
 
 async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
     const INVALID: &str = "Invalid role or account ID";
-    let Some(body) = object_body::<TokenBody>(&req) else {
+    let Some(body) = json_body::<TokenBody>(&req).ok() else {
         return say(StatusCode::BAD_REQUEST, INVALID);
     };
     let Ok(account_id) = Uuid::parse_str(body.account_id.trim()) else {

@@ -258,10 +258,7 @@ impl Core {
                 let mut session = tx
                     .session(session)?
                     .filter(|s| {
-                        s.account == account.id
-                            && s.revoked_at.is_none()
-                            && s.expires_at > now
-                            && s.kind == SessionKind::Jwt
+                        s.account == account.id && s.revoked_at.is_none() && s.expires_at > now
                     })
                     .ok_or(Error::Unauthenticated)?;
                 let (token, exp) =

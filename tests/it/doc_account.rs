@@ -802,3 +802,40 @@ async fn the_documented_curl_examples_work() {
     assert_eq!(status, 401, "{body}");
     assert!(body.is_string(), "{body}");
 }
+
+#[tokio::test]
+async fn an_opaque_token_of_the_account_also_proves_the_login() {
+    let srv = Server::start().await;
+    let opaque = srv
+        .post("/api/auth/token")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .json();
+    let token = opaque["token"].as_str().unwrap().to_string();
+    let me = srv
+        .get("/api/v1/auth/me")
+        .bearer(&token)
+        .send()
+        .await
+        .json();
+    let r = srv
+        .post("/api/account/token")
+        .bearer(&token)
+        .json(&json!({ "accountId": me["id"], "role": "admin" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let jwt = r.json().as_str().unwrap().to_string();
+    assert_eq!(
+        srv.get("/api/v1/auth/me").bearer(&jwt).send().await.status,
+        StatusCode::OK
+    );
+    // Same session: ending the opaque token's session ends the chosen one.
+    let r = srv.post("/api/v1/auth/logout").bearer(&token).send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        srv.get("/api/v1/auth/me").bearer(&jwt).send().await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
