@@ -58,7 +58,7 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
                 StatusCode::UNAUTHORIZED,
                 "Login required: call /api/account/roles first, or send a token of this account",
             ),
-            req.bearer().ok().flatten().is_some(),
+            req,
         ),
         Error::NotFound(_) => say(StatusCode::NOT_FOUND, "Account not found"),
         Error::Forbidden => say(

@@ -49,7 +49,7 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
                 "unauthorized",
                 "Authentication required",
             ),
-            req.bearer().ok().flatten().is_some(),
+            req,
         ),
         Error::RateLimited { retry_after: s } => retry_after(
             err(

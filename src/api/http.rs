@@ -233,11 +233,13 @@ pub fn retry_after(mut response: Response<Bytes>, seconds: u64) -> Response<Byte
     response
 }
 
-/// Adds the RFC 6750 challenge to a 401. `invalid_token` is for a
-/// credential that was presented and refused; a request with none gets the
-/// bare challenge.
-pub fn challenge(mut response: Response<Bytes>, invalid_token: bool) -> Response<Bytes> {
-    let value = if invalid_token {
+/// Adds the RFC 6750 challenge to a 401: `error="invalid_token"` when the
+/// request presented a credential that was refused, the bare challenge when
+/// it presented none (RFC 6750 section 3.1).
+pub fn challenge(mut response: Response<Bytes>, req: &Req) -> Response<Bytes> {
+    let presented =
+        req.headers.contains_key(http::header::AUTHORIZATION) || req.query("token").is_some();
+    let value = if presented {
         r#"Bearer realm="latchkey", error="invalid_token""#
     } else {
         r#"Bearer realm="latchkey""#
@@ -246,6 +248,23 @@ pub fn challenge(mut response: Response<Bytes>, invalid_token: bool) -> Response
         .headers_mut()
         .insert(WWW_AUTHENTICATE, HeaderValue::from_static(value));
     response
+}
+
+/// Authenticates the request's credential (see [`Req::credential`]) with
+/// the one domain function; `refuse` answers every failure in the calling
+/// document's words.
+pub fn authenticate(
+    app: &super::App,
+    req: &Req,
+    refuse: impl Fn(&Req, &Error) -> Response<Bytes>,
+) -> Result<crate::domain::auth::Principal, Response<Bytes>> {
+    match req.credential(app.options.token_query_param) {
+        Ok(Some(token)) => app
+            .core
+            .authenticate(&token, req.ctx.client_ip)
+            .map_err(|e| refuse(req, &e)),
+        Ok(None) | Err(_) => Err(refuse(req, &Error::Unauthenticated)),
+    }
 }
 
 /// Logs an error that is ours (store, internal) with the request id, and

@@ -35,10 +35,9 @@ fn detail(status: StatusCode, message: &str) -> Response<Bytes> {
 /// This document's answer to a domain error.
 fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
     match e {
-        Error::Unauthenticated => challenge(
-            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
-            req.bearer().ok().flatten().is_some(),
-        ),
+        Error::Unauthenticated => {
+            challenge(detail(StatusCode::UNAUTHORIZED, "Not authenticated"), req)
+        }
         Error::Forbidden => detail(
             StatusCode::FORBIDDEN,
             "Your role cannot issue a token at the requested scope",
@@ -71,20 +70,7 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
 }
 
 fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    match req.credential(app.options.token_query_param) {
-        Ok(Some(token)) => app
-            .core
-            .authenticate(&token, req.ctx.client_ip)
-            .map_err(|e| error_response(req, &e)),
-        Ok(None) => Err(challenge(
-            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
-            false,
-        )),
-        Err(_) => Err(challenge(
-            detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
-            true,
-        )),
-    }
+    super::http::authenticate(app, req, error_response)
 }
 
 fn body_error(e: BodyError) -> Response<Bytes> {

@@ -54,7 +54,7 @@ pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
         Error::Busy { retry_after: s } => busy(*s),
         Error::Unauthenticated => challenge(
             error(StatusCode::UNAUTHORIZED, "Authentication required"),
-            true,
+            req,
         ),
         Error::InvalidRefresh => {
             error(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
@@ -99,23 +99,10 @@ pub fn body_error(e: BodyError) -> Response<Bytes> {
     }
 }
 
-/// Authenticates the request's bearer credential, answering in canonical
-/// words on failure.
+/// Authenticates the request's credential, answering in canonical words
+/// on failure.
 pub fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    match req.credential(app.options.token_query_param) {
-        Ok(Some(token)) => app
-            .core
-            .authenticate(&token, req.ctx.client_ip)
-            .map_err(|e| error_response(req, &e)),
-        Ok(None) => Err(challenge(
-            error(StatusCode::UNAUTHORIZED, "Authentication required"),
-            false,
-        )),
-        Err(_) => Err(challenge(
-            error(StatusCode::UNAUTHORIZED, "Authentication required"),
-            true,
-        )),
-    }
+    super::http::authenticate(app, req, error_response)
 }
 
 /// The canonical view of an account. Never includes the password hash.
