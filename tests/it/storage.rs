@@ -261,8 +261,32 @@ async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    srv.login("admin", meta["admin_password"].as_str().unwrap())
+    let admin = srv
+        .login("admin", meta["admin_password"].as_str().unwrap())
         .await;
+
+    // Migrated to the current schema: accounts are numbered on from the
+    // schema-1 store's highest number.
+    let created = srv
+        .post("/api/v1/admin/users")
+        .bearer(admin["token"].as_str().unwrap())
+        .json(&json!({
+            "username": "after-migration",
+            "email": "after@example.com",
+            "password": "a long enough password",
+            "roles": ["user"],
+        }))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    assert_eq!(created.json()["number"], 2);
+    let mut srv = srv;
+    srv.stop().await;
+    let store = Store::open(&srv.data_dir()).unwrap();
+    assert_eq!(
+        store.read().unwrap().schema_version().unwrap(),
+        Some(latchkey::store::SCHEMA_VERSION)
+    );
 }
 
 #[tokio::test]
