@@ -133,6 +133,21 @@ fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, St
     })
 }
 
+/// Reads and decodes one JSON record; a table never written reads as empty.
+fn get_json<'k, K: redb::Key + 'static, T: DeserializeOwned>(
+    table: Option<impl ReadableTable<K, &'static [u8]>>,
+    key: impl std::borrow::Borrow<K::SelfType<'k>>,
+    what: &'static str,
+) -> Result<Option<T>, StoreError> {
+    let Some(table) = table else {
+        return Ok(None);
+    };
+    match table.get(key).map_err(db_err)? {
+        Some(v) => Ok(Some(decode(what, v.value())?)),
+        None => Ok(None),
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Storage(e.to_string()))
 }
@@ -450,13 +465,7 @@ macro_rules! reads {
             }
 
             pub fn account(&self, id: Uuid) -> Result<Option<Account>, StoreError> {
-                let Some(t) = open!(self, ACCOUNTS) else {
-                    return Ok(None);
-                };
-                match t.get(id.as_u128()).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("account", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, ACCOUNTS), id.as_u128(), "account")
             }
 
             pub fn account_by_number(&self, number: u64) -> Result<Option<Account>, StoreError> {
@@ -528,13 +537,7 @@ macro_rules! reads {
             }
 
             pub fn session(&self, id: Uuid) -> Result<Option<Session>, StoreError> {
-                let Some(t) = open!(self, SESSIONS) else {
-                    return Ok(None);
-                };
-                match t.get(id.as_u128()).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("session", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, SESSIONS), id.as_u128(), "session")
             }
 
             pub fn account_sessions(&self, account: Uuid) -> Result<Vec<Session>, StoreError> {
@@ -560,13 +563,7 @@ macro_rules! reads {
                 &self,
                 digest: &[u8; 32],
             ) -> Result<Option<RefreshRecord>, StoreError> {
-                let Some(t) = open!(self, REFRESH_TOKENS) else {
-                    return Ok(None);
-                };
-                match t.get(digest).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("refresh token", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, REFRESH_TOKENS), digest, "refresh token")
             }
 
             /// Every remembered revocation: session id and the time after
@@ -701,23 +698,11 @@ macro_rules! reads {
 
             /// `key` is an identifier in lookup form.
             pub fn lockout(&self, key: &str) -> Result<Option<Lockout>, StoreError> {
-                let Some(t) = open!(self, LOCKOUTS) else {
-                    return Ok(None);
-                };
-                match t.get(key).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("lockout", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, LOCKOUTS), key, "lockout")
             }
 
             pub fn reseller(&self, id: &str) -> Result<Option<Reseller>, StoreError> {
-                let Some(t) = open!(self, RESELLERS) else {
-                    return Ok(None);
-                };
-                match t.get(id).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("reseller", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, RESELLERS), id, "reseller")
             }
 
             /// Resellers in id order after `after`.
@@ -744,13 +729,7 @@ macro_rules! reads {
             }
 
             pub fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError> {
-                let Some(t) = open!(self, MERCHANTS) else {
-                    return Ok(None);
-                };
-                match t.get(id).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("merchant", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, MERCHANTS), id, "merchant")
             }
 
             /// Merchants in id order after `after`, of one reseller or all.
@@ -834,23 +813,11 @@ macro_rules! reads {
             }
 
             pub fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError> {
-                let Some(t) = open!(self, ROLES) else {
-                    return Ok(None);
-                };
-                match t.get(name).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("role", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, ROLES), name, "role")
             }
 
             pub fn api_key(&self, id: &str) -> Result<Option<ApiKey>, StoreError> {
-                let Some(t) = open!(self, API_KEYS) else {
-                    return Ok(None);
-                };
-                match t.get(id).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("api key", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, API_KEYS), id, "api key")
             }
 
             /// An account's API keys, in id order.
@@ -878,13 +845,7 @@ macro_rules! reads {
             }
 
             pub fn s2s_token(&self, id: &str) -> Result<Option<S2sToken>, StoreError> {
-                let Some(t) = open!(self, S2S_TOKENS) else {
-                    return Ok(None);
-                };
-                match t.get(id).map_err(db_err)? {
-                    Some(v) => Ok(Some(decode("s2s token", v.value())?)),
-                    None => Ok(None),
-                }
+                get_json(open!(self, S2S_TOKENS), id, "s2s token")
             }
 
             /// S2S tokens in id order after `after`.
@@ -987,6 +948,19 @@ impl WriteTx {
         self.tx.open_table(def).map_err(db_err)
     }
 
+    /// Encodes and writes one JSON record.
+    fn insert_json<'k, K: redb::Key + 'static, T: Serialize>(
+        &self,
+        def: TableDefinition<K, &'static [u8]>,
+        key: impl std::borrow::Borrow<K::SelfType<'k>>,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        self.open(def)?
+            .insert(key, encode(value)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     fn set_schema_version(&mut self, version: u64) -> Result<(), StoreError> {
         self.open(META)?
             .insert(META_SCHEMA, version.to_be_bytes().as_slice())
@@ -1028,9 +1002,7 @@ impl WriteTx {
             self.remove_account_indexes(old, old_keys)?;
         }
         let id = account.id.as_u128();
-        self.open(ACCOUNTS)?
-            .insert(id, encode(account)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(ACCOUNTS, id, account)?;
         self.open(ACCOUNT_NUMBERS)?
             .insert(account.number, id)
             .map_err(db_err)?;
@@ -1132,9 +1104,7 @@ impl WriteTx {
     }
 
     pub fn put_lockout(&mut self, key: &str, lockout: &Lockout) -> Result<(), StoreError> {
-        self.open(LOCKOUTS)?
-            .insert(key, encode(lockout)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(LOCKOUTS, key, lockout)?;
         Ok(())
     }
 
@@ -1144,9 +1114,7 @@ impl WriteTx {
     }
 
     pub fn put_reseller(&mut self, reseller: &Reseller) -> Result<(), StoreError> {
-        self.open(RESELLERS)?
-            .insert(reseller.id.as_str(), encode(reseller)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(RESELLERS, reseller.id.as_str(), reseller)?;
         Ok(())
     }
 
@@ -1156,9 +1124,7 @@ impl WriteTx {
     }
 
     pub fn put_merchant(&mut self, merchant: &Merchant) -> Result<(), StoreError> {
-        self.open(MERCHANTS)?
-            .insert(merchant.id.as_str(), encode(merchant)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(MERCHANTS, merchant.id.as_str(), merchant)?;
         self.open(RESELLER_MERCHANTS)?
             .insert((merchant.reseller_id.as_str(), merchant.id.as_str()), ())
             .map_err(db_err)?;
@@ -1176,9 +1142,7 @@ impl WriteTx {
     }
 
     pub fn put_custom_role(&mut self, role: &CustomRole) -> Result<(), StoreError> {
-        self.open(ROLES)?
-            .insert(role.name.as_str(), encode(role)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(ROLES, role.name.as_str(), role)?;
         Ok(())
     }
 
@@ -1188,9 +1152,7 @@ impl WriteTx {
     }
 
     pub fn put_api_key(&mut self, key: &ApiKey) -> Result<(), StoreError> {
-        self.open(API_KEYS)?
-            .insert(key.id.as_str(), encode(key)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(API_KEYS, key.id.as_str(), key)?;
         self.open(ACCOUNT_KEYS)?
             .insert((key.account.as_u128(), key.id.as_str()), ())
             .map_err(db_err)?;
@@ -1208,17 +1170,13 @@ impl WriteTx {
     }
 
     pub fn put_s2s_token(&mut self, token: &S2sToken) -> Result<(), StoreError> {
-        self.open(S2S_TOKENS)?
-            .insert(token.id.as_str(), encode(token)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(S2S_TOKENS, token.id.as_str(), token)?;
         Ok(())
     }
 
     pub fn put_session(&mut self, session: &Session) -> Result<(), StoreError> {
         let id = session.id.as_u128();
-        self.open(SESSIONS)?
-            .insert(id, encode(session)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(SESSIONS, id, session)?;
         self.open(ACCOUNT_SESSIONS)?
             .insert((session.account.as_u128(), id), ())
             .map_err(db_err)?;
@@ -1230,9 +1188,7 @@ impl WriteTx {
         digest: &[u8; 32],
         record: &RefreshRecord,
     ) -> Result<(), StoreError> {
-        self.open(REFRESH_TOKENS)?
-            .insert(digest, encode(record)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(REFRESH_TOKENS, digest, record)?;
         Ok(())
     }
 
@@ -1324,9 +1280,7 @@ impl WriteTx {
     }
 
     pub fn put_signing_key(&mut self, key: &SigningKey) -> Result<(), StoreError> {
-        self.open(SIGNING_KEYS)?
-            .insert(key.kid.as_str(), encode(key)?.as_slice())
-            .map_err(db_err)?;
+        self.insert_json(SIGNING_KEYS, key.kid.as_str(), key)?;
         Ok(())
     }
 
