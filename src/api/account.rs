@@ -122,9 +122,6 @@ async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
         return say(StatusCode::BAD_REQUEST, INVALID);
     }
     let client = req.client();
-    if let Err(e) = app.core.check_rate(&client, None) {
-        return error_response(&req, &e);
-    }
     let principal = match req.bearer() {
         Ok(Some(token)) => match app.core.authenticate(token, client.ip) {
             Ok(p) => Some(p),

@@ -120,7 +120,7 @@ impl Core {
 
     /// Issues an access token for one role of `account_id`, to a caller
     /// that proved the login (see the module documentation). Refusals, in
-    /// order: no proof (`Unauthenticated`), no such account (`NotFound`),
+    /// order: over the address rate limit (`RateLimited`), no proof (`Unauthenticated`), no such account (`NotFound`),
     /// disabled (`Disabled`), a role the account does not hold (`Forbidden`).
     pub async fn token_for_role(
         self: &std::sync::Arc<Self>,
@@ -129,6 +129,7 @@ impl Core {
         client: &ClientInfo,
         bearer: Option<&Principal>,
     ) -> Result<String, Error> {
+        self.check_rate(client, None)?;
         let now = self.clock.now();
         // A token of a sign-in of this account. An API key is no proof of a
         // login: it may be narrowed to one role or expire soon, and the

@@ -839,3 +839,29 @@ async fn an_opaque_token_of_the_account_also_proves_the_login() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn choosing_a_role_is_under_the_address_rate_limit() {
+    let srv = Server::start_with(Layer {
+        rate_login_per_ip: Some(3),
+        ..Default::default()
+    })
+    .await;
+    let roles = srv
+        .post("/api/account/roles")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .json();
+    let choose = || {
+        srv.post("/api/account/token")
+            .json(&json!({ "accountId": roles["accountId"], "role": "admin" }))
+    };
+    for _ in 0..2 {
+        assert_eq!(choose().send().await.status, StatusCode::OK);
+    }
+    let r = choose().send().await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").is_some());
+    assert!(r.json().is_string());
+}
