@@ -65,7 +65,14 @@ impl Core {
         let key = accounts::identifier_key(identifier);
         self.limits.check(client.ip, Some(&key))?;
         let now = self.clock.now();
-        let lock = self.store.read()?.lockout(&key)?;
+        // One snapshot for the lock and the account.
+        let (lock, account) = {
+            let tx = self.store.read()?;
+            (
+                tx.lockout(&key)?,
+                accounts::find_for_login(&tx, identifier)?,
+            )
+        };
         let locked_until = lock
             .as_ref()
             .and_then(|l| l.locked_until)
@@ -77,7 +84,6 @@ impl Core {
                 .refuse(&key, identifier, client, locked_until, "password too long")
                 .await);
         };
-        let account = accounts::find_for_login(&self.store.read()?, identifier)?;
         let verified = self
             .hasher
             .verify(password, account.as_ref().map(|a| a.password_hash.clone()))

@@ -282,24 +282,22 @@ impl Core {
         if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
             return Err(Error::InvalidRefresh);
         }
-        let record = self
-            .store
-            .read()?
+        let tx = self.store.read()?;
+        let record = tx
             .refresh_token(&digest(refresh_token.as_bytes()))?
             .ok_or(Error::InvalidRefresh)?;
         let now = self.clock.now();
-        let session = self
-            .store
-            .read()?
+        let session = tx
             .session(record.session)?
             .filter(|s| s.revoked_at.is_none() && s.expires_at > now && record.expires_at > now)
             .ok_or(Error::InvalidRefresh)?;
-        let audit = match self.store.read()?.account(session.account)? {
+        let audit = match tx.account(session.account)? {
             Some(a) => AuditEntry::new("logout", Outcome::Success).actor_account(&a),
             None => AuditEntry::new("logout", Outcome::Success),
         }
         .client(client)
         .detail("by refresh token");
+        drop(tx);
         self.revoke_session(session.id, "logout", audit).await
     }
 
