@@ -90,7 +90,11 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Seconds a client may take to send a request head, and a TLS handshake [default: 10]
+    /// Most connections open at once from one client address (IPv6 by /64); trusted proxies are exempt [default: 64]
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Seconds a connection may go without a complete request head: from accept (TLS handshake included) and from the end of each response [default: 10]
     #[arg(long, env = "LATCHKEY_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
     pub header_read_timeout: Option<u64>,
 
@@ -223,6 +227,7 @@ impl Layer {
             max_body_bytes,
             max_header_bytes,
             max_connections,
+            max_connections_per_ip,
             header_read_timeout,
             shutdown_timeout,
             rate_login_per_ip,
@@ -277,6 +282,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub max_header_bytes: usize,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub header_read_timeout: u64,
     pub shutdown_timeout: u64,
     pub rate_login_per_ip: u32,
@@ -340,6 +346,7 @@ impl Settings {
             max_body_bytes: layer.max_body_bytes.unwrap_or(64 * 1024),
             max_header_bytes: layer.max_header_bytes.unwrap_or(16 * 1024),
             max_connections: layer.max_connections.unwrap_or(1024).max(1),
+            max_connections_per_ip: layer.max_connections_per_ip.unwrap_or(64).max(1),
             header_read_timeout: layer.header_read_timeout.unwrap_or(10).max(1),
             shutdown_timeout: layer.shutdown_timeout.unwrap_or(10),
             rate_login_per_ip: layer.rate_login_per_ip.unwrap_or(30),

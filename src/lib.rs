@@ -166,6 +166,7 @@ pub async fn start(
         listen: settings.listen,
         tls: settings.tls.clone(),
         max_connections: settings.max_connections,
+        max_connections_per_ip: settings.max_connections_per_ip,
         header_read_timeout: Duration::from_secs(settings.header_read_timeout),
         max_header_bytes: settings.max_header_bytes,
         max_body_bytes: settings.max_body_bytes,

@@ -140,8 +140,9 @@ impl Limits {
     }
 }
 
-/// IPv4 addresses as they are; IPv6 addresses by their /64 network.
-fn address_key(ip: IpAddr) -> IpAddr {
+/// IPv4 addresses as they are; IPv6 addresses by their /64 network. The
+/// transport's per-address connection cap counts by the same key.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -45,7 +45,8 @@ impl TrustedProxies {
         Ok(TrustedProxies { nets })
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.nets.iter().any(|n| n.contains(&ip))
     }
@@ -54,34 +55,71 @@ impl TrustedProxies {
     /// Walks X-Forwarded-For from the right, skipping trusted proxies; the
     /// first untrusted address is the client. A peer that is not trusted is
     /// the client, whatever headers it sends.
-    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    ///
+    /// A request from a trusted proxy is never keyed by the proxy's own
+    /// address: that would put every client behind it in one rate-limit
+    /// bucket. So a trusted peer that sends no X-Forwarded-For, or one whose
+    /// chain holds an entry that is not an address before the walk reaches
+    /// an untrusted one, is refused ([`Unforwarded`]) rather than guessed
+    /// at: a per-request identity would give whoever can reach the server
+    /// from a trusted address unlimited attempts. When every entry is a
+    /// trusted address, the left-most is the client (an internal host
+    /// speaking through the proxy).
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, Unforwarded> {
         let peer = canonical(peer);
         if !self.trusts(peer) {
-            return peer;
+            return Ok(peer);
         }
-        let mut client = peer;
+        let mut client = None;
         let hops = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
+            .map(|v| v.to_str().map_err(|_| Unforwarded))
+            .collect::<Result<Vec<_>, _>>()?;
+        let hops = hops
+            .iter()
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect::<Vec<_>>();
+        // Bounded by the head size hyper allows; no extra cap is needed.
         for hop in hops.into_iter().rev() {
-            match hop.parse::<IpAddr>() {
-                Ok(ip) => {
-                    client = canonical(ip);
-                    if !self.trusts(client) {
-                        return client;
-                    }
-                }
-                // Garbage in the chain: stop at the last address we could
-                // vouch for rather than trust anything further left.
-                Err(_) => return client,
+            let ip = canonical(parse_hop(hop).ok_or(Unforwarded)?);
+            if !self.trusts(ip) {
+                return Ok(ip);
             }
+            client = Some(ip);
         }
-        client
+        client.ok_or(Unforwarded)
     }
+}
+
+/// A trusted proxy sent a request without a usable X-Forwarded-For.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unforwarded;
+
+/// One X-Forwarded-For entry: an address, an IPv4 address with a port
+/// (`203.0.113.7:5555`), or a bracketed IPv6 address with or without a
+/// port (`[2001:db8::7]:443`), as proxies write them.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Some(rest) = hop.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        let ip = inside.parse::<std::net::Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some(IpAddr::V6(ip)),
+            port => port
+                .strip_prefix(':')
+                .filter(|p| p.parse::<u16>().is_ok())
+                .map(|_| IpAddr::V6(ip)),
+        };
+    }
+    // An unbracketed IPv6 address never takes a port: its colons would be
+    // ambiguous, so only the IPv4 form is read here.
+    hop.parse::<std::net::SocketAddrV4>()
+        .ok()
+        .map(|s| IpAddr::V4(*s.ip()))
 }
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.
@@ -93,9 +131,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 impl RequestContext {
-    pub fn new(peer: SocketAddr, tls: bool, headers: &HeaderMap, proxies: &TrustedProxies) -> Self {
+    /// The context of a request from `peer`; refused when a trusted proxy
+    /// did not say whom it forwards for.
+    pub fn new(
+        peer: SocketAddr,
+        tls: bool,
+        headers: &HeaderMap,
+        proxies: &TrustedProxies,
+    ) -> Result<Self, Unforwarded> {
+        Ok(RequestContext {
+            client_ip: proxies.client_ip(peer.ip(), headers)?,
+            peer,
+            tls,
+            request_id: random_id(16),
+        })
+    }
+
+    /// The context of a refused request: the peer is all that is known, and
+    /// it goes only into the access log line of the refusal.
+    pub fn of_peer(peer: SocketAddr, tls: bool) -> Self {
         RequestContext {
-            client_ip: proxies.client_ip(peer.ip(), headers),
+            client_ip: canonical(peer.ip()),
             peer,
             tls,
             request_id: random_id(16),
@@ -107,7 +163,8 @@ impl RequestContext {
 mod tests {
     use super::*;
 
-    fn check(trusted: &[&str], peer: &str, xff: Option<&str>, expected: &str) {
+    /// `expected` is an address, or `None` for a refused request.
+    fn check(trusted: &[&str], peer: &str, xff: Option<&str>, expected: Option<&str>) {
         let proxies =
             TrustedProxies::parse(&trusted.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap();
@@ -115,48 +172,103 @@ mod tests {
         if let Some(x) = xff {
             headers.insert("x-forwarded-for", x.parse().unwrap());
         }
-        let got = proxies.client_ip(peer.parse().unwrap(), &headers);
+        let got = proxies.client_ip(peer.parse().unwrap(), &headers).ok();
         assert_eq!(
             got,
-            expected.parse::<IpAddr>().unwrap(),
+            expected.map(|e| e.parse::<IpAddr>().unwrap()),
             "{trusted:?} {peer} {xff:?}"
         );
     }
 
     #[test]
     fn forwarded_for() {
-        // Untrusted peer: header ignored.
-        check(&[], "10.0.0.5", Some("1.2.3.4"), "10.0.0.5");
+        // Untrusted peer: header ignored, even garbage or none.
+        check(&[], "10.0.0.5", Some("1.2.3.4"), Some("10.0.0.5"));
+        check(&[], "10.0.0.5", Some("junk"), Some("10.0.0.5"));
+        check(&[], "10.0.0.5", None, Some("10.0.0.5"));
         // Trusted proxy: right-most untrusted entry.
-        check(&["10.0.0.0/8"], "10.0.0.5", Some("1.2.3.4"), "1.2.3.4");
+        check(
+            &["10.0.0.0/8"],
+            "10.0.0.5",
+            Some("1.2.3.4"),
+            Some("1.2.3.4"),
+        );
         check(
             &["10.0.0.0/8"],
             "10.0.0.5",
             Some("6.6.6.6, 1.2.3.4, 10.0.0.9"),
-            "1.2.3.4",
+            Some("1.2.3.4"),
         );
-        // Forged left-most entries do not matter.
+        // Forged left-most entries do not matter, garbage included.
         check(
             &["10.0.0.5"],
             "10.0.0.5",
             Some("127.0.0.1, 9.9.9.9"),
-            "9.9.9.9",
+            Some("9.9.9.9"),
         );
-        // No header from a trusted proxy: the proxy is the client.
-        check(&["10.0.0.5"], "10.0.0.5", None, "10.0.0.5");
-        // Garbage stops the walk.
+        check(
+            &["10.0.0.5"],
+            "10.0.0.5",
+            Some("junk, 9.9.9.9"),
+            Some("9.9.9.9"),
+        );
+        // Only trusted addresses: the left-most is an internal client.
         check(
             &["10.0.0.0/8"],
             "10.0.0.5",
-            Some("1.1.1.1, junk"),
-            "10.0.0.5",
+            Some("10.1.1.1, 10.0.0.9"),
+            Some("10.1.1.1"),
         );
-        // IPv4-mapped peers.
+        // IPv4-mapped peers and entries.
         check(
             &["127.0.0.1"],
             "::ffff:127.0.0.1",
             Some("2.2.2.2"),
-            "2.2.2.2",
+            Some("2.2.2.2"),
         );
+        check(
+            &["127.0.0.1"],
+            "127.0.0.1",
+            Some("::ffff:2.2.2.2"),
+            Some("2.2.2.2"),
+        );
+    }
+
+    #[test]
+    fn forwarded_for_with_ports() {
+        let proxy = &["10.0.0.5"][..];
+        for (xff, client) in [
+            ("203.0.113.7:5555", "203.0.113.7"),
+            ("[2001:db8::7]:443", "2001:db8::7"),
+            ("[2001:db8::7]", "2001:db8::7"),
+            ("2001:db8::7", "2001:db8::7"),
+            ("198.51.100.9", "198.51.100.9"),
+            ("192.0.2.1, 203.0.113.7:5555", "203.0.113.7"),
+            ("[::ffff:203.0.113.7]:80", "203.0.113.7"),
+            // A trusted hop with a port is skipped like one without.
+            ("203.0.113.7, 10.0.0.5:8080", "203.0.113.7"),
+        ] {
+            check(proxy, "10.0.0.5", Some(xff), Some(client));
+        }
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_never_its_own_client() {
+        let proxy = &["10.0.0.0/8"][..];
+        for xff in [
+            None,
+            Some(""),
+            Some("junk"),
+            Some("1.1.1.1, junk"),
+            Some("junk, 10.0.0.9"),
+            Some("203.0.113.7:99999"),
+            Some("203.0.113.7:"),
+            Some("[2001:db8::7]x"),
+            Some("[2001:db8::7]:"),
+            Some("[203.0.113.7]:80"),
+            Some("unknown"),
+        ] {
+            check(proxy, "10.0.0.5", xff, None);
+        }
     }
 }

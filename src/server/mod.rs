@@ -6,9 +6,17 @@
 //! Limits enforced here, before a handler runs:
 //! - at most `max_connections` connections; past that, new connections wait
 //!   in the kernel's backlog instead of costing memory;
-//! - a TLS handshake and a request head must each arrive within
-//!   `header_read_timeout` (hyper's timer is installed, without which its
-//!   header timeout does nothing);
+//! - at most `max_connections_per_ip` of them from one client address (IPv6
+//!   by /64; trusted proxies exempt), so one address cannot take every slot;
+//!   past that, a new connection is closed at once;
+//! - a connection with no request in progress must deliver a complete
+//!   request head within `header_read_timeout`, counted from accept (TLS
+//!   handshake included) and again from the end of each response, or it is
+//!   closed. hyper's own header timeout starts only once bytes arrive and
+//!   HTTP/2 has none, so a silent or idle connection (HTTP/1 keep-alive, or
+//!   HTTP/2 with no stream, answering pings) would otherwise hold its slot
+//!   for ever. A running handler, and a body read within its own
+//!   `BODY_READ_TIMEOUT`, count as a request in progress;
 //! - a request head over `max_header_bytes` is refused by hyper (431);
 //! - a body over `max_body_bytes` gets 413, one that trickles for longer than
 //!   `BODY_READ_TIMEOUT` gets 408.
@@ -17,9 +25,10 @@ pub mod context;
 pub mod outbound;
 pub mod tls;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,6 +67,9 @@ pub struct ServerConfig {
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// Connection cap.
     pub max_connections: usize,
+    /// Connection cap for one client address (IPv6 by /64); trusted proxies
+    /// are exempt, since every client behind them shares their address.
+    pub max_connections_per_ip: usize,
     /// Head and handshake deadline.
     pub header_read_timeout: Duration,
     /// Request head size cap.
@@ -167,6 +179,10 @@ async fn accept_loop(
     let builder = Arc::new(builder(&config));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_address = Arc::new(PerAddress {
+        cap: config.max_connections_per_ip,
+        open: std::sync::Mutex::new(HashMap::new()),
+    });
     let config = Arc::new(config);
     let mut backoff = Duration::from_millis(5);
     loop {
@@ -187,17 +203,35 @@ async fn accept_loop(
             },
             _ = stopped.changed() => break,
         };
+        let accepted_at = tokio::time::Instant::now();
+        let address_slot = if config.trusted_proxies.trusts(peer.ip()) {
+            None
+        } else {
+            match per_address.admit(peer.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    // Dropping the stream closes it; the global slot goes back.
+                    tracing::debug!(peer = %peer, "connection refused: too many from this address");
+                    continue;
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let conn = Connection {
             builder: builder.clone(),
             handler: handler.clone(),
             config: config.clone(),
             peer,
+            activity: Arc::new(watch::Sender::new(Activity {
+                in_flight: 0,
+                idle_since: accepted_at,
+            })),
         };
         let watcher = graceful.watcher();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             conn.serve(stream, tls, watcher).await;
         });
     }
@@ -210,16 +244,142 @@ async fn accept_loop(
     }
 }
 
+/// Open connections per client address, for the per-address cap. It holds
+/// one entry per address with a connection open, so it is bounded by
+/// `max_connections`.
+struct PerAddress {
+    /// Most connections one address may hold.
+    cap: usize,
+    /// Open connections by address key (IPv6 by /64).
+    open: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl PerAddress {
+    /// Counts a new connection from `ip`, or refuses it at the cap.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let key = crate::domain::limits::address_key(ip);
+        // A poisoned lock still holds consistent counts: every change is a
+        // single insert or decrement.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection counted against its address; uncounted when dropped.
+struct AddressSlot {
+    /// The table it is counted in.
+    table: Arc<PerAddress>,
+    /// The address key it is counted under.
+    key: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Whether a connection has a request in progress, and since when it has
+/// had none; read by the connection's idle deadline.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    /// Requests whose head has been read and whose response is not yet
+    /// produced (HTTP/2 may have several).
+    in_flight: usize,
+    /// When the last request ended, or the connection was accepted.
+    idle_since: tokio::time::Instant,
+}
+
+/// Marks one request in progress on its connection, from the moment hyper
+/// hands over its head until its response is produced or it is dropped (an
+/// HTTP/2 stream reset); the idle deadline restarts from then.
+struct InFlight(Arc<watch::Sender<Activity>>);
+
+impl InFlight {
+    fn start(activity: &Arc<watch::Sender<Activity>>) -> InFlight {
+        activity.send_modify(|a| a.in_flight += 1);
+        InFlight(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|a| {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            a.idle_since = tokio::time::Instant::now();
+        });
+    }
+}
+
+/// Resolves once the connection has had no request in progress for
+/// `timeout`: no complete request head since accept or since the last
+/// response. Never resolves while a request is in progress.
+async fn idle_deadline(mut activity: watch::Receiver<Activity>, timeout: Duration) {
+    loop {
+        let now = *activity.borrow_and_update();
+        if now.in_flight == 0 {
+            tokio::select! {
+                _ = tokio::time::sleep_until(now.idle_since + timeout) => {
+                    // A head that arrived on the very tick still counts.
+                    if activity.borrow().in_flight == 0 {
+                        return;
+                    }
+                }
+                changed = activity.changed() => if changed.is_err() { return },
+            }
+        } else if activity.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// One accepted connection.
 struct Connection {
+    /// Shared hyper builder (HTTP/1.1 and HTTP/2 settings).
     builder: Arc<auto::Builder<TokioExecutor>>,
+    /// What answers requests.
     handler: Arc<dyn Handler>,
+    /// Transport settings.
     config: Arc<ServerConfig>,
+    /// The TCP peer.
     peer: SocketAddr,
+    /// Requests in progress, for the idle deadline.
+    activity: Arc<watch::Sender<Activity>>,
 }
 
 impl Connection {
     async fn serve(
+        self,
+        stream: TcpStream,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        let deadline = idle_deadline(self.activity.subscribe(), self.config.header_read_timeout);
+        let peer = self.peer;
+        tokio::select! {
+            () = self.serve_until_closed(stream, tls, watcher) => {}
+            () = deadline => {
+                // Dropping the connection closes the socket.
+                tracing::debug!(peer = %peer, "closed: no request head within the header timeout");
+            }
+        }
+    }
+
+    async fn serve_until_closed(
         self,
         stream: TcpStream,
         tls: Option<tokio_rustls::TlsAcceptor>,
@@ -230,10 +390,15 @@ impl Connection {
             let config = self.config.clone();
             let peer = self.peer;
             let tls_on = tls.is_some();
+            let activity = self.activity.clone();
             hyper::service::service_fn(move |req: Request<Incoming>| {
+                // Called once the head is read: from here until the response
+                // is produced, the idle deadline waits.
+                let in_flight = InFlight::start(&activity);
                 let handler = handler.clone();
                 let config = config.clone();
                 async move {
+                    let _in_flight = in_flight;
                     Ok::<_, Infallible>(handle(req, peer, tls_on, &config, handler.as_ref()).await)
                 }
             })
@@ -282,19 +447,34 @@ async fn handle(
     handler: &dyn Handler,
 ) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let context = RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies);
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
-    let (parts, body) = req.into_parts();
-    let response = match read_body(&parts, body, config.max_body_bytes).await {
-        Ok(bytes) => {
-            let mut request = Request::from_parts(parts, bytes);
-            request.extensions_mut().insert(context.clone());
-            handler.handle(request).await
-        }
-        Err(refusal) => refusal,
-    };
+    let (context, response) =
+        match RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies) {
+            Ok(context) => {
+                let (parts, body) = req.into_parts();
+                let response = match read_body(&parts, body, config.max_body_bytes).await {
+                    Ok(bytes) => {
+                        let mut request = Request::from_parts(parts, bytes);
+                        request.extensions_mut().insert(context.clone());
+                        handler.handle(request).await
+                    }
+                    Err(refusal) => refusal,
+                };
+                (context, response)
+            }
+            // Keying this request by the proxy's own address would share one
+            // rate-limit bucket among everyone behind it; see
+            // `TrustedProxies::client_ip`.
+            Err(context::Unforwarded) => (
+                RequestContext::of_peer(peer, tls),
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "a trusted proxy sent this request without a client address in X-Forwarded-For",
+                ),
+            ),
+        };
     let (mut parts, body) = response.into_parts();
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         parts.headers.insert("x-request-id", id);
