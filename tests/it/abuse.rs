@@ -18,6 +18,13 @@ async fn attempt(srv: &Server, username: &str, password: &str, forwarded: Option
         .await
 }
 
+/// The admin's token, signed in through the trusted proxy for `client`.
+async fn admin_token_via(srv: &Server, client: &str) -> String {
+    let r = attempt(srv, ADMIN, ADMIN_PASSWORD, Some(client)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["token"].as_str().expect("token").to_string()
+}
+
 fn limits(per_ip: u32, per_account: u32) -> Layer {
     Layer {
         rate_login_per_ip: Some(per_ip),
@@ -180,9 +187,11 @@ async fn a_trusted_proxy_is_believed() {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
 
     srv.advance(120);
-    let admin = srv.admin_token().await;
+    // Through the proxy too: a trusted proxy must name its client.
+    let admin = admin_token_via(&srv, "192.0.2.200").await;
     let events = srv
         .get("/api/v1/admin/audit?event=login&outcome=failure&limit=1")
+        .header("x-forwarded-for", "192.0.2.200")
         .bearer(&admin)
         .send()
         .await
@@ -431,7 +440,7 @@ async fn a_login_flood_is_held_to_the_pool_and_others_are_served() {
         ..limits(1000, 1000)
     })
     .await;
-    let token = srv.admin_token().await;
+    let token = admin_token_via(&srv, "192.0.2.200").await;
     let mut flood = Vec::new();
     for i in 0..60 {
         let call = srv
@@ -444,7 +453,12 @@ async fn a_login_flood_is_held_to_the_pool_and_others_are_served() {
     // requests are answered.
     for _ in 0..10 {
         assert!(srv.running().hashes_in_flight() <= 3);
-        let r = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+        let r = srv
+            .get("/api/v1/auth/me")
+            .header("x-forwarded-for", "192.0.2.200")
+            .bearer(&token)
+            .send()
+            .await;
         assert_eq!(r.status, StatusCode::OK);
     }
     let mut busy = 0;
