@@ -156,7 +156,10 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // The connection's idle deadline (`idle_deadline`) enforces the
+        // header timeout from accept and between requests; hyper's own
+        // starts later and would be a second, partial copy of that rule.
+        .header_read_timeout(None)
         .max_buf_size(config.max_header_bytes.max(8192))
         .max_headers(100);
     builder
