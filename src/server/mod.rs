@@ -70,7 +70,8 @@ pub struct ServerConfig {
     /// Connection cap for one client address (IPv6 by /64); trusted proxies
     /// are exempt, since every client behind them shares their address.
     pub max_connections_per_ip: usize,
-    /// Head and handshake deadline.
+    /// How long a connection may go without a complete request head, from
+    /// accept (TLS handshake included) and from the end of each response.
     pub header_read_timeout: Duration,
     /// Request head size cap.
     pub max_header_bytes: usize,
