@@ -5,12 +5,14 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
 use super::secrets::{b64, b64_decode, random_bytes, random_id};
 use super::{CoreConfig, StartError, jwt};
-use crate::store::{SigningKey, Store, keyfile};
+use crate::store::{SigningKey, Store, StoreError, WriteTx, keyfile};
 
 /// Loads the active signing key, or makes one. If the active key cannot be
 /// unsealed (the master key file was replaced or lost), a new key is made
-/// and the old public keys stay published: access tokens already issued keep
-/// verifying until they expire, and refresh tokens are not JWTs at all.
+/// and the old one is retired: its public key stays published, and tokens
+/// it signed keep verifying, only until the last of them has expired
+/// ([`verify_until`]); refresh tokens are not JWTs at all. Retired keys
+/// past that time are deleted here and by [`prune_retired`].
 pub fn load_or_create(
     store: &Store,
     config: &CoreConfig,
@@ -18,28 +20,18 @@ pub fn load_or_create(
 ) -> Result<jwt::KeySet, StartError> {
     let (master, _) = keyfile::load_or_create(&config.data_dir, random_bytes::<32>())?;
     let stored = store.read()?.signing_keys()?;
-    let mut public = Vec::new();
     let mut active = None;
-    for key in &stored {
-        let point = b64_decode(&key.public_key).ok_or_else(|| {
-            StartError::Config(format!(
-                "signing key {} has an unreadable public key",
-                key.kid
-            ))
-        })?;
-        public.push((key.kid.clone(), point));
-        if key.active {
-            match unseal(&master, key) {
-                Some(pkcs8) => active = Some((key.kid.clone(), pkcs8)),
-                None => tracing::warn!(
-                    kid = %key.kid,
-                    "the active signing key cannot be unsealed with this data directory's master key; generating a new one"
-                ),
-            }
+    for key in stored.iter().filter(|k| k.active) {
+        match unseal(&master, key) {
+            Some(pkcs8) => active = Some((key.kid.clone(), pkcs8)),
+            None => tracing::warn!(
+                kid = %key.kid,
+                "the active signing key cannot be unsealed with this data directory's master key; generating a new one and retiring it"
+            ),
         }
     }
-    let (kid, pkcs8) = match active {
-        Some(found) => found,
+    let fresh = match active {
+        Some(_) => None,
         None => {
             let generated = jwt::generate().map_err(StartError::Config)?;
             let kid = random_id(16);
@@ -50,25 +42,106 @@ pub fn load_or_create(
                 public_key: b64(&generated.public_point),
                 sealed_private_key: seal(&master, &kid, &generated.pkcs8)?,
                 active: true,
+                retired_at: None,
             };
-            store.write(|tx| {
-                for mut old in stored.iter().filter(|k| k.active).cloned() {
-                    old.active = false;
-                    tx.put_signing_key(&old)?;
-                }
-                tx.put_signing_key(&record)
-            })?;
-            (kid, generated.pkcs8)
+            Some((record, generated.pkcs8))
         }
+    };
+    let signer_kid = fresh
+        .as_ref()
+        .map(|(record, _)| record.kid.clone())
+        .or_else(|| active.as_ref().map(|(kid, _)| kid.clone()));
+    // Every key but the signer is retired; one that is not stamped yet (it
+    // stopped signing just now, or before retirement was recorded) is
+    // stamped now, and one past its verify-until is deleted.
+    let mut changed = Vec::new();
+    let mut expired = Vec::new();
+    let mut retired = Vec::new();
+    for key in &stored {
+        if Some(&key.kid) == signer_kid.as_ref() {
+            continue;
+        }
+        let retired_at = key.retired_at.unwrap_or(now);
+        if key.active || key.retired_at.is_none() {
+            let mut stamped = key.clone();
+            stamped.active = false;
+            stamped.retired_at = Some(retired_at);
+            changed.push(stamped);
+        }
+        let until = verify_until(retired_at, config.access_ttl);
+        if now >= until {
+            expired.push(key.kid.clone());
+            continue;
+        }
+        let point = b64_decode(&key.public_key).ok_or_else(|| {
+            StartError::Config(format!(
+                "signing key {} has an unreadable public key",
+                key.kid
+            ))
+        })?;
+        retired.push(jwt::RetiredKey {
+            kid: key.kid.clone(),
+            point,
+            verify_until: until,
+        });
+    }
+    if fresh.is_some() || !changed.is_empty() || !expired.is_empty() {
+        store.write(|tx| {
+            for key in &changed {
+                tx.put_signing_key(key)?;
+            }
+            for kid in &expired {
+                tx.remove_signing_key(kid)?;
+            }
+            match &fresh {
+                Some((record, _)) => tx.put_signing_key(record),
+                None => Ok(()),
+            }
+        })?;
+    }
+    for kid in &expired {
+        tracing::info!(%kid, "deleted a retired signing key no token can still need");
+    }
+    let (kid, pkcs8) = match (fresh, active) {
+        (Some((record, pkcs8)), _) => (record.kid, pkcs8),
+        (None, Some(found)) => found,
+        (None, None) => return Err(StartError::Config("no signing key".into())),
     };
     jwt::KeySet::new(
         kid,
         &pkcs8,
-        public,
+        retired,
         config.issuer.clone(),
         config.audience.clone(),
+        config.access_ttl,
     )
     .map_err(StartError::Config)
+}
+
+/// When a key retired at `retired_at` stops verifying: the last token it
+/// signed was issued at the latest then, lives at most `access_ttl`, and is
+/// accepted for the leeway after its expiry.
+pub fn verify_until(retired_at: i64, access_ttl: i64) -> i64 {
+    retired_at
+        .saturating_add(access_ttl)
+        .saturating_add(jwt::LEEWAY_SECS)
+}
+
+/// Deletes retired keys past their verify-until inside `tx`; returns how
+/// many. The verifier already refuses them by time; this keeps their sealed
+/// private halves from lingering in the store.
+pub fn prune_retired(tx: &mut WriteTx, now: i64, access_ttl: i64) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for key in tx.signing_keys()? {
+        if let Some(retired_at) = key.retired_at
+            && !key.active
+            && now >= verify_until(retired_at, access_ttl)
+        {
+            tx.remove_signing_key(&key.kid)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 fn aead_key(master: &[u8; 32]) -> Result<LessSafeKey, StartError> {
