@@ -255,3 +255,255 @@ async fn the_high_s_twin_of_a_real_token_is_refused() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     }
 }
+
+// Item 15.
+
+use crate::external::{
+    Answer, GOOGLE_TOKEN, MS_APP, MS_TENANT, StandIn, assert_refused, google, google_info,
+    graph_me, microsoft, ms_token_in,
+};
+
+/// The `external_linked` audit events, newest first.
+async fn link_events(srv: &Server) -> Vec<Value> {
+    let admin = srv.admin_token().await;
+    let r = srv
+        .get("/api/v1/admin/audit?event=external_linked")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn a_foreign_entra_tenant_cannot_take_over_an_account_by_its_mail() {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    // The attacker's tenant has a user whose mail says the admin's
+    // address, and a token for our app id.
+    provider.answer(Answer::Json(200, graph_me(ADMIN_EMAIL, "attacker-oid")));
+    let foreign = ms_token_in(MS_APP, "66666666-6666-6666-6666-666666666666");
+    assert_refused(&microsoft(&srv, ADMIN_EMAIL, &foreign).await);
+    // A token without a tenant claim is no better.
+    let mut no_tid = ms_token_in(MS_APP, MS_TENANT);
+    no_tid = {
+        let parts: Vec<&str> = no_tid.split('.').collect();
+        let mut claims: Value = serde_json::from_slice(&unb64(parts[1])).expect("claims");
+        claims.as_object_mut().expect("object").remove("tid");
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(claims.to_string().as_bytes()),
+            parts[2]
+        )
+    };
+    assert_refused(&microsoft(&srv, ADMIN_EMAIL, &no_tid).await);
+    // Refused before Graph was asked, and nothing was linked.
+    assert!(provider.seen().is_empty(), "{:?}", provider.seen());
+    assert!(link_events(&srv).await.is_empty());
+
+    // The real admin, from the allowed tenant (spelled in capitals, as
+    // some tokens do), signs in and is linked to its own id, which proves
+    // the attacker's id was never linked to the account.
+    provider.answer(Answer::Json(200, graph_me(ADMIN_EMAIL, "admin-oid")));
+    let r = microsoft(
+        &srv,
+        ADMIN_EMAIL,
+        &ms_token_in(MS_APP, &MS_TENANT.to_uppercase()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let events = link_events(&srv).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0]["detail"],
+        format!("microsoft: id admin-oid, tenant {MS_TENANT}")
+    );
+    assert_eq!(events[0]["actor_name"], ADMIN, "{:?}", events[0]);
+    // And the attacker's id, even from the allowed tenant now, is refused:
+    // the link decides.
+    provider.answer(Answer::Json(200, graph_me(ADMIN_EMAIL, "attacker-oid")));
+    assert_refused(&microsoft(&srv, ADMIN_EMAIL, &ms_token_in(MS_APP, MS_TENANT)).await);
+    assert_eq!(link_events(&srv).await.len(), 1);
+}
+
+#[tokio::test]
+async fn google_hosted_domains_admit_only_their_accounts_when_set() {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(latchkey::config::Layer {
+        google_hosted_domains: Some(vec!["Example.com".into()]),
+        ..provider.layer()
+    })
+    .await;
+    // A consumer account (no hd) and another Workspace domain are refused,
+    // whatever email they claim.
+    provider.answer(Answer::Json(200, google_info(ADMIN_EMAIL, "consumer-sub")));
+    assert_refused(&google(&srv, ADMIN_EMAIL, GOOGLE_TOKEN).await);
+    let mut other = google_info(ADMIN_EMAIL, "other-sub");
+    other["hd"] = json!("evil.example");
+    provider.answer(Answer::Json(200, other));
+    assert_refused(&google(&srv, ADMIN_EMAIL, GOOGLE_TOKEN).await);
+    assert!(link_events(&srv).await.is_empty());
+
+    let mut ours = google_info(ADMIN_EMAIL, "workspace-sub");
+    ours["hd"] = json!("example.com");
+    provider.answer(Answer::Json(200, ours));
+    let r = google(&srv, ADMIN_EMAIL, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let events = link_events(&srv).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0]["detail"],
+        "google: id workspace-sub, hosted domain example.com"
+    );
+
+    // Without the setting, a consumer account is admitted as before.
+    let open = Server::start_with(provider.layer()).await;
+    provider.answer(Answer::Json(200, google_info(ADMIN_EMAIL, "consumer-sub")));
+    let r = google(&open, ADMIN_EMAIL, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        link_events(&open).await[0]["detail"],
+        "google: id consumer-sub, hosted domain none"
+    );
+}
+
+/// Runs `latchkey serve` on `data` with these extra variables and returns
+/// its exit code and output. A server that starts instead of refusing is
+/// killed after a deadline and reported with no exit code.
+fn serve_with(data: &std::path::Path, extra: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn latchkey");
+    let mut code = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            code = status.code();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        code,
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+#[tokio::test]
+async fn microsoft_sign_in_cannot_start_without_tenant_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out) = serve_with(
+        &dir.path().join("data"),
+        &[("LATCHKEY_MICROSOFT_CLIENT_IDS", MS_APP)],
+    );
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "started or was killed ({code:?}): {out}"
+    );
+    assert!(out.contains("LATCHKEY_MICROSOFT_TENANT_IDS"), "{out}");
+    assert!(!out.contains("listening"), "{out}");
+}
+
+// Item 16.
+
+#[tokio::test]
+async fn settings_that_grant_power_or_name_nothing_stop_the_start() {
+    // A store with the tenants of the World, so that only the setting
+    // under test is wrong.
+    let mut srv = Server::start().await;
+    World::build(&srv).await;
+    srv.stop().await;
+    let data = srv.data_dir();
+    let cases: [(&str, &[(&str, &str)]); 8] = [
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_ROLE",
+            &[
+                ("LATCHKEY_EXTERNAL_AUTO_CREATE", "true"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_ROLE", "admin"),
+            ],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_ROLE",
+            &[("LATCHKEY_EXTERNAL_DEFAULT_ROLE", "Reseller")],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_ROLE",
+            &[
+                ("LATCHKEY_EXTERNAL_AUTO_CREATE", "true"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_ROLE", "no-such-role"),
+            ],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID",
+            &[
+                ("LATCHKEY_EXTERNAL_AUTO_CREATE", "true"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID", "res_404"),
+            ],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID",
+            &[
+                ("LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID", "res_1"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID", "mer_404"),
+            ],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID",
+            &[
+                ("LATCHKEY_EXTERNAL_AUTO_CREATE", "true"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID", "res_1"),
+                ("LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID", "mer_2a"),
+            ],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID",
+            &[("LATCHKEY_EXTERNAL_DEFAULT_ROLE", "merchant")],
+        ),
+        (
+            "LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID",
+            &[("LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID", "mer_1a")],
+        ),
+    ];
+    for (setting, env) in cases {
+        let (code, out) = serve_with(&data, env);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "{env:?} started or was killed ({code:?}): {out}"
+        );
+        assert!(out.contains(setting), "{env:?}: {out}");
+        assert!(!out.contains("listening"), "{env:?}: {out}");
+    }
+    // The same store starts with defaults that exist and grant nothing.
+    let mut ok = Proc::spawn(
+        &[],
+        &[
+            ("LATCHKEY_DATA_DIR", data.to_str().expect("path")),
+            ("LATCHKEY_LISTEN", "127.0.0.1:0"),
+            ("LATCHKEY_EXTERNAL_AUTO_CREATE", "true"),
+            ("LATCHKEY_EXTERNAL_DEFAULT_ROLE", "merchant"),
+            ("LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID", "res_1"),
+            ("LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID", "mer_1a"),
+        ],
+    );
+    let r = ok.at().get("/healthz").send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    ok.signal(libc::SIGTERM);
+    assert!(ok.wait().success());
+}
