@@ -11,7 +11,9 @@
 //! since otherwise any app that ever got the user's token could sign in as
 //! them; `email_verified`, which must be true; `email`, which must equal
 //! the claimed email (case-insensitive); `expires_in`, which must be
-//! positive; and `sub`, the immutable account id that links are keyed by.
+//! positive; `sub`, the immutable account id that links are keyed by; and,
+//! when `LATCHKEY_GOOGLE_HOSTED_DOMAINS` is set, `hd`, which must be one of
+//! them (a consumer account has none).
 //!
 //! **Microsoft.** The token is sent to Graph `/me` as a bearer token. Graph
 //! answering 200 proves the token is genuine and live: Graph checks its
@@ -19,7 +21,12 @@
 //! be verified by anyone else. The token's own `appid` (v1 tokens) or
 //! `azp` (v2) claim, read from the very bytes Graph accepted, must be one of
 //! `LATCHKEY_MICROSOFT_CLIENT_IDS`: a token altered to name our app would
-//! fail Graph's signature check. From Graph's answer latchkey trusts `mail`,
+//! fail Graph's signature check. Its `tid`, read the same way, must be one
+//! of `LATCHKEY_MICROSOFT_TENANT_IDS`: any Entra tenant can get a token for
+//! a multi-tenant app, and its administrators decide what its users' `mail`
+//! says, so without this list a stranger's tenant could claim any mailbox.
+//! The settings refuse Microsoft client ids without tenant ids. From
+//! Graph's answer latchkey trusts `mail`,
 //! which must equal the claimed email (case-insensitive; an account without
 //! `mail` is refused, as `userPrincipalName` is not a verified mailbox), and
 //! `id`, the immutable id links are keyed by.
@@ -27,8 +34,10 @@
 //! **Linking.** The first successful exchange for an email links the
 //! provider's immutable id to the enabled latchkey account with that email;
 //! from then on the link, not the email, decides: a later exchange for that
-//! account with a different immutable id is refused. Creating accounts on
-//! first sign-in is off unless configured.
+//! account with a different immutable id is refused. Each link is written
+//! to the audit log with the provider, the immutable id and the tenant or
+//! hosted domain. Creating accounts on first sign-in is off unless
+//! configured, and its default role and tenant are checked at start.
 //!
 //! A provider that is slow, down or answers garbage yields a provider
 //! error (504, 503, 502), never a credential and never a lockout count.
