@@ -176,3 +176,73 @@ fn unseal(master: &[u8; 32], record: &SigningKey) -> Option<Vec<u8>> {
         .ok()?;
     Some(plain.to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &std::path::Path) -> CoreConfig {
+        CoreConfig {
+            data_dir: dir.to_path_buf(),
+            issuer: "iss".into(),
+            audience: "aud".into(),
+            access_ttl: 900,
+            refresh_ttl: 3600,
+            session_ttl: 3600,
+            hash_params: Default::default(),
+            hash_workers: 1,
+            hash_queue: 1,
+            external: Default::default(),
+            rate_login_per_ip: 1,
+            rate_login_per_account: 1,
+            lockout_threshold: 1,
+            lockout_seconds: 1,
+        }
+    }
+
+    /// A key retired before `retired_at` was recorded (written by an older
+    /// build) is stamped at the first start, verifies for one access
+    /// lifetime plus leeway from then, and is deleted at the first start
+    /// after that.
+    #[test]
+    fn a_key_retired_before_the_field_existed_is_stamped_then_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path());
+        let now = 1_700_000_000;
+        let store = Store::open(dir.path()).unwrap();
+        let legacy = jwt::generate().unwrap();
+        // The JSON an older build wrote: no `retired_at` member at all.
+        let record: SigningKey = serde_json::from_value(serde_json::json!({
+            "kid": "legacy",
+            "alg": "ES256",
+            "created_at": now - 86_400,
+            "public_key": b64(&legacy.public_point),
+            "sealed_private_key": "",
+            "active": false,
+        }))
+        .unwrap();
+        assert_eq!(record.retired_at, None);
+        store.write(|tx| tx.put_signing_key(&record)).unwrap();
+
+        let keys = load_or_create(&store, &config, now).unwrap();
+        assert!(keys.jwks(now).contains("legacy"));
+        let stamped = store.read().unwrap().signing_keys().unwrap();
+        let old = stamped.iter().find(|k| k.kid == "legacy").unwrap();
+        assert_eq!(old.retired_at, Some(now));
+        let until = verify_until(now, 900);
+        assert!(!keys.jwks(until).contains("legacy"));
+
+        // A later start before verify-until keeps it and its stamp.
+        let later = load_or_create(&store, &config, until - 1).unwrap();
+        assert!(later.jwks(until - 1).contains("legacy"));
+        let kept = store.read().unwrap().signing_keys().unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().any(|k| k.retired_at == Some(now)));
+
+        // The first start after it deletes the record.
+        load_or_create(&store, &config, until).unwrap();
+        let left = store.read().unwrap().signing_keys().unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].active && left[0].kid != "legacy");
+    }
+}
