@@ -149,6 +149,24 @@ pub struct Layer {
     )]
     pub microsoft_client_ids: Option<Vec<String>>,
 
+    /// Microsoft Entra tenant ids (`tid`) whose users may sign in, comma-separated; required when Microsoft sign-in is on
+    #[arg(
+        long,
+        env = "LATCHKEY_MICROSOFT_TENANT_IDS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub microsoft_tenant_ids: Option<Vec<String>>,
+
+    /// Google Workspace domains (`hd`) whose users may sign in, comma-separated; unset admits any Google account
+    #[arg(
+        long,
+        env = "LATCHKEY_GOOGLE_HOSTED_DOMAINS",
+        value_name = "LIST",
+        value_delimiter = ','
+    )]
+    pub google_hosted_domains: Option<Vec<String>>,
+
     /// Google's tokeninfo endpoint [default: https://oauth2.googleapis.com/tokeninfo]
     #[arg(long, env = "LATCHKEY_GOOGLE_TOKENINFO_URL", value_name = "URL")]
     pub google_tokeninfo_url: Option<String>,
@@ -238,6 +256,8 @@ impl Layer {
             token_query_param,
             google_client_ids,
             microsoft_client_ids,
+            microsoft_tenant_ids,
+            google_hosted_domains,
             google_tokeninfo_url,
             microsoft_userinfo_url,
             provider_ca_files,
@@ -361,6 +381,8 @@ impl Settings {
             external: crate::domain::external::ExternalConfig {
                 google_client_ids: ids(layer.google_client_ids),
                 microsoft_client_ids: ids(layer.microsoft_client_ids),
+                microsoft_tenant_ids: lowercase(ids(layer.microsoft_tenant_ids)),
+                google_hosted_domains: lowercase(ids(layer.google_hosted_domains)),
                 google_tokeninfo_url: layer
                     .google_tokeninfo_url
                     .unwrap_or_else(|| "https://oauth2.googleapis.com/tokeninfo".into()),
@@ -417,6 +439,17 @@ impl Settings {
         ] {
             crate::server::outbound::check_url(url).map_err(ConfigError::Invalid)?;
         }
+        if !self.external.microsoft_client_ids.is_empty()
+            && self.external.microsoft_tenant_ids.is_empty()
+        {
+            return bad(
+                "LATCHKEY_MICROSOFT_CLIENT_IDS is set but LATCHKEY_MICROSOFT_TENANT_IDS \
+                 (--microsoft-tenant-ids) is not: without a tenant allow-list, a user of any \
+                 Microsoft Entra tenant could sign in with a token for this app. Give the \
+                 tenant ids (tid) whose users may sign in"
+                    .into(),
+            );
+        }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());
         }
@@ -431,6 +464,11 @@ fn ids(list: Option<Vec<String>>) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Tenant ids and domain names compare case-insensitively.
+fn lowercase(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.to_ascii_lowercase()).collect()
 }
 
 #[cfg(test)]

@@ -153,6 +153,7 @@ pub async fn start(
             .await
             .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
     };
+    core.check_external_defaults().map_err(StartError::Config)?;
     let core = Arc::new(core);
     let generated_admin_password = bootstrap_admin(&core, bootstrap).await?;
     let app = api::App::new(

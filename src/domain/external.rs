@@ -11,7 +11,9 @@
 //! since otherwise any app that ever got the user's token could sign in as
 //! them; `email_verified`, which must be true; `email`, which must equal
 //! the claimed email (case-insensitive); `expires_in`, which must be
-//! positive; and `sub`, the immutable account id that links are keyed by.
+//! positive; `sub`, the immutable account id that links are keyed by; and,
+//! when `LATCHKEY_GOOGLE_HOSTED_DOMAINS` is set, `hd`, which must be one of
+//! them (a consumer account has none).
 //!
 //! **Microsoft.** The token is sent to Graph `/me` as a bearer token. Graph
 //! answering 200 proves the token is genuine and live: Graph checks its
@@ -19,7 +21,12 @@
 //! be verified by anyone else. The token's own `appid` (v1 tokens) or
 //! `azp` (v2) claim, read from the very bytes Graph accepted, must be one of
 //! `LATCHKEY_MICROSOFT_CLIENT_IDS`: a token altered to name our app would
-//! fail Graph's signature check. From Graph's answer latchkey trusts `mail`,
+//! fail Graph's signature check. Its `tid`, read the same way, must be one
+//! of `LATCHKEY_MICROSOFT_TENANT_IDS`: any Entra tenant can get a token for
+//! a multi-tenant app, and its administrators decide what its users' `mail`
+//! says, so without this list a stranger's tenant could claim any mailbox.
+//! The settings refuse Microsoft client ids without tenant ids. From
+//! Graph's answer latchkey trusts `mail`,
 //! which must equal the claimed email (case-insensitive; an account without
 //! `mail` is refused, as `userPrincipalName` is not a verified mailbox), and
 //! `id`, the immutable id links are keyed by.
@@ -27,8 +34,10 @@
 //! **Linking.** The first successful exchange for an email links the
 //! provider's immutable id to the enabled latchkey account with that email;
 //! from then on the link, not the email, decides: a later exchange for that
-//! account with a different immutable id is refused. Creating accounts on
-//! first sign-in is off unless configured.
+//! account with a different immutable id is refused. Each link is written
+//! to the audit log with the provider, the immutable id and the tenant or
+//! hosted domain. Creating accounts on first sign-in is off unless
+//! configured, and its default role and tenant are checked at start.
 //!
 //! A provider that is slow, down or answers garbage yields a provider
 //! error (504, 503, 502), never a credential and never a lockout count.
@@ -44,8 +53,8 @@ use super::accounts::{Username, email_key};
 use super::password::Password;
 use super::secrets::{b64_decode, random_id, random_token};
 use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
-use crate::store::Account;
+use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts, rbac};
+use crate::store::{Account, Lookup};
 
 /// A request to a provider.
 #[derive(Debug, Clone)]
@@ -120,6 +129,13 @@ pub struct ExternalConfig {
     /// App ids tokens must have been issued to; empty turns Microsoft
     /// sign-in off.
     pub microsoft_client_ids: Vec<String>,
+    /// Entra tenant ids (`tid`, lowercase) whose users may sign in. Any
+    /// tenant can get a token for a multi-tenant app id, so the settings
+    /// refuse Microsoft client ids without this list.
+    pub microsoft_tenant_ids: Vec<String>,
+    /// Google Workspace domains (`hd`, lowercase) whose users may sign in;
+    /// empty admits any Google account.
+    pub google_hosted_domains: Vec<String>,
     pub google_tokeninfo_url: String,
     pub microsoft_userinfo_url: String,
     /// Create an account at the first sign-in of an unknown email.
@@ -136,10 +152,15 @@ pub struct ExternalConfig {
 struct Identity {
     /// The provider's immutable account id.
     subject: String,
+    /// The organisation it belongs to: Microsoft's `tid`, Google's `hd`.
+    organisation: Option<String>,
 }
 
 /// Longest access token passed on to a provider.
 const MAX_ACCESS_TOKEN: usize = 8 * 1024;
+/// Longest immutable id or organisation taken from a provider; real ones
+/// are GUIDs, digit strings and domain names.
+const MAX_PROVIDER_ID: usize = 255;
 
 impl Core {
     /// Whether sign-in with `provider` is configured.
@@ -152,6 +173,18 @@ impl Core {
             Provider::Google => &self.external.google_client_ids,
             Provider::Microsoft => &self.external.microsoft_client_ids,
         }
+    }
+
+    /// Refuses external sign-in defaults that grant power or name nothing;
+    /// called at start. The defaults only shape accounts made at first
+    /// sign-in, but they are checked whenever they are set, auto-creation
+    /// on or off: a setting that would be refused the day someone turns
+    /// creation on is better refused now.
+    pub fn check_external_defaults(&self) -> Result<(), String> {
+        check_defaults(
+            &self.store.read().map_err(|e| e.to_string())?,
+            &self.external,
+        )
     }
 
     /// Exchanges a provider access token for a latchkey session.
@@ -256,21 +289,50 @@ impl Core {
         if text("email").is_none_or(|e| email_key(&e) != email_key(claimed)) {
             return Err(Refusal::Identity("email does not match"));
         }
+        let hd = text("hd").map(|h| h.to_ascii_lowercase());
+        if !self.external.google_hosted_domains.is_empty()
+            && !hd
+                .as_ref()
+                .is_some_and(|h| self.external.google_hosted_domains.contains(h))
+        {
+            return Err(Refusal::Identity(
+                "account outside the allowed hosted domains",
+            ));
+        }
         let subject = text("sub")
-            .filter(|s| !s.is_empty())
-            .ok_or(Refusal::Provider(FetchError::BadAnswer("no sub".into())))?;
-        Ok(Identity { subject })
+            .filter(|s| !s.is_empty() && s.len() <= MAX_PROVIDER_ID)
+            .ok_or(Refusal::Provider(FetchError::BadAnswer(
+                "no usable sub".into(),
+            )))?;
+        Ok(Identity {
+            subject,
+            organisation: hd.filter(|h| h.len() <= MAX_PROVIDER_ID),
+        })
     }
 
     async fn ask_microsoft(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {
-        // The app claim, read from the same bytes Graph is about to judge.
-        let app = jwt_payload(token).and_then(|claims| {
+        // The app and tenant claims, read from the same bytes Graph is
+        // about to judge: a token altered to name our app or an allowed
+        // tenant fails Graph's signature check.
+        let claims = jwt_payload(token);
+        let app = claims.as_ref().and_then(|claims| {
             ["appid", "azp"]
                 .iter()
                 .find_map(|k| claims.get(*k).and_then(Value::as_str).map(str::to_string))
         });
         if !app.is_some_and(|a| self.external.microsoft_client_ids.contains(&a)) {
             return Err(Refusal::Identity("token issued to another application"));
+        }
+        let tenant = claims
+            .as_ref()
+            .and_then(|claims| claims.get("tid"))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        if !tenant
+            .as_ref()
+            .is_some_and(|t| self.external.microsoft_tenant_ids.contains(t))
+        {
+            return Err(Refusal::Identity("token from a tenant that is not allowed"));
         }
         let answer = self
             .fetch
@@ -290,10 +352,15 @@ impl Core {
         let subject = me
             .get("id")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty() && s.len() <= MAX_PROVIDER_ID)
             .map(str::to_string)
-            .ok_or(Refusal::Provider(FetchError::BadAnswer("no id".into())))?;
-        Ok(Identity { subject })
+            .ok_or(Refusal::Provider(FetchError::BadAnswer(
+                "no usable id".into(),
+            )))?;
+        Ok(Identity {
+            subject,
+            organisation: tenant,
+        })
     }
 
     /// The account for a verified identity: the linked one, or the one with
@@ -322,6 +389,17 @@ impl Core {
         let now = self.clock.now();
         let provider_name = provider.name();
         let subject = identity.subject.clone();
+        // The link decides every later sign-in to the account, so the log
+        // says exactly which outside identity it trusts from now on.
+        let linked = format!(
+            "{provider_name}: id {}, {} {}",
+            identity.subject,
+            match provider {
+                Provider::Google => "hosted domain",
+                Provider::Microsoft => "tenant",
+            },
+            identity.organisation.as_deref().unwrap_or("none"),
+        );
         let email = email.to_string();
         let config = self.external.clone();
         self.store
@@ -345,7 +423,7 @@ impl Core {
                             .actor_account(&account)
                             .tenant_of(&account)
                             .target(account.id.to_string())
-                            .detail(provider_name)
+                            .detail(linked)
                             .append(tx, now)?;
                         account
                     }
@@ -359,6 +437,66 @@ impl Core {
     }
 }
 
+/// Roles never given to an account made at first external sign-in: a
+/// stranger with a verified mailbox would get power over others.
+const FORBIDDEN_DEFAULT_ROLES: [&str; 2] = ["admin", "reseller"];
+
+/// Checks the role and tenant given to accounts made at first sign-in: the
+/// role exists and grants no power over others, and the tenant exists and
+/// fits together. Each refusal names the setting to change.
+fn check_defaults(tx: &impl Lookup, config: &ExternalConfig) -> Result<(), String> {
+    const ROLE: &str = "LATCHKEY_EXTERNAL_DEFAULT_ROLE (--external-default-role)";
+    const RESELLER: &str = "LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID (--external-default-reseller-id)";
+    const MERCHANT: &str = "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID (--external-default-merchant-id)";
+    let role = config.default_role.as_str();
+    if FORBIDDEN_DEFAULT_ROLES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(role.trim()))
+    {
+        return Err(format!(
+            "{ROLE} is {role:?}: accounts created at external sign-in may not get the admin or reseller role, \
+             since anyone with a verified mailbox could sign in and hold it"
+        ));
+    }
+    let stored = |e: crate::store::StoreError| e.to_string();
+    if !rbac::is_builtin(role) && tx.custom_role(role).map_err(stored)?.is_none() {
+        return Err(format!("{ROLE} is {role:?}, which is not a role"));
+    }
+    if let Some(r) = &config.default_reseller_id
+        && tx.reseller(r).map_err(stored)?.is_none()
+    {
+        return Err(format!("{RESELLER} is {r:?}, which is not a reseller"));
+    }
+    match &config.default_merchant_id {
+        Some(m) => {
+            let merchant = tx
+                .merchant(m)
+                .map_err(stored)?
+                .ok_or_else(|| format!("{MERCHANT} is {m:?}, which is not a merchant"))?;
+            match &config.default_reseller_id {
+                Some(r) if *r == merchant.reseller_id => {}
+                Some(r) => {
+                    return Err(format!(
+                        "{MERCHANT} is {m:?}, which does not belong to reseller {r:?} ({RESELLER}); it belongs to {:?}",
+                        merchant.reseller_id
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "{MERCHANT} is set without {RESELLER}: give the merchant's reseller, {:?}",
+                        merchant.reseller_id
+                    ));
+                }
+            }
+        }
+        None if role == "merchant" => {
+            return Err(format!("{ROLE} is \"merchant\", which needs {MERCHANT}"));
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// Makes an account for a first external sign-in.
 fn create_external(
     tx: &mut crate::store::WriteTx,
@@ -367,6 +505,9 @@ fn create_external(
     password_hash: String,
     now: i64,
 ) -> Result<Account, Error> {
+    // Checked at start; checked again here because a role or tenant can be
+    // deleted while the server runs.
+    check_defaults(tx, config).map_err(Error::Internal)?;
     let email = accounts::Email::parse(email)?;
     let local: String = email
         .as_str()

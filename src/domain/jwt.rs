@@ -6,6 +6,14 @@
 //! the key, never read from the token, so `none`, HS256 with the public key
 //! as secret, and every other algorithm confusion are refused by
 //! construction.
+//!
+//! Two more rules close what ECDSA and key rotation leave open. A signature
+//! is accepted only in its low-S form (`s <= n/2`), and the signer only
+//! emits that form, so a token has exactly one valid string. A key that no
+//! longer signs verifies only until the last token it could have signed has
+//! expired, and a token whose lifetime (`exp - iat`) is longer than an
+//! access token's plus the leeway is refused whatever key signed it, so a
+//! leaked old key cannot mint tokens that outlive its retirement.
 
 use std::collections::HashMap;
 
@@ -26,6 +34,20 @@ pub const LEEWAY_SECS: i64 = 30;
 /// are not JWTs at all, so none can pass as an access token.
 pub const ACCESS_TYP: &str = "at+jwt";
 const ALG: &str = "ES256";
+
+/// The order n of the P-256 group, big-endian.
+const P256_N: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+];
+/// floor(n / 2). For every valid `s` above this, `n - s` is at or below it
+/// and makes an equally valid signature: the one of the pair we accept.
+const P256_HALF_N: [u8; 32] = [
+    0x7f, 0xff, 0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xde, 0x73, 0x7d, 0x56, 0xd3, 0x8b, 0xcf, 0x42, 0x79, 0xdc, 0xe5, 0x61, 0x7e, 0x31, 0x92, 0xa8,
+];
+/// Length of a fixed-width ES256 signature, `r || s`.
+const SIG_LEN: usize = 64;
 
 /// The claims of an access token, all required unless optional here.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -81,12 +103,30 @@ pub enum TokenError {
     NotYetValid,
     #[error("wrong issuer or audience")]
     WrongIssuerOrAudience,
+    #[error("signed by a retired key past its last token's expiry")]
+    RetiredKey,
+    #[error("lifetime longer than an access token's")]
+    Lifetime,
 }
 
 /// One verification key.
 struct PublicKey {
     /// Uncompressed P-256 point.
     point: Vec<u8>,
+    /// Unix seconds from which the key no longer verifies and is no longer
+    /// published: for a retired key, its retirement plus the longest a
+    /// token it signed could stay valid; `i64::MAX` for the signing key.
+    until: i64,
+}
+
+/// A key that once signed and no longer does.
+pub struct RetiredKey {
+    /// Its key id.
+    pub kid: String,
+    /// Uncompressed P-256 point.
+    pub point: Vec<u8>,
+    /// Unix seconds from which it no longer verifies.
+    pub verify_until: i64,
 }
 
 /// The signing key and every key tokens may be verified with.
@@ -99,8 +139,8 @@ pub struct KeySet {
     issuer: String,
     /// Expected `aud`.
     audience: String,
-    /// The JWKS document, rendered once.
-    jwks: String,
+    /// The longest `exp - iat` accepted: the access lifetime plus leeway.
+    max_lifetime: i64,
 }
 
 /// A freshly generated key pair: the PKCS#8 document and public point.
@@ -123,45 +163,55 @@ pub fn generate() -> Result<GeneratedKey, String> {
 }
 
 impl KeySet {
-    /// Builds the set from the active key's PKCS#8 and all public keys.
+    /// Builds the set from the active key's PKCS#8 and the retired keys
+    /// that may still verify. `access_ttl` bounds every token's lifetime.
     pub fn new(
         signer_kid: String,
         signer_pkcs8: &[u8],
-        public_keys: Vec<(String, Vec<u8>)>,
+        retired: Vec<RetiredKey>,
         issuer: String,
         audience: String,
+        access_ttl: i64,
     ) -> Result<KeySet, String> {
         let rng = SystemRandom::new();
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, signer_pkcs8, &rng)
             .map_err(|_| "signing key unreadable".to_string())?;
         let mut verifiers = HashMap::new();
-        for (kid, point) in public_keys {
-            if point.len() != 65 || point.first() != Some(&4) {
+        for key in retired {
+            if key.point.len() != 65 || key.point.first() != Some(&4) {
                 return Err(format!(
-                    "public key {kid} is not an uncompressed P-256 point"
+                    "public key {} is not an uncompressed P-256 point",
+                    key.kid
                 ));
             }
-            verifiers.insert(kid, PublicKey { point });
+            verifiers.insert(
+                key.kid,
+                PublicKey {
+                    point: key.point,
+                    until: key.verify_until,
+                },
+            );
         }
         verifiers.insert(
             signer_kid.clone(),
             PublicKey {
                 point: pair.public_key().as_ref().to_vec(),
+                until: i64::MAX,
             },
         );
-        let jwks = render_jwks(&verifiers);
         Ok(KeySet {
             signer: (signer_kid, pair),
             verifiers,
             issuer,
             audience,
-            jwks,
+            max_lifetime: access_ttl.saturating_add(LEEWAY_SECS),
         })
     }
 
-    /// The JWKS document (`{"keys":[...]}`).
-    pub fn jwks(&self) -> &str {
-        &self.jwks
+    /// The JWKS document (`{"keys":[...]}`) at time `now`: the keys that
+    /// still verify then.
+    pub fn jwks(&self, now: i64) -> String {
+        render_jwks(&self.verifiers, now)
     }
 
     /// The expected issuer.
@@ -189,8 +239,10 @@ impl KeySet {
             .1
             .sign(&SystemRandom::new(), token.as_bytes())
             .map_err(|_| "signing failed".to_string())?;
+        let sig =
+            low_s(sig.as_ref()).ok_or_else(|| "signature of unexpected length".to_string())?;
         token.push('.');
-        token.push_str(&b64(sig.as_ref()));
+        token.push_str(&b64(&sig));
         Ok(token)
     }
 
@@ -218,7 +270,17 @@ impl KeySet {
             .verifiers
             .get(&header.kid)
             .ok_or(TokenError::UnknownKey)?;
+        if now >= key.until {
+            return Err(TokenError::RetiredKey);
+        }
         let sig = b64_decode(s).ok_or(TokenError::Malformed)?;
+        // ring accepts both `s` and `n - s`; only the low one is ours.
+        if !sig
+            .get(32..)
+            .is_some_and(|s| sig.len() == SIG_LEN && s <= &P256_HALF_N[..])
+        {
+            return Err(TokenError::Signature);
+        }
         let signed_len = h.len() + 1 + c.len();
         let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &key.point)
@@ -236,12 +298,54 @@ impl KeySet {
         if claims.nbf > now + LEEWAY_SECS || claims.iat > now + LEEWAY_SECS {
             return Err(TokenError::NotYetValid);
         }
+        if claims
+            .exp
+            .checked_sub(claims.iat)
+            .is_none_or(|lifetime| lifetime > self.max_lifetime)
+        {
+            return Err(TokenError::Lifetime);
+        }
         Ok(claims)
     }
 }
 
-fn render_jwks(keys: &HashMap<String, PublicKey>) -> String {
-    let mut kids: Vec<&String> = keys.keys().collect();
+/// The signature with `s` replaced by `n - s` when it is the high one of
+/// the pair, so that every token latchkey issues passes its own low-S rule.
+/// `None` if the signature is not `r || s` of 32 bytes each.
+fn low_s(sig: &[u8]) -> Option<Vec<u8>> {
+    if sig.len() != SIG_LEN {
+        return None;
+    }
+    let (r, s) = sig.split_at(32);
+    let s: [u8; 32] = s.try_into().ok()?;
+    let mut out = r.to_vec();
+    if s > P256_HALF_N {
+        out.extend_from_slice(&sub_be(&P256_N, &s));
+    } else {
+        out.extend_from_slice(&s);
+    }
+    Some(out)
+}
+
+/// `a - b` for 256-bit big-endian numbers with `a >= b` (wraps otherwise).
+fn sub_be(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let mut borrow = 0u8;
+    for i in (0..32).rev() {
+        let (d, o1) = a[i].overflowing_sub(b[i]);
+        let (d, o2) = d.overflowing_sub(borrow);
+        out[i] = d;
+        borrow = u8::from(o1 || o2);
+    }
+    out
+}
+
+fn render_jwks(keys: &HashMap<String, PublicKey>, now: i64) -> String {
+    let mut kids: Vec<&String> = keys
+        .iter()
+        .filter(|(_, key)| now < key.until)
+        .map(|(kid, _)| kid)
+        .collect();
     kids.sort();
     let keys: Vec<serde_json::Value> = kids
         .into_iter()
@@ -267,7 +371,15 @@ mod tests {
 
     fn keyset() -> KeySet {
         let k = generate().unwrap();
-        KeySet::new("k1".into(), &k.pkcs8, vec![], "iss".into(), "aud".into()).unwrap()
+        KeySet::new(
+            "k1".into(),
+            &k.pkcs8,
+            vec![],
+            "iss".into(),
+            "aud".into(),
+            900,
+        )
+        .unwrap()
     }
 
     fn claims(now: i64) -> AccessClaims {
@@ -364,5 +476,146 @@ mod tests {
         // A token from another key set with the same kid.
         let stranger = keyset().sign(&claims(now)).unwrap();
         assert_eq!(keys.verify(&stranger, now), Err(TokenError::Signature));
+    }
+
+    /// Splits a token into its signed part and its raw signature.
+    fn split_sig(token: &str) -> (&str, Vec<u8>) {
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        (signed, b64_decode(sig).unwrap())
+    }
+
+    fn big(n: u128) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out[16..].copy_from_slice(&n.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn subtraction_on_fixed_arrays() {
+        assert_eq!(sub_be(&big(1000), &big(1)), big(999));
+        // A borrow that runs through every byte of the low half.
+        assert_eq!(sub_be(&big(1 << 64), &big(1)), big((1 << 64) - 1));
+        let mut top = [0u8; 32];
+        top[0] = 1;
+        let mut all_but = [0xffu8; 32];
+        all_but[0] = 0;
+        assert_eq!(sub_be(&top, &big(1)), all_but);
+        assert_eq!(sub_be(&P256_N, &P256_N), [0u8; 32]);
+        // n is odd: n - floor(n/2) = floor(n/2) + 1, the smallest high s.
+        let mut half_plus_one = P256_HALF_N;
+        half_plus_one[31] += 1;
+        assert_eq!(sub_be(&P256_N, &P256_HALF_N), half_plus_one);
+        assert_eq!(sub_be(&P256_N, &half_plus_one), P256_HALF_N);
+    }
+
+    #[test]
+    fn the_signer_only_emits_low_s() {
+        let keys = keyset();
+        let now = 1_700_000_000;
+        let mut normalised = 0;
+        for i in 0..200 {
+            let mut c = claims(now);
+            c.jti = format!("j{i}");
+            let token = keys.sign(&c).unwrap();
+            let (_, sig) = split_sig(&token);
+            assert_eq!(sig.len(), SIG_LEN);
+            assert!(sig[32..] <= P256_HALF_N[..], "high S emitted");
+            assert!(keys.verify(&token, now).is_ok());
+            // ring's raw signature is high about half the time; count the
+            // ones the signer turned, so the test shows it had work to do.
+            let raw = keys.signer.1.sign(&SystemRandom::new(), b"probe").unwrap();
+            if raw.as_ref()[32..] > P256_HALF_N[..] {
+                normalised += 1;
+            }
+        }
+        assert!(normalised > 0, "ring never produced a high S to normalise");
+    }
+
+    #[test]
+    fn the_high_s_twin_is_refused() {
+        let keys = keyset();
+        let now = 1_700_000_000;
+        let token = keys.sign(&claims(now)).unwrap();
+        let (signed, sig) = split_sig(&token);
+        let s: [u8; 32] = sig[32..].try_into().unwrap();
+        let mut twin = sig[..32].to_vec();
+        twin.extend_from_slice(&sub_be(&P256_N, &s));
+        let twin = format!("{signed}.{}", b64(&twin));
+        // The twin is a mathematically valid signature: ring takes it.
+        let (_, twin_sig) = split_sig(&twin);
+        let point = keys.signer.1.public_key().as_ref().to_vec();
+        assert!(
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
+                .verify(signed.as_bytes(), &twin_sig)
+                .is_ok()
+        );
+        assert_eq!(keys.verify(&twin, now), Err(TokenError::Signature));
+        assert!(keys.verify(&token, now).is_ok());
+    }
+
+    #[test]
+    fn a_lifetime_longer_than_an_access_token_is_refused() {
+        let keys = keyset();
+        let now = 1_700_000_000;
+        let mut c = claims(now);
+        c.exp = now + 900 + LEEWAY_SECS;
+        assert!(keys.verify(&keys.sign(&c).unwrap(), now).is_ok());
+        c.exp += 1;
+        assert_eq!(
+            keys.verify(&keys.sign(&c).unwrap(), now),
+            Err(TokenError::Lifetime)
+        );
+        // Ten years out, and an iat so far back the difference overflows.
+        c.exp = now + 10 * 365 * 24 * 3600;
+        assert_eq!(
+            keys.verify(&keys.sign(&c).unwrap(), now),
+            Err(TokenError::Lifetime)
+        );
+        c.exp = i64::MAX;
+        c.iat = i64::MIN;
+        assert_eq!(
+            keys.verify(&keys.sign(&c).unwrap(), now),
+            Err(TokenError::Lifetime)
+        );
+    }
+
+    #[test]
+    fn a_retired_key_verifies_until_its_time_then_leaves_the_jwks() {
+        let old = keyset();
+        let now = 1_700_000_000;
+        let token = old.sign(&claims(now)).unwrap();
+        let current = generate().unwrap();
+        let until = now + 900 + LEEWAY_SECS;
+        let keys = KeySet::new(
+            "k2".into(),
+            &current.pkcs8,
+            vec![RetiredKey {
+                kid: "k1".into(),
+                point: old.signer.1.public_key().as_ref().to_vec(),
+                verify_until: until,
+            }],
+            "iss".into(),
+            "aud".into(),
+            900,
+        )
+        .unwrap();
+        let kids = |at: i64| -> Vec<String> {
+            let jwks: serde_json::Value = serde_json::from_str(&keys.jwks(at)).unwrap();
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["kid"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(keys.verify(&token, until - 1).is_ok());
+        assert_eq!(kids(until - 1), ["k1", "k2"]);
+        // A token the old key signs later, with an honest lifetime, is no
+        // better: the key itself has stopped verifying.
+        let mut late = claims(until);
+        late.jti = "late".into();
+        let late = old.sign(&late).unwrap();
+        assert_eq!(keys.verify(&late, until), Err(TokenError::RetiredKey));
+        assert_eq!(kids(until), ["k2"]);
     }
 }

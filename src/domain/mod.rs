@@ -255,9 +255,9 @@ impl Core {
         })
     }
 
-    /// The JWKS document.
-    pub fn jwks(&self) -> &str {
-        self.keys.jwks()
+    /// The JWKS document: the keys that verify now.
+    pub fn jwks(&self) -> String {
+        self.keys.jwks(self.clock.now())
     }
 
     /// Password hashes running or waiting right now.
@@ -279,7 +279,8 @@ impl Core {
     }
 
     /// Periodic upkeep: writes API keys' last use (at most once a minute
-    /// per key) and forgets revocations no token can outlive.
+    /// per key), forgets revocations no token can outlive, and deletes
+    /// retired signing keys no token can still need.
     pub async fn housekeeping(&self) -> Result<(), Error> {
         self.limits.prune();
         self.flush_key_usage(false).await?;
@@ -297,9 +298,14 @@ impl Core {
             }
             due
         };
+        let access_ttl = self.config.access_ttl;
         self.store
             .write_async(move |tx| {
                 tx.prune_revocations(now)?;
+                let retired = signing::prune_retired(tx, now, access_ttl)?;
+                if retired > 0 {
+                    tracing::info!(retired, "deleted retired signing keys");
+                }
                 if prune_records {
                     let removed = tx.prune_expired(now, RECORD_GRACE, FAILURES_KEPT)?;
                     if removed > 0 {

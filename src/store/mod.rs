@@ -1362,6 +1362,12 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Deletes a signing key (a retired one no token can still need).
+    pub fn remove_signing_key(&mut self, kid: &str) -> Result<(), StoreError> {
+        self.open(SIGNING_KEYS)?.remove(kid).map_err(db_err)?;
+        Ok(())
+    }
+
     /// Appends an event, numbering it after the last one.
     pub fn append_audit(&mut self, mut event: AuditEvent) -> Result<u64, StoreError> {
         let mut t = self.open(AUDIT)?;

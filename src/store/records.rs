@@ -130,6 +130,13 @@ pub struct SigningKey {
     pub sealed_private_key: String,
     /// The key new tokens are signed with; others only verify.
     pub active: bool,
+    /// Unix seconds when the key stopped signing; `None` while it signs.
+    /// A retired key verifies until the last token it signed has expired
+    /// (access lifetime plus leeway after this), then is deleted. Records
+    /// written before this field existed read as `None` and are stamped
+    /// at the next start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<i64>,
 }
 
 /// One line of the append-only audit log.

@@ -16,13 +16,15 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const GOOGLE_CLIENT: &str = "our-google-client.apps.googleusercontent.com";
-const MS_APP: &str = "11111111-2222-3333-4444-555555555555";
-const GOOGLE_TOKEN: &str = "ya29.a0AfB_byC-secret-google-token";
+pub(crate) const GOOGLE_CLIENT: &str = "our-google-client.apps.googleusercontent.com";
+pub(crate) const MS_APP: &str = "11111111-2222-3333-4444-555555555555";
+/// The Entra tenant whose users may sign in.
+pub(crate) const MS_TENANT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+pub(crate) const GOOGLE_TOKEN: &str = "ya29.a0AfB_byC-secret-google-token";
 
 /// What the stand-in answers next.
 #[derive(Clone)]
-enum Answer {
+pub(crate) enum Answer {
     Json(u16, Value),
     Slow(Duration),
     Redirect,
@@ -32,7 +34,7 @@ enum Answer {
 
 /// One request the stand-in saw.
 #[derive(Clone, Debug)]
-struct Seen {
+pub(crate) struct Seen {
     method: String,
     path_and_query: String,
     authorization: Option<String>,
@@ -40,16 +42,16 @@ struct Seen {
 }
 
 /// The stand-in provider.
-struct StandIn {
-    url: String,
-    ca_file: std::path::PathBuf,
+pub(crate) struct StandIn {
+    pub(crate) url: String,
+    pub(crate) ca_file: std::path::PathBuf,
     answer: Arc<Mutex<Answer>>,
     seen: Arc<Mutex<Vec<Seen>>>,
     _dir: tempfile::TempDir,
 }
 
 impl StandIn {
-    async fn start() -> StandIn {
+    pub(crate) async fn start() -> StandIn {
         let dir = tempfile::tempdir().unwrap();
         let pki = TestPki::new(dir.path());
         let ca_file = dir.path().join("ca.pem");
@@ -98,19 +100,20 @@ impl StandIn {
         }
     }
 
-    fn answer(&self, answer: Answer) {
+    pub(crate) fn answer(&self, answer: Answer) {
         *self.answer.lock().unwrap() = answer;
     }
 
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
     /// Settings for a server that uses this stand-in for both providers.
-    fn layer(&self) -> Layer {
+    pub(crate) fn layer(&self) -> Layer {
         Layer {
             google_client_ids: Some(vec![GOOGLE_CLIENT.into()]),
             microsoft_client_ids: Some(vec![MS_APP.into()]),
+            microsoft_tenant_ids: Some(vec![MS_TENANT.into()]),
             google_tokeninfo_url: Some(format!("{}/tokeninfo", self.url)),
             microsoft_userinfo_url: Some(format!("{}/v1.0/me", self.url)),
             provider_ca_files: Some(vec![self.ca_file.clone()]),
@@ -177,7 +180,7 @@ async fn respond(
 }
 
 /// Google tokeninfo's answer for a good token of `email`.
-fn google_info(email: &str, sub: &str) -> Value {
+pub(crate) fn google_info(email: &str, sub: &str) -> Value {
     json!({
         "azp": GOOGLE_CLIENT,
         "aud": GOOGLE_CLIENT,
@@ -192,7 +195,7 @@ fn google_info(email: &str, sub: &str) -> Value {
 }
 
 /// Graph /me's answer for `email`.
-fn graph_me(email: &str, id: &str) -> Value {
+pub(crate) fn graph_me(email: &str, id: &str) -> Value {
     json!({
         "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
         "id": id,
@@ -202,33 +205,38 @@ fn graph_me(email: &str, id: &str) -> Value {
     })
 }
 
-/// A Graph-shaped access token issued to `app` (unsigned here: only Graph
-/// could check it, and the stand-in plays Graph).
+/// A Graph-shaped access token issued to `app` in the allowed tenant
+/// (unsigned here: only Graph could check it, and the stand-in plays Graph).
 fn ms_token(app: &str) -> String {
+    ms_token_in(app, MS_TENANT)
+}
+
+/// A Graph-shaped access token issued to `app` for a user of `tenant`.
+pub(crate) fn ms_token_in(app: &str, tenant: &str) -> String {
     use base64::Engine;
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
     format!(
         "{}.{}.c2lnbmF0dXJl",
         b64(json!({ "typ": "JWT", "alg": "RS256" })),
-        b64(json!({ "aud": "00000003-0000-0000-c000-000000000000", "appid": app, "tid": "t" }))
+        b64(json!({ "aud": "00000003-0000-0000-c000-000000000000", "appid": app, "tid": tenant }))
     )
 }
 
-async fn google(srv: &Server, email: &str, token: &str) -> Resp {
+pub(crate) async fn google(srv: &Server, email: &str, token: &str) -> Resp {
     srv.post("/api/auth/google/token")
         .json(&json!({ "email": email, "google_access_token": token }))
         .send()
         .await
 }
 
-async fn microsoft(srv: &Server, email: &str, token: &str) -> Resp {
+pub(crate) async fn microsoft(srv: &Server, email: &str, token: &str) -> Resp {
     srv.post("/api/auth/microsoft/token")
         .json(&json!({ "email": email, "microsoft_access_token": token }))
         .send()
         .await
 }
 
-fn assert_refused(r: &Resp) {
+pub(crate) fn assert_refused(r: &Resp) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert_eq!(r.json(), json!({ "error": "Invalid email or password." }));
 }
@@ -667,6 +675,7 @@ async fn provider_tokens_never_reach_the_log() {
             ("LATCHKEY_LOG", "trace"),
             ("LATCHKEY_GOOGLE_CLIENT_IDS", GOOGLE_CLIENT),
             ("LATCHKEY_MICROSOFT_CLIENT_IDS", MS_APP),
+            ("LATCHKEY_MICROSOFT_TENANT_IDS", MS_TENANT),
             ("LATCHKEY_GOOGLE_TOKENINFO_URL", &tokeninfo),
             ("LATCHKEY_MICROSOFT_USERINFO_URL", &me),
             ("LATCHKEY_PROVIDER_CA_FILES", &ca),
