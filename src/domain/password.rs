@@ -296,10 +296,7 @@ impl Hasher {
         self.run(slot, move || {
             // Always run: `known && verify(..)` would skip the decoy's
             // hash and answer an unknown account early.
-            let matched = Argon2::default()
-                .verify_password(password.bytes(), hash.as_str())
-                .is_ok();
-            count.fetch_add(1, Ordering::AcqRel);
+            let matched = verify_counted(&count, &password, &hash);
             let ok = known && matched;
             let stale = !has_params(&hash, params);
             let rehashed = if ok && stale {
@@ -315,6 +312,15 @@ impl Hasher {
         })
         .await
     }
+}
+
+/// One full argon2 verification, counted as it runs.
+fn verify_counted(count: &AtomicU64, password: &Password, hash: &str) -> bool {
+    let matched = Argon2::default()
+        .verify_password(password.bytes(), hash)
+        .is_ok();
+    count.fetch_add(1, Ordering::AcqRel);
+    matched
 }
 
 fn argon2(params: HashParams) -> Result<Argon2<'static>, String> {
