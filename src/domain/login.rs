@@ -193,11 +193,16 @@ impl Core {
     ) -> Result<Account, Error> {
         let password = Password::for_login(password);
         // A place in the pool first: an attempt refused as busy is charged
-        // to no one's allowance.
-        let slot = self
-            .hasher
-            .admit(check.lane)
-            .map_err(|_| Error::Busy { retry_after: 1 })?;
+        // to no one's allowance. A password longer than any password can be
+        // needs no place: it is refused without a hash.
+        let slot = match password {
+            Some(_) => Some(
+                self.hasher
+                    .admit(check.lane)
+                    .map_err(|_| Error::Busy { retry_after: 1 })?,
+            ),
+            None => None,
+        };
         // The per-identifier limiter stays keyed by what was typed (it runs
         // before the account is looked up, so a refusal costs nothing);
         // the lockout below follows the account.
@@ -241,9 +246,8 @@ impl Core {
             by_account: matches!(whom, Whom::Account(_)),
         };
 
-        let Some(password) = password else {
+        let (Some(password), Some(slot)) = (password, slot) else {
             // Longer than any password can be: refused before any hash.
-            drop(slot);
             return Err(self
                 .refuse(
                     refusal("password too long", account),
