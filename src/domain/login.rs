@@ -246,13 +246,14 @@ impl Core {
             by_account: matches!(whom, Whom::Account(_)),
         };
 
+        let locked = locked_until.map(|until| Error::Locked {
+            retry_after: u64::try_from(until - now).unwrap_or(1).max(1),
+        });
         let (Some(password), Some(slot)) = (password, slot) else {
             // Longer than any password can be: refused before any hash.
+            let answer = locked.unwrap_or(Error::InvalidCredentials);
             return Err(self
-                .refuse(
-                    refusal("password too long", account),
-                    Error::InvalidCredentials,
-                )
+                .refuse(refusal("password too long", account), answer)
                 .await);
         };
         let verified = self
@@ -264,11 +265,8 @@ impl Core {
             )
             .await
             .map_err(|_| Error::Busy { retry_after: 1 })?;
-        if let Some(until) = locked_until {
-            let retry_after = u64::try_from(until - now).unwrap_or(1).max(1);
-            return Err(self
-                .refuse(refusal("locked", account), Error::Locked { retry_after })
-                .await);
+        if let Some(answer) = locked {
+            return Err(self.refuse(refusal("locked", account), answer).await);
         }
         let mut account = match account {
             Some(a) if verified.ok => a,
