@@ -61,7 +61,8 @@ pub struct CoreConfig {
     pub rate_login_per_ip: u32,
     /// Login attempts a minute per identifier.
     pub rate_login_per_account: u32,
-    /// Consecutive failures that lock an identifier.
+    /// Consecutive failures that lock an account (or an identifier that
+    /// names none).
     pub lockout_threshold: u32,
     /// How long a lock lasts, seconds.
     pub lockout_seconds: u64,
