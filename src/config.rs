@@ -110,7 +110,7 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_RATE_LOGIN_PER_ACCOUNT", value_name = "N")]
     pub rate_login_per_account: Option<u32>,
 
-    /// Consecutive failed passwords that lock an identifier [default: 10]
+    /// Consecutive failed passwords that lock an account (or an identifier that names none) [default: 10]
     #[arg(long, env = "LATCHKEY_LOCKOUT_THRESHOLD", value_name = "N")]
     pub lockout_threshold: Option<u32>,
 

@@ -91,6 +91,12 @@ impl Running {
         self.core.hashes_in_flight()
     }
 
+    /// argon2 verifications run since start: every password check that
+    /// reaches the hashing pool runs exactly one.
+    pub fn hash_verifications(&self) -> u64 {
+        self.core.hash_verifications()
+    }
+
     /// Runs one round of upkeep now (what the periodic loop does).
     pub async fn housekeeping(&self) {
         if let Err(e) = self.core.housekeeping().await {

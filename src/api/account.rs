@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::http::{Req, internal, json, json_body, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
+use crate::domain::accounts::LoginId;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -39,6 +40,7 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
         Error::InvalidCredentials => say(StatusCode::NOT_FOUND, INVALID_LOGIN),
         Error::Locked { retry_after: s } => retry_after(say(StatusCode::FORBIDDEN, LOCKED), *s),
         Error::Disabled => say(StatusCode::FORBIDDEN, DISABLED),
+        Error::Invalid { message, .. } => say(StatusCode::BAD_REQUEST, message),
         Error::RateLimited { retry_after: s } => retry_after(
             say(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -81,10 +83,14 @@ async fn roles(app: Arc<App>, req: Req) -> Response<Bytes> {
     let Some(body) = json_body::<RolesBody>(&req).ok() else {
         return say(StatusCode::BAD_REQUEST, INVALID_REQUEST);
     };
+    let email = match LoginId::parse(&body.email, "email") {
+        Ok(id) => id,
+        Err(e) => return error_response(&req, &e),
+    };
     let client = req.client();
     match app
         .core
-        .password_login(&body.email, &body.password, &client)
+        .password_login(&email, &body.password, &client, "account-roles-token")
         .await
     {
         Ok(account) => {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::http::{BodyError, Req, internal, json, json_body, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
+use crate::domain::accounts::LoginId;
 use crate::domain::clock::rfc3339;
 use crate::domain::sessions::{Issued, SessionRequest};
 use crate::store::{Account, SessionKind};
@@ -68,6 +69,7 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             *s,
         ),
         Error::Disabled => err(StatusCode::FORBIDDEN, "forbidden", "Account disabled"),
+        Error::Invalid { message, .. } => err(StatusCode::BAD_REQUEST, "validation_error", message),
         Error::Busy { retry_after: s } => retry_after(
             err(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -128,6 +130,10 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
             "validation_error",
             CREDENTIALS_REQUIRED,
         );
+    };
+    let username = match LoginId::parse(&username, "username") {
+        Ok(id) => id,
+        Err(e) => return error_response(&req, &e),
     };
     let signed_in = app
         .core

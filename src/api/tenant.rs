@@ -14,7 +14,7 @@ use serde_json::json;
 use super::http::{BodyError, Req, busy, challenge, internal, json, json_body, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
-use crate::domain::accounts::Email;
+use crate::domain::accounts::{Email, LoginId};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::NewS2s;
@@ -102,6 +102,10 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
             "email and password are required strings",
         );
     };
+    let id = match LoginId::parse(&email, "email") {
+        Ok(id) => id,
+        Err(e) => return error_response(&req, &e),
+    };
     if Email::parse(&email).is_err() {
         return detail(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,7 +115,7 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
     let signed_in = app
         .core
         .sign_in(
-            &email,
+            &id,
             &password,
             &req.client(),
             SessionRequest {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::http::{Req, busy, error, form_pairs, internal, json, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
+use crate::domain::accounts::LoginId;
 use crate::domain::external::Provider;
 use crate::domain::sessions::SessionRequest;
 use crate::store::{Account, SessionKind};
@@ -117,6 +118,10 @@ async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
             (v.pop().unwrap_or_default(), password)
         }
         Err(response) => return response,
+    };
+    let email = match LoginId::parse(&email, "email") {
+        Ok(id) => id,
+        Err(e) => return error_response(&req, &e),
     };
     let signed_in = app
         .core

@@ -14,6 +14,7 @@ use super::http::{
     BodyError, Req, busy, challenge, error, internal, json, json_body, no_content, retry_after,
 };
 use super::{App, Route, route};
+use crate::domain::accounts::LoginId;
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::external::Provider;
@@ -139,6 +140,10 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
             StatusCode::BAD_REQUEST,
             "username and password are required",
         );
+    };
+    let username = match LoginId::parse(&username, "username") {
+        Ok(id) => id,
+        Err(e) => return error_response(&req, &e),
     };
     let signed_in = app
         .core

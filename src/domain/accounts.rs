@@ -16,6 +16,85 @@ pub const BUILTIN_ROLES: [&str; 4] = ["admin", "reseller", "merchant", "user"];
 pub const MAX_USERNAME_CHARS: usize = 64;
 /// Longest email, in bytes (RFC 5321's path limit).
 pub const MAX_EMAIL_BYTES: usize = 254;
+/// Longest username, email or login identifier accepted as input, in bytes,
+/// checked before anything else (trimming, NFKC): no valid username (64
+/// characters of at most 4 bytes) or email (254 bytes) comes near it, and
+/// it keeps a character that NFKC expands 18-fold from growing anything
+/// past a few kilobytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 320;
+
+/// The refusal of over-long input, before any other work.
+fn too_long(field: &'static str) -> Error {
+    Error::invalid(
+        field,
+        format!("{field} must be at most {MAX_IDENTIFIER_BYTES} bytes"),
+    )
+}
+
+/// A login identifier (username or email) as submitted, bounded in length
+/// before it is normalised. Every document's login route parses its
+/// identifier with [`LoginId::parse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginId {
+    /// The identifier as submitted (at most [`MAX_IDENTIFIER_BYTES`]).
+    raw: String,
+    /// Its lookup form ([`identifier_key`]).
+    key: String,
+}
+
+impl LoginId {
+    /// Refuses input over [`MAX_IDENTIFIER_BYTES`] as a validation error
+    /// naming the request's `field` (it says nothing about any account);
+    /// anything shorter is an identifier, which may or may not name one.
+    pub fn parse(raw: &str, field: &'static str) -> Result<LoginId, Error> {
+        if raw.len() > MAX_IDENTIFIER_BYTES {
+            return Err(too_long(field));
+        }
+        Ok(LoginId {
+            raw: raw.to_string(),
+            key: identifier_key(raw),
+        })
+    }
+
+    /// The identifier as submitted.
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// Its lookup form: what the per-identifier rate limit is keyed by.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The lockout key of this identifier when it names no account.
+    pub fn lockout_key(&self) -> String {
+        lockout_key_for_identifier(&self.key)
+    }
+}
+
+/// The lockout record of an account: every identifier, spelling and
+/// document that names the account counts against this one key. A SHA-256
+/// digest in hex, so its size is fixed.
+pub fn lockout_key_for_account(id: Uuid) -> String {
+    hex_digest(&format!("account:{id}"))
+}
+
+/// The lockout record of an identifier that names no account, by its
+/// lookup form: a lock on it says nothing about existence. A SHA-256
+/// digest in hex, so its size is fixed.
+pub fn lockout_key_for_identifier(lookup: &str) -> String {
+    hex_digest(&format!("identifier:{lookup}"))
+}
+
+/// SHA-256 of `text` in lowercase hex (64 characters).
+fn hex_digest(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(64);
+    for byte in super::secrets::digest(text.as_bytes()) {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
 
 /// A valid username in display form (NFKC-normalised).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +104,9 @@ impl Username {
     /// Letters, digits and `. _ - +`, 1 to 64 characters. No `@`, so a login
     /// identifier is unambiguously a username or an email.
     pub fn parse(raw: &str) -> Result<Username, Error> {
+        if raw.len() > MAX_IDENTIFIER_BYTES {
+            return Err(too_long("username"));
+        }
         let s: String = raw.trim().nfkc().collect();
         let count = s.chars().count();
         if count == 0 || count > MAX_USERNAME_CHARS {
@@ -61,6 +143,9 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, Error> {
+        if raw.len() > MAX_IDENTIFIER_BYTES {
+            return Err(too_long("email"));
+        }
         let s = raw.trim();
         let bad = || Error::invalid("email", "email must be a valid address");
         if s.len() < 3 || s.len() > MAX_EMAIL_BYTES {
@@ -224,6 +309,21 @@ mod tests {
         assert!(Username::parse("a b").is_err());
         assert!(Username::parse("a@b").is_err());
         assert!(Username::parse(&"x".repeat(65)).is_err());
+        // Refused on its raw length, before NFKC could expand it.
+        let expanding = "\u{FDFA}".repeat(MAX_IDENTIFIER_BYTES / 3 + 1);
+        assert!(matches!(
+            Username::parse(&expanding),
+            Err(Error::Invalid {
+                field: "username",
+                ..
+            })
+        ));
+        assert!(LoginId::parse(&expanding, "email").is_err());
+        assert_eq!(
+            LoginId::parse(" ＬＯＣＫ ", "username").unwrap().key(),
+            "lock"
+        );
+        assert_eq!(lockout_key_for_identifier(&"x".repeat(300)).len(), 64);
         assert_eq!(username_key("Jane.Doe"), "jane.doe");
         // Full-width letters normalise to ASCII under NFKC.
         assert_eq!(username_key("ＡＤＭＩＮ"), "admin");

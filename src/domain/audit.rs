@@ -4,9 +4,27 @@
 //! created) is appended in the same write transaction as the change, so the
 //! log and the state never disagree. An entry on its own (a failed login) is
 //! a write of its own.
+//!
+//! Every field is bounded when the entry is appended, whatever built it: at
+//! most [`FIELD_CHARS`] characters, the free-text `detail` at most
+//! [`DETAIL_CHARS`], counted in characters so a cut never splits one. Some
+//! fields carry what a client sent (a name tried at login), and an
+//! unbounded one would let each request grow the store at will.
 
 use super::{ClientInfo, Core, Error};
 use crate::store::{Account, AuditEvent, StoreError, WriteTx};
+
+/// Most characters any audit field but `detail` keeps.
+pub const FIELD_CHARS: usize = 128;
+/// Most characters `detail` keeps.
+pub const DETAIL_CHARS: usize = 512;
+
+/// `text` cut to at most `max` characters.
+fn bounded(text: &mut String, max: usize) {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+    }
+}
 
 /// Success or failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +114,34 @@ impl AuditEntry {
     }
 
     /// Appends inside a transaction that carries the change it describes.
-    pub fn append(mut self, tx: &mut WriteTx, now: i64) -> Result<u64, StoreError> {
+    pub fn append(self, tx: &mut WriteTx, now: i64) -> Result<u64, StoreError> {
+        tx.append_audit(self.bounded(now))
+    }
+
+    /// The event as stored: stamped with `now`, every field cut to its
+    /// bound.
+    fn bounded(mut self, now: i64) -> AuditEvent {
         self.event.at = now;
-        tx.append_audit(self.event)
+        let e = &mut self.event;
+        bounded(&mut e.event, FIELD_CHARS);
+        bounded(&mut e.outcome, FIELD_CHARS);
+        for field in [
+            &mut e.actor,
+            &mut e.actor_name,
+            &mut e.target,
+            &mut e.reseller_id,
+            &mut e.merchant_id,
+            &mut e.client_ip,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            bounded(field, FIELD_CHARS);
+        }
+        if let Some(detail) = &mut e.detail {
+            bounded(detail, DETAIL_CHARS);
+        }
+        self.event
     }
 }
 
@@ -169,5 +212,37 @@ impl Core {
         // Older events may follow unless the scan reached the first one.
         let next = last.filter(|&seq| seq > 1).map(|seq| seq.to_string());
         Ok(super::Page { items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_is_cut_to_its_bound_in_characters() {
+        let long = "\u{FDFA}".repeat(5000);
+        let e = AuditEntry::new(&long, Outcome::Failure)
+            .actor(long.clone(), long.clone())
+            .target(long.clone())
+            .tenant(Some(long.clone()), Some(long.clone()))
+            .detail(long.clone())
+            .bounded(7);
+        for field in [
+            Some(e.event),
+            e.actor,
+            e.actor_name,
+            e.target,
+            e.reseller_id,
+            e.merchant_id,
+        ] {
+            assert_eq!(field.map(|f| f.chars().count()), Some(FIELD_CHARS));
+        }
+        assert_eq!(e.detail.map(|d| d.chars().count()), Some(DETAIL_CHARS));
+        assert_eq!(e.at, 7);
+        let short = AuditEntry::new("login", Outcome::Success)
+            .detail("v1")
+            .bounded(1);
+        assert_eq!(short.detail.as_deref(), Some("v1"));
     }
 }

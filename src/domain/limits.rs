@@ -97,8 +97,9 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 pub struct Limits {
     /// Keyed by client address (IPv6 by /64).
     per_ip: Limiter<IpAddr>,
-    /// Keyed by normalised identifier.
-    per_account: Limiter<String>,
+    /// Keyed by the SHA-256 of the normalised identifier, so each key has
+    /// a fixed size however long the identifier.
+    per_account: Limiter<[u8; 32]>,
 }
 
 impl Limits {
@@ -120,7 +121,7 @@ impl Limits {
             })?;
         if let Some(id) = identifier {
             self.per_account
-                .check(&id.to_string())
+                .check(&super::secrets::digest(id.as_bytes()))
                 .map_err(|s| Error::RateLimited {
                     retry_after: s.max(1),
                 })?;

@@ -61,7 +61,8 @@ pub struct CoreConfig {
     pub rate_login_per_ip: u32,
     /// Login attempts a minute per identifier.
     pub rate_login_per_account: u32,
-    /// Consecutive failures that lock an identifier.
+    /// Consecutive failures that lock an account (or an identifier that
+    /// names none).
     pub lockout_threshold: u32,
     /// How long a lock lasts, seconds.
     pub lockout_seconds: u64,
@@ -265,6 +266,12 @@ impl Core {
         self.hasher.in_flight()
     }
 
+    /// argon2 verifications run since start (one per password check that
+    /// reached the hashing pool).
+    pub fn hash_verifications(&self) -> u64 {
+        self.hasher.verifications()
+    }
+
     /// Keys held by the login rate limiters: (addresses, identifiers).
     pub fn limiter_sizes(&self) -> (usize, usize) {
         self.limits.sizes()
@@ -273,9 +280,13 @@ impl Core {
     /// Admits an attempt at a route that exchanges a credential without a
     /// password (refresh, external sign-in) against the address limiter,
     /// and the identifier limiter when there is an identifier.
+    /// An identifier longer than [`accounts::MAX_IDENTIFIER_BYTES`] is
+    /// refused first, as at login.
     pub fn check_rate(&self, client: &ClientInfo, identifier: Option<&str>) -> Result<(), Error> {
-        let key = identifier.map(accounts::identifier_key);
-        self.limits.check(client.ip, key.as_deref())
+        let id = identifier
+            .map(|raw| accounts::LoginId::parse(raw, "email"))
+            .transpose()?;
+        self.limits.check(client.ip, id.as_ref().map(|id| id.key()))
     }
 
     /// Periodic upkeep: writes API keys' last use (at most once a minute

@@ -8,9 +8,20 @@
 //! of logins costs a bounded amount of CPU and memory (`workers` argon2
 //! buffers of `m` KiB each, and `queue` waiting futures), and token-
 //! authenticated requests keep their async workers.
+//!
+//! Sign-ins have capacity of their own. Every job belongs to a [`Lane`]:
+//! other hashing (a password change's current-password check and new hash,
+//! an account created) may hold at most half of the admission slots
+//! (`workers + queue`, rounded down, at least one) and half of the workers
+//! (rounded down, at least one), so a flood of it can never refuse or
+//! starve a sign-in; sign-ins may use the whole pool.
+//!
+//! Admission is a separate step ([`Hasher::admit`]) so that a caller can
+//! reserve its place before it charges any rate limit: an attempt refused
+//! as busy costs no one's allowance.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
@@ -121,28 +132,76 @@ pub struct Verified {
     pub rehashed: Option<String>,
 }
 
+/// Which share of the pool a job may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// A sign-in's verification: may use the whole pool.
+    SignIn,
+    /// Any other hashing: only the share sign-ins do not keep.
+    Other,
+}
+
 /// The bounded hashing pool.
 pub struct Hasher {
     /// Parameters for new hashes.
     params: HashParams,
     /// One permit per hash allowed to run at once.
     running: Arc<Semaphore>,
+    /// One permit per [`Lane::Other`] hash allowed to run at once, taken
+    /// before `running`, so other work never holds every worker.
+    other_running: Arc<Semaphore>,
     /// Hashes running or waiting; bounded by `capacity`.
     admitted: AtomicUsize,
+    /// [`Lane::Other`] hashes running or waiting; bounded by
+    /// `other_capacity`.
+    admitted_other: AtomicUsize,
     /// `workers + queue`.
     capacity: usize,
+    /// The admission slots [`Lane::Other`] may hold; the rest are kept for
+    /// sign-ins.
+    other_capacity: usize,
     /// A hash of a random password with the current parameters, verified
     /// when the account does not exist so that the answer costs the same.
     decoy: String,
+    /// argon2 verifications run since start, counted where they run, so
+    /// tests can prove that every attempt costs exactly one.
+    verifications: Arc<AtomicU64>,
 }
 
-/// Holds one admission slot; freed on drop, even if the request is
-/// cancelled while waiting.
-struct Admission<'a>(&'a AtomicUsize);
+/// One admission slot in the pool, reserved before any other work; freed
+/// on drop, even if the request is cancelled while waiting.
+pub struct Slot<'a> {
+    /// The pool it belongs to.
+    hasher: &'a Hasher,
+    /// The share it was admitted to.
+    lane: Lane,
+}
 
-impl Drop for Admission<'_> {
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.hasher.admitted.fetch_sub(1, Ordering::AcqRel);
+        if self.lane == Lane::Other {
+            self.hasher.admitted_other.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Takes one unit of `counter` unless it is at `bound`.
+fn take(counter: &AtomicUsize, bound: usize) -> bool {
+    let mut current = counter.load(Ordering::Acquire);
+    loop {
+        if current >= bound {
+            return false;
+        }
+        match counter.compare_exchange_weak(
+            current,
+            current + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return true,
+            Err(now) => current = now,
+        }
     }
 }
 
@@ -152,12 +211,17 @@ impl Hasher {
         let workers = workers.max(1);
         let decoy_password = Password(secrets::random_token());
         let decoy = hash_blocking(params, &decoy_password)?;
+        let capacity = workers + queue;
         Ok(Hasher {
             params,
             running: Arc::new(Semaphore::new(workers)),
+            other_running: Arc::new(Semaphore::new((workers / 2).max(1))),
             admitted: AtomicUsize::new(0),
-            capacity: workers + queue,
+            admitted_other: AtomicUsize::new(0),
+            capacity,
+            other_capacity: (capacity / 2).max(1),
             decoy,
+            verifications: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -171,54 +235,69 @@ impl Hasher {
         self.admitted.load(Ordering::Acquire)
     }
 
-    fn admit(&self) -> Result<Admission<'_>, Busy> {
-        let mut current = self.admitted.load(Ordering::Acquire);
-        loop {
-            if current >= self.capacity {
-                return Err(Busy);
-            }
-            match self.admitted.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(Admission(&self.admitted)),
-                Err(now) => current = now,
-            }
+    /// argon2 verifications run since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Acquire)
+    }
+
+    /// Reserves a place in the pool for one job of `lane`, or says the pool
+    /// (or the lane's share of it) is full.
+    pub fn admit(&self, lane: Lane) -> Result<Slot<'_>, Busy> {
+        if lane == Lane::Other && !take(&self.admitted_other, self.other_capacity) {
+            return Err(Busy);
         }
+        if !take(&self.admitted, self.capacity) {
+            if lane == Lane::Other {
+                self.admitted_other.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Err(Busy);
+        }
+        Ok(Slot { hasher: self, lane })
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        slot: Slot<'_>,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let _slot = self.admit()?;
+        let _other = match slot.lane {
+            Lane::Other => Some(self.other_running.acquire().await.map_err(|_| Busy)?),
+            Lane::SignIn => None,
+        };
         let _permit = self.running.acquire().await.map_err(|_| Busy)?;
-        tokio::task::spawn_blocking(job).await.map_err(|_| Busy)
+        let result = tokio::task::spawn_blocking(job).await.map_err(|_| Busy);
+        drop(slot);
+        result
     }
 
     /// Hashes a new password with the current parameters.
+    /// It is never a sign-in, so it uses the [`Lane::Other`] share.
     pub async fn hash(&self, password: Password) -> Result<Result<String, String>, Busy> {
         let params = self.params;
-        self.run(move || hash_blocking(params, &password)).await
+        let slot = self.admit(Lane::Other)?;
+        self.run(slot, move || hash_blocking(params, &password))
+            .await
     }
 
     /// Checks `password` against `stored`, or against the decoy when there
-    /// is no account, so both cases cost one hash.
+    /// is no account, in the place `slot` reserved. Both cases run the same
+    /// full argon2 verification (the decoy's result is then ignored), so
+    /// they cost the same.
     pub async fn verify(
         &self,
+        slot: Slot<'_>,
         password: Password,
         stored: Option<String>,
     ) -> Result<Verified, Busy> {
         let known = stored.is_some();
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
         let params = self.params;
-        self.run(move || {
-            let ok = known
-                && Argon2::default()
-                    .verify_password(password.bytes(), hash.as_str())
-                    .is_ok();
+        let count = self.verifications.clone();
+        self.run(slot, move || {
+            // Always run: `known && verify(..)` would skip the decoy's
+            // hash and answer an unknown account early.
+            let matched = verify_counted(&count, &password, &hash);
+            let ok = known && matched;
             let stale = !has_params(&hash, params);
             let rehashed = if ok && stale {
                 hash_blocking(params, &password).ok()
@@ -233,6 +312,15 @@ impl Hasher {
         })
         .await
     }
+}
+
+/// One full argon2 verification, counted as it runs.
+fn verify_counted(count: &AtomicU64, password: &Password, hash: &str) -> bool {
+    let matched = Argon2::default()
+        .verify_password(password.bytes(), hash)
+        .is_ok();
+    count.fetch_add(1, Ordering::AcqRel);
+    matched
 }
 
 fn argon2(params: HashParams) -> Result<Argon2<'static>, String> {
@@ -321,7 +409,11 @@ mod tests {
             .unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=64,t=1,p=1$"));
         let good = hasher
-            .verify(Password::new("correct horse").unwrap(), Some(hash.clone()))
+            .verify(
+                hasher.admit(Lane::SignIn).unwrap(),
+                Password::new("correct horse").unwrap(),
+                Some(hash.clone()),
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -333,12 +425,20 @@ mod tests {
             }
         );
         let bad = hasher
-            .verify(Password::new("wrong horse").unwrap(), Some(hash.clone()))
+            .verify(
+                hasher.admit(Lane::SignIn).unwrap(),
+                Password::new("wrong horse").unwrap(),
+                Some(hash.clone()),
+            )
             .await
             .unwrap();
         assert!(!bad.ok);
         let unknown = hasher
-            .verify(Password::new("correct horse").unwrap(), None)
+            .verify(
+                hasher.admit(Lane::SignIn).unwrap(),
+                Password::new("correct horse").unwrap(),
+                None,
+            )
             .await
             .unwrap();
         assert!(!unknown.ok);
@@ -349,7 +449,11 @@ mod tests {
         };
         let upgraded = Hasher::new(stronger, 1, 1).unwrap();
         let v = upgraded
-            .verify(Password::new("correct horse").unwrap(), Some(hash))
+            .verify(
+                upgraded.admit(Lane::SignIn).unwrap(),
+                Password::new("correct horse").unwrap(),
+                Some(hash),
+            )
             .await
             .unwrap();
         assert!(v.ok && v.stale);
@@ -363,9 +467,43 @@ mod tests {
     #[tokio::test]
     async fn pool_refuses_past_capacity() {
         let hasher = Hasher::new(LIGHT, 1, 0).unwrap();
-        let _held = hasher.admit().unwrap();
-        assert!(hasher.admit().is_err());
-        drop(_held);
-        assert!(hasher.admit().is_ok());
+        let held = hasher.admit(Lane::SignIn).unwrap();
+        assert!(hasher.admit(Lane::SignIn).is_err());
+        drop(held);
+        assert!(hasher.admit(Lane::SignIn).is_ok());
+    }
+
+    #[tokio::test]
+    async fn other_work_never_takes_the_sign_ins_share() {
+        // Two workers and two queue places: other work may hold two of the
+        // four slots; sign-ins the rest, and only other work is refused.
+        let hasher = Hasher::new(LIGHT, 2, 2).unwrap();
+        let a = hasher.admit(Lane::Other).unwrap();
+        let b = hasher.admit(Lane::Other).unwrap();
+        assert!(hasher.admit(Lane::Other).is_err());
+        let c = hasher.admit(Lane::SignIn).unwrap();
+        let d = hasher.admit(Lane::SignIn).unwrap();
+        assert!(hasher.admit(Lane::SignIn).is_err());
+        assert_eq!(hasher.in_flight(), 4);
+        drop((a, c));
+        assert!(hasher.admit(Lane::Other).is_ok());
+        drop((b, d));
+        assert_eq!(hasher.in_flight(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_account_runs_the_decoy_verification() {
+        let hasher = Hasher::new(LIGHT, 1, 1).unwrap();
+        let before = hasher.verifications();
+        let v = hasher
+            .verify(
+                hasher.admit(Lane::SignIn).unwrap(),
+                Password::new("correct horse").unwrap(),
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(!v.ok);
+        assert_eq!(hasher.verifications(), before + 1);
     }
 }

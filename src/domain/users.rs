@@ -440,31 +440,34 @@ impl Core {
         current_password: Option<&str>,
     ) -> Result<(), Error> {
         let scope = principal.scope();
-        let account = self.visible(&scope, self.store.read()?.account(id)?)?;
+        self.visible(&scope, self.store.read()?.account(id)?)?;
         let own = principal.account == Some(id);
-        if !scope.manages() || own {
-            if !own {
-                return Err(Error::Forbidden);
-            }
-            let current = current_password
-                .and_then(Password::for_login)
-                .ok_or_else(|| {
-                    Error::invalid("current_password", "current_password is required")
-                })?;
-            let verified = self
-                .hasher
-                .verify(current, Some(account.password_hash.clone()))
-                .await
-                .map_err(|_| Error::Busy { retry_after: 1 })?;
-            if !verified.ok {
-                return Err(Error::invalid(
-                    "current_password",
-                    "current_password is wrong",
-                ));
-            }
+        if !scope.manages() && !own {
+            return Err(Error::Forbidden);
         }
+        // The new password's rules first: a check that will be refused
+        // costs no hash.
         let password =
             Password::new(new_password).map_err(|e| Error::invalid("password", e.to_string()))?;
+        if !scope.manages() || own {
+            let current = current_password.ok_or_else(|| {
+                Error::invalid("current_password", "current_password is required")
+            })?;
+            // The login's limits, lockout and audit apply: otherwise this
+            // is an unlimited oracle for the password.
+            let client = super::ClientInfo {
+                ip: principal.client_ip,
+                user_agent: String::new(),
+            };
+            self.check_current_password(id, current, &client)
+                .await
+                .map_err(|e| match e {
+                    Error::InvalidCredentials => {
+                        Error::invalid("current_password", "current_password is wrong")
+                    }
+                    other => other,
+                })?;
+        }
         let hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let keep = principal.session;
@@ -494,8 +497,10 @@ impl Core {
             .await
     }
 
-    /// Ends a lock on the account's username and email (and clears their
-    /// failure counts).
+    /// Ends the account's lock (and clears its failure count), and clears
+    /// any count its username and email gathered as unknown identifiers.
+    /// Records keyed by the plain lookup form (before counts followed the
+    /// account) are left to housekeeping, which drops them within a day.
     pub async fn admin_unlock(&self, principal: &Principal, id: Uuid) -> Result<bool, Error> {
         let scope = principal.scope();
         let account = self.visible(&scope, self.store.read()?.account(id)?)?;
@@ -504,6 +509,11 @@ impl Core {
         }
         let now = self.clock.now();
         let keys = super::accounts::index_keys(&account);
+        let keys = [
+            super::accounts::lockout_key_for_account(account.id),
+            super::accounts::lockout_key_for_identifier(&keys.username),
+            super::accounts::lockout_key_for_identifier(&keys.email),
+        ];
         let audit = self
             .actor_entry(principal, "unlock", Outcome::Success)?
             .tenant_of(&account)
@@ -511,7 +521,7 @@ impl Core {
         self.store
             .write_async(move |tx| {
                 let mut was_locked = false;
-                for key in [&keys.username, &keys.email] {
+                for key in &keys {
                     if let Some(lock) = tx.lockout(key)? {
                         was_locked |= lock.locked_until.is_some_and(|u| u > now);
                         tx.remove_lockout(key)?;
