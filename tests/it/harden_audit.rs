@@ -3,6 +3,7 @@
 //! in each document's words, and role choice with someone else's token.
 
 use http::StatusCode;
+use latchkey::config::Layer;
 use serde_json::json;
 
 use crate::harness::*;
@@ -193,5 +194,107 @@ async fn body_errors_name_the_field_in_each_documents_words_and_never_the_parser
             .await;
         assert_eq!(r.status.as_u16(), status, "{path}: {}", r.text());
         assert_no_parser_words(path, &r.text());
+    }
+}
+
+// ---- item 22: role choice with someone else's token ----
+
+/// Makes an account through the admin API; returns its id.
+async fn make_account(srv: &Server, admin: &str, body: serde_json::Value) -> String {
+    let r = srv
+        .post("/api/v1/admin/users")
+        .bearer(admin)
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn choosing_a_role_with_another_accounts_token_is_refused_even_beside_a_fresh_proof() {
+    let srv = Server::start_with(Layer {
+        trusted_proxies: Some(vec!["127.0.0.1".into()]),
+        ..Default::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let victim = make_account(
+        &srv,
+        &admin,
+        json!({ "username": "victim", "email": "victim@example.com",
+                "password": "victim password 1", "roles": ["user"] }),
+    )
+    .await;
+    make_account(
+        &srv,
+        &admin,
+        json!({ "username": "mallory", "email": "mallory@example.com",
+                "password": "mallory password 1", "roles": ["user"] }),
+    )
+    .await;
+    let mallory = srv.login("mallory", "mallory password 1").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let shared = |call: Call| {
+        call.header("x-forwarded-for", "203.0.113.50")
+            .header("user-agent", "kiosk/1.0")
+    };
+    // The victim proves its login from a shared address and User-Agent.
+    let r = shared(srv.post("/api/account/roles"))
+        .json(&json!({ "email": "victim@example.com", "password": "victim password 1" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // Mallory, from the same place, with its own token: refused, and no
+    // session is opened for the victim.
+    let sessions = |srv: &Server| {
+        let call = srv
+            .get(&format!("/api/v1/admin/users/{victim}/sessions"))
+            .bearer(&admin);
+        async move {
+            let r = call.send().await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            r.json()["items"].as_array().expect("items").len()
+        }
+    };
+    let before = sessions(&srv).await;
+    let r = shared(srv.post("/api/account/token"))
+        .bearer(&mallory)
+        .json(&json!({ "accountId": victim, "role": "user" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.json().is_string(), "{}", r.text());
+    assert_eq!(sessions(&srv).await, before);
+
+    // The victim itself, same place, no token: still served.
+    let r = shared(srv.post("/api/account/token"))
+        .json(&json!({ "accountId": victim, "role": "user" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(sessions(&srv).await, before + 1);
+
+    // An accountId that names no account: the document's 404, with or
+    // without a proof.
+    for bearer in [None, Some(mallory.as_str())] {
+        let mut call = srv.post("/api/account/token").json(&json!({
+            "accountId": uuid::Uuid::new_v4().to_string(), "role": "user" }));
+        if let Some(b) = bearer {
+            call = call.bearer(b);
+        }
+        let r = call.send().await;
+        let expected = if bearer.is_some() {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(r.status, expected, "{}", r.text());
+        if bearer.is_none() {
+            assert_eq!(r.json(), json!("Account not found"));
+        }
     }
 }
