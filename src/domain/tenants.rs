@@ -23,6 +23,11 @@ pub fn parse_tenant_id(field: &'static str, raw: &str) -> Result<String, Error> 
     }
 }
 
+/// The refusal of a deleted tenant's id. Ids are never reused: the audit
+/// log and every record that names a tenant by id would otherwise speak
+/// of the old tenant to the new one.
+const RETIRED: &str = "this id was used before by a deleted tenant; choose another";
+
 fn parse_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -88,6 +93,9 @@ impl Core {
             .write_async(move |tx| {
                 if tx.reseller(&stored.id)?.is_some() {
                     return Err(Error::Conflict("a reseller with this id exists".into()));
+                }
+                if tx.tenant_retired(&reseller_key(&stored.id))? {
+                    return Err(Error::Conflict(RETIRED.into()));
                 }
                 tx.put_reseller(&stored)?;
                 audit.append(tx, now)?;
@@ -197,7 +205,7 @@ impl Core {
                         "the reseller still has live S2S tokens; revoke them first".into(),
                     ));
                 }
-                tx.remove_reseller(&id)?;
+                tx.remove_reseller(&id, now)?;
                 audit.append(tx, now)?;
                 Ok(())
             })
@@ -250,6 +258,9 @@ impl Core {
                 }
                 if tx.merchant(&stored.id)?.is_some() {
                     return Err(Error::Conflict("a merchant with this id exists".into()));
+                }
+                if tx.tenant_retired(&merchant_key(&stored.id))? {
+                    return Err(Error::Conflict(RETIRED.into()));
                 }
                 tx.put_merchant(&stored)?;
                 audit.append(tx, now)?;
@@ -355,7 +366,7 @@ impl Core {
                         "the merchant still has live S2S tokens; revoke them first".into(),
                     ));
                 }
-                tx.remove_merchant(&merchant)?;
+                tx.remove_merchant(&merchant, now)?;
                 audit
                     .tenant(
                         Some(merchant.reseller_id.clone()),
