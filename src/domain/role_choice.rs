@@ -159,9 +159,15 @@ impl Core {
         if account.disabled {
             return Err(Error::Disabled);
         }
-        if !account.roles.iter().any(|r| r == role) {
+        // The role as the account holds it, named in any ASCII case.
+        let Some(role) = account
+            .roles
+            .iter()
+            .find(|r| super::tenants::role_matches(r, role))
+            .cloned()
+        else {
             return Err(Error::Forbidden);
-        }
+        };
         let session = match (
             by_token.and_then(|p| p.session),
             grant.and_then(|g| g.session),
@@ -189,6 +195,6 @@ impl Core {
                 issued.session.id
             }
         };
-        self.sign_for_role(&account, session, role).await
+        self.sign_for_role(&account, session, &role).await
     }
 }

@@ -637,6 +637,23 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    // It can still be given by its exact name; no new one of its form can
+    // be made.
+    let r = srv
+        .post("/api/v1/admin/users")
+        .bearer(&admin)
+        .json(&json!({ "username": "lead2", "email": "lead2@example.com",
+                       "password": "another password 1", "roles": [legacy["name"]] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post("/api/v1/admin/roles")
+        .bearer(&admin)
+        .json(&json!({ "name": "Night Lead" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
 
     srv.stop().await;
     let store = latchkey::store::Store::open(&srv.data_dir()).unwrap();
@@ -644,4 +661,145 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
         store.read().unwrap().schema_version().unwrap(),
         Some(latchkey::store::SCHEMA_VERSION)
     );
+}
+
+// ---- item 18: role names ----
+
+/// A JWT's claims, decoded without verifying.
+fn claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims")
+}
+
+#[tokio::test]
+async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    let roles_now = |srv: &Server| {
+        let call = srv.get("/api/v1/admin/roles?limit=1000").bearer(&admin);
+        async move { call.send().await.json()["items"].as_array().unwrap().len() }
+    };
+    let before = roles_now(&srv).await;
+    for (name, status) in [
+        ("ａｄｍｉｎ", 422),     // full-width
+        ("\u{0430}dmin", 422),   // Cyrillic а
+        ("ADM\u{0130}N", 422),   // dotted capital I
+        ("admin\u{200b}", 422),  // zero-width space
+        ("Team Lead", 422),      // a space
+        ("9lives", 422),         // not starting with a letter
+        (&*"r".repeat(65), 422), // too long
+        ("ADMIN", 409),          // a built-in role in another case
+        ("Reseller", 409),
+    ] {
+        let r = srv
+            .post("/api/v1/admin/roles")
+            .bearer(&admin)
+            .json(&json!({ "name": name }))
+            .send()
+            .await;
+        assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
+        assert!(r.json()["error"].is_string(), "{name}: {}", r.text());
+        if status == 422 {
+            assert_eq!(r.json()["field"], "name", "{name}");
+        }
+        // Nor can an account be given it.
+        let r = srv
+            .post("/api/v1/admin/users")
+            .bearer(&admin)
+            .json(
+                &json!({ "username": "imitator", "email": "imitator@example.com",
+                           "password": "imitator password", "roles": [name] }),
+            )
+            .send()
+            .await;
+        if status == 422 {
+            assert_eq!(
+                r.status,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name}: {}",
+                r.text()
+            );
+        }
+    }
+    assert_eq!(roles_now(&srv).await, before);
+    // No account was made by any of those attempts but, at most, one for
+    // a built-in role named in another case, which is that built-in role.
+    let r = srv
+        .get("/api/v1/admin/users?limit=1000")
+        .bearer(&admin)
+        .send()
+        .await;
+    for u in r.json()["items"].as_array().unwrap() {
+        for role in u["roles"].as_array().unwrap() {
+            let role = role.as_str().unwrap();
+            assert!(
+                ["admin", "reseller", "merchant", "user"].contains(&role),
+                "{role}"
+            );
+        }
+    }
+
+    // A legitimate name works, once, in whatever case.
+    let r = srv
+        .post("/api/v1/admin/roles")
+        .bearer(&admin)
+        .json(&json!({ "name": "Support-Team" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post("/api/v1/admin/roles")
+        .bearer(&admin)
+        .json(&json!({ "name": "support-TEAM" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(roles_now(&srv).await, before + 1);
+    let id = make_account(
+        &srv,
+        &admin,
+        json!({ "username": "helper", "email": "helper@example.com",
+                "password": "helper password 1", "roles": ["support-team", "user"] }),
+    )
+    .await;
+    let r = srv
+        .get(&format!("/api/v1/admin/users/{id}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.json()["roles"], json!(["Support-Team", "user"]));
+    let r = srv
+        .post("/api/account/roles")
+        .json(&json!({ "email": "helper@example.com", "password": "helper password 1" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv
+        .post("/api/account/token")
+        .json(&json!({ "accountId": id, "role": "SUPPORT-team" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(claims(r.json().as_str().unwrap())["role"], "Support-Team");
+    // Deleting it needs no exact case either (once no account holds it).
+    let r = srv
+        .patch(&format!("/api/v1/admin/users/{id}"))
+        .bearer(&admin)
+        .json(&json!({ "roles": ["user"] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv
+        .delete("/api/v1/admin/roles/SUPPORT-TEAM")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(roles_now(&srv).await, before);
 }
