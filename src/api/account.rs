@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::http::{Req, internal, json, json_body, retry_after};
+use super::http::{BodyError, Req, internal, json, json_body, retry_after};
 use super::{App, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::LoginId;
@@ -73,6 +73,18 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
 
 const INVALID_REQUEST: &str = "Invalid request format";
 
+/// A body that is not the route's document: the route's own 400 words,
+/// followed by the offending field when one is to blame.
+fn body_error(words: &str, e: &BodyError) -> Response<Bytes> {
+    match e.field() {
+        Some(_) => say(
+            StatusCode::BAD_REQUEST,
+            &format!("{words}: {}", e.describe()),
+        ),
+        None => say(StatusCode::BAD_REQUEST, words),
+    }
+}
+
 #[derive(Deserialize)]
 struct RolesBody {
     email: String,
@@ -80,8 +92,9 @@ struct RolesBody {
 }
 
 async fn roles(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let Some(body) = json_body::<RolesBody>(&req).ok() else {
-        return say(StatusCode::BAD_REQUEST, INVALID_REQUEST);
+    let body = match json_body::<RolesBody>(&req) {
+        Ok(body) => body,
+        Err(e) => return body_error(INVALID_REQUEST, &e),
     };
     let email = match LoginId::parse(&body.email, "email") {
         Ok(id) => id,
@@ -117,8 +130,9 @@ struct TokenBody {
 
 async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
     const INVALID: &str = "Invalid role or account ID";
-    let Some(body) = json_body::<TokenBody>(&req).ok() else {
-        return say(StatusCode::BAD_REQUEST, INVALID);
+    let body = match json_body::<TokenBody>(&req) {
+        Ok(body) => body,
+        Err(e) => return body_error(INVALID, &e),
     };
     let Ok(account_id) = Uuid::parse_str(body.account_id.trim()) else {
         return say(StatusCode::BAD_REQUEST, INVALID);

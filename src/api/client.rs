@@ -89,7 +89,14 @@ fn body_error(e: BodyError, message: &str) -> Response<Bytes> {
             "unsupported_media_type",
             "Content-Type must be application/json",
         ),
-        BodyError::Malformed(_) => err(StatusCode::BAD_REQUEST, "validation_error", message),
+        BodyError::NotJson | BodyError::NotObject => {
+            err(StatusCode::BAD_REQUEST, "validation_error", message)
+        }
+        field => err(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            &field.describe(),
+        ),
     }
 }
 

@@ -131,30 +131,189 @@ fn is_b64token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
 
-/// Why a body could not be used.
-#[derive(Debug)]
+/// Why a body could not be used. Each adapter says it in its document's
+/// words; none carries a parser's message or a type name, only the name of
+/// the offending field.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
     /// Not declared as JSON.
     UnsupportedMediaType,
-    /// Declared as JSON but not the expected document.
-    Malformed(String),
+    /// Declared as JSON but not parseable as JSON.
+    NotJson,
+    /// JSON, but not an object.
+    NotObject,
+    /// A field the document does not have.
+    UnknownField(String),
+    /// A field the document requires is absent.
+    MissingField(String),
+    /// A field whose value is of the wrong type (or not an accepted value).
+    WrongType(String),
+}
+
+/// Longest field name an error repeats back; a longer one is cut.
+const MAX_FIELD_ECHO: usize = 64;
+
+impl BodyError {
+    /// The offending field, when one is to blame.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            BodyError::UnknownField(f) | BodyError::MissingField(f) | BodyError::WrongType(f) => {
+                Some(f)
+            }
+            _ => None,
+        }
+    }
+
+    /// Plain words for the problem, naming the field.
+    pub fn describe(&self) -> String {
+        match self {
+            BodyError::UnsupportedMediaType => "the body must be application/json".into(),
+            BodyError::NotJson => "the body is not valid JSON".into(),
+            BodyError::NotObject => "the body must be a JSON object".into(),
+            BodyError::UnknownField(f) => format!("unknown field: {f}"),
+            BodyError::MissingField(f) => format!("missing field: {f}"),
+            BodyError::WrongType(f) => format!("wrong type for field: {f}"),
+        }
+    }
+}
+
+/// A field name as it may be repeated to the client: bounded, without
+/// control characters (the name of an unknown field is the client's own).
+fn field_echo(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .take(MAX_FIELD_ECHO)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if name.chars().count() > MAX_FIELD_ECHO {
+        out.push('…');
+    }
+    out
 }
 
 /// Parses a JSON body into `T`. Every request body of every API is a JSON
 /// object; anything else (an array, which serde would otherwise match to
-/// a struct's fields by position, a bare string) is malformed.
+/// a struct's fields by position, a bare string) is refused.
+///
+/// The object is decoded field by field through [`FieldMap`], which
+/// remembers which field a failure belongs to and classifies it through
+/// serde's own hooks (`unknown_field`, `missing_field`), so no parser
+/// message is ever read or passed on.
 pub fn json_body<T: DeserializeOwned>(req: &Req) -> Result<T, BodyError> {
     if !req.is_json() {
         return Err(BodyError::UnsupportedMediaType);
     }
     match serde_json::from_slice::<serde_json::Value>(&req.body) {
-        Ok(value @ serde_json::Value::Object(_)) => {
-            serde_json::from_value(value).map_err(|e| BodyError::Malformed(e.to_string()))
+        Ok(serde_json::Value::Object(map)) => {
+            T::deserialize(FieldMap { map }).map_err(|e| match e {
+                FieldError::Unknown(f) => BodyError::UnknownField(field_echo(&f)),
+                FieldError::Missing(f) => BodyError::MissingField(field_echo(&f)),
+                FieldError::Value(f) => BodyError::WrongType(field_echo(&f)),
+                // Nothing in a flat object reaches here but a failure the
+                // derive reports without a field; it is still not the
+                // expected object.
+                FieldError::Other => BodyError::NotObject,
+            })
         }
-        Ok(_) => Err(BodyError::Malformed(
-            "the body must be a JSON object".into(),
-        )),
-        Err(e) => Err(BodyError::Malformed(e.to_string())),
+        Ok(_) => Err(BodyError::NotObject),
+        Err(_) => Err(BodyError::NotJson),
+    }
+}
+
+/// A JSON object handed to a derived `Deserialize` one field at a time.
+struct FieldMap {
+    /// The body's top-level fields.
+    map: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A failure, by kind and field; never a parser's text.
+#[derive(Debug)]
+enum FieldError {
+    /// A field the type does not have (only for `deny_unknown_fields`).
+    Unknown(String),
+    /// A required field is absent.
+    Missing(String),
+    /// This field's value did not decode.
+    Value(String),
+    /// Anything else.
+    Other,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body field error")
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl serde::de::Error for FieldError {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        FieldError::Other
+    }
+
+    fn unknown_field(field: &str, _expected: &'static [&'static str]) -> Self {
+        FieldError::Unknown(field.to_string())
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        FieldError::Missing(field.to_string())
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for FieldMap {
+    type Error = FieldError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, FieldError> {
+        visitor.visit_map(FieldAccess {
+            fields: self.map.into_iter(),
+            current: None,
+        })
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+/// Walks the fields, keeping the one being decoded so a value's failure
+/// can name it.
+struct FieldAccess {
+    /// Fields not yet handed out.
+    fields: serde_json::map::IntoIter,
+    /// The field whose key was handed out last, with its value.
+    current: Option<(String, serde_json::Value)>,
+}
+
+impl<'de> serde::de::MapAccess<'de> for FieldAccess {
+    type Error = FieldError;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, FieldError> {
+        use serde::de::IntoDeserializer;
+        let Some((key, value)) = self.fields.next() else {
+            return Ok(None);
+        };
+        let decoded = seed.deserialize(key.clone().into_deserializer())?;
+        self.current = Some((key, value));
+        Ok(Some(decoded))
+    }
+
+    fn next_value_seed<V: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, FieldError> {
+        let Some((key, value)) = self.current.take() else {
+            return Err(FieldError::Other);
+        };
+        seed.deserialize(value).map_err(|_| FieldError::Value(key))
     }
 }
 

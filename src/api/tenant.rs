@@ -79,7 +79,7 @@ fn body_error(e: BodyError) -> Response<Bytes> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
         ),
-        BodyError::Malformed(m) => detail(StatusCode::UNPROCESSABLE_ENTITY, &m),
+        other => detail(StatusCode::UNPROCESSABLE_ENTITY, &other.describe()),
     }
 }
 

@@ -93,10 +93,14 @@ pub fn body_error(e: BodyError) -> Response<Bytes> {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json",
         ),
-        BodyError::Malformed(detail) => error(
-            StatusCode::BAD_REQUEST,
-            &format!("Malformed JSON body: {detail}"),
-        ),
+        BodyError::NotJson => error(StatusCode::BAD_REQUEST, "Malformed JSON body"),
+        other => match other.field() {
+            Some(field) => json(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": capitalise(&other.describe()), "field": field }),
+            ),
+            None => error(StatusCode::BAD_REQUEST, &capitalise(&other.describe())),
+        },
     }
 }
 

@@ -11,8 +11,13 @@
 //! fields carry what a client sent (a name tried at login), and an
 //! unbounded one would let each request grow the store at will.
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::rbac::Scope;
 use super::{ClientInfo, Core, Error};
-use crate::store::{Account, AuditEvent, StoreError, WriteTx};
+use crate::store::{Account, AuditEvent, ReadTx, StoreError, WriteTx};
 
 /// Most characters any audit field but `detail` keeps.
 pub const FIELD_CHARS: usize = 128;
@@ -168,13 +173,117 @@ pub struct AuditFilter {
 }
 
 /// Most events one page looks at, so a filter that matches little cannot
-/// make a page read the whole log; the cursor lets the client go on.
+/// make a page read the whole log; the cursor lets the client go on. With
+/// the account checks below, one page costs at most this many event reads
+/// plus, for each distinct account or session id among those events, one
+/// account read and at most one session read (remembered for the page).
 const AUDIT_SCAN: usize = 10_000;
+
+/// Decides, within one read snapshot, whether the accounts an event names
+/// are ones the caller manages. Ids are resolved once per page.
+struct AccountCheck<'a> {
+    /// The caller's scope.
+    scope: &'a Scope,
+    /// The snapshot the page is read from.
+    tx: &'a ReadTx,
+    /// Account id -> whether the scope covers it, or `None` for an id
+    /// that names no account (as a deleted one).
+    accounts: HashMap<Uuid, Option<bool>>,
+    /// Session id -> the account it belongs to, if the session is known.
+    sessions: HashMap<Uuid, Option<Uuid>>,
+    /// The first store failure met; the page fails with it.
+    failed: Option<StoreError>,
+}
+
+/// What an id in an event turned out to be.
+enum Named {
+    /// Not an account id at all (`anonymous`, `system`, `s2s:<id>`, a
+    /// tenant id, a key id, a role name).
+    NotAnAccount,
+    /// An account (or a session of one): whether the scope covers it.
+    Account(bool),
+    /// A uuid that is no account and no known session: a deleted account
+    /// or a session pruned since.
+    Unknown,
+}
+
+impl AccountCheck<'_> {
+    fn account(&mut self, id: Uuid) -> Option<bool> {
+        if let Some(&known) = self.accounts.get(&id) {
+            return known;
+        }
+        let covered = match self.tx.account(id) {
+            Ok(found) => found.map(|a| self.scope.covers_account(&a)),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+                Some(false)
+            }
+        };
+        self.accounts.insert(id, covered);
+        covered
+    }
+
+    fn actor(&mut self, actor: Option<&str>) -> Named {
+        match actor.and_then(|a| Uuid::parse_str(a).ok()) {
+            None => Named::NotAnAccount,
+            // A deleted actor is not one the caller manages.
+            Some(id) => Named::Account(self.account(id).unwrap_or(false)),
+        }
+    }
+
+    fn target(&mut self, target: Option<&str>) -> Named {
+        let Some(id) = target.and_then(|t| Uuid::parse_str(t).ok()) else {
+            return Named::NotAnAccount;
+        };
+        if let Some(covered) = self.account(id) {
+            return Named::Account(covered);
+        }
+        let owner = match self.sessions.get(&id) {
+            Some(&owner) => owner,
+            None => {
+                let owner = match self.tx.session(id) {
+                    Ok(found) => found.map(|s| s.account),
+                    Err(e) => {
+                        self.failed.get_or_insert(e);
+                        None
+                    }
+                };
+                self.sessions.insert(id, owner);
+                owner
+            }
+        };
+        match owner {
+            Some(account) => Named::Account(self.account(account).unwrap_or(false)),
+            None => Named::Unknown,
+        }
+    }
+
+    /// An event is shown when every account it names is one the caller
+    /// manages. An actor that names no account any more (deleted) hides
+    /// the event. A target uuid that is neither an account nor a known
+    /// session (a deleted account, or a session pruned since) is shown only
+    /// beside an actor account the caller manages: that actor could only
+    /// act on what it manages itself, or on its own sessions.
+    fn allows(&mut self, e: &AuditEvent) -> bool {
+        let actor = self.actor(e.actor.as_deref());
+        if matches!(actor, Named::Account(false)) {
+            return false;
+        }
+        match self.target(e.target.as_deref()) {
+            Named::NotAnAccount | Named::Account(true) => true,
+            Named::Account(false) => false,
+            Named::Unknown => matches!(actor, Named::Account(true)),
+        }
+    }
+}
 
 impl Core {
     /// Audit events in the caller's scope, newest first, before `before`.
-    /// Admin sees all; a reseller or merchant its tenant's; an account the
-    /// events it did or that were done to it.
+    /// Admin sees all. A reseller sees its tenant's events, a merchant
+    /// those whose reseller and merchant are both its own, and an account
+    /// the events it did or that were done to it; and none of them sees an
+    /// event whose actor or target is an account it does not manage (such
+    /// as an admin placed in its tenant, or an account deleted since).
     pub fn list_audit(
         &self,
         principal: &super::auth::Principal,
@@ -182,10 +291,9 @@ impl Core {
         before: u64,
         limit: usize,
     ) -> Result<super::Page<AuditEvent>, Error> {
-        use super::rbac::Scope;
         let scope = principal.scope();
         let own = principal.actor_id();
-        let visible = |e: &AuditEvent| match &scope {
+        let in_scope = |e: &AuditEvent| match &scope {
             Scope::Own(_) => {
                 e.actor.as_deref() == Some(own.as_str())
                     || e.target.as_deref() == Some(own.as_str())
@@ -197,18 +305,27 @@ impl Core {
             want.as_ref()
                 .is_none_or(|w| have.as_deref() == Some(w.as_str()))
         };
-        let (items, last) = self
-            .store
-            .read()?
-            .audit_before(before, limit, AUDIT_SCAN, |e| {
-                visible(e)
-                    && filter.event.as_ref().is_none_or(|w| *w == e.event)
-                    && filter.outcome.as_ref().is_none_or(|w| *w == e.outcome)
-                    && matches(&filter.actor, &e.actor)
-                    && matches(&filter.target, &e.target)
-                    && matches(&filter.reseller_id, &e.reseller_id)
-                    && matches(&filter.merchant_id, &e.merchant_id)
-            })?;
+        let tx = self.store.read()?;
+        let mut check = AccountCheck {
+            scope: &scope,
+            tx: &tx,
+            accounts: HashMap::new(),
+            sessions: HashMap::new(),
+            failed: None,
+        };
+        let (items, last) = tx.audit_before(before, limit, AUDIT_SCAN, |e| {
+            in_scope(e)
+                && filter.event.as_ref().is_none_or(|w| *w == e.event)
+                && filter.outcome.as_ref().is_none_or(|w| *w == e.outcome)
+                && matches(&filter.actor, &e.actor)
+                && matches(&filter.target, &e.target)
+                && matches(&filter.reseller_id, &e.reseller_id)
+                && matches(&filter.merchant_id, &e.merchant_id)
+                && (scope == Scope::All || check.allows(e))
+        })?;
+        if let Some(e) = check.failed {
+            return Err(e.into());
+        }
         // Older events may follow unless the scan reached the first one.
         let next = last.filter(|&seq| seq > 1).map(|seq| seq.to_string());
         Ok(super::Page { items, next })

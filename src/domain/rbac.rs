@@ -122,7 +122,12 @@ impl Scope {
         match self {
             Scope::All => true,
             Scope::Reseller(r) => reseller == Some(r.as_str()),
-            Scope::Merchant { merchant: m, .. } => merchant == Some(m.as_str()),
+            // Both ids: a merchant id alone could name an earlier tenant
+            // of another reseller.
+            Scope::Merchant {
+                reseller: r,
+                merchant: m,
+            } => reseller == Some(r.as_str()) && merchant == Some(m.as_str()),
             _ => false,
         }
     }

@@ -120,8 +120,10 @@ impl Core {
 
     /// Issues an access token for one role of `account_id`, to a caller
     /// that proved the login (see the module documentation). Refusals, in
-    /// order: over the address rate limit (`RateLimited`), no proof (`Unauthenticated`), no such account (`NotFound`),
-    /// disabled (`Disabled`), a role the account does not hold (`Forbidden`).
+    /// order: over the address rate limit (`RateLimited`), a credential of
+    /// another account (`Forbidden`), no such account (`NotFound`), no
+    /// proof (`Unauthenticated`), disabled (`Disabled`), a role the account
+    /// does not hold (`Forbidden`).
     pub async fn token_for_role(
         self: &std::sync::Arc<Self>,
         account_id: Uuid,
@@ -134,22 +136,38 @@ impl Core {
         // A token of a sign-in of this account. An API key is no proof of a
         // login: it may be narrowed to one role or expire soon, and the
         // session a choice opens would outlive it.
-        let by_token = bearer.filter(|p| p.account == Some(account_id) && p.session.is_some());
-        let grant = self.role_grants.find(account_id, client, now);
-        if by_token.is_none() && grant.is_none() {
-            return Err(Error::Unauthenticated);
+        // A credential presented for another account (or for none, as an
+        // S2S token) is refused whatever else the request carries: a grant
+        // of the named account from the same address must not lend itself
+        // to someone else's token.
+        if bearer.is_some_and(|p| p.account != Some(account_id)) {
+            return Err(Error::Forbidden);
         }
+        // An id that names no account says so: account ids are random
+        // UUIDs, so this tells nothing to someone guessing, and the proof
+        // below is still required for one that exists.
         let account = self
             .store
             .read()?
             .account(account_id)?
             .ok_or(Error::NotFound("account"))?;
+        let by_token = bearer.filter(|p| p.session.is_some());
+        let grant = self.role_grants.find(account_id, client, now);
+        if by_token.is_none() && grant.is_none() {
+            return Err(Error::Unauthenticated);
+        }
         if account.disabled {
             return Err(Error::Disabled);
         }
-        if !account.roles.iter().any(|r| r == role) {
+        // The role as the account holds it, named in any ASCII case.
+        let Some(role) = account
+            .roles
+            .iter()
+            .find(|r| super::tenants::role_matches(r, role))
+            .cloned()
+        else {
             return Err(Error::Forbidden);
-        }
+        };
         let session = match (
             by_token.and_then(|p| p.session),
             grant.and_then(|g| g.session),
@@ -177,6 +195,6 @@ impl Core {
                 issued.session.id
             }
         };
-        self.sign_for_role(&account, session, role).await
+        self.sign_for_role(&account, session, &role).await
     }
 }

@@ -23,6 +23,11 @@ pub fn parse_tenant_id(field: &'static str, raw: &str) -> Result<String, Error> 
     }
 }
 
+/// The refusal of a deleted tenant's id. Ids are never reused: the audit
+/// log and every record that names a tenant by id would otherwise speak
+/// of the old tenant to the new one.
+const RETIRED: &str = "this id was used before by a deleted tenant; choose another";
+
 fn parse_name(raw: &str) -> Result<String, Error> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 {
@@ -31,25 +36,85 @@ fn parse_name(raw: &str) -> Result<String, Error> {
     Ok(name.to_string())
 }
 
-/// Custom role names: 1 to 64 letters, digits, `_`, `-` and spaces, not a
-/// built-in role in any case.
+/// Longest role name, in bytes (every byte of one is ASCII).
+pub const MAX_ROLE_NAME: usize = 64;
+/// Most custom roles a store holds; role lookups that ignore case read
+/// them all, so their number is bounded.
+pub const MAX_CUSTOM_ROLES: usize = 1000;
+
+/// Whether `raw` has the one form of a role name: 1 to 64 ASCII letters,
+/// digits, `-`, `_` and `.`, starting with a letter. Nothing outside ASCII
+/// is allowed, so no name can look like another (`ａｄｍｉｎ`, a Cyrillic
+/// `а`, a dotted `İ`), and case is compared by ASCII rules alone.
+pub fn is_role_form(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_ROLE_NAME
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// Whether a role name a request gave (`asked`) names the stored role
+/// `stored`: the same text, or, for a name of the role form, the same
+/// letters in any ASCII case. A stored name from before the form (kept
+/// working) is matched by its exact text only.
+pub fn role_matches(stored: &str, asked: &str) -> bool {
+    stored == asked || (is_role_form(asked) && stored.eq_ignore_ascii_case(asked))
+}
+
+/// A new custom role's name: of the role form, and not a built-in role in
+/// any case (that is a conflict, as with an existing custom role). The name
+/// keeps the spelling it was given, so documents show it as created;
+/// uniqueness and every lookup ignore ASCII case.
 pub fn parse_role_name(raw: &str) -> Result<String, Error> {
-    let name = raw.trim();
-    let ok = !name.is_empty()
-        && name.chars().count() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | ' '));
-    if !ok {
+    if !is_role_form(raw) {
         return Err(Error::invalid(
             "name",
-            "role names are 1 to 64 letters, digits, spaces, _ or -",
+            format!(
+                "role names are 1 to {MAX_ROLE_NAME} ASCII letters, digits, -, _ or ., starting with a letter"
+            ),
         ));
     }
-    if is_builtin(&name.to_lowercase()) {
-        return Err(Error::Conflict(format!("{name} is a built-in role")));
+    if let Some(builtin) = super::accounts::BUILTIN_ROLES
+        .iter()
+        .find(|b| b.eq_ignore_ascii_case(raw))
+    {
+        return Err(Error::Conflict(format!("{builtin} is a built-in role")));
     }
-    Ok(name.to_string())
+    Ok(raw.to_string())
+}
+
+/// The stored spelling of the role a request named: a built-in role in
+/// any case, or a custom role found by [`role_matches`]. `None` when no
+/// role has that name.
+fn resolve_role(roles: &[CustomRole], asked: &str) -> Option<String> {
+    if is_role_form(asked)
+        && let Some(builtin) = super::accounts::BUILTIN_ROLES
+            .iter()
+            .find(|b| b.eq_ignore_ascii_case(asked))
+    {
+        return Some(builtin.to_string());
+    }
+    roles
+        .iter()
+        .find(|r| r.name == asked)
+        .or_else(|| roles.iter().find(|r| role_matches(&r.name, asked)))
+        .map(|r| r.name.clone())
+}
+
+impl Core {
+    /// The stored spelling of each role a request names, so an account
+    /// holds `Support-Team` whichever case the request used. A name that
+    /// matches no role is left as given, for the placement rules to refuse
+    /// as unknown.
+    pub fn canonical_roles(&self, asked: &[String]) -> Result<Vec<String>, Error> {
+        let roles = self.store.read()?.custom_roles()?;
+        Ok(asked
+            .iter()
+            .map(|a| resolve_role(&roles, a).unwrap_or_else(|| a.clone()))
+            .collect())
+    }
 }
 
 fn live_s2s_in(tx: &WriteTx, keep: impl Fn(&S2sToken) -> bool) -> Result<bool, Error> {
@@ -88,6 +153,9 @@ impl Core {
             .write_async(move |tx| {
                 if tx.reseller(&stored.id)?.is_some() {
                     return Err(Error::Conflict("a reseller with this id exists".into()));
+                }
+                if tx.tenant_retired(&reseller_key(&stored.id))? {
+                    return Err(Error::Conflict(RETIRED.into()));
                 }
                 tx.put_reseller(&stored)?;
                 audit.append(tx, now)?;
@@ -197,7 +265,7 @@ impl Core {
                         "the reseller still has live S2S tokens; revoke them first".into(),
                     ));
                 }
-                tx.remove_reseller(&id)?;
+                tx.remove_reseller(&id, now)?;
                 audit.append(tx, now)?;
                 Ok(())
             })
@@ -250,6 +318,9 @@ impl Core {
                 }
                 if tx.merchant(&stored.id)?.is_some() {
                     return Err(Error::Conflict("a merchant with this id exists".into()));
+                }
+                if tx.tenant_retired(&merchant_key(&stored.id))? {
+                    return Err(Error::Conflict(RETIRED.into()));
                 }
                 tx.put_merchant(&stored)?;
                 audit.append(tx, now)?;
@@ -355,7 +426,7 @@ impl Core {
                         "the merchant still has live S2S tokens; revoke them first".into(),
                     ));
                 }
-                tx.remove_merchant(&merchant)?;
+                tx.remove_merchant(&merchant, now)?;
                 audit
                     .tenant(
                         Some(merchant.reseller_id.clone()),
@@ -406,8 +477,17 @@ impl Core {
         let stored = role.clone();
         self.store
             .write_async(move |tx| {
-                if tx.custom_role(&stored.name)?.is_some() {
+                let existing = tx.custom_roles()?;
+                if existing
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(&stored.name))
+                {
                     return Err(Error::Conflict("this role exists".into()));
+                }
+                if existing.len() >= MAX_CUSTOM_ROLES {
+                    return Err(Error::Conflict(format!(
+                        "there are already {MAX_CUSTOM_ROLES} custom roles; delete one first"
+                    )));
                 }
                 tx.put_custom_role(&stored)?;
                 audit.append(tx, now)?;
@@ -421,17 +501,17 @@ impl Core {
         if principal.scope() != Scope::All {
             return Err(Error::Forbidden);
         }
-        if is_builtin(name) {
+        if is_builtin(&name.to_ascii_lowercase()) {
             return Err(Error::Conflict(format!("{name} is a built-in role")));
         }
         let now = self.clock.now();
-        let name = name.to_string();
-        let audit = self
-            .actor_entry(principal, "role_deleted", Outcome::Success)?
-            .target(name.clone());
+        let asked = name.to_string();
+        let audit = self.actor_entry(principal, "role_deleted", Outcome::Success)?;
         self.store
             .write_async(move |tx| {
-                tx.custom_role(&name)?.ok_or(Error::NotFound("role"))?;
+                let name =
+                    resolve_role(&tx.custom_roles()?, &asked).ok_or(Error::NotFound("role"))?;
+                let audit = audit.target(name.clone());
                 let mut used = false;
                 tx.scan_accounts(None, 0, |a| {
                     used = a.roles.contains(&name);

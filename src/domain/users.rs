@@ -165,12 +165,13 @@ impl Core {
     pub async fn admin_create_user(
         &self,
         principal: &Principal,
-        request: UserRequest,
+        mut request: UserRequest,
     ) -> Result<Account, Error> {
         let scope = principal.scope();
         if !scope.manages() {
             return Err(Error::Forbidden);
         }
+        request.roles = self.canonical_roles(&request.roles)?;
         let username = Username::parse(&request.username)?;
         let email = Email::parse(&request.email)?;
         let password = Password::new(&request.password)
@@ -283,9 +284,12 @@ impl Core {
         &self,
         principal: &Principal,
         id: Uuid,
-        patch: UserPatch,
+        mut patch: UserPatch,
     ) -> Result<Account, Error> {
         let scope = principal.scope();
+        if let Some(roles) = &patch.roles {
+            patch.roles = Some(self.canonical_roles(roles)?);
+        }
         let username = patch.username.as_deref().map(Username::parse).transpose()?;
         let email = patch.email.as_deref().map(Email::parse).transpose()?;
         if let Some(attributes) = &patch.attributes {

@@ -31,7 +31,7 @@ use uuid::Uuid;
 pub use records::*;
 
 /// The schema this build writes. See `migrate` for how older ones move up.
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// The store file's name inside the data directory.
 pub const STORE_FILE: &str = "latchkey.redb";
@@ -63,6 +63,8 @@ const OPAQUE_TOKENS: TableDefinition<&[u8; 32], u128> = TableDefinition::new("op
 const EXTERNAL_IDENTITIES: TableDefinition<(&str, &str), u128> =
     TableDefinition::new("external_identities");
 const ACCOUNT_LINKS: TableDefinition<(u128, &str), &str> = TableDefinition::new("account_links");
+// Schema 3.
+const RETIRED_TENANTS: TableDefinition<&str, i64> = TableDefinition::new("retired_tenants");
 
 const META_SCHEMA: &str = "schema_version";
 const META_NEXT_ACCOUNT: &str = "next_account_number";
@@ -470,7 +472,7 @@ type Step = (u64, fn(&mut WriteTx) -> Result<(), StoreError>);
 
 /// Every step, oldest first. There is no schema 0: schema 1 is the first
 /// this project wrote.
-const MIGRATIONS: [Step; 1] = [(1, schema_1_to_2)];
+const MIGRATIONS: [Step; 2] = [(1, schema_1_to_2), (2, schema_2_to_3)];
 
 /// Moves a store from schema `from` to [`SCHEMA_VERSION`], inside the
 /// caller's transaction: either every step lands or none does.
@@ -502,6 +504,39 @@ fn schema_1_to_2(tx: &mut WriteTx) -> Result<(), StoreError> {
         }
     }
     tx.set_meta(META_NEXT_ACCOUNT, &u64::to_be_bytes(next))
+}
+
+/// Schema 2 let a deleted reseller's or merchant's id be taken again, and
+/// the new tenant then inherited the old one's audit trail. Schema 3 keeps
+/// every removed tenant id in `retired_tenants`; this step finds the ones
+/// a schema-2 store already removed from the tenant ids its audit log
+/// names that no longer exist, dated by the last event naming each.
+fn schema_2_to_3(tx: &mut WriteTx) -> Result<(), StoreError> {
+    let mut gone: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    {
+        let audit = tx.open(AUDIT)?;
+        let resellers = tx.open(RESELLERS)?;
+        let merchants = tx.open(MERCHANTS)?;
+        for entry in audit.iter().map_err(db_err)? {
+            let (_, v) = entry.map_err(db_err)?;
+            let event: AuditEvent = decode("audit event", v.value())?;
+            if let Some(r) = &event.reseller_id
+                && resellers.get(r.as_str()).map_err(db_err)?.is_none()
+            {
+                gone.insert(reseller_key(r), event.at);
+            }
+            if let Some(m) = &event.merchant_id
+                && merchants.get(m.as_str()).map_err(db_err)?.is_none()
+            {
+                gone.insert(merchant_key(m), event.at);
+            }
+        }
+    }
+    let mut retired = tx.open(RETIRED_TENANTS)?;
+    for (key, at) in gone {
+        retired.insert(key.as_str(), at).map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// A read-only snapshot.
@@ -734,6 +769,15 @@ macro_rules! reads {
                     .map_err(db_err)?
                     .next()
                     .is_some())
+            }
+
+            /// Whether a tenant index key (`r:<id>`, `m:<id>`) names a
+            /// tenant that was removed: its id is never used again.
+            pub fn tenant_retired(&self, tenant_key: &str) -> Result<bool, StoreError> {
+                let Some(t) = open!(self, RETIRED_TENANTS) else {
+                    return Ok(false);
+                };
+                Ok(t.get(tenant_key).map_err(db_err)?.is_some())
             }
 
             /// The account a provider's immutable id is linked to.
@@ -1196,8 +1240,13 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn remove_reseller(&mut self, id: &str) -> Result<(), StoreError> {
+    /// Removes a reseller and retires its id for good (see
+    /// [`ReadTx::tenant_retired`]).
+    pub fn remove_reseller(&mut self, id: &str, at: i64) -> Result<(), StoreError> {
         self.open(RESELLERS)?.remove(id).map_err(db_err)?;
+        self.open(RETIRED_TENANTS)?
+            .insert(reseller_key(id).as_str(), at)
+            .map_err(db_err)?;
         Ok(())
     }
 
@@ -1209,9 +1258,14 @@ impl WriteTx {
         Ok(())
     }
 
-    pub fn remove_merchant(&mut self, merchant: &Merchant) -> Result<(), StoreError> {
+    /// Removes a merchant and retires its id for good (see
+    /// [`ReadTx::tenant_retired`]).
+    pub fn remove_merchant(&mut self, merchant: &Merchant, at: i64) -> Result<(), StoreError> {
         self.open(MERCHANTS)?
             .remove(merchant.id.as_str())
+            .map_err(db_err)?;
+        self.open(RETIRED_TENANTS)?
+            .insert(merchant_key(&merchant.id).as_str(), at)
             .map_err(db_err)?;
         self.open(RESELLER_MERCHANTS)?
             .remove((merchant.reseller_id.as_str(), merchant.id.as_str()))

@@ -550,7 +550,7 @@ async fn the_token_goes_only_to_a_caller_that_proved_the_login() {
             "the same client, an account that does not exist",
             here,
             &unknown,
-            StatusCode::UNAUTHORIZED,
+            StatusCode::NOT_FOUND,
         ),
     ];
     let mut first = None;
@@ -591,17 +591,22 @@ async fn the_token_goes_only_to_a_caller_that_proved_the_login() {
     let r = roles(&srv, Some(theirs), &quinn.email, &quinn.password).await;
     assert_eq!(r.status, StatusCode::OK);
     let quinn_token = jwt(&token(&srv, Some(theirs), None, &quinn.id, "Customer").await);
-    let refused: [(&str, &str); 3] = [
-        ("another account's token", &quinn_token),
-        ("not a token", "not-a-token"),
+    let refused: [(&str, &str, StatusCode); 3] = [
+        (
+            "another account's token",
+            &quinn_token,
+            StatusCode::FORBIDDEN,
+        ),
+        ("not a token", "not-a-token", StatusCode::UNAUTHORIZED),
         (
             "a token with its signature cut",
             first.rsplit_once('.').unwrap().0,
+            StatusCode::UNAUTHORIZED,
         ),
     ];
-    for (what, bearer) in refused {
+    for (what, bearer, status) in refused {
         let r = token(&srv, Some(elsewhere), Some(bearer), &casey.id, "Customer").await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
+        assert_eq!(r.status, status, "{what}: {}", r.text());
         string_body(&r);
     }
 }
@@ -808,11 +813,10 @@ async fn the_documented_curl_examples_work() {
     assert_eq!(c["role"], "Customer");
     assert_eq!(c["roles"], json!(["Customer"]));
 
-    // Verbatim, it names an account that does not exist here and proves
-    // no login: refused.
+    // Verbatim, it names an account that does not exist here: the
+    // document's 404.
     let (status, body) = run_example(&TOKEN_EXAMPLE_CURL, &[host], &ca).await;
-    assert_eq!(status, 401, "{body}");
-    assert!(body.is_string(), "{body}");
+    assert_eq!((status, body), (404, json!("Account not found")));
 }
 
 #[tokio::test]

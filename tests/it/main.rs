@@ -13,6 +13,7 @@ mod doc_token;
 mod doc_v1;
 mod external;
 mod foundation;
+mod harden_audit;
 mod harden_login;
 mod harden_tokens;
 mod harden_transport;
