@@ -138,6 +138,9 @@ pub async fn start(
         rate_login_per_account: settings.rate_login_per_account,
         lockout_threshold: settings.lockout_threshold,
         lockout_seconds: settings.lockout_seconds,
+        max_api_keys_per_account: usize::try_from(settings.max_api_keys_per_account)
+            .unwrap_or(usize::MAX),
+        s2s_max_ttl: seconds(settings.s2s_max_ttl),
         external: settings.external.clone(),
     };
     let fetch: Arc<dyn domain::external::Fetch> = Arc::new(

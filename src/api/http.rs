@@ -259,10 +259,16 @@ pub fn authenticate(
     refuse: impl Fn(&Req, &Error) -> Response<Bytes>,
 ) -> Result<crate::domain::auth::Principal, Response<Bytes>> {
     match req.credential(app.options.token_query_param) {
-        Ok(Some(token)) => app
-            .core
-            .authenticate(&token, req.ctx.client_ip)
-            .map_err(|e| refuse(req, &e)),
+        Ok(Some(token)) => {
+            let mut principal = app
+                .core
+                .authenticate(&token, req.ctx.client_ip)
+                .map_err(|e| refuse(req, &e))?;
+            // No header means the credential came from the query string;
+            // the domain decides what such a credential may not do.
+            principal.from_query = matches!(req.bearer(), Ok(None));
+            Ok(principal)
+        }
         Ok(None) | Err(_) => Err(refuse(req, &Error::Unauthenticated)),
     }
 }

@@ -146,6 +146,8 @@ struct S2sBody {
     role: Option<String>,
     reseller_id: Option<String>,
     merchant_id: Option<String>,
+    /// Lifetime in seconds (optional; capped by `s2s_max_ttl`).
+    expires_in: Option<u64>,
 }
 
 async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
@@ -166,6 +168,7 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 role: body.role,
                 reseller_id: body.reseller_id,
                 merchant_id: body.merchant_id,
+                expires_in: body.expires_in,
             },
         )
         .await;
@@ -179,6 +182,7 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 "reseller_id": token.reseller_id,
                 "merchant_id": token.merchant_id,
                 "created_at": rfc3339(token.created_at),
+                "expires_at": token.expires_at.map(rfc3339),
             }),
         ),
         Err(e) => error_response(&req, &e),
