@@ -13,6 +13,7 @@ mod doc_token;
 mod doc_v1;
 mod external;
 mod foundation;
+mod harden_credentials;
 mod keys;
 mod openapi;
 mod passwords;
