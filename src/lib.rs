@@ -91,6 +91,13 @@ impl Running {
         self.core.hashes_in_flight()
     }
 
+    /// The domain core, for tests that must call it directly: to line up
+    /// two changes that a socket cannot line up (both authenticated before
+    /// either is written).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     /// Runs one round of upkeep now (what the periodic loop does).
     pub async fn housekeeping(&self) {
         if let Err(e) = self.core.housekeeping().await {

@@ -737,6 +737,70 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
     }
 }
 
+/// The same two demotions lined up so that both are authenticated before
+/// either is written (which sockets cannot guarantee): both reach the
+/// write transaction, and the second sees the first.
+#[tokio::test]
+async fn two_demotions_both_authenticated_first_leave_one_admin() {
+    use latchkey::domain::users::UserPatch;
+    let srv = Server::start().await;
+    let root = srv.admin_token().await;
+    let a_id = make_user(&srv, &root, "alice", &["admin"], None).await;
+    let b_id = make_user(&srv, &root, "bob", &["admin"], None).await;
+    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let alice = token_of(&srv, "alice").await;
+    let bob = token_of(&srv, "bob").await;
+    let r = act(
+        &srv,
+        &alice,
+        Method::POST,
+        &format!("{USERS}/{root_id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    let core = srv.running().core().clone();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let as_alice = core.authenticate(&alice, ip).expect("alice");
+    let as_bob = core.authenticate(&bob, ip).expect("bob");
+    let to_user = || UserPatch {
+        roles: Some(vec!["user".to_string()]),
+        ..UserPatch::default()
+    };
+    let a = uuid::Uuid::parse_str(&a_id).expect("uuid");
+    let b = uuid::Uuid::parse_str(&b_id).expect("uuid");
+    let (first, second) = tokio::join!(
+        core.admin_update_user(&as_alice, b, to_user()),
+        core.admin_update_user(&as_bob, a, to_user()),
+    );
+    let passed = [first.is_ok(), second.is_ok()];
+    assert_eq!(passed.iter().filter(|p| **p).count(), 1, "{passed:?}");
+    let refused = if first.is_ok() { second } else { first };
+    assert!(
+        matches!(refused, Err(latchkey::domain::Error::Conflict(_))),
+        "{refused:?}"
+    );
+    // One enabled admin is left, as the store says.
+    let survivor = if passed[0] { &alice } else { &bob };
+    let listed = srv
+        .get(&format!("{USERS}?role=admin"))
+        .bearer(survivor)
+        .send()
+        .await
+        .json();
+    let enabled: Vec<&Value> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|a| a["disabled"] == false)
+        .collect();
+    assert_eq!(enabled.len(), 1, "{listed}");
+}
+
 #[tokio::test]
 async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     let srv = Server::start().await;
@@ -748,7 +812,7 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let rounds = 40;
+    let rounds = 100;
     for i in 0..rounds {
         let m = format!("mer_race_{i}");
         let r = srv
@@ -786,7 +850,7 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     }
     // Every stored token's merchant still exists.
     let listed = srv
-        .get("/api/v1/admin/s2s-tokens?limit=100")
+        .get("/api/v1/admin/s2s-tokens?limit=1000")
         .bearer(&admin)
         .send()
         .await
