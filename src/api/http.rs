@@ -273,6 +273,18 @@ pub fn authenticate(
     }
 }
 
+/// A JSON number of seconds as the domain takes it: a whole number that
+/// fits as itself; anything larger (or fractional and positive) as
+/// `u64::MAX`, anything below one as 0. The domain refuses both ends with
+/// its own words, so a huge value is a 422, never a wrapped date.
+pub fn seconds(n: &serde_json::Number) -> u64 {
+    match n.as_u64() {
+        Some(v) => v,
+        None if n.as_f64().is_some_and(|f| f >= 1.0) => u64::MAX,
+        None => 0,
+    }
+}
+
 /// Logs an error that is ours (store, internal) with the request id, and
 /// answers with a body that says nothing about the cause.
 pub fn internal(req: &Req, error: &Error) -> Response<Bytes> {

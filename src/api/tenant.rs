@@ -146,8 +146,9 @@ struct S2sBody {
     role: Option<String>,
     reseller_id: Option<String>,
     merchant_id: Option<String>,
-    /// Lifetime in seconds (optional; capped by `s2s_max_ttl`).
-    expires_in: Option<u64>,
+    /// Lifetime in seconds (optional; any JSON number, which the domain
+    /// bounds by `s2s_max_ttl`).
+    expires_in: Option<serde_json::Number>,
 }
 
 async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
@@ -168,7 +169,7 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 role: body.role,
                 reseller_id: body.reseller_id,
                 merchant_id: body.merchant_id,
-                expires_in: body.expires_in,
+                expires_in: body.expires_in.as_ref().map(super::http::seconds),
             },
         )
         .await;

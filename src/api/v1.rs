@@ -305,8 +305,8 @@ struct CreateKeyBody {
     roles: Option<Vec<String>>,
     /// RFC 3339.
     expires_at: Option<String>,
-    /// Seconds from now.
-    expires_in: Option<u64>,
+    /// Seconds from now (any JSON number; the domain bounds it).
+    expires_in: Option<serde_json::Number>,
 }
 
 /// `POST /api/v1/auth/keys`. The document gives no request body; an empty
@@ -326,7 +326,7 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
             Err(e) => return body_error(e),
         }
     };
-    let expires_at = match (body.expires_at, body.expires_in) {
+    let expires_at = match (body.expires_at, &body.expires_in) {
         (Some(_), Some(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -348,7 +348,7 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
                 role: body.role,
                 roles: body.roles,
                 expires_at,
-                expires_in: body.expires_in,
+                expires_in: body.expires_in.as_ref().map(super::http::seconds),
             },
         )
         .await;

@@ -482,6 +482,10 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         json!(i64::MAX),
         json!(max + 1),
         json!(9_223_372_036_854_775_000_u64),
+        // Beyond any integer type, and not whole: still 422, never 1970.
+        json!(1e30),
+        json!(-5),
+        json!(12.5),
     ] {
         let r = srv
             .post(KEYS)
@@ -533,7 +537,13 @@ async fn an_s2s_token_lives_as_long_as_asked_at_most_the_cap() {
         b["expires_in"] = secs;
         b
     };
-    for bad in [json!(0), json!(3601), json!(u64::MAX)] {
+    for bad in [
+        json!(0),
+        json!(3601),
+        json!(u64::MAX),
+        json!(1e30),
+        json!(-1),
+    ] {
         let r = issue(with(bad.clone())).await;
         assert_eq!(
             r.status,
