@@ -376,7 +376,19 @@ impl Core {
                 if placement_changed {
                     // Tokens carry roles and tenant: the old ones must go.
                     let n = revocations.revoke_all_in(tx, id, "roles or tenant changed", now)?;
-                    detail = format!("roles or tenant changed; {n} sessions revoked");
+                    // A key acting with a role the account lost is deleted,
+                    // so giving the role back does not revive it.
+                    let mut keys = 0;
+                    for key in tx.account_keys(id)? {
+                        let acts_with: Vec<&String> = key.roles.iter().chain(&key.role).collect();
+                        if acts_with.iter().any(|r| !next.roles.contains(r)) {
+                            tx.remove_api_key(&key)?;
+                            keys += 1;
+                        }
+                    }
+                    detail = format!(
+                        "roles or tenant changed; {n} sessions and {keys} API keys revoked"
+                    );
                 }
                 let audit = audit.tenant_of(&next).target(id.to_string());
                 if detail.is_empty() {

@@ -271,7 +271,8 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
             "{kind} after its role was removed"
         );
     }
-    // Given back, nothing of before comes back to life.
+    // Given back, nothing of before comes back to life, not even after a
+    // new sign-in (the key was deleted with the role).
     let r = act(
         &srv,
         &admin,
@@ -281,6 +282,8 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let fresh = token_of(&srv, "sam").await;
+    assert_eq!(me_status(&srv, &fresh).await, StatusCode::OK);
     for (kind, c) in &credentials {
         assert_eq!(
             me_status(&srv, c).await,
@@ -288,6 +291,8 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
             "{kind} after its role came back"
         );
     }
+    let keys = srv.get(KEYS).bearer(&fresh).send().await.json();
+    assert_eq!(keys, json!([]));
 }
 
 #[tokio::test]
