@@ -118,6 +118,14 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_LOCKOUT_SECONDS", value_name = "SECONDS")]
     pub lockout_seconds: Option<u64>,
 
+    /// Most API keys one account may hold; creating one more is refused [default: 100]
+    #[arg(long, env = "LATCHKEY_MAX_API_KEYS_PER_ACCOUNT", value_name = "N")]
+    pub max_api_keys_per_account: Option<u32>,
+
+    /// Longest lifetime of an S2S token, in seconds; a token issued without `expires_in` gets this lifetime [default: 31536000, 365 days]
+    #[arg(long, env = "LATCHKEY_S2S_MAX_TTL", value_name = "SECONDS")]
+    pub s2s_max_ttl: Option<u64>,
+
     /// Proxies allowed to set X-Forwarded-For: addresses or CIDR ranges, comma-separated [default: none]
     #[arg(
         long,
@@ -252,6 +260,8 @@ impl Layer {
             rate_login_per_account,
             lockout_threshold,
             lockout_seconds,
+            max_api_keys_per_account,
+            s2s_max_ttl,
             trusted_proxies,
             token_query_param,
             google_client_ids,
@@ -309,6 +319,8 @@ pub struct Settings {
     pub rate_login_per_account: u32,
     pub lockout_threshold: u32,
     pub lockout_seconds: u64,
+    pub max_api_keys_per_account: u32,
+    pub s2s_max_ttl: u64,
     pub trusted_proxies: crate::server::context::TrustedProxies,
     pub token_query_param: bool,
     pub external: crate::domain::external::ExternalConfig,
@@ -373,6 +385,8 @@ impl Settings {
             rate_login_per_account: layer.rate_login_per_account.unwrap_or(10),
             lockout_threshold: layer.lockout_threshold.unwrap_or(10),
             lockout_seconds: layer.lockout_seconds.unwrap_or(1800),
+            max_api_keys_per_account: layer.max_api_keys_per_account.unwrap_or(100),
+            s2s_max_ttl: layer.s2s_max_ttl.unwrap_or(365 * 24 * 3600),
             trusted_proxies: crate::server::context::TrustedProxies::parse(
                 &layer.trusted_proxies.unwrap_or_default(),
             )
@@ -416,6 +430,7 @@ impl Settings {
             ("access-ttl", self.access_ttl),
             ("refresh-ttl", self.refresh_ttl),
             ("session-ttl", self.session_ttl),
+            ("s2s-max-ttl", self.s2s_max_ttl),
         ] {
             if value == 0 || value > 10 * 365 * 24 * 3600 {
                 return bad(format!("--{name} must be between 1 second and 10 years"));
@@ -429,6 +444,9 @@ impl Settings {
         }
         if self.rate_login_per_ip == 0 || self.rate_login_per_account == 0 {
             return bad("login rate limits must be at least 1 per minute".into());
+        }
+        if self.max_api_keys_per_account == 0 || self.max_api_keys_per_account > 10_000 {
+            return bad("--max-api-keys-per-account must be between 1 and 10000".into());
         }
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());

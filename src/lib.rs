@@ -97,6 +97,13 @@ impl Running {
         self.core.hash_verifications()
     }
 
+    /// The domain core, for tests that must call it directly: to line up
+    /// two changes that a socket cannot line up (both authenticated before
+    /// either is written).
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     /// Runs one round of upkeep now (what the periodic loop does).
     pub async fn housekeeping(&self) {
         if let Err(e) = self.core.housekeeping().await {
@@ -144,6 +151,9 @@ pub async fn start(
         rate_login_per_account: settings.rate_login_per_account,
         lockout_threshold: settings.lockout_threshold,
         lockout_seconds: settings.lockout_seconds,
+        max_api_keys_per_account: usize::try_from(settings.max_api_keys_per_account)
+            .unwrap_or(usize::MAX),
+        s2s_max_ttl: seconds(settings.s2s_max_ttl),
         external: settings.external.clone(),
     };
     let fetch: Arc<dyn domain::external::Fetch> = Arc::new(

@@ -19,8 +19,9 @@ use super::{App, Route, route};
 use crate::domain::Page;
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
+use crate::domain::s2s::ListedS2s;
 use crate::domain::users::{UserFilter, UserPatch, UserRequest};
-use crate::store::{AuditEvent, Merchant, Reseller, S2sToken, Session};
+use crate::store::{AuditEvent, Merchant, Reseller, Session};
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -184,7 +185,10 @@ fn session_view(s: &Session) -> Value {
     })
 }
 
-pub fn s2s_view(t: &S2sToken) -> Value {
+/// An S2S token in a list: with its expiry and whether the account that
+/// issued it still exists (the token outlives it).
+pub fn s2s_view(listed: &ListedS2s) -> Value {
+    let t = &listed.token;
     json!({
         "id": t.id,
         "name": t.name,
@@ -193,6 +197,8 @@ pub fn s2s_view(t: &S2sToken) -> Value {
         "merchant_id": t.merchant_id,
         "created_at": rfc3339(t.created_at),
         "created_by": t.created_by,
+        "created_by_exists": listed.issuer_exists,
+        "expires_at": t.expires_at.map(rfc3339),
         "last_used": t.last_used.map(rfc3339),
         "revoked_at": t.revoked_at.map(rfc3339),
     })
@@ -651,7 +657,7 @@ async fn list_s2s(app: Arc<App>, req: Req) -> Reply {
             .list_s2s(&p, cursor.as_deref().unwrap_or(""), limit)
             .map_err(fail(&req))?;
         let next = (items.len() == limit)
-            .then(|| items.last().map(|t| t.id.clone()))
+            .then(|| items.last().map(|t| t.token.id.clone()))
             .flatten();
         Ok(page(Page { items, next }, s2s_view))
     })

@@ -418,11 +418,29 @@ pub fn authenticate(
     refuse: impl Fn(&Req, &Error) -> Response<Bytes>,
 ) -> Result<crate::domain::auth::Principal, Response<Bytes>> {
     match req.credential(app.options.token_query_param) {
-        Ok(Some(token)) => app
-            .core
-            .authenticate(&token, req.ctx.client_ip)
-            .map_err(|e| refuse(req, &e)),
+        Ok(Some(token)) => {
+            let mut principal = app
+                .core
+                .authenticate(&token, req.ctx.client_ip)
+                .map_err(|e| refuse(req, &e))?;
+            // No header means the credential came from the query string;
+            // the domain decides what such a credential may not do.
+            principal.from_query = matches!(req.bearer(), Ok(None));
+            Ok(principal)
+        }
         Ok(None) | Err(_) => Err(refuse(req, &Error::Unauthenticated)),
+    }
+}
+
+/// A JSON number of seconds as the domain takes it: a whole number that
+/// fits as itself; anything larger (or fractional and positive) as
+/// `u64::MAX`, anything below one as 0. The domain refuses both ends with
+/// its own words, so a huge value is a 422, never a wrapped date.
+pub fn seconds(n: &serde_json::Number) -> u64 {
+    match n.as_u64() {
+        Some(v) => v,
+        None if n.as_f64().is_some_and(|f| f >= 1.0) => u64::MAX,
+        None => 0,
     }
 }
 

@@ -150,6 +150,9 @@ struct S2sBody {
     role: Option<String>,
     reseller_id: Option<String>,
     merchant_id: Option<String>,
+    /// Lifetime in seconds (optional; any JSON number, which the domain
+    /// bounds by `s2s_max_ttl`).
+    expires_in: Option<serde_json::Number>,
 }
 
 async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
@@ -170,6 +173,7 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 role: body.role,
                 reseller_id: body.reseller_id,
                 merchant_id: body.merchant_id,
+                expires_in: body.expires_in.as_ref().map(super::http::seconds),
             },
         )
         .await;
@@ -183,6 +187,7 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 "reseller_id": token.reseller_id,
                 "merchant_id": token.merchant_id,
                 "created_at": rfc3339(token.created_at),
+                "expires_at": token.expires_at.map(rfc3339),
             }),
         ),
         Err(e) => error_response(&req, &e),

@@ -277,8 +277,9 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
     json(StatusCode::OK, &view)
 }
 
-/// An API key as the document lists it; `role` and `expiresAt` appear only
-/// on keys that have them.
+/// An API key as the document lists it; `role` (narrowed to one role),
+/// `roles` (narrowed at creation) and `expiresAt` appear only on keys that
+/// have them.
 pub fn key_view(key: &ApiKey) -> serde_json::Value {
     let mut view = json!({
         "keyId": key.id,
@@ -295,6 +296,9 @@ fn add_key_extras(view: &mut serde_json::Value, key: &ApiKey) {
         if let Some(role) = &key.role {
             obj.insert("role".into(), json!(role));
         }
+        if key.narrowed {
+            obj.insert("roles".into(), json!(key.roles));
+        }
         if let Some(at) = key.expires_at {
             obj.insert("expiresAt".into(), json!(rfc3339(at)));
         }
@@ -306,15 +310,18 @@ fn add_key_extras(view: &mut serde_json::Value, key: &ApiKey) {
 struct CreateKeyBody {
     name: Option<String>,
     role: Option<String>,
+    /// The roles the key acts with, among the caller's.
+    roles: Option<Vec<String>>,
     /// RFC 3339.
     expires_at: Option<String>,
-    /// Seconds from now.
-    expires_in: Option<u64>,
+    /// Seconds from now (any JSON number; the domain bounds it).
+    expires_in: Option<serde_json::Number>,
 }
 
 /// `POST /api/v1/auth/keys`. The document gives no request body; an empty
-/// one makes a key called "API key", and a JSON body may name it, narrow it
-/// to one role, and give it an expiry.
+/// one makes a key called "API key" with the caller's roles, and a JSON
+/// body may name it, narrow it (`role` or `roles`), and give it an expiry
+/// (`expiresAt` or `expiresIn`). The domain decides what is allowed.
 async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
     let principal = match authenticate(&app, &req) {
         Ok(p) => p,
@@ -328,8 +335,7 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
             Err(e) => return body_error(e),
         }
     };
-    let now = app.core.clock.now();
-    let expires_at = match (body.expires_at, body.expires_in) {
+    let expires_at = match (body.expires_at, &body.expires_in) {
         (Some(_), Some(_)) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -340,8 +346,7 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
             Some(t) => Some(t),
             None => return error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339"),
         },
-        (None, Some(secs)) => Some(now.saturating_add(i64::try_from(secs).unwrap_or(i64::MAX))),
-        (None, None) => None,
+        (None, _) => None,
     };
     let created = app
         .core
@@ -350,7 +355,9 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
             NewKey {
                 name: body.name,
                 role: body.role,
+                roles: body.roles,
                 expires_at,
+                expires_in: body.expires_in.as_ref().map(super::http::seconds),
             },
         )
         .await;
@@ -365,7 +372,10 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
             add_key_extras(&mut view, &key);
             json(StatusCode::CREATED, &view)
         }
-        Err(Error::Forbidden) => no_account(),
+        Err(Error::Forbidden) => error(
+            StatusCode::FORBIDDEN,
+            "API keys are created with a signed-in account's token in the Authorization header; an API key, an S2S token or a token from the URL cannot create one",
+        ),
         Err(e) => error_response(&req, &e),
     }
 }

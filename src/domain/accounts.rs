@@ -273,6 +273,7 @@ impl Core {
             merchant_id: new.merchant_id,
             attributes: new.attributes,
             disabled: false,
+            sessions_epoch: 0,
             created_at: now,
             updated_at: now,
         };

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::secrets::digest;
 use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
 use super::{Core, Error, keys, s2s};
+use crate::store::Account;
 
 /// Which kind of credential authenticated the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,10 @@ pub struct Principal {
     pub expires_at: Option<i64>,
     /// Where the request came from, for the audit log.
     pub client_ip: IpAddr,
+    /// The credential was taken from the URL's query string, where
+    /// proxies and browsers keep it: it may not make lasting credentials.
+    /// Set by the adapter that read it; false from the domain.
+    pub from_query: bool,
 }
 
 impl Principal {
@@ -116,6 +121,16 @@ impl Core {
         if self.is_revoked(session) {
             return Err(Error::Unauthenticated);
         }
+        // The account as it is now, not as it was when the token was
+        // signed: disabled, deleted, demoted or moved refuses it at once.
+        if !self.states.allows(
+            account,
+            &claims.roles,
+            claims.reseller_id.as_deref(),
+            claims.merchant_id.as_deref(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
         Ok(Principal {
             kind: CredentialKind::AccessToken,
             account: Some(account),
@@ -128,6 +143,7 @@ impl Core {
             merchant_id: claims.merchant_id,
             expires_at: Some(claims.exp),
             client_ip,
+            from_query: false,
         })
     }
 }
@@ -153,9 +169,19 @@ impl Core {
             .filter(|a| !a.disabled)
             .ok_or(Error::Unauthenticated)?;
         let roles = match &session.role {
-            Some(role) => vec![role.clone()],
+            // A session for a role its account no longer holds is dead.
+            Some(role) if account.roles.contains(role) => vec![role.clone()],
+            Some(_) => return Err(Error::Unauthenticated),
             None => account.roles.clone(),
         };
+        if !self.states.allows(
+            account.id,
+            &roles,
+            account.reseller_id.as_deref(),
+            account.merchant_id.as_deref(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
         Ok(Principal {
             kind: CredentialKind::OpaqueToken,
             account: Some(account.id),
@@ -168,6 +194,7 @@ impl Core {
             merchant_id: account.merchant_id.clone(),
             expires_at: Some(session.expires_at),
             client_ip,
+            from_query: false,
         })
     }
 }
@@ -186,4 +213,156 @@ pub(crate) fn split_secret<'a>(token: &'a str, prefix: &str) -> Option<&'a str> 
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     (id_ok && secret_ok).then_some(id)
+}
+
+/// What authentication needs to know of an account, held in memory so
+/// that an access token is checked against it without a store read.
+#[derive(Debug, Clone, PartialEq)]
+struct AccountState {
+    /// A disabled account's credentials are all refused.
+    disabled: bool,
+    /// A credential acting with a role outside these is refused.
+    roles: Vec<String>,
+    /// A token naming another reseller is refused.
+    reseller_id: Option<String>,
+    /// A token naming another merchant is refused.
+    merchant_id: Option<String>,
+}
+
+/// Every account's state, checked on every authentication.
+///
+/// Loaded from the store at start. Changes that take something away
+/// (disable, delete, fewer roles, another tenant) are applied inside the
+/// write transaction that commits them, before the commit, so a credential
+/// is refused from the moment the change can be seen, and stays refused if
+/// the commit fails. What gives something back (enable, more roles) is
+/// learnt only by the write transaction that next issues a token for the
+/// account (a session opened, refreshed or narrowed), from the record as it
+/// is then; until then the account's old state stands. An account with no
+/// entry is refused.
+#[derive(Default)]
+pub struct AccountStates {
+    /// Account id -> state.
+    map: std::sync::RwLock<std::collections::HashMap<Uuid, AccountState>>,
+}
+
+impl AccountStates {
+    /// Loads every account's state.
+    pub fn from_accounts(accounts: impl IntoIterator<Item = Account>) -> AccountStates {
+        let states = AccountStates::default();
+        for account in accounts {
+            states.learn(&account);
+        }
+        states
+    }
+
+    /// Records `account` as it is in the store (read inside the write
+    /// transaction that is issuing it a credential).
+    pub fn learn(&self, account: &Account) {
+        if let Ok(mut map) = self.map.write() {
+            map.insert(account.id, state_of(account));
+        }
+    }
+
+    /// Records a change from `current` to `next` that is about to be
+    /// committed, keeping only what both allow: disabled if either is,
+    /// the roles both hold, the new tenant.
+    pub fn restrict(&self, current: &Account, next: &Account) {
+        if let Ok(mut map) = self.map.write() {
+            let mut state = state_of(next);
+            state.disabled |= current.disabled;
+            state.roles.retain(|r| current.roles.contains(r));
+            map.insert(next.id, state);
+        }
+    }
+
+    /// Forgets a deleted account: its credentials are refused.
+    pub fn forget(&self, account: Uuid) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(&account);
+        }
+    }
+
+    /// Whether a credential of `account` acting with `roles` in the given
+    /// tenant may be used now. A poisoned lock refuses.
+    pub fn allows(
+        &self,
+        account: Uuid,
+        roles: &[String],
+        reseller_id: Option<&str>,
+        merchant_id: Option<&str>,
+    ) -> bool {
+        let Ok(map) = self.map.read() else {
+            return false;
+        };
+        map.get(&account).is_some_and(|s| {
+            !s.disabled
+                && roles.iter().all(|r| s.roles.contains(r))
+                && s.reseller_id.as_deref() == reseller_id
+                && s.merchant_id.as_deref() == merchant_id
+        })
+    }
+}
+
+fn state_of(account: &Account) -> AccountState {
+    AccountState {
+        disabled: account.disabled,
+        roles: account.roles.clone(),
+        reseller_id: account.reseller_id.clone(),
+        merchant_id: account.merchant_id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(roles: &[&str], disabled: bool) -> Account {
+        Account {
+            id: Uuid::from_u128(7),
+            number: 1,
+            username: "a".into(),
+            email: "a@example.com".into(),
+            password_hash: String::new(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            reseller_id: None,
+            merchant_id: None,
+            attributes: Default::default(),
+            disabled,
+            sessions_epoch: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn restrictions_apply_at_once_and_grants_wait_for_the_next_issue() {
+        let admin = account(&["admin", "user"], false);
+        let states = AccountStates::from_accounts([admin.clone()]);
+        let as_admin = ["admin".to_string()];
+        assert!(states.allows(admin.id, &as_admin, None, None));
+
+        let demoted = account(&["user"], false);
+        states.restrict(&admin, &demoted);
+        assert!(!states.allows(admin.id, &as_admin, None, None));
+        assert!(states.allows(admin.id, &["user".to_string()], None, None));
+
+        // Promoting again gives nothing back until a token is issued from
+        // the stored record.
+        states.restrict(&demoted, &admin);
+        assert!(!states.allows(admin.id, &as_admin, None, None));
+        states.learn(&admin);
+        assert!(states.allows(admin.id, &as_admin, None, None));
+
+        let disabled = account(&["admin", "user"], true);
+        states.restrict(&admin, &disabled);
+        assert!(!states.allows(admin.id, &[], None, None));
+        states.restrict(&disabled, &admin);
+        assert!(!states.allows(admin.id, &[], None, None));
+
+        states.learn(&admin);
+        states.forget(admin.id);
+        assert!(!states.allows(admin.id, &[], None, None));
+        assert!(!states.allows(Uuid::from_u128(8), &[], None, None));
+    }
 }

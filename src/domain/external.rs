@@ -533,6 +533,7 @@ fn create_external(
         merchant_id: config.default_merchant_id.clone(),
         attributes: Default::default(),
         disabled: false,
+        sessions_epoch: 0,
         created_at: now,
         updated_at: now,
     };

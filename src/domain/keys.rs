@@ -98,12 +98,26 @@ impl Usage {
     }
 }
 
+/// The longest lifetime a key may be given: ten years. Anything longer is
+/// refused rather than clamped, so no expiry is ever computed by overflow.
+pub const MAX_LIFETIME: i64 = 10 * 365 * 24 * 3600;
+/// Most roles one key may carry.
+const MAX_ROLES: usize = 16;
+
 /// What a new key is asked to be.
 #[derive(Debug, Default)]
 pub struct NewKey {
+    /// Display name; "API key" when absent.
     pub name: Option<String>,
+    /// One role to act with (the older way of narrowing a key).
     pub role: Option<String>,
+    /// The roles to act with; each must be one the creating credential
+    /// holds. Absent: all of the creating credential's roles.
+    pub roles: Option<Vec<String>>,
+    /// An absolute expiry, Unix seconds.
     pub expires_at: Option<i64>,
+    /// A lifetime in seconds from now (as sent; checked here).
+    pub expires_in: Option<u64>,
 }
 
 impl Core {
@@ -131,12 +145,28 @@ impl Core {
         if account.disabled {
             return Err(Error::Unauthenticated);
         }
-        let roles = match &key.role {
-            // A key narrowed to a role its owner no longer holds is dead.
-            Some(role) if account.roles.contains(role) => vec![role.clone()],
-            Some(_) => return Err(Error::Unauthenticated),
-            None => account.roles.clone(),
+        let roles = if !key.roles.is_empty() {
+            // A key whose owner lost any role it acts with is dead.
+            if !key.roles.iter().all(|r| account.roles.contains(r)) {
+                return Err(Error::Unauthenticated);
+            }
+            key.roles.clone()
+        } else {
+            match &key.role {
+                // A key narrowed to a role its owner no longer holds is dead.
+                Some(role) if account.roles.contains(role) => vec![role.clone()],
+                Some(_) => return Err(Error::Unauthenticated),
+                None => account.roles.clone(),
+            }
         };
+        if !self.states.allows(
+            account.id,
+            &roles,
+            account.reseller_id.as_deref(),
+            account.merchant_id.as_deref(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
         if self.key_usage.touch(&key, now) {
             self.audit_in_background(
                 AuditEntry::new("api_key_first_used", Outcome::Success)
@@ -158,17 +188,26 @@ impl Core {
             merchant_id: account.merchant_id.clone(),
             expires_at: key.expires_at,
             client_ip,
+            from_query: false,
         })
     }
 
     /// Creates a key for the calling account. A key cannot reach further
-    /// than the credential that made it: its role must be one the caller
-    /// holds, and it cannot outlive a calling key.
+    /// than the credential that made it: it carries at most that
+    /// credential's roles. Only a sign-in's token sent in a header may make
+    /// one: not an API key or S2S token (credentials would breed), not a
+    /// token read from a URL. An account holds at most
+    /// `max_api_keys_per_account` keys (expired ones are deleted first).
     pub async fn create_api_key(
         &self,
         principal: &Principal,
         request: NewKey,
     ) -> Result<(ApiKey, String), Error> {
+        if principal.from_query
+            || matches!(principal.kind, CredentialKind::ApiKey | CredentialKind::S2s)
+        {
+            return Err(Error::Forbidden);
+        }
         let account_id = principal.account.ok_or(Error::Forbidden)?;
         let now = self.clock.now();
         let name = request.name.unwrap_or_else(|| "API key".to_string());
@@ -176,35 +215,9 @@ impl Core {
         if name.is_empty() || name.chars().count() > 100 {
             return Err(Error::invalid("name", "name must be 1 to 100 characters"));
         }
-        if let Some(role) = &request.role
-            && !principal.roles.contains(role)
-        {
-            return Err(Error::invalid(
-                "role",
-                "role must be one of the roles this credential holds",
-            ));
-        }
-        let role = match (&request.role, principal.kind) {
-            (Some(r), _) => Some(r.clone()),
-            // A key made by a narrowed key stays narrowed.
-            (None, CredentialKind::ApiKey) if principal.roles.len() == 1 => {
-                principal.roles.first().cloned()
-            }
-            (None, _) => None,
-        };
-        if let Some(at) = request.expires_at
-            && at <= now
-        {
-            return Err(Error::invalid(
-                "expires_at",
-                "expires_at must be in the future",
-            ));
-        }
-        let expires_at = match (request.expires_at, principal.kind, principal.expires_at) {
-            (Some(at), CredentialKind::ApiKey, Some(limit)) => Some(at.min(limit)),
-            (None, CredentialKind::ApiKey, Some(limit)) => Some(limit),
-            (at, _, _) => at,
-        };
+        let narrowed = request.role.is_some() || request.roles.is_some();
+        let roles = key_roles(principal, request.role, request.roles)?;
+        let expires_at = key_expiry(now, request.expires_at, request.expires_in)?;
         let id_part = random_id(16);
         let secret = format!("{PREFIX}{id_part}{}", random_token());
         let key = ApiKey {
@@ -214,22 +227,52 @@ impl Core {
             digest: b64(&digest(secret.as_bytes())),
             created_at: now,
             last_used: None,
-            role,
+            role: (narrowed && roles.len() == 1).then(|| roles[0].clone()),
+            roles,
+            narrowed,
             expires_at,
         };
         let stored = key.clone();
+        let max = self.config.max_api_keys_per_account;
         let audit = self.actor_entry(principal, "api_key_created", Outcome::Success)?;
-        self.store
+        let pruned = self
+            .store
             .write_async(move |tx| {
-                let account = tx.account(account_id)?.ok_or(Error::Unauthenticated)?;
+                let account = tx
+                    .account(account_id)?
+                    .filter(|a| !a.disabled)
+                    .ok_or(Error::Unauthenticated)?;
+                if !stored.roles.iter().all(|r| account.roles.contains(r)) {
+                    return Err(Error::Unauthenticated);
+                }
+                // Expired keys are deleted here, so the live ones are all
+                // that count against the cap and all that a list shows.
+                let mut pruned = Vec::new();
+                let mut live = 0usize;
+                for old in tx.account_keys(account_id)? {
+                    if old.expires_at.is_some_and(|e| e <= now) {
+                        tx.remove_api_key(&old)?;
+                        pruned.push(old.id);
+                    } else {
+                        live += 1;
+                    }
+                }
+                if live >= max {
+                    return Err(Error::Conflict(format!(
+                        "this account already has {live} API keys, the most it may hold ({max}); delete one first"
+                    )));
+                }
                 tx.put_api_key(&stored)?;
                 audit
                     .tenant_of(&account)
                     .target(stored.id.clone())
                     .append(tx, now)?;
-                Ok::<_, Error>(())
+                Ok::<_, Error>(pruned)
             })
             .await?;
+        for id in pruned {
+            self.key_usage.forget(&id);
+        }
         Ok((key, secret))
     }
 
@@ -292,5 +335,110 @@ impl Core {
                 Ok::<_, Error>(())
             })
             .await
+    }
+}
+
+/// The roles a new key carries: those asked for (`role` or `roles`, not
+/// both), each one the creating credential holds, or else all of the
+/// credential's roles.
+fn key_roles(
+    principal: &Principal,
+    role: Option<String>,
+    roles: Option<Vec<String>>,
+) -> Result<Vec<String>, Error> {
+    let (field, wanted) = match (role, roles) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid("roles", "give role or roles, not both"));
+        }
+        (Some(role), None) => ("role", vec![role]),
+        (None, Some(roles)) => ("roles", roles),
+        (None, None) => ("roles", principal.roles.clone()),
+    };
+    if wanted.is_empty() || wanted.len() > MAX_ROLES {
+        return Err(Error::invalid(
+            field,
+            format!("a key carries 1 to {MAX_ROLES} roles"),
+        ));
+    }
+    for (i, role) in wanted.iter().enumerate() {
+        if wanted[..i].contains(role) {
+            return Err(Error::invalid(field, format!("{role} is listed twice")));
+        }
+        if !principal.roles.contains(role) {
+            return Err(Error::invalid(
+                field,
+                "a key's roles must be among the roles of the credential that creates it",
+            ));
+        }
+    }
+    Ok(wanted)
+}
+
+/// A new key's expiry: `expires_at` or `now + expires_in` (not both), in
+/// the future and at most [`MAX_LIFETIME`] away. The sum is checked, so an
+/// enormous lifetime is refused instead of wrapping into the past.
+fn key_expiry(
+    now: i64,
+    expires_at: Option<i64>,
+    expires_in: Option<u64>,
+) -> Result<Option<i64>, Error> {
+    let latest = now.checked_add(MAX_LIFETIME);
+    match (expires_at, expires_in) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "expiresIn",
+            "give expiresAt or expiresIn, not both",
+        )),
+        (None, None) => Ok(None),
+        (None, Some(secs)) => i64::try_from(secs)
+            .ok()
+            .filter(|s| (1..=MAX_LIFETIME).contains(s))
+            .and_then(|s| now.checked_add(s))
+            .map(Some)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "expiresIn",
+                    format!("expiresIn must be between 1 and {MAX_LIFETIME} seconds"),
+                )
+            }),
+        (Some(at), None) => {
+            if at <= now {
+                Err(Error::invalid(
+                    "expiresAt",
+                    "expiresAt must be in the future",
+                ))
+            } else if latest.is_none_or(|l| at > l) {
+                Err(Error::invalid(
+                    "expiresAt",
+                    format!("expiresAt must be at most {MAX_LIFETIME} seconds from now"),
+                ))
+            } else {
+                Ok(Some(at))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_is_bounded_and_never_wraps() {
+        let now = 1_700_000_000;
+        assert_eq!(key_expiry(now, None, None).ok(), Some(None));
+        assert_eq!(key_expiry(now, None, Some(60)).ok(), Some(Some(now + 60)));
+        let max = u64::try_from(MAX_LIFETIME).unwrap_or(0);
+        assert_eq!(
+            key_expiry(now, None, Some(max)).ok(),
+            Some(Some(now + MAX_LIFETIME))
+        );
+        for secs in [0, max + 1, u64::MAX, i64::MAX as u64] {
+            assert!(key_expiry(now, None, Some(secs)).is_err(), "{secs}");
+        }
+        assert!(key_expiry(i64::MAX - 5, None, Some(60)).is_err());
+        assert!(key_expiry(now, Some(now), None).is_err());
+        assert!(key_expiry(now, Some(now + MAX_LIFETIME + 1), None).is_err());
+        assert!(key_expiry(now, Some(i64::MAX), None).is_err());
+        assert!(key_expiry(now, Some(now + 1), Some(1)).is_err());
     }
 }

@@ -121,7 +121,9 @@ impl Core {
                     .detail(via),
             )
             .await?;
-        Ok((account, issued))
+        // The account as the session saw it, which may have changed while
+        // the password was checked.
+        Ok((issued.account.clone(), issued))
     }
 
     /// Checks an identifier (username or email) and password without
@@ -390,8 +392,13 @@ impl Core {
                 let Some(mut current) = tx.account(account.id)? else {
                     return Ok(account);
                 };
-                if current.password_hash != account.password_hash {
-                    return Ok(current);
+                if current.password_hash != account.password_hash
+                    || current.sessions_epoch != account.sessions_epoch
+                {
+                    // Changed while the login ran: keep the login's view,
+                    // which opening the session compares with the account
+                    // as it is then.
+                    return Ok(account);
                 }
                 let previous = current.clone();
                 current.password_hash = fresh;

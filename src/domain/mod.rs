@@ -66,6 +66,11 @@ pub struct CoreConfig {
     pub lockout_threshold: u32,
     /// How long a lock lasts, seconds.
     pub lockout_seconds: u64,
+    /// Most API keys one account may hold.
+    pub max_api_keys_per_account: usize,
+    /// Longest lifetime of an S2S token, seconds; also the lifetime of one
+    /// issued without a requested lifetime.
+    pub s2s_max_ttl: i64,
 }
 
 /// Who is calling, as far as the transport can tell.
@@ -152,6 +157,9 @@ pub struct Core {
     keys: Arc<jwt::KeySet>,
     /// Revoked sessions, checked on every access-token request.
     revoked: Arc<sessions::Revocations>,
+    /// Every account's enabled flag, roles and tenant, checked on every
+    /// authentication.
+    states: Arc<auth::AccountStates>,
     /// API keys' last use, held in memory between writes.
     key_usage: keys::Usage,
     /// S2S tokens seen used in this process.
@@ -233,6 +241,11 @@ impl Core {
             password::Hasher::new(config.hash_params, config.hash_workers, config.hash_queue)
                 .map_err(StartError::Config)?;
         let revoked = sessions::Revocations::from_stored(store.read()?.revocations()?);
+        let states = auth::AccountStates::default();
+        store.read()?.scan_accounts(None, 0, |a| {
+            states.learn(&a);
+            true
+        })?;
         let limits = limits::Limits::new(
             config.rate_login_per_ip,
             config.rate_login_per_account,
@@ -244,6 +257,7 @@ impl Core {
             hasher,
             keys: Arc::new(keys),
             revoked: Arc::new(revoked),
+            states: Arc::new(states),
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,

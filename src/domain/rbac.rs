@@ -157,6 +157,7 @@ mod tests {
             merchant_id: merchant.map(Into::into),
             expires_at: None,
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            from_query: false,
         }
     }
 

@@ -1,6 +1,15 @@
 //! Server-to-server tokens: `s2s_` + a 16-character id + 43 characters of
-//! secret, scoped to a reseller or a merchant, with no expiry by default.
-//! Looked up on every request, so a revoked token is refused at once.
+//! secret, scoped to a reseller or a merchant. Each expires: after the
+//! lifetime asked for at issuance, at most `s2s_max_ttl`, which is also
+//! the lifetime of one issued without asking (and of tokens stored before
+//! lifetimes existed, counted from their creation). Looked up on every
+//! request, so a revoked or expired token is refused at once.
+//!
+//! A token belongs to its tenant, not to the account that issued it: it
+//! outlives that account (lists say whether the issuer still exists), and
+//! a tenant cannot be deleted while it has live tokens. Only a sign-in's
+//! token can issue one: an S2S token or an API key cannot, so credentials
+//! cannot breed.
 //!
 //! Who may issue what:
 //!
@@ -29,6 +38,18 @@ pub struct NewS2s {
     pub role: Option<String>,
     pub reseller_id: Option<String>,
     pub merchant_id: Option<String>,
+    /// Lifetime in seconds, at most `s2s_max_ttl`; absent: `s2s_max_ttl`.
+    pub expires_in: Option<u64>,
+}
+
+/// An S2S token as the admin list shows it.
+#[derive(Debug, Clone)]
+pub struct ListedS2s {
+    /// The stored token, with its effective expiry filled in.
+    pub token: S2sToken,
+    /// Whether the account that issued it still exists (false for tokens
+    /// issued by something other than an account).
+    pub issuer_exists: bool,
 }
 
 impl Core {
@@ -50,7 +71,7 @@ impl Core {
             return Err(Error::Unauthenticated);
         }
         let now = self.clock.now();
-        if record.revoked_at.is_some() || record.expires_at.is_some_and(|e| e <= now) {
+        if record.revoked_at.is_some() || self.s2s_expiry(&record) <= now {
             return Err(Error::Unauthenticated);
         }
         if self
@@ -90,19 +111,35 @@ impl Core {
             roles: vec![record.role.clone()],
             reseller_id: Some(record.reseller_id.clone()),
             merchant_id: record.merchant_id.clone(),
-            expires_at: record.expires_at,
+            expires_at: Some(self.s2s_expiry(&record)),
             client_ip,
+            from_query: false,
         })
     }
 
-    /// Issues an S2S token, checking the request's shape (422), then the
-    /// caller's right to issue at that scope (403), then that the tenants
-    /// exist and fit together (422).
+    /// When a token stops working: its own expiry, or, for a token stored
+    /// before lifetimes existed, its creation plus the maximum lifetime.
+    pub fn s2s_expiry(&self, token: &S2sToken) -> i64 {
+        token
+            .expires_at
+            .unwrap_or_else(|| token.created_at.saturating_add(self.config.s2s_max_ttl))
+    }
+
+    /// Issues an S2S token, checking the caller's credential (403: an S2S
+    /// token or API key issues nothing), the request's shape (422), the
+    /// caller's right to issue at that scope (403), then, inside the write
+    /// transaction that stores the token, that the tenants exist and fit
+    /// together (422), so a tenant deleted meanwhile leaves no orphan.
     pub async fn issue_s2s(
         &self,
         principal: &Principal,
         request: NewS2s,
     ) -> Result<(S2sToken, String), Error> {
+        if principal.from_query
+            || matches!(principal.kind, CredentialKind::ApiKey | CredentialKind::S2s)
+        {
+            return Err(Error::Forbidden);
+        }
         let name = request
             .name
             .map(|n| n.trim().to_string())
@@ -127,6 +164,23 @@ impl Core {
                 )
             })?)
         };
+        let max_ttl = self.config.s2s_max_ttl;
+        let now = self.clock.now();
+        let lifetime = match request.expires_in {
+            None => max_ttl,
+            Some(secs) => i64::try_from(secs)
+                .ok()
+                .filter(|s| (1..=max_ttl).contains(s))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "expires_in",
+                        format!("expires_in must be between 1 and {max_ttl} seconds"),
+                    )
+                })?,
+        };
+        let expires_at = now
+            .checked_add(lifetime)
+            .ok_or_else(|| Error::invalid("expires_in", "expires_in is too large"))?;
 
         let scope = principal.scope();
         let allowed = match &scope {
@@ -143,29 +197,6 @@ impl Core {
             return Err(Error::Forbidden);
         }
 
-        let tx = self.store.read()?;
-        if tx.reseller(&reseller_id)?.is_none() {
-            return Err(Error::invalid("reseller_id", "unknown reseller_id"));
-        }
-        // A merchant_id given with a reseller token is not kept on the
-        // token, but like any other it must exist under that reseller.
-        if let Some(m) = &requested_merchant {
-            // A merchant the caller cannot see reads exactly like one that
-            // does not exist, so the answer confirms nothing.
-            match tx.merchant(m)?.filter(|found| scope.covers_merchant(found)) {
-                None => return Err(Error::invalid("merchant_id", "unknown merchant_id")),
-                Some(merchant) if merchant.reseller_id != reseller_id => {
-                    return Err(Error::invalid(
-                        "merchant_id",
-                        "the merchant does not belong to that reseller",
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        drop(tx);
-
-        let now = self.clock.now();
         let id = random_id(16);
         let secret = format!("{PREFIX}{id}{}", random_token());
         let token = S2sToken {
@@ -177,7 +208,7 @@ impl Core {
             digest: b64(&digest(secret.as_bytes())),
             created_at: now,
             created_by: principal.actor_id(),
-            expires_at: None,
+            expires_at: Some(expires_at),
             revoked_at: None,
             last_used: None,
         };
@@ -189,6 +220,31 @@ impl Core {
             .detail(format!("name: {}", token.name));
         self.store
             .write_async(move |tx| {
+                // Checked here, where a tenant's deletion cannot slip in
+                // between the check and the write: deleting a tenant is
+                // refused while it has a live token, and this transaction
+                // sees every deletion committed before it.
+                if tx.reseller(&stored.reseller_id)?.is_none() {
+                    return Err(Error::invalid("reseller_id", "unknown reseller_id"));
+                }
+                // A merchant_id given with a reseller token is not kept on
+                // the token, but like any other it must exist under that
+                // reseller.
+                if let Some(m) = &requested_merchant {
+                    // A merchant the caller cannot see reads exactly like
+                    // one that does not exist, so the answer confirms
+                    // nothing.
+                    match tx.merchant(m)?.filter(|found| scope.covers_merchant(found)) {
+                        None => return Err(Error::invalid("merchant_id", "unknown merchant_id")),
+                        Some(merchant) if merchant.reseller_id != stored.reseller_id => {
+                            return Err(Error::invalid(
+                                "merchant_id",
+                                "the merchant does not belong to that reseller",
+                            ));
+                        }
+                        Some(_) => {}
+                    }
+                }
                 tx.put_s2s_token(&stored)?;
                 audit.append(tx, now)?;
                 Ok::<_, Error>(())
@@ -203,16 +259,30 @@ impl Core {
         principal: &Principal,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<S2sToken>, Error> {
+    ) -> Result<Vec<ListedS2s>, Error> {
         let scope = principal.scope();
         if !scope.manages() {
             return Err(Error::Forbidden);
         }
-        Ok(self.store.read()?.s2s_tokens_after(
+        let tx = self.store.read()?;
+        let tokens = tx.s2s_tokens_after(
             after,
             |t| scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()),
             limit,
-        )?)
+        )?;
+        let mut out = Vec::with_capacity(tokens.len());
+        for mut token in tokens {
+            let issuer_exists = match uuid::Uuid::parse_str(&token.created_by) {
+                Ok(id) => tx.account(id)?.is_some(),
+                Err(_) => false,
+            };
+            token.expires_at = Some(self.s2s_expiry(&token));
+            out.push(ListedS2s {
+                token,
+                issuer_exists,
+            });
+        }
+        Ok(out)
     }
 
     /// Revokes an S2S token in the caller's scope; from the next request on

@@ -47,6 +47,9 @@ pub struct Issued {
     pub refresh_token: Option<String>,
     /// When the refresh token expires.
     pub refresh_expires_at: Option<i64>,
+    /// The account as it was when the tokens were issued (read inside the
+    /// same write transaction), which is what they carry.
+    pub account: Account,
 }
 
 /// What a refresh attempt found, decided inside the write transaction.
@@ -96,6 +99,7 @@ impl Core {
             access_expires_at: session.expires_at,
             refresh_token: None,
             refresh_expires_at: None,
+            account: account.clone(),
         };
         match session.kind {
             SessionKind::Jwt => {
@@ -136,6 +140,16 @@ impl Core {
 
     /// Opens a session for an account that just proved who it is, with its
     /// audit entry in the same transaction.
+    ///
+    /// `account` is the record as the caller read it before proving the
+    /// login (which can take a while: a password hash, a provider's
+    /// answer). The session is opened against the account as it is inside
+    /// the write transaction: refused if it was deleted or disabled, or
+    /// had every session revoked, meanwhile; refused if the session asks
+    /// for a role the account no longer holds; otherwise its tokens carry
+    /// the roles and tenant the account has now. A change committed after
+    /// this transaction finds the session and revokes it, so a login in
+    /// flight cannot escape a disable, a demotion or a revoke-all.
     pub async fn open_session(
         self: &std::sync::Arc<Self>,
         account: &Account,
@@ -161,13 +175,26 @@ impl Core {
             user_agent: client.user_agent.clone(),
         };
         let core = self.clone();
-        let account = account.clone();
-        let audit = audit.target(session.id.to_string()).tenant_of(&account);
+        let seen = account.clone();
+        let audit = audit.target(session.id.to_string());
         self.store
             .write_async(move |tx| {
+                let account = tx.account(seen.id)?.ok_or(Error::InvalidCredentials)?;
+                if account.disabled {
+                    return Err(Error::Disabled);
+                }
+                if account.sessions_epoch != seen.sessions_epoch {
+                    return Err(Error::InvalidCredentials);
+                }
+                if let Some(role) = &session.role
+                    && !account.roles.contains(role)
+                {
+                    return Err(Error::Forbidden);
+                }
+                core.states.learn(&account);
                 let issued =
                     core.issue_into(tx, &account, &mut session, request.with_refresh, now)?;
-                audit.append(tx, now)?;
+                audit.tenant_of(&account).append(tx, now)?;
                 Ok(issued)
             })
             .await
@@ -220,9 +247,15 @@ impl Core {
                 let Some(account) = tx.account(session.account)? else {
                     return Ok(RefreshOutcome::Refused);
                 };
-                if account.disabled {
+                if account.disabled
+                    || session
+                        .role
+                        .as_ref()
+                        .is_some_and(|r| !account.roles.contains(r))
+                {
                     return Ok(RefreshOutcome::Refused);
                 }
+                core.states.learn(&account);
                 let issued = core.issue_into(tx, &account, &mut session, true, now)?;
                 AuditEntry::new("refresh", Outcome::Success)
                     .actor_account(&account)
@@ -242,19 +275,30 @@ impl Core {
 
     /// Signs an access token for one role of `account` within `session`
     /// (role switching), recording it in the session.
+    /// The account is read again inside the write transaction: a disabled
+    /// or deleted account, or a role it no longer holds, is refused.
     pub async fn sign_for_role(
-        &self,
+        self: &std::sync::Arc<Self>,
         account: &Account,
         session: Uuid,
         role: &str,
     ) -> Result<String, Error> {
         let now = self.clock.now();
-        let account = account.clone();
+        let account_id = account.id;
         let role = role.to_string();
         let keys = self.signer();
         let access_ttl = self.config.access_ttl;
+        let core = self.clone();
         self.store
             .write_async(move |tx| {
+                let account = tx.account(account_id)?.ok_or(Error::Unauthenticated)?;
+                if account.disabled {
+                    return Err(Error::Disabled);
+                }
+                if !account.roles.contains(&role) {
+                    return Err(Error::Forbidden);
+                }
+                core.states.learn(&account);
                 let mut session = tx
                     .session(session)?
                     .filter(|s| {

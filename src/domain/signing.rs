@@ -197,6 +197,8 @@ mod tests {
             rate_login_per_account: 1,
             lockout_threshold: 1,
             lockout_seconds: 1,
+            max_api_keys_per_account: 1,
+            s2s_max_ttl: 3600,
         }
     }
 

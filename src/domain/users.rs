@@ -11,7 +11,7 @@ use super::auth::Principal;
 use super::password::Password;
 use super::rbac::{Scope, is_builtin, level};
 use super::{Core, Error, Outcome, Page};
-use crate::store::{Account, Lookup, Session};
+use crate::store::{Account, Lookup, Session, WriteTx};
 
 /// A new account, as the admin API receives it.
 #[derive(Debug, Default)]
@@ -154,6 +154,33 @@ fn place(
     Ok((reseller_id, merchant_id))
 }
 
+fn is_enabled_admin(account: &Account) -> bool {
+    !account.disabled && account.roles.iter().any(|r| r == "admin")
+}
+
+/// Refuses a change of `current` into `next` (`None`: deleted) that would
+/// leave no enabled admin, since nothing could then bring one back. Run
+/// inside the write transaction that makes the change, so two changes
+/// racing (two admins demoting each other) cannot both pass: the second
+/// sees the first.
+fn keep_an_admin(tx: &WriteTx, current: &Account, next: Option<&Account>) -> Result<(), Error> {
+    if !is_enabled_admin(current) || next.is_some_and(is_enabled_admin) {
+        return Ok(());
+    }
+    let mut another = false;
+    tx.scan_accounts(None, 0, |a| {
+        another = a.id != current.id && is_enabled_admin(&a);
+        !another
+    })?;
+    if another {
+        Ok(())
+    } else {
+        Err(Error::Conflict(
+            "this would leave no enabled admin; enable or promote another admin first".into(),
+        ))
+    }
+}
+
 impl Core {
     /// The account `id` if the caller's scope covers it.
     fn visible(&self, scope: &Scope, account: Option<Account>) -> Result<Account, Error> {
@@ -210,6 +237,7 @@ impl Core {
                     merchant_id,
                     attributes: request.attributes,
                     disabled: false,
+                    sessions_epoch: 0,
                     created_at: now,
                     updated_at: now,
                 };
@@ -298,6 +326,8 @@ impl Core {
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_updated", Outcome::Success)?;
         let revocations = self.revocations_handle();
+        let states = self.states.clone();
+        let own = principal.account == Some(id);
         self.store
             .write_async(move |tx| {
                 let current = tx.account(id)?.filter(|a| scope.covers_account(a));
@@ -327,16 +357,42 @@ impl Core {
                     next.reseller_id = r;
                     next.merchant_id = m;
                 }
+                let is_admin = |a: &Account| a.roles.iter().any(|r| r == "admin");
+                if own && is_admin(&current) && !is_admin(&next) {
+                    return Err(Error::Conflict(
+                        "you cannot remove your own admin role".into(),
+                    ));
+                }
+                keep_an_admin(tx, &current, Some(&next))?;
+                let placement_changed = next.roles != current.roles
+                    || next.reseller_id != current.reseller_id
+                    || next.merchant_id != current.merchant_id;
+                if placement_changed {
+                    // A login in flight must not open a session afterwards
+                    // with what it read before.
+                    next.sessions_epoch = current.sessions_epoch.wrapping_add(1);
+                }
                 next.updated_at = now;
+                // Before the commit: what is taken away is refused from now.
+                states.restrict(&current, &next);
                 put_checked(tx, &next, Some(&current))?;
                 let mut detail = String::new();
-                if next.roles != current.roles
-                    || next.reseller_id != current.reseller_id
-                    || next.merchant_id != current.merchant_id
-                {
+                if placement_changed {
                     // Tokens carry roles and tenant: the old ones must go.
                     let n = revocations.revoke_all_in(tx, id, "roles or tenant changed", now)?;
-                    detail = format!("roles or tenant changed; {n} sessions revoked");
+                    // A key acting with a role the account lost is deleted,
+                    // so giving the role back does not revive it.
+                    let mut keys = 0;
+                    for key in tx.account_keys(id)? {
+                        let acts_with: Vec<&String> = key.roles.iter().chain(&key.role).collect();
+                        if acts_with.iter().any(|r| !next.roles.contains(r)) {
+                            tx.remove_api_key(&key)?;
+                            keys += 1;
+                        }
+                    }
+                    detail = format!(
+                        "roles or tenant changed; {n} sessions and {keys} API keys revoked"
+                    );
                 }
                 let audit = audit.tenant_of(&next).target(id.to_string());
                 if detail.is_empty() {
@@ -370,6 +426,7 @@ impl Core {
         };
         let audit = self.actor_entry(principal, event, Outcome::Success)?;
         let revocations = self.revocations_handle();
+        let states = self.states.clone();
         self.store
             .write_async(move |tx| {
                 let mut account = tx
@@ -380,6 +437,12 @@ impl Core {
                     return Err(Error::Forbidden);
                 }
                 let mut audit = audit.tenant_of(&account).target(id.to_string());
+                // Checked before anything is revoked, in memory or not.
+                let after = Account {
+                    disabled,
+                    ..account.clone()
+                };
+                keep_an_admin(tx, &account, Some(&after))?;
                 if disabled && !account.disabled {
                     let sessions = revocations.revoke_all_in(tx, id, "account disabled", now)?;
                     let keys = tx.account_keys(id)?;
@@ -394,6 +457,12 @@ impl Core {
                 let previous = account.clone();
                 account.disabled = disabled;
                 account.updated_at = now;
+                if disabled && !previous.disabled {
+                    account.sessions_epoch = previous.sessions_epoch.wrapping_add(1);
+                }
+                // Before the commit: a disable is refused from now; an
+                // enable is learnt by the account's next sign-in.
+                states.restrict(&previous, &account);
                 put_checked(tx, &account, Some(&previous))?;
                 audit.append(tx, now)?;
                 Ok(account)
@@ -409,6 +478,7 @@ impl Core {
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_deleted", Outcome::Success)?;
         let revocations = self.revocations_handle();
+        let states = self.states.clone();
         self.store
             .write_async(move |tx| {
                 let account = tx
@@ -418,6 +488,8 @@ impl Core {
                 if !scope.manages() {
                     return Err(Error::Forbidden);
                 }
+                keep_an_admin(tx, &account, None)?;
+                states.forget(id);
                 let sessions = revocations.revoke_all_in(tx, id, "account deleted", now)?;
                 tx.remove_account(&account, &super::accounts::index_keys(&account))?;
                 audit
@@ -601,6 +673,10 @@ impl Core {
                         1
                     }
                     None => {
+                        // A login in flight opens no session after this.
+                        let mut next = account.clone();
+                        next.sessions_epoch = account.sessions_epoch.wrapping_add(1);
+                        put_checked(tx, &next, Some(&account))?;
                         revocations.revoke_all_in(tx, id, "revoked by an administrator", now)?
                     }
                 };

@@ -40,6 +40,11 @@ pub struct Account {
     /// A disabled account cannot sign in and holds no live credentials.
     #[serde(default)]
     pub disabled: bool,
+    /// Raised each time every session of the account is revoked, so that
+    /// a login that read the account before the revocation and commits
+    /// after it is refused (its session would otherwise escape it).
+    #[serde(default)]
+    pub sessions_epoch: u64,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -217,9 +222,20 @@ pub struct ApiKey {
     /// server holds fresher values in memory).
     #[serde(default)]
     pub last_used: Option<i64>,
-    /// When set, the key acts with this one role of its owner's.
+    /// When set, the key acts with this one role of its owner's (keys
+    /// made before `roles` existed; newer keys set both when they carry
+    /// one role).
     #[serde(default)]
     pub role: Option<String>,
+    /// The roles the key acts with, fixed at creation: at most those of
+    /// the credential that made it. Empty only on keys made before this
+    /// field existed, which act with `role` or else their owner's roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The roles were chosen at creation (`role` or `roles`), rather than
+    /// all of the creating credential's: lists show them.
+    #[serde(default)]
+    pub narrowed: bool,
     /// When set, the key is refused from this time on.
     #[serde(default)]
     pub expires_at: Option<i64>,
@@ -240,8 +256,11 @@ pub struct S2sToken {
     /// SHA-256 of the whole `s2s_...` string, base64url.
     pub digest: String,
     pub created_at: i64,
-    /// Who issued it: an account id, or `s2s:<id>`.
+    /// Who issued it: an account id, or `s2s:<id>`. The token belongs to
+    /// its tenant and outlives that account.
     pub created_by: String,
+    /// When it stops working. Tokens issued before lifetimes existed have
+    /// none and are held to `created_at` plus the configured maximum.
     #[serde(default)]
     pub expires_at: Option<i64>,
     #[serde(default)]

@@ -248,6 +248,8 @@ async fn the_documented_login_request_gets_the_documented_response() {
             "reseller_id",
             "merchant_id",
             "created_at",
+            // Added by latchkey (issue 9, item 9): S2S tokens expire.
+            "expires_at",
         ],
     );
     let secret = issued["token"].as_str().expect("token is a string");
@@ -260,6 +262,10 @@ async fn the_documented_login_request_gets_the_documented_response() {
     assert_eq!(issued["reseller_id"], "res_001");
     assert_eq!(issued["merchant_id"], "mer_abc");
     assert_eq!(rfc3339_utc(&issued["created_at"]), srv.clock.now());
+    assert_eq!(
+        rfc3339_utc(&issued["expires_at"]),
+        srv.clock.now() + 365 * 24 * 3600
+    );
 }
 
 #[tokio::test]

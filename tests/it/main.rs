@@ -14,6 +14,7 @@ mod doc_v1;
 mod external;
 mod foundation;
 mod harden_audit;
+mod harden_credentials;
 mod harden_login;
 mod harden_tokens;
 mod harden_transport;
