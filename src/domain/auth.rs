@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::secrets::digest;
 use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
+use super::tenants::holds;
 use super::{Core, Error, keys, s2s};
 use crate::store::Account;
 
@@ -170,7 +171,7 @@ impl Core {
             .ok_or(Error::Unauthenticated)?;
         let roles = match &session.role {
             // A session for a role its account no longer holds is dead.
-            Some(role) if account.roles.contains(role) => vec![role.clone()],
+            Some(role) if holds(&account.roles, role) => vec![role.clone()],
             Some(_) => return Err(Error::Unauthenticated),
             None => account.roles.clone(),
         };
@@ -271,7 +272,7 @@ impl AccountStates {
         if let Ok(mut map) = self.map.write() {
             let mut state = state_of(next);
             state.disabled |= current.disabled;
-            state.roles.retain(|r| current.roles.contains(r));
+            state.roles.retain(|r| holds(&current.roles, r));
             map.insert(next.id, state);
         }
     }
@@ -297,7 +298,7 @@ impl AccountStates {
         };
         map.get(&account).is_some_and(|s| {
             !s.disabled
-                && roles.iter().all(|r| s.roles.contains(r))
+                && roles.iter().all(|r| holds(&s.roles, r))
                 && s.reseller_id.as_deref() == reseller_id
                 && s.merchant_id.as_deref() == merchant_id
         })

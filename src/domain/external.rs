@@ -251,7 +251,10 @@ impl Core {
                     .detail(format!("{} ({via})", provider.name())),
             )
             .await?;
-        Ok((account, issued))
+        // The account as the session saw it, which may have changed since
+        // the link was read; the answer's user view shows what the tokens
+        // carry, as the password sign-in's does.
+        Ok((issued.account.clone(), issued))
     }
 
     async fn ask_google(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {

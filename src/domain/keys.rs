@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::auth::{CredentialKind, Principal, split_secret};
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
+use super::tenants::{holds, role_matches};
 use super::{AuditEntry, Core, Error, Outcome};
 use crate::store::ApiKey;
 
@@ -147,14 +148,14 @@ impl Core {
         }
         let roles = if !key.roles.is_empty() {
             // A key whose owner lost any role it acts with is dead.
-            if !key.roles.iter().all(|r| account.roles.contains(r)) {
+            if !key.roles.iter().all(|r| holds(&account.roles, r)) {
                 return Err(Error::Unauthenticated);
             }
             key.roles.clone()
         } else {
             match &key.role {
                 // A key narrowed to a role its owner no longer holds is dead.
-                Some(role) if account.roles.contains(role) => vec![role.clone()],
+                Some(role) if holds(&account.roles, role) => vec![role.clone()],
                 Some(_) => return Err(Error::Unauthenticated),
                 None => account.roles.clone(),
             }
@@ -242,7 +243,7 @@ impl Core {
                     .account(account_id)?
                     .filter(|a| !a.disabled)
                     .ok_or(Error::Unauthenticated)?;
-                if !stored.roles.iter().all(|r| account.roles.contains(r)) {
+                if !stored.roles.iter().all(|r| holds(&account.roles, r)) {
                     return Err(Error::Unauthenticated);
                 }
                 // Expired keys are deleted here, so the live ones are all
@@ -360,18 +361,22 @@ fn key_roles(
             format!("a key carries 1 to {MAX_ROLES} roles"),
         ));
     }
-    for (i, role) in wanted.iter().enumerate() {
-        if wanted[..i].contains(role) {
-            return Err(Error::invalid(field, format!("{role} is listed twice")));
-        }
-        if !principal.roles.contains(role) {
+    // Each role is kept as the credential spells it, so a key made with
+    // `support-team` carries `Support-Team`, as its owner holds it.
+    let mut chosen: Vec<String> = Vec::with_capacity(wanted.len());
+    for role in &wanted {
+        let Some(held) = principal.roles.iter().find(|r| role_matches(r, role)) else {
             return Err(Error::invalid(
                 field,
                 "a key's roles must be among the roles of the credential that creates it",
             ));
+        };
+        if chosen.contains(held) {
+            return Err(Error::invalid(field, format!("{role} is listed twice")));
         }
+        chosen.push(held.clone());
     }
-    Ok(wanted)
+    Ok(chosen)
 }
 
 /// A new key's expiry: `expires_at` or `now + expires_in` (not both), in

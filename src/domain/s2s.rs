@@ -23,6 +23,7 @@
 use super::auth::{CredentialKind, Principal, split_secret};
 use super::rbac::Scope;
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
+use super::tenants::role_matches;
 use super::{Core, Error, Outcome};
 use crate::store::S2sToken;
 
@@ -120,9 +121,7 @@ impl Core {
     /// When a token stops working: its own expiry, or, for a token stored
     /// before lifetimes existed, its creation plus the maximum lifetime.
     pub fn s2s_expiry(&self, token: &S2sToken) -> i64 {
-        token
-            .expires_at
-            .unwrap_or_else(|| token.created_at.saturating_add(self.config.s2s_max_ttl))
+        expiry(token, self.config.s2s_max_ttl)
     }
 
     /// Issues an S2S token, checking the caller's credential (403: an S2S
@@ -145,9 +144,11 @@ impl Core {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty() && n.chars().count() <= 100)
             .ok_or_else(|| Error::invalid("name", "name is required (1 to 100 characters)"))?;
+        // Named in any ASCII case, as every role is; stored as spelt here.
         let role = request
             .role
-            .filter(|r| ROLES.contains(&r.as_str()))
+            .and_then(|r| ROLES.iter().find(|b| role_matches(b, &r)))
+            .map(|r| r.to_string())
             .ok_or_else(|| Error::invalid("role", "role must be reseller, merchant or user"))?;
         let reseller_id = request
             .reseller_id
@@ -314,6 +315,13 @@ impl Core {
             })
             .await
     }
+}
+
+/// When `token` stops working, given the configured `s2s_max_ttl`.
+pub(crate) fn expiry(token: &S2sToken, max_ttl: i64) -> i64 {
+    token
+        .expires_at
+        .unwrap_or_else(|| token.created_at.saturating_add(max_ttl))
 }
 
 /// Remembers which S2S tokens were seen used, so "first used" is written

@@ -187,7 +187,7 @@ impl Core {
                     return Err(Error::InvalidCredentials);
                 }
                 if let Some(role) = &session.role
-                    && !account.roles.contains(role)
+                    && !super::tenants::holds(&account.roles, role)
                 {
                     return Err(Error::Forbidden);
                 }
@@ -251,7 +251,7 @@ impl Core {
                     || session
                         .role
                         .as_ref()
-                        .is_some_and(|r| !account.roles.contains(r))
+                        .is_some_and(|r| !super::tenants::holds(&account.roles, r))
                 {
                     return Ok(RefreshOutcome::Refused);
                 }
@@ -295,7 +295,7 @@ impl Core {
                 if account.disabled {
                     return Err(Error::Disabled);
                 }
-                if !account.roles.contains(&role) {
+                if !super::tenants::holds(&account.roles, &role) {
                     return Err(Error::Forbidden);
                 }
                 core.states.learn(&account);

@@ -63,6 +63,13 @@ pub fn role_matches(stored: &str, asked: &str) -> bool {
     stored == asked || (is_role_form(asked) && stored.eq_ignore_ascii_case(asked))
 }
 
+/// Whether the role names `held` include `asked` by [`role_matches`]: the
+/// one way every rule asks whether an account, key or credential holds a
+/// role, so no rule can be passed or failed by spelling a name otherwise.
+pub fn holds(held: &[String], asked: &str) -> bool {
+    held.iter().any(|r| role_matches(r, asked))
+}
+
 /// A new custom role's name: of the role form, and not a built-in role in
 /// any case (that is a conflict, as with an existing custom role). The name
 /// keeps the spelling it was given, so documents show it as created;
@@ -117,10 +124,32 @@ impl Core {
     }
 }
 
-fn live_s2s_in(tx: &WriteTx, keep: impl Fn(&S2sToken) -> bool) -> Result<bool, Error> {
-    Ok(!tx
-        .s2s_tokens_after("", |t| t.revoked_at.is_none() && keep(t), 1)?
-        .is_empty())
+/// Ends a tenant's S2S tokens as the tenant is deleted, inside that
+/// write. A live token (neither revoked nor expired) refuses the deletion
+/// (`Conflict`, with `refusal`): someone still relies on it. An expired one
+/// does not, and is marked revoked with the tenant, so that nothing can
+/// bring it back (a token stored before lifetimes existed expires by the
+/// `s2s_max_ttl` of the day, which a later setting could lengthen).
+fn end_s2s_in(
+    tx: &mut WriteTx,
+    now: i64,
+    max_ttl: i64,
+    of_tenant: impl Fn(&S2sToken) -> bool,
+    refusal: &str,
+) -> Result<(), Error> {
+    let unrevoked =
+        tx.s2s_tokens_after("", |t| t.revoked_at.is_none() && of_tenant(t), usize::MAX)?;
+    if unrevoked
+        .iter()
+        .any(|t| super::s2s::expiry(t, max_ttl) > now)
+    {
+        return Err(Error::Conflict(refusal.into()));
+    }
+    for mut token in unrevoked {
+        token.revoked_at = Some(now);
+        tx.put_s2s_token(&token)?;
+    }
+    Ok(())
 }
 
 impl Core {
@@ -247,6 +276,7 @@ impl Core {
             .actor_entry(principal, "reseller_deleted", Outcome::Success)?
             .tenant(Some(id.clone()), None)
             .target(id.clone());
+        let max_ttl = self.config.s2s_max_ttl;
         self.store
             .write_async(move |tx| {
                 tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
@@ -260,11 +290,13 @@ impl Core {
                         "the reseller still has accounts; delete or move them first".into(),
                     ));
                 }
-                if live_s2s_in(tx, |t| t.reseller_id == id)? {
-                    return Err(Error::Conflict(
-                        "the reseller still has live S2S tokens; revoke them first".into(),
-                    ));
-                }
+                end_s2s_in(
+                    tx,
+                    now,
+                    max_ttl,
+                    |t| t.reseller_id == id,
+                    "the reseller still has live S2S tokens; revoke them first",
+                )?;
                 tx.remove_reseller(&id, now)?;
                 audit.append(tx, now)?;
                 Ok(())
@@ -407,6 +439,7 @@ impl Core {
         let now = self.clock.now();
         let id = id.to_string();
         let audit = self.actor_entry(principal, "merchant_deleted", Outcome::Success)?;
+        let max_ttl = self.config.s2s_max_ttl;
         self.store
             .write_async(move |tx| {
                 let merchant = tx
@@ -421,11 +454,13 @@ impl Core {
                         "the merchant still has accounts; delete or move them first".into(),
                     ));
                 }
-                if live_s2s_in(tx, |t| t.merchant_id.as_deref() == Some(id.as_str()))? {
-                    return Err(Error::Conflict(
-                        "the merchant still has live S2S tokens; revoke them first".into(),
-                    ));
-                }
+                end_s2s_in(
+                    tx,
+                    now,
+                    max_ttl,
+                    |t| t.merchant_id.as_deref() == Some(id.as_str()),
+                    "the merchant still has live S2S tokens; revoke them first",
+                )?;
                 tx.remove_merchant(&merchant, now)?;
                 audit
                     .tenant(
@@ -514,7 +549,7 @@ impl Core {
                 let audit = audit.target(name.clone());
                 let mut used = false;
                 tx.scan_accounts(None, 0, |a| {
-                    used = a.roles.contains(&name);
+                    used = holds(&a.roles, &name);
                     !used
                 })?;
                 if used {

@@ -289,7 +289,7 @@ impl Core {
                     && filter
                         .role
                         .as_ref()
-                        .is_none_or(|r| account.roles.contains(r))
+                        .is_none_or(|r| super::tenants::holds(&account.roles, r))
                     && q.as_ref().is_none_or(|q| {
                         account.username.to_lowercase().contains(q)
                             || account.email.to_lowercase().contains(q)
@@ -385,7 +385,10 @@ impl Core {
                     let mut keys = 0;
                     for key in tx.account_keys(id)? {
                         let acts_with: Vec<&String> = key.roles.iter().chain(&key.role).collect();
-                        if acts_with.iter().any(|r| !next.roles.contains(r)) {
+                        if acts_with
+                            .iter()
+                            .any(|r| !super::tenants::holds(&next.roles, r))
+                        {
                             tx.remove_api_key(&key)?;
                             keys += 1;
                         }
@@ -555,6 +558,10 @@ impl Core {
                 let mut account = previous.clone();
                 account.password_hash = hash;
                 account.updated_at = now;
+                // A login that checked the old password before this commit
+                // must not open a session after it: the other sessions end
+                // here, and so does every sign-in still in flight.
+                account.sessions_epoch = previous.sessions_epoch.wrapping_add(1);
                 put_checked(tx, &account, Some(&previous))?;
                 let mut n = 0;
                 for mut session in tx.account_sessions(id)? {
