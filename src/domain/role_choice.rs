@@ -47,6 +47,10 @@ struct Grant {
     expires_at: i64,
     /// The session opened by the first choice.
     session: Option<Uuid>,
+    /// The account's `sessions_epoch` when the password was proved: a
+    /// grant is a login in two steps, so a revoke-all or password change
+    /// in between refuses its session as it refuses a login in flight.
+    epoch: u64,
 }
 
 /// Live grants.
@@ -64,7 +68,7 @@ impl RoleGrants {
         }
     }
 
-    fn give(&self, account: Uuid, client: &ClientInfo, now: i64) {
+    fn give(&self, account: Uuid, epoch: u64, client: &ClientInfo, now: i64) {
         let Ok(mut grants) = self.grants.lock() else {
             return;
         };
@@ -84,6 +88,7 @@ impl RoleGrants {
             Grant {
                 expires_at: now + GRANT_SECONDS,
                 session: None,
+                epoch,
             },
         );
     }
@@ -115,7 +120,8 @@ impl RoleGrants {
 impl Core {
     /// Records that `client` just proved the password of `account`.
     pub fn grant_role_choice(&self, account: &Account, client: &ClientInfo) {
-        self.role_grants.give(account.id, client, self.clock.now());
+        self.role_grants
+            .give(account.id, account.sessions_epoch, client, self.clock.now());
     }
 
     /// Issues an access token for one role of `account_id`, to a caller
@@ -174,9 +180,16 @@ impl Core {
         ) {
             (Some(sid), _) | (None, Some(sid)) => sid,
             (None, None) => {
+                // Opened against the account as the grant's proof saw it:
+                // a revoke-all or a password change since then refuses it
+                // (and asks for a new proof), as it refuses a login.
+                let mut proved = account.clone();
+                if let Some(g) = grant {
+                    proved.sessions_epoch = g.epoch;
+                }
                 let issued = self
                     .open_session(
-                        &account,
+                        &proved,
                         SessionRequest {
                             kind: SessionKind::Jwt,
                             role: None,
@@ -188,7 +201,11 @@ impl Core {
                             .client(client)
                             .detail("account-roles: role chosen"),
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| match e {
+                        Error::InvalidCredentials => Error::Unauthenticated,
+                        other => other,
+                    })?;
                 if by_token.is_none() {
                     self.role_grants.bind(account_id, client, issued.session.id);
                 }
