@@ -16,6 +16,7 @@ mod foundation;
 mod harden_audit;
 mod harden_credentials;
 mod harden_login;
+mod harden_seams;
 mod harden_tokens;
 mod harden_transport;
 mod keys;

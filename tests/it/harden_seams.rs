@@ -1,0 +1,409 @@
+//! The seams between the issue 9 fixes, each tried the way an attacker or
+//! a puzzled operator would meet it: a custom role named in another case
+//! for a key, an S2S token or a filter; a login or a role choice begun
+//! with the old password that tries to land after a password change; an
+//! expired S2S token holding its tenant; an external sign-in whose answer
+//! shows an account other than the one its session saw.
+
+use http::StatusCode;
+use latchkey::config::Layer;
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const ME: &str = "/api/v1/auth/me";
+const KEYS: &str = "/api/v1/auth/keys";
+const USERS: &str = "/api/v1/admin/users";
+const PASSWORD: &str = "a long enough password";
+const NEW_PASSWORD: &str = "another long password";
+
+/// Creates an account through the admin API; returns its id.
+async fn make_user(srv: &Server, admin: &str, name: &str, roles: &[&str]) -> String {
+    let r = srv
+        .post(USERS)
+        .bearer(admin)
+        .json(&json!({
+            "username": name,
+            "email": format!("{name}@example.com"),
+            "password": PASSWORD,
+            "roles": roles,
+        }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    r.json()["id"].as_str().expect("id").to_string()
+}
+
+async fn me_status(srv: &Server, bearer: &str) -> StatusCode {
+    srv.get(ME).bearer(bearer).send().await.status
+}
+
+// Seam 1: one rule for role names (item 18) wherever a role is compared.
+
+#[tokio::test]
+async fn a_custom_role_named_in_another_case_works_for_keys_s2s_and_filters() {
+    let srv = Server::start().await;
+    let _w = World::build(&srv).await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post("/api/v1/admin/roles")
+        .bearer(&admin)
+        .json(&json!({ "name": "Support-Team" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let id = make_user(&srv, &admin, "sue", &["support-team", "user"]).await;
+    let sue = srv.login("sue", PASSWORD).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+
+    // A key asked for with the role in another case carries the role as
+    // the account holds it, and works.
+    for body in [
+        json!({ "name": "a", "roles": ["support-team"] }),
+        json!({ "name": "b", "role": "SUPPORT-TEAM" }),
+    ] {
+        let r = srv.post(KEYS).bearer(&sue).json(&body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{body}: {}", r.text());
+        assert_eq!(r.json()["roles"], json!(["Support-Team"]), "{body}");
+        let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
+        let me = srv.get(ME).bearer(&key).send().await;
+        assert_eq!(me.status, StatusCode::OK, "{body}: {}", me.text());
+        assert_eq!(
+            me.json()["credential"]["roles"],
+            json!(["Support-Team"]),
+            "{body}"
+        );
+    }
+    // Two spellings of one role are one role, listed twice; a role the
+    // account does not hold is refused in any case.
+    for body in [
+        json!({ "roles": ["support-team", "Support-Team"] }),
+        json!({ "roles": ["ADMIN"] }),
+        json!({ "roles": ["support-teams"] }),
+    ] {
+        let r = srv.post(KEYS).bearer(&sue).json(&body).send().await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.text()
+        );
+        assert!(r.json()["error"].is_string(), "{body}");
+    }
+    let keys = srv.get(KEYS).bearer(&sue).send().await.json();
+    assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
+
+    // The admin's list finds the account by the role in any case.
+    for asked in ["Support-Team", "support-team", "SUPPORT-TEAM"] {
+        let r = srv
+            .get(&format!("{USERS}?role={asked}"))
+            .bearer(&admin)
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let found: Vec<Value> = r.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|a| a["id"].clone())
+            .collect();
+        assert_eq!(found, [json!(id)], "{asked}");
+    }
+
+    // An S2S token's role, a built-in one, is named in any case too, and
+    // stored as spelt by the server.
+    let r = srv
+        .post("/s2s-token")
+        .bearer(&admin)
+        .json(&json!({ "name": "feed", "role": "Reseller", "reseller_id": "res_1" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let token = r.json()["token"].as_str().expect("token").to_string();
+    let me = srv.get(ME).bearer(&token).send().await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["credential"]["roles"], json!(["reseller"]));
+    let r = srv
+        .post("/s2s-token")
+        .bearer(&admin)
+        .json(&json!({ "name": "feed", "role": "Resellers", "reseller_id": "res_1" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(r.json()["detail"].is_string());
+
+    // Taking the role away still kills the keys made in another case.
+    let r = srv
+        .patch(&format!("{USERS}/{id}"))
+        .bearer(&admin)
+        .json(&json!({ "roles": ["user"] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv
+        .get(&format!("{USERS}/{id}/keys"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let left = r.json();
+    let left = left.get("items").unwrap_or(&left);
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+}
+
+// Seam 2: a password change ends every sign-in begun with the old one.
+
+/// A server whose password hashes are slow enough (tens of milliseconds
+/// or more) that an admin's request lands while a login is in its hash.
+async fn slow_hashing() -> Server {
+    Server::start_with(Layer {
+        argon2_memory_kib: Some(32 * 1024),
+        argon2_iterations: Some(4),
+        ..Layer::default()
+    })
+    .await
+}
+
+/// Starts a v1 login for `name` with `password` and returns once its
+/// password is being hashed: the account has been read, the session is
+/// not yet opened.
+async fn login_in_flight(srv: &Server, name: &str) -> tokio::task::JoinHandle<Resp> {
+    while srv.running().hashes_in_flight() != 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let call = srv
+        .post("/api/v1/auth/login")
+        .json(&json!({ "username": name, "password": PASSWORD }));
+    let login = tokio::spawn(call.send());
+    while srv.running().hashes_in_flight() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    login
+}
+
+#[tokio::test]
+async fn a_login_in_flight_does_not_survive_a_password_change() {
+    let srv = slow_hashing().await;
+    let admin = srv.admin_token().await;
+    let id = make_user(&srv, &admin, "pat", &["user"]).await;
+
+    let login = login_in_flight(&srv, "pat").await;
+    let r = srv
+        .post(&format!("{USERS}/{id}/password"))
+        .bearer(&admin)
+        .json(&json!({ "password": NEW_PASSWORD }))
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = login.await.expect("login task");
+    if r.status == StatusCode::OK {
+        let token = r.json()["token"].as_str().expect("token").to_string();
+        assert_eq!(
+            me_status(&srv, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "a login that checked the old password gave a working token"
+        );
+    } else {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+        assert!(r.json()["error"].is_string());
+    }
+    // The new password works; the old one does not.
+    let r = srv
+        .post("/api/v1/auth/login")
+        .json(&json!({ "username": "pat", "password": NEW_PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv
+        .post("/api/v1/auth/login")
+        .json(&json!({ "username": "pat", "password": PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+}
+
+/// `/api/account/roles` for `name`: the password proof a role choice
+/// without a token relies on.
+async fn prove(srv: &Server, name: &str) -> String {
+    let r = srv
+        .post("/api/account/roles")
+        .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["accountId"].as_str().expect("accountId").to_string()
+}
+
+async fn choose(srv: &Server, id: &str) -> Resp {
+    srv.post("/api/account/token")
+        .json(&json!({ "accountId": id, "role": "user" }))
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    make_user(&srv, &admin, "rory", &["user"]).await;
+    make_user(&srv, &admin, "rita", &["user"]).await;
+
+    // The proof is given, then the password changes (by the admin, or by
+    // the owner), or every session is revoked: the proof opens nothing.
+    let id = prove(&srv, "rory").await;
+    let r = srv
+        .post(&format!("{USERS}/{id}/password"))
+        .bearer(&admin)
+        .json(&json!({ "password": NEW_PASSWORD }))
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = choose(&srv, &id).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    assert!(r.json().is_string(), "{}", r.text());
+
+    let id = prove(&srv, "rita").await;
+    let r = srv
+        .delete(&format!("{USERS}/{id}/sessions"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = choose(&srv, &id).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+
+    // A proof given afterwards works, and so does its next choice.
+    let id = prove(&srv, "rita").await;
+    for _ in 0..2 {
+        let r = choose(&srv, &id).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let token = r.json().as_str().expect("a bare token").to_string();
+        assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+    }
+}
+
+// Seam 3: an expired S2S token does not hold its tenant, and dies with it.
+
+async fn s2s_list(srv: &Server, admin: &str) -> Vec<Value> {
+    let r = srv
+        .get("/api/v1/admin/s2s-tokens")
+        .bearer(admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
+    let srv = Server::start_with(Layer {
+        s2s_max_ttl: Some(3600),
+        ..Layer::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post("/api/v1/admin/resellers")
+        .bearer(&admin)
+        .json(&json!({ "id": "res_x", "name": "X" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post("/api/v1/admin/merchants")
+        .bearer(&admin)
+        .json(&json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let issue = |body: Value| srv.post("/s2s-token").bearer(&admin).json(&body).send();
+    let r = issue(json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
+        "merchant_id": "mer_x", "expires_in": 60 }))
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let shop = r.json()["token"].as_str().expect("token").to_string();
+    let r = issue(json!({ "name": "chain", "role": "reseller", "reseller_id": "res_x",
+        "expires_in": 120 }))
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let chain = r.json()["token"].as_str().expect("token").to_string();
+
+    // Live, each holds its tenant.
+    let r = srv
+        .delete("/api/v1/admin/merchants/mer_x")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.json()["error"].is_string());
+    assert_eq!(me_status(&srv, &shop).await, StatusCode::OK);
+
+    // Expired, it does not, and it is revoked with its tenant.
+    srv.advance(60);
+    assert_eq!(me_status(&srv, &shop).await, StatusCode::UNAUTHORIZED);
+    let r = srv
+        .delete("/api/v1/admin/merchants/mer_x")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    // The reseller's token still lives and holds the reseller.
+    let r = srv
+        .delete("/api/v1/admin/resellers/res_x")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert_eq!(me_status(&srv, &chain).await, StatusCode::OK);
+    srv.advance(60);
+    let r = srv
+        .delete("/api/v1/admin/resellers/res_x")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+
+    let listed = s2s_list(&srv, &admin).await;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for t in &listed {
+        assert!(t["revoked_at"].is_string(), "not ended with its tenant: {t}");
+    }
+    for token in [&shop, &chain] {
+        assert_eq!(me_status(&srv, token).await, StatusCode::UNAUTHORIZED);
+    }
+    // A revoked token was never in the way either.
+    let r = srv
+        .post("/api/v1/admin/resellers")
+        .bearer(&admin)
+        .json(&json!({ "id": "res_y", "name": "Y" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = issue(json!({ "name": "gone", "role": "reseller", "reseller_id": "res_y" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let gone = r.json()["id"].as_str().map(str::to_string);
+    let gone = match gone {
+        Some(id) => id,
+        None => s2s_list(&srv, &admin)
+            .await
+            .iter()
+            .find(|t| t["name"] == "gone")
+            .and_then(|t| t["id"].as_str())
+            .expect("listed")
+            .to_string(),
+    };
+    let r = srv
+        .delete(&format!("/api/v1/admin/s2s-tokens/{gone}"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = srv
+        .delete("/api/v1/admin/resellers/res_y")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+}
