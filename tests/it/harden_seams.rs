@@ -233,7 +233,10 @@ async fn prove(srv: &Server, name: &str) -> String {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["accountId"].as_str().expect("accountId").to_string()
+    r.json()["accountId"]
+        .as_str()
+        .expect("accountId")
+        .to_string()
 }
 
 async fn choose(srv: &Server, id: &str) -> Resp {
@@ -319,13 +322,17 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let issue = |body: Value| srv.post("/s2s-token").bearer(&admin).json(&body).send();
-    let r = issue(json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
-        "merchant_id": "mer_x", "expires_in": 60 }))
+    let r = issue(
+        json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
+        "merchant_id": "mer_x", "expires_in": 60 }),
+    )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let shop = r.json()["token"].as_str().expect("token").to_string();
-    let r = issue(json!({ "name": "chain", "role": "reseller", "reseller_id": "res_x",
-        "expires_in": 120 }))
+    let r = issue(
+        json!({ "name": "chain", "role": "reseller", "reseller_id": "res_x",
+        "expires_in": 120 }),
+    )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let chain = r.json()["token"].as_str().expect("token").to_string();
@@ -368,7 +375,10 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     let listed = s2s_list(&srv, &admin).await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     for t in &listed {
-        assert!(t["revoked_at"].is_string(), "not ended with its tenant: {t}");
+        assert!(
+            t["revoked_at"].is_string(),
+            "not ended with its tenant: {t}"
+        );
     }
     for token in [&shop, &chain] {
         assert_eq!(me_status(&srv, token).await, StatusCode::UNAUTHORIZED);
@@ -406,4 +416,111 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         .send()
         .await;
     assert!(r.status.is_success(), "{}", r.text());
+}
+
+// Seam 4: an external sign-in answers with the account its session saw.
+
+use crate::external::{Answer, StandIn, google_info};
+
+/// Audit events `event` with outcome success, oldest first, as (seq,
+/// target).
+async fn events(srv: &Server, admin: &str, event: &str) -> Vec<(u64, String)> {
+    let r = srv
+        .get(&format!(
+            "/api/v1/admin/audit?event={event}&outcome=success&limit=1000"
+        ))
+        .bearer(admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["next"].is_null(), "more than a page of {event}");
+    let mut out: Vec<(u64, String)> = r.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_u64().expect("seq"),
+                e["target"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[tokio::test]
+async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(Layer {
+        rate_login_per_ip: Some(100_000),
+        rate_login_per_account: Some(100_000),
+        ..provider.layer()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let id = make_user(&srv, &admin, "ext0", &["user"]).await;
+    provider.answer(Answer::Json(
+        200,
+        google_info("ext0@example.com", "sub-ext"),
+    ));
+
+    // The admin renames the account, ext1, ext2, ..., while it signs in
+    // again and again; the renames' commits fall between the sign-ins'
+    // reads and their sessions' commits.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let srv = std::sync::Arc::new(srv);
+    let renames = {
+        let (stop, srv) = (stop.clone(), srv.clone());
+        let (admin, path) = (admin.clone(), format!("{USERS}/{id}"));
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 900 {
+                n += 1;
+                let r = srv
+                    .patch(&path)
+                    .bearer(&admin)
+                    .json(&json!({ "username": format!("ext{n}") }))
+                    .send()
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            }
+            n
+        })
+    };
+    let mut shown = Vec::new();
+    for _ in 0..60 {
+        let r = srv
+            .post("/api/v1/auth/external/google")
+            .json(&json!({ "email": "ext0@example.com", "access_token": "ya29.token" }))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        shown.push(r.json()["user"]["username"].clone());
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let renamed = renames.await.expect("renames");
+    assert!(renamed > 0);
+
+    // The n-th session was committed after some number k of renames: its
+    // answer must say ext{k}, the name the session saw.
+    let renames_at: Vec<u64> = events(&srv, &admin, "account_updated")
+        .await
+        .into_iter()
+        .filter(|(_, target)| *target == id)
+        .map(|(seq, _)| seq)
+        .collect();
+    let sessions = events(&srv, &admin, "external_login").await;
+    assert_eq!(sessions.len(), shown.len());
+    let mut stale = 0;
+    for ((seq, _), shown) in sessions.iter().zip(&shown) {
+        let k = renames_at.iter().filter(|r| *r < seq).count();
+        if *shown != json!(format!("ext{k}")) {
+            stale += 1;
+        }
+    }
+    assert_eq!(
+        stale, 0,
+        "answers showing another account than their session's"
+    );
 }
