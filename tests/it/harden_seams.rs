@@ -524,3 +524,48 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
         "answers showing another account than their session's"
     );
 }
+
+// Seam 5: the identifier bound (item 3) on the routes the provider branch
+// added: refused in each document's words, before the provider is asked.
+
+#[tokio::test]
+async fn over_long_emails_on_every_external_route_get_a_4xx_in_json_and_ask_no_provider() {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    provider.answer(Answer::Json(200, google_info("x@example.com", "sub-x")));
+    let huge = format!("{}@example.com", "\u{FDFA}".repeat(120));
+    let routes = [
+        (
+            "/api/auth/google/token",
+            json!({ "email": huge, "google_access_token": "ya29.t" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/auth/microsoft/token",
+            json!({ "email": huge, "microsoft_access_token": "t" }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/auth/external/google",
+            json!({ "email": huge, "access_token": "ya29.t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/auth/external/microsoft",
+            json!({ "email": huge, "access_token": "t" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (path, body, status) in routes {
+        let r = srv.post(path).json(&body).send().await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(
+            r.json()["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("at most 320 bytes")),
+            "{path}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(provider.seen().len(), 0, "a provider was asked");
+}
