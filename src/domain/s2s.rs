@@ -23,7 +23,6 @@
 use super::auth::{CredentialKind, Principal, split_secret};
 use super::rbac::Scope;
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
-use super::tenants::role_matches;
 use super::{Core, Error, Outcome};
 use crate::store::S2sToken;
 
@@ -144,11 +143,11 @@ impl Core {
             .map(|n| n.trim().to_string())
             .filter(|n| !n.is_empty() && n.chars().count() <= 100)
             .ok_or_else(|| Error::invalid("name", "name is required (1 to 100 characters)"))?;
-        // Named in any ASCII case, as every role is; stored as spelt here.
+        // The tenant document's enum, spelt exactly: never a custom role,
+        // so the role-name rule of `tenants` does not apply.
         let role = request
             .role
-            .and_then(|r| ROLES.iter().find(|b| role_matches(b, &r)))
-            .map(|r| r.to_string())
+            .filter(|r| ROLES.contains(&r.as_str()))
             .ok_or_else(|| Error::invalid("role", "role must be reseller, merchant or user"))?;
         let reseller_id = request
             .reseller_id
