@@ -53,7 +53,7 @@ use super::accounts::{Username, email_key};
 use super::password::Password;
 use super::secrets::{b64_decode, random_id, random_token};
 use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts, rbac};
+use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
 use crate::store::{Account, Lookup};
 
 /// A request to a provider.
@@ -185,6 +185,7 @@ impl Core {
             &self.store.read().map_err(|e| e.to_string())?,
             &self.external,
         )
+        .map(|_| ())
     }
 
     /// Exchanges a provider access token for a latchkey session.
@@ -446,8 +447,10 @@ const FORBIDDEN_DEFAULT_ROLES: [&str; 2] = ["admin", "reseller"];
 
 /// Checks the role and tenant given to accounts made at first sign-in: the
 /// role exists and grants no power over others, and the tenant exists and
-/// fits together. Each refusal names the setting to change.
-fn check_defaults(tx: &impl Lookup, config: &ExternalConfig) -> Result<(), String> {
+/// fits together. Each refusal names the setting to change. Returns the
+/// role as it is stored: the setting may name it in any ASCII case, as
+/// every request may.
+fn check_defaults(tx: &impl Lookup, config: &ExternalConfig) -> Result<String, String> {
     const ROLE: &str = "LATCHKEY_EXTERNAL_DEFAULT_ROLE (--external-default-role)";
     const RESELLER: &str = "LATCHKEY_EXTERNAL_DEFAULT_RESELLER_ID (--external-default-reseller-id)";
     const MERCHANT: &str = "LATCHKEY_EXTERNAL_DEFAULT_MERCHANT_ID (--external-default-merchant-id)";
@@ -462,9 +465,11 @@ fn check_defaults(tx: &impl Lookup, config: &ExternalConfig) -> Result<(), Strin
         ));
     }
     let stored = |e: crate::store::StoreError| e.to_string();
-    if !rbac::is_builtin(role) && tx.custom_role(role).map_err(stored)?.is_none() {
+    let roles = tx.custom_roles().map_err(stored)?;
+    let Some(role) = super::tenants::resolve_role(&roles, role) else {
         return Err(format!("{ROLE} is {role:?}, which is not a role"));
-    }
+    };
+    let role = role.as_str();
     if let Some(r) = &config.default_reseller_id
         && tx.reseller(r).map_err(stored)?.is_none()
     {
@@ -497,7 +502,7 @@ fn check_defaults(tx: &impl Lookup, config: &ExternalConfig) -> Result<(), Strin
         }
         None => {}
     }
-    Ok(())
+    Ok(role.to_string())
 }
 
 /// Makes an account for a first external sign-in.
@@ -510,7 +515,7 @@ fn create_external(
 ) -> Result<Account, Error> {
     // Checked at start; checked again here because a role or tenant can be
     // deleted while the server runs.
-    check_defaults(tx, config).map_err(Error::Internal)?;
+    let role = check_defaults(tx, config).map_err(Error::Internal)?;
     let email = accounts::Email::parse(email)?;
     let local: String = email
         .as_str()
@@ -531,7 +536,7 @@ fn create_external(
         username: username.as_str().to_string(),
         email: email.as_str().to_string(),
         password_hash,
-        roles: vec![config.default_role.clone()],
+        roles: vec![role],
         reseller_id: config.default_reseller_id.clone(),
         merchant_id: config.default_merchant_id.clone(),
         attributes: Default::default(),

@@ -95,7 +95,7 @@ pub fn parse_role_name(raw: &str) -> Result<String, Error> {
 /// The stored spelling of the role a request named: a built-in role in
 /// any case, or a custom role found by [`role_matches`]. `None` when no
 /// role has that name.
-fn resolve_role(roles: &[CustomRole], asked: &str) -> Option<String> {
+pub(crate) fn resolve_role(roles: &[CustomRole], asked: &str) -> Option<String> {
     if is_role_form(asked)
         && let Some(builtin) = super::accounts::BUILTIN_ROLES
             .iter()

@@ -1446,6 +1446,7 @@ pub trait Lookup {
     fn reseller(&self, id: &str) -> Result<Option<Reseller>, StoreError>;
     fn merchant(&self, id: &str) -> Result<Option<Merchant>, StoreError>;
     fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError>;
+    fn custom_roles(&self) -> Result<Vec<CustomRole>, StoreError>;
 }
 
 macro_rules! lookup {
@@ -1459,6 +1460,9 @@ macro_rules! lookup {
             }
             fn custom_role(&self, name: &str) -> Result<Option<CustomRole>, StoreError> {
                 <$ty>::custom_role(self, name)
+            }
+            fn custom_roles(&self) -> Result<Vec<CustomRole>, StoreError> {
+                <$ty>::custom_roles(self)
             }
         }
     };

@@ -547,3 +547,49 @@ async fn over_long_emails_on_every_external_route_get_a_4xx_in_json_and_ask_no_p
     }
     assert_eq!(provider.seen().len(), 0, "a provider was asked");
 }
+
+// Seam 1 again: the external default role (item 16) is a role name like
+// any other, found in any case and given as the role is stored.
+
+#[tokio::test]
+async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
+    let provider = StandIn::start().await;
+    let mut srv = Server::start_with(provider.layer()).await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post("/api/v1/admin/roles")
+        .bearer(&admin)
+        .json(&json!({ "name": "Support-Team" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.layer = Layer {
+        external_auto_create: Some(true),
+        external_default_role: Some("support-team".into()),
+        ..provider.layer()
+    };
+    srv.restart().await;
+    provider.answer(Answer::Json(
+        200,
+        google_info("newcomer@example.com", "sub-new"),
+    ));
+    let r = srv
+        .post("/api/v1/auth/external/google")
+        .json(&json!({ "email": "newcomer@example.com", "access_token": "ya29.t" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let token = r.json()["token"].as_str().expect("token").to_string();
+    let me = srv.get(ME).bearer(&token).send().await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["roles"], json!(["Support-Team"]));
+    // The one role is held as stored, so a key narrowed to it works.
+    let r = srv
+        .post(KEYS)
+        .bearer(&token)
+        .json(&json!({ "role": "SUPPORT-team" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["roles"], json!(["Support-Team"]));
+}
