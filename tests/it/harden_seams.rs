@@ -593,3 +593,39 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["roles"], json!(["Support-Team"]));
 }
+
+// Seam 5: a token read from the URL (the token document's opaque token)
+// issues no S2S token on the tenant document's route either (item 9 with
+// the query-string rule of item 8), refused in that document's words.
+
+#[tokio::test]
+async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
+    let srv = Server::start().await;
+    let _w = World::build(&srv).await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post("/api/auth/token")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let body = json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" });
+    let r = srv
+        .post(&format!("/s2s-token?token={opaque}"))
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.json()["detail"].is_string(), "{}", r.text());
+    assert_eq!(s2s_list(&srv, &admin).await.len(), 0);
+    // The same token in the header may.
+    let r = srv
+        .post("/s2s-token")
+        .bearer(&opaque)
+        .json(&body)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(s2s_list(&srv, &admin).await.len(), 1);
+}
