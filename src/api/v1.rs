@@ -164,18 +164,18 @@ async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
         )
         .await;
     match signed_in {
-        Ok((account, issued)) => login_body(&app, &account, &issued),
+        Ok((account, issued)) => login_body(&account, &issued),
         Err(e) => error_response(&req, &e),
     }
 }
 
 /// The document's login answer.
-fn login_body(app: &App, account: &Account, issued: &Issued) -> Response<Bytes> {
+fn login_body(account: &Account, issued: &Issued) -> Response<Bytes> {
     json(
         StatusCode::OK,
         &json!({
             "token": issued.access_token,
-            "expires_in": issued.access_expires_at - app.core.clock.now(),
+            "expires_in": issued.access_expires_at - issued.issued_at,
             "refreshToken": issued.refresh_token,
             "user": {
                 "id": account.id.to_string(),
@@ -205,7 +205,7 @@ async fn refresh(app: Arc<App>, req: Req) -> Response<Bytes> {
             StatusCode::OK,
             &json!({
                 "token": issued.access_token,
-                "expires_in": issued.access_expires_at - app.core.clock.now(),
+                "expires_in": issued.access_expires_at - issued.issued_at,
                 "refreshToken": issued.refresh_token,
             }),
         ),
@@ -469,7 +469,7 @@ async fn external(app: Arc<App>, req: Req) -> Response<Bytes> {
         )
         .await;
     match signed_in {
-        Ok((account, issued)) => login_body(&app, &account, &issued),
+        Ok((account, issued)) => login_body(&account, &issued),
         Err(e) => error_response(&req, &e),
     }
 }

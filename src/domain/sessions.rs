@@ -43,6 +43,10 @@ pub struct Issued {
     pub access_token: Option<String>,
     /// When the access token expires (Unix seconds).
     pub access_expires_at: i64,
+    /// When they were issued: the `now` the expiries were counted from, so
+    /// an answer's `expires_in` is the lifetime given, whatever second the
+    /// answer is written in.
+    pub issued_at: i64,
     /// The refresh token, when asked for.
     pub refresh_token: Option<String>,
     /// When the refresh token expires.
@@ -97,6 +101,7 @@ impl Core {
             session: session.clone(),
             access_token: None,
             access_expires_at: session.expires_at,
+            issued_at: now,
             refresh_token: None,
             refresh_expires_at: None,
             account: account.clone(),
