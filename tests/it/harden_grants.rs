@@ -379,3 +379,75 @@ async fn audit(srv: &Server, token: &str) -> Vec<Value> {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"].as_array().expect("items").clone()
 }
+
+#[tokio::test]
+async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_they_name() {
+    let mut srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    let r = act(
+        &srv,
+        &admin,
+        Method::POST,
+        "/api/v1/admin/resellers",
+        Some(json!({ "id": "res_9", "name": "Nine" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.advance(500);
+    let r = act(
+        &srv,
+        &admin,
+        Method::POST,
+        "/api/v1/admin/merchants",
+        Some(json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post(USERS)
+        .bearer(&admin)
+        .json(
+            &json!({ "username": "nine", "email": "nine@example.com", "password": PASSWORD,
+                       "roles": ["reseller"], "reseller_id": "res_9" }),
+        )
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let merchant_made = now() + 500;
+    // Two events dated between the reseller's creation and the merchant's:
+    // one of the reseller itself, one of an earlier `shop-42`.
+    srv.stop().await;
+    {
+        let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
+        store
+            .write(|tx| {
+                for (merchant, ip) in [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")]
+                {
+                    tx.append_audit(latchkey::store::AuditEvent {
+                        seq: 0,
+                        at: merchant_made - 250,
+                        event: "login".into(),
+                        outcome: "success".into(),
+                        actor: Some("anonymous".into()),
+                        actor_name: Some("someone@example.com".into()),
+                        target: None,
+                        reseller_id: Some("res_9".into()),
+                        merchant_id: merchant.map(Into::into),
+                        client_ip: Some(ip.into()),
+                        detail: None,
+                    })?;
+                }
+                Ok::<_, latchkey::store::StoreError>(())
+            })
+            .expect("written");
+    }
+    srv.restart().await;
+    let token = srv.login("nine", PASSWORD).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let seen = audit(&srv, &token).await;
+    let shown = |ip: &str| seen.iter().filter(|e| e["client_ip"] == ip).count();
+    assert_eq!(shown("198.51.100.91"), 0, "the earlier shop-42's event");
+    assert_eq!(shown("198.51.100.92"), 1, "the reseller's own event");
+}
