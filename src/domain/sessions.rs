@@ -178,8 +178,7 @@ impl Core {
         };
         let core = self.clone();
         let seen = account.clone();
-        let outcome = self
-            .store
+        self.store
             .write_async(move |tx| {
                 let checked = match tx.account(seen.id)? {
                     None => Err(("account deleted", Error::InvalidCredentials)),
@@ -217,8 +216,7 @@ impl Core {
                     .append(tx, now)?;
                 Ok::<_, Error>(Ok(issued))
             })
-            .await?;
-        outcome
+            .await?
     }
 
     /// Exchanges a refresh token for new tokens, rotating it. A reused token
