@@ -118,6 +118,17 @@ impl AuditEntry {
         self
     }
 
+    /// The same entry as a refusal: outcome `failure`, `why` before the
+    /// detail it had (which names the document).
+    pub fn refused(mut self, why: &str) -> Self {
+        self.event.outcome = "failure".to_string();
+        self.event.detail = Some(match self.event.detail.take() {
+            Some(detail) => format!("{why} ({detail})"),
+            None => why.to_string(),
+        });
+        self
+    }
+
     /// Appends inside a transaction that carries the change it describes.
     pub fn append(self, tx: &mut WriteTx, now: i64) -> Result<u64, StoreError> {
         tx.append_audit(self.bounded(now))
@@ -176,7 +187,8 @@ pub struct AuditFilter {
 /// make a page read the whole log; the cursor lets the client go on. With
 /// the account checks below, one page costs at most this many event reads
 /// plus, for each distinct account or session id among those events, one
-/// account read and at most one session read (remembered for the page).
+/// account read and at most one session read, and for a reseller one
+/// merchant read per distinct merchant id (remembered for the page).
 const AUDIT_SCAN: usize = 10_000;
 
 /// Decides, within one read snapshot, whether the accounts an event names
@@ -277,13 +289,89 @@ impl AccountCheck<'_> {
     }
 }
 
+/// Hides, from a tenant's view, events dated before the tenant (as it is
+/// now) was created: a store from before tenant ids were retired can hold
+/// a deleted tenant's events under an id a new tenant took since, and the
+/// 2 -> 3 upgrade could retire only ids that no longer existed.
+struct TenantSince<'a> {
+    /// The snapshot the page is read from.
+    tx: &'a ReadTx,
+    /// No event before this is the caller's: its own tenant record's
+    /// `created_at` (the reseller's for a reseller, the merchant's for a
+    /// merchant), or `i64::MAX` when that record is missing.
+    floor: i64,
+    /// For a reseller scope, the reseller: a merchant's event is also held
+    /// to that merchant's `created_at`.
+    reseller: Option<String>,
+    /// Merchant id -> its `created_at` when it is a merchant of the
+    /// caller's reseller (one read per distinct id on a page).
+    merchants: HashMap<String, Option<i64>>,
+    /// The first store failure met; the page fails with it.
+    failed: Option<StoreError>,
+}
+
+impl<'a> TenantSince<'a> {
+    fn new(scope: &Scope, tx: &'a ReadTx) -> Result<TenantSince<'a>, StoreError> {
+        let (floor, reseller) = match scope {
+            Scope::Reseller(r) => (
+                tx.reseller(r)?.map_or(i64::MAX, |found| found.created_at),
+                Some(r.clone()),
+            ),
+            Scope::Merchant { reseller, merchant } => (
+                tx.merchant(merchant)?
+                    .filter(|m| m.reseller_id == *reseller)
+                    .map_or(i64::MAX, |m| m.created_at),
+                None,
+            ),
+            // Every other scope is not a tenant's.
+            _ => (i64::MIN, None),
+        };
+        Ok(TenantSince {
+            tx,
+            floor,
+            reseller,
+            merchants: HashMap::new(),
+            failed: None,
+        })
+    }
+
+    fn allows(&mut self, e: &AuditEvent) -> bool {
+        if e.at < self.floor {
+            return false;
+        }
+        let (Some(reseller), Some(merchant)) = (&self.reseller, &e.merchant_id) else {
+            return true;
+        };
+        let since = match self.merchants.get(merchant) {
+            Some(&since) => since,
+            None => {
+                let since = match self.tx.merchant(merchant) {
+                    Ok(found) => found
+                        .filter(|m| m.reseller_id == *reseller)
+                        .map(|m| m.created_at),
+                    Err(e) => {
+                        self.failed.get_or_insert(e);
+                        Some(i64::MAX)
+                    }
+                };
+                self.merchants.insert(merchant.clone(), since);
+                since
+            }
+        };
+        // A merchant id that is no merchant of the caller's any more (one
+        // deleted since, its id retired) keeps its trail with the reseller.
+        since.is_none_or(|since| e.at >= since)
+    }
+}
+
 impl Core {
     /// Audit events in the caller's scope, newest first, before `before`.
     /// Admin sees all. A reseller sees its tenant's events, a merchant
     /// those whose reseller and merchant are both its own, and an account
     /// the events it did or that were done to it; and none of them sees an
     /// event whose actor or target is an account it does not manage (such
-    /// as an admin placed in its tenant, or an account deleted since).
+    /// as an admin placed in its tenant, or an account deleted since), nor
+    /// one dated before its tenant record was created ([`TenantSince`]).
     pub fn list_audit(
         &self,
         principal: &super::auth::Principal,
@@ -313,8 +401,10 @@ impl Core {
             sessions: HashMap::new(),
             failed: None,
         };
+        let mut since = TenantSince::new(&scope, &tx)?;
         let (items, last) = tx.audit_before(before, limit, AUDIT_SCAN, |e| {
             in_scope(e)
+                && since.allows(e)
                 && filter.event.as_ref().is_none_or(|w| *w == e.event)
                 && filter.outcome.as_ref().is_none_or(|w| *w == e.outcome)
                 && matches(&filter.actor, &e.actor)
@@ -323,7 +413,7 @@ impl Core {
                 && matches(&filter.merchant_id, &e.merchant_id)
                 && (scope == Scope::All || check.allows(e))
         })?;
-        if let Some(e) = check.failed {
+        if let Some(e) = check.failed.or(since.failed) {
             return Err(e.into());
         }
         // Older events may follow unless the scan reached the first one.

@@ -4,8 +4,10 @@
 //! to anyone who knows an account id. latchkey issues one only to a caller
 //! that proved the login:
 //!
-//! - a caller holding a valid token of a sign-in of the same account (role
-//!   switching with `Authorization: Bearer`), or
+//! - a caller holding a valid token of a sign-in of the same account that
+//!   carries the role chosen (role switching with `Authorization: Bearer`:
+//!   a full sign-in's token carries every role of the account; a token
+//!   narrowed to one role re-issues only that role), or
 //! - a caller that passed `POST /api/account/roles` for that account less
 //!   than [`GRANT_SECONDS`] ago, from the same client address and with the
 //!   same User-Agent. The documented clients make the two calls back to
@@ -14,7 +16,12 @@
 //!
 //! A grant opens one session on its first use; later choices within the
 //! grant's life sign tokens in that same session, so a logout or a
-//! revocation ends every token the grant produced.
+//! revocation ends every token the grant produced. The grant keeps the
+//! account's `sessions_epoch` as it was when the password was proved, and
+//! its session is opened against that view: a revoke-all, a disable, a role
+//! or password change after the proof refuses it. An account holds at most
+//! [`MAX_GRANTS_PER_ACCOUNT`] grants, and the table [`MAX_GRANTS`]; past
+//! either bound the oldest goes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,90 +37,152 @@ use crate::store::{Account, SessionKind};
 
 /// How long after `/api/account/roles` a role may be chosen without a token.
 pub const GRANT_SECONDS: i64 = 120;
-/// Most grants held at once; the oldest go first past this.
+/// Most grants held at once; past this the oldest goes first.
 const MAX_GRANTS: usize = 100_000;
-
-/// Who a grant is for: the account, the client address, and a digest of
-/// the User-Agent.
-#[derive(Hash, PartialEq, Eq, Clone)]
-struct GrantKey {
-    account: Uuid,
-    ip: IpAddr,
-    agent: [u8; 32],
-}
+/// Most grants one account holds at once (one per client address and
+/// User-Agent); past this its oldest goes first, so one account cannot
+/// fill the table by varying its User-Agent and push out everyone else's.
+pub const MAX_GRANTS_PER_ACCOUNT: usize = 8;
 
 #[derive(Clone, Copy)]
 struct Grant {
     expires_at: i64,
+    /// The account's `sessions_epoch` when the password was proved. A
+    /// revoke-all, a disable, a role or password change raises it, and a
+    /// grant from before any of them opens no session.
+    epoch: u64,
     /// The session opened by the first choice.
     session: Option<Uuid>,
-    /// The account's `sessions_epoch` when the password was proved: a
-    /// grant is a login in two steps, so a revoke-all or password change
-    /// in between refuses its session as it refuses a login in flight.
-    epoch: u64,
+}
+
+/// One grant and who it is for, beside the account it belongs to.
+struct Held {
+    /// The client address that proved the password.
+    ip: IpAddr,
+    /// A digest of that client's User-Agent.
+    agent: [u8; 32],
+    /// The grant itself.
+    grant: Grant,
+}
+
+/// The grants, by account, each account's oldest first.
+#[derive(Default)]
+struct Book {
+    /// Account id -> its grants, in the order they were given.
+    by_account: HashMap<Uuid, Vec<Held>>,
+    /// How many grants `by_account` holds in all.
+    count: usize,
+}
+
+impl Book {
+    fn recount(&mut self) {
+        self.by_account.retain(|_, held| !held.is_empty());
+        self.count = self.by_account.values().map(Vec::len).sum();
+    }
+
+    fn held(&mut self, account: Uuid, ip: IpAddr, agent: &[u8; 32]) -> Option<&mut Held> {
+        self.by_account
+            .get_mut(&account)?
+            .iter_mut()
+            .find(|h| h.ip == ip && h.agent == *agent)
+    }
 }
 
 /// Live grants.
 #[derive(Default)]
 pub struct RoleGrants {
-    grants: Mutex<HashMap<GrantKey, Grant>>,
+    book: Mutex<Book>,
 }
 
 impl RoleGrants {
-    fn key(account: Uuid, client: &ClientInfo) -> GrantKey {
-        GrantKey {
-            account,
-            ip: client.ip,
-            agent: digest(client.user_agent.as_bytes()),
-        }
+    fn give(&self, account: Uuid, epoch: u64, client: &ClientInfo, now: i64) {
+        self.give_within(MAX_GRANTS, account, epoch, client, now);
     }
 
-    fn give(&self, account: Uuid, epoch: u64, client: &ClientInfo, now: i64) {
-        let Ok(mut grants) = self.grants.lock() else {
+    /// [`Self::give`] with the table's bound as a parameter, for the
+    /// tests.
+    fn give_within(&self, max: usize, account: Uuid, epoch: u64, client: &ClientInfo, now: i64) {
+        let Ok(mut book) = self.book.lock() else {
             return;
         };
-        if grants.len() >= MAX_GRANTS {
-            grants.retain(|_, g| g.expires_at > now);
+        let agent = digest(client.user_agent.as_bytes());
+        // A new proof is a new login: it replaces this client's earlier
+        // grant, and its first choice opens a new session. Carrying an
+        // earlier grant's session over would tie it to one that may have
+        // been logged out of since, and no token could be had.
+        let mine = book.by_account.entry(account).or_default();
+        let before = mine.len();
+        mine.retain(|h| h.expires_at() > now && !(h.ip == client.ip && h.agent == agent));
+        if mine.len() >= MAX_GRANTS_PER_ACCOUNT {
+            let extra = mine.len() + 1 - MAX_GRANTS_PER_ACCOUNT;
+            mine.drain(..extra);
         }
-        if grants.len() >= MAX_GRANTS {
-            // Still full of live grants: a flood. Forget them all rather
-            // than grow; their holders log in again.
-            grants.clear();
+        let removed = before - mine.len();
+        book.count = book.count.saturating_sub(removed);
+        if book.count >= max {
+            book.by_account
+                .values_mut()
+                .for_each(|held| held.retain(|h| h.expires_at() > now));
+            book.recount();
         }
-        // A new proof is a new login: its first choice opens a new session.
-        // Carrying an earlier grant's session over would tie it to one that
-        // may have been logged out of since, and no token could be had.
-        grants.insert(
-            Self::key(account, client),
-            Grant {
+        if book.count >= max {
+            // Still full of live grants: the oldest one goes, and its
+            // holder proves the password again. Only a flood gets here, and
+            // each grant in it cost a password hash.
+            let oldest = book
+                .by_account
+                .iter()
+                .filter_map(|(id, held)| held.first().map(|h| (h.expires_at(), *id)))
+                .min();
+            if let Some((_, id)) = oldest
+                && let Some(held) = book.by_account.get_mut(&id)
+                && !held.is_empty()
+            {
+                held.remove(0);
+                book.count -= 1;
+            }
+        }
+        book.by_account.entry(account).or_default().push(Held {
+            ip: client.ip,
+            agent,
+            grant: Grant {
                 expires_at: now + GRANT_SECONDS,
-                session: None,
                 epoch,
+                session: None,
             },
-        );
+        });
+        book.count += 1;
     }
 
     fn find(&self, account: Uuid, client: &ClientInfo, now: i64) -> Option<Grant> {
-        let grants = self.grants.lock().ok()?;
-        grants
-            .get(&Self::key(account, client))
-            .copied()
+        let mut book = self.book.lock().ok()?;
+        book.held(account, client.ip, &digest(client.user_agent.as_bytes()))
+            .map(|h| h.grant)
             .filter(|g| g.expires_at > now)
     }
 
     fn bind(&self, account: Uuid, client: &ClientInfo, session: Uuid) {
-        if let Ok(mut grants) = self.grants.lock()
-            && let Some(g) = grants.get_mut(&Self::key(account, client))
+        if let Ok(mut book) = self.book.lock()
+            && let Some(h) = book.held(account, client.ip, &digest(client.user_agent.as_bytes()))
         {
-            g.session = Some(session);
+            h.grant.session = Some(session);
         }
     }
 
     /// Forgets expired grants.
     pub fn prune(&self, now: i64) {
-        if let Ok(mut grants) = self.grants.lock() {
-            grants.retain(|_, g| g.expires_at > now);
+        if let Ok(mut book) = self.book.lock() {
+            book.by_account
+                .values_mut()
+                .for_each(|held| held.retain(|h| h.expires_at() > now));
+            book.recount();
         }
+    }
+}
+
+impl Held {
+    fn expires_at(&self) -> i64 {
+        self.grant.expires_at
     }
 }
 
@@ -129,7 +198,9 @@ impl Core {
     /// order: over the address rate limit (`RateLimited`), a credential of
     /// another account (`Forbidden`), no such account (`NotFound`), no
     /// proof (`Unauthenticated`), disabled (`Disabled`), a role the account
-    /// does not hold (`Forbidden`).
+    /// does not hold (`Forbidden`), a token that does not carry the role
+    /// and no grant (`Forbidden`), a grant the account changed since
+    /// (`Unauthenticated`).
     pub async fn token_for_role(
         self: &std::sync::Arc<Self>,
         account_id: Uuid,
@@ -174,44 +245,124 @@ impl Core {
         else {
             return Err(Error::Forbidden);
         };
-        let session = match (
-            by_token.and_then(|p| p.session),
-            grant.and_then(|g| g.session),
-        ) {
-            (Some(sid), _) | (None, Some(sid)) => sid,
-            (None, None) => {
-                // Opened against the account as the grant's proof saw it:
-                // a revoke-all or a password change since then refuses it
-                // (and asks for a new proof), as it refuses a login.
-                let mut proved = account.clone();
-                if let Some(g) = grant {
-                    proved.sessions_epoch = g.epoch;
+        // A token proves a choice only of a role it carries: a full
+        // sign-in's token carries every role of the account, so switching
+        // among them needs nothing more; a token narrowed to one role
+        // re-issues that role, and reaching another takes the password
+        // (`/api/account/roles`), or a narrowed token would outrank itself.
+        let by_token = by_token.filter(|p| {
+            p.roles
+                .iter()
+                .any(|r| super::tenants::role_matches(r, &role))
+        });
+        let session = match (by_token.and_then(|p| p.session), grant) {
+            (Some(sid), _) => sid,
+            // A token of this account, for a role it does not carry.
+            (None, None) => return Err(Error::Forbidden),
+            (None, Some(grant)) => match grant.session {
+                Some(sid) => {
+                    // The grant's session was opened against the account as
+                    // proved; anything that raised the epoch since ends it.
+                    if grant.epoch != account.sessions_epoch {
+                        return Err(Error::Unauthenticated);
+                    }
+                    sid
                 }
-                let issued = self
-                    .open_session(
-                        &proved,
-                        SessionRequest {
-                            kind: SessionKind::Jwt,
-                            role: None,
-                            with_refresh: false,
-                        },
-                        client,
-                        AuditEntry::new("login", Outcome::Success)
-                            .actor_account(&account)
-                            .client(client)
-                            .detail("account-roles: role chosen"),
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        Error::InvalidCredentials => Error::Unauthenticated,
-                        other => other,
-                    })?;
-                if by_token.is_none() {
+                None => {
+                    // The session is opened against the account as it was
+                    // when the password was proved, so a revoke-all, a
+                    // disable, a role or password change since (each raises
+                    // the epoch) refuses it; reading the epoch afresh here
+                    // would compare the new one with itself.
+                    let proved = Account {
+                        sessions_epoch: grant.epoch,
+                        ..account.clone()
+                    };
+                    let issued = self
+                        .open_session(
+                            &proved,
+                            SessionRequest {
+                                kind: SessionKind::Jwt,
+                                role: None,
+                                with_refresh: false,
+                            },
+                            client,
+                            AuditEntry::new("login", Outcome::Success)
+                                .actor_account(&account)
+                                .client(client)
+                                .detail("account-roles: role chosen"),
+                        )
+                        .await
+                        .map_err(|e| match e {
+                            // The proof no longer holds: the caller proves
+                            // the password again.
+                            Error::InvalidCredentials => Error::Unauthenticated,
+                            other => other,
+                        })?;
                     self.role_grants.bind(account_id, client, issued.session.id);
+                    issued.session.id
                 }
-                issued.session.id
-            }
+            },
         };
         self.sign_for_role(&account, session, &role).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(agent: &str) -> ClientInfo {
+        ClientInfo {
+            ip: IpAddr::from([192, 0, 2, 1]),
+            user_agent: agent.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_full_table_loses_its_oldest_grant_not_every_grant() {
+        let grants = RoleGrants::default();
+        let accounts: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in accounts.iter().enumerate() {
+            let at = i64::try_from(i).unwrap_or(0);
+            grants.give_within(3, *id, 0, &client("a"), 1000 + at);
+        }
+        let now = 1004;
+        let held: Vec<bool> = accounts
+            .iter()
+            .map(|id| grants.find(*id, &client("a"), now).is_some())
+            .collect();
+        assert_eq!(held, [false, true, true, true]);
+    }
+
+    #[test]
+    fn one_account_holds_at_most_its_bound_and_loses_its_oldest_first() {
+        let grants = RoleGrants::default();
+        let id = Uuid::new_v4();
+        let other = Uuid::new_v4();
+        grants.give(other, 0, &client("other"), 1000);
+        let agents: Vec<String> = (0..MAX_GRANTS_PER_ACCOUNT + 3)
+            .map(|i| format!("agent {i}"))
+            .collect();
+        for agent in &agents {
+            grants.give(id, 0, &client(agent), 1000);
+        }
+        let held = agents
+            .iter()
+            .filter(|a| grants.find(id, &client(a), 1001).is_some())
+            .count();
+        assert_eq!(held, MAX_GRANTS_PER_ACCOUNT);
+        assert!(grants.find(id, &client(&agents[0]), 1001).is_none());
+        assert!(
+            grants
+                .find(id, &client(&agents[agents.len() - 1]), 1001)
+                .is_some()
+        );
+        // Another account's grant is untouched.
+        assert!(grants.find(other, &client("other"), 1001).is_some());
+        assert_eq!(
+            grants.book.lock().map(|b| b.count).unwrap_or(0),
+            MAX_GRANTS_PER_ACCOUNT + 1
+        );
     }
 }

@@ -154,7 +154,9 @@ impl Core {
     /// for a role the account no longer holds; otherwise its tokens carry
     /// the roles and tenant the account has now. A change committed after
     /// this transaction finds the session and revokes it, so a login in
-    /// flight cannot escape a disable, a demotion or a revoke-all.
+    /// flight cannot escape a disable, a demotion or a revoke-all. A
+    /// refusal commits one `login` failure entry in place of `audit`, so a
+    /// proved login that opens no session is still recorded.
     pub async fn open_session(
         self: &std::sync::Arc<Self>,
         account: &Account,
@@ -181,28 +183,50 @@ impl Core {
         };
         let core = self.clone();
         let seen = account.clone();
-        let audit = audit.target(session.id.to_string());
         self.store
             .write_async(move |tx| {
-                let account = tx.account(seen.id)?.ok_or(Error::InvalidCredentials)?;
-                if account.disabled {
-                    return Err(Error::Disabled);
-                }
-                if account.sessions_epoch != seen.sessions_epoch {
-                    return Err(Error::InvalidCredentials);
-                }
-                if let Some(role) = &session.role
-                    && !super::tenants::holds(&account.roles, role)
-                {
-                    return Err(Error::Forbidden);
-                }
+                let checked = match tx.account(seen.id)? {
+                    None => Err(("account deleted", Error::InvalidCredentials)),
+                    Some(a) if a.disabled => Err(("account disabled", Error::Disabled)),
+                    Some(a) if a.sessions_epoch != seen.sessions_epoch => {
+                        Err(("account changed", Error::InvalidCredentials))
+                    }
+                    Some(a)
+                        if session
+                            .role
+                            .as_ref()
+                            .is_some_and(|r| !super::tenants::holds(&a.roles, r)) =>
+                    {
+                        Err(("role no longer held", Error::Forbidden))
+                    }
+                    Some(a) => Ok(a),
+                };
+                let account = match checked {
+                    Ok(account) => account,
+                    Err((why, answer)) => {
+                        // The login was proved but its session is refused:
+                        // the refusal is the check's one audit entry,
+                        // committed in place of the success it would have
+                        // been, naming the account (the session never
+                        // existed) and the document.
+                        audit
+                            .refused(&format!("session refused: {why} during sign-in"))
+                            .target(seen.id.to_string())
+                            .tenant_of(&seen)
+                            .append(tx, now)?;
+                        return Ok(Err(answer));
+                    }
+                };
                 core.states.learn(&account);
                 let issued =
                     core.issue_into(tx, &account, &mut session, request.with_refresh, now)?;
-                audit.tenant_of(&account).append(tx, now)?;
-                Ok(issued)
+                audit
+                    .target(session.id.to_string())
+                    .tenant_of(&account)
+                    .append(tx, now)?;
+                Ok::<_, Error>(Ok(issued))
             })
-            .await
+            .await?
     }
 
     /// Exchanges a refresh token for new tokens, rotating it. A reused token

@@ -573,15 +573,18 @@ async fn the_token_goes_only_to_a_caller_that_proved_the_login() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "at 120 s: {}", r.text());
     string_body(&r);
 
-    // Later still, a token of the same account switches roles, from
-    // anywhere.
+    // Later still, a token of the same account re-issues the role it
+    // carries, from anywhere; another role takes the password again.
     srv.advance(300);
     let elsewhere = Client {
         ip: "198.51.100.9",
         agent: "other-app",
     };
-    let switched = jwt(&token(&srv, Some(elsewhere), Some(&first), &casey.id, "Seller").await);
-    assert_eq!(claims(&switched)["roles"], json!(["Seller"]));
+    let again = jwt(&token(&srv, Some(elsewhere), Some(&first), &casey.id, "Customer").await);
+    assert_eq!(claims(&again)["roles"], json!(["Customer"]));
+    let r = token(&srv, Some(elsewhere), Some(&first), &casey.id, "Seller").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    string_body(&r);
 
     // A token of another account does not.
     let theirs = Client {
@@ -632,11 +635,13 @@ async fn switching_roles_stays_in_one_session_and_one_logout_ends_it() {
     let seller = jwt(&token(&srv, Some(phone), None, &casey.id, "Seller").await);
     let on_laptop = jwt(&token(&srv, Some(laptop), None, &casey.id, "Customer").await);
     srv.advance(300);
-    let again = jwt(&token(&srv, Some(phone), Some(&seller), &casey.id, "Customer").await);
+    // A chosen token re-issues its own role (a narrowed token reaches no
+    // other role without the password).
+    let again = jwt(&token(&srv, Some(phone), Some(&seller), &casey.id, "Seller").await);
     for (t, role) in [
         (&customer, "Customer"),
         (&seller, "Seller"),
-        (&again, "Customer"),
+        (&again, "Seller"),
     ] {
         assert_eq!(claims(t)["roles"], json!([role]));
     }
@@ -646,7 +651,7 @@ async fn switching_roles_stays_in_one_session_and_one_logout_ends_it() {
     for (what, t) in [
         ("the token logged out with", &seller),
         ("the token chosen before it", &customer),
-        ("the token switched to with it", &again),
+        ("the token re-issued with it", &again),
     ] {
         let r = token(&srv, Some(phone), Some(t), &casey.id, "Customer").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
@@ -654,7 +659,7 @@ async fn switching_roles_stays_in_one_session_and_one_logout_ends_it() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
     }
     // The other login is another session, untouched.
-    let r = token(&srv, Some(laptop), Some(&on_laptop), &casey.id, "Seller").await;
+    let r = token(&srv, Some(laptop), Some(&on_laptop), &casey.id, "Customer").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 

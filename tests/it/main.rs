@@ -15,6 +15,7 @@ mod external;
 mod foundation;
 mod harden_audit;
 mod harden_credentials;
+mod harden_grants;
 mod harden_login;
 mod harden_seams;
 mod harden_tokens;
