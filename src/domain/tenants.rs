@@ -56,11 +56,25 @@ pub fn is_role_form(raw: &str) -> bool {
 }
 
 /// Whether a role name a request gave (`asked`) names the stored role
-/// `stored`: the same text, or, for a name of the role form, the same
-/// letters in any ASCII case. A stored name from before the form (kept
-/// working) is matched by its exact text only.
+/// `stored`: the same text, or, for custom names of the role form, the
+/// same letters in any ASCII case. A stored name from before the form (kept
+/// working) is matched by its exact text only. So is anything spelled like
+/// a built-in role: `admin` is only ever `admin`, so a custom role a store
+/// made before the form (`Admin`) can never stand for the built-in one in
+/// a check that an account, a session or a key still holds a role.
 pub fn role_matches(stored: &str, asked: &str) -> bool {
-    stored == asked || (is_role_form(asked) && stored.eq_ignore_ascii_case(asked))
+    stored == asked
+        || (is_role_form(asked)
+            && !spelled_like_builtin(stored)
+            && !spelled_like_builtin(asked)
+            && stored.eq_ignore_ascii_case(asked))
+}
+
+/// Whether `name` is a built-in role name in some ASCII case.
+fn spelled_like_builtin(name: &str) -> bool {
+    super::accounts::BUILTIN_ROLES
+        .iter()
+        .any(|b| b.eq_ignore_ascii_case(name))
 }
 
 /// Whether the role names `held` include `asked` by [`role_matches`]: the
@@ -562,5 +576,39 @@ impl Core {
                 Ok(())
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_match_by_one_rule() {
+        let check = |stored: &str, asked: &str, expected: bool| {
+            assert_eq!(role_matches(stored, asked), expected, "{stored} ~ {asked}");
+        };
+        // Custom names of the role form: any ASCII case.
+        check("Support-Team", "support-team", true);
+        check("support-team", "SUPPORT-TEAM", true);
+        check("Support-Team", "Support-Teams", false);
+        // Built-in names match only themselves, exactly; a custom role a
+        // store made before the form, spelled like one, never stands for
+        // it, nor it for that role.
+        check("admin", "admin", true);
+        check("Admin", "admin", false);
+        check("admin", "Admin", false);
+        check("Admin", "Admin", true);
+        check("RESELLER", "reseller", false);
+        // Names outside the form match by their exact text only.
+        check("Night Lead", "Night Lead", true);
+        check("Night Lead", "night lead", false);
+        check("ａｄｍｉｎ", "admin", false);
+        check("аdmin", "admin", false);
+        assert!(holds(
+            &["user".into(), "Support-Team".into()],
+            "support-team"
+        ));
+        assert!(!holds(&["Admin".into()], "admin"));
     }
 }
