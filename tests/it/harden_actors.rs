@@ -161,6 +161,153 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
 }
 
+/// A change to an account a manager asked for, on the domain directly.
+#[derive(Debug, Clone, Copy)]
+enum OnAccount {
+    Unlock,
+    RevokeSessions,
+    DeleteKey,
+    SetPassword,
+}
+
+impl OnAccount {
+    async fn run(self, core: &Core, p: &Principal, id: Uuid, key: &str) -> Result<(), Error> {
+        match self {
+            OnAccount::Unlock => core.admin_unlock(p, id).await.map(drop),
+            OnAccount::RevokeSessions => core.admin_revoke_sessions(p, id, None).await.map(drop),
+            OnAccount::DeleteKey => core.admin_delete_user_key(p, id, key).await,
+            OnAccount::SetPassword => core.admin_set_password(p, id, NEW_PASSWORD, None).await,
+        }
+    }
+}
+
+/// Every change a reseller makes to an account of its tenant checks the
+/// account's place again inside the write. The test holds the store's
+/// writer, lets the reseller's request pass its early check and queue for
+/// the writer, then (in the held transaction) promotes the account to
+/// admin or moves it to another reseller: the request, written after,
+/// finds the account out of reach ("not found") and changes nothing.
+#[tokio::test]
+async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
+    use std::future::Future;
+    use std::task::Poll;
+
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    let core = srv.running().core().clone();
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let reseller = core
+        .authenticate(world.token("reseller1"), ip)
+        .expect("reseller1");
+    let ops = [
+        OnAccount::Unlock,
+        OnAccount::RevokeSessions,
+        OnAccount::DeleteKey,
+        OnAccount::SetPassword,
+    ];
+    // (what, the account's roles after, its reseller after)
+    let changes = [
+        ("promoted", "admin", None),
+        ("moved", "user", Some("res_2")),
+    ];
+    let mut i = 0;
+    for op in ops {
+        for (how, role, reseller_after) in changes {
+            i += 1;
+            let name = format!("ops{i}");
+            let id = make_user(
+                &srv,
+                &admin,
+                &name,
+                &["user"],
+                json!({ "reseller_id": "res_1" }),
+            )
+            .await;
+            let token = token_of(&srv, &name).await;
+            let r = srv.post(KEYS).bearer(&token).send().await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            let key = r.json()["keyId"].as_str().expect("keyId").to_string();
+            let id: Uuid = id.parse().expect("uuid");
+
+            // Hold the writer until told to change the account.
+            let (held_tx, held) = std::sync::mpsc::channel::<()>();
+            let (go, go_rx) = std::sync::mpsc::channel::<()>();
+            let store = core.store.clone();
+            let holder = std::thread::spawn(move || {
+                store.write(|tx| {
+                    let _ = held_tx.send(());
+                    let _ = go_rx.recv();
+                    let before = tx.account(id)?.ok_or(Error::NotFound("user"))?;
+                    let mut after = before.clone();
+                    after.roles = vec![role.to_string()];
+                    after.reseller_id = reseller_after.map(str::to_string);
+                    latchkey::domain::accounts::put_checked(tx, &after, Some(&before))
+                })
+            });
+            held.recv().expect("writer held");
+
+            let (c, p) = (core.clone(), reseller.clone());
+            let key_id = key.clone();
+            let mut request = Box::pin(async move { op.run(&c, &p, id, &key_id).await });
+            // One poll: the early checks run and the request then waits,
+            // for the hash or for the writer.
+            let first = std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await;
+            assert!(first.is_pending(), "{op:?} {how}: {first:?}");
+            go.send(()).expect("go");
+            holder.join().expect("holder").expect("account changed");
+            let result = request.await;
+            assert!(
+                matches!(result, Err(Error::NotFound("user"))),
+                "{op:?} on an account {how} meanwhile: {result:?}"
+            );
+
+            // And nothing was done to it.
+            let path = format!("{USERS}/{id}");
+            let sessions = act(&srv, &admin, Method::GET, &format!("{path}/sessions"), None).await;
+            assert_eq!(
+                sessions.json()["items"].as_array().map(Vec::len),
+                Some(1),
+                "{op:?} {how}"
+            );
+            let keys = act(&srv, &admin, Method::GET, &format!("{path}/keys"), None).await;
+            assert_eq!(
+                keys.json()["items"].as_array().map(Vec::len),
+                Some(1),
+                "{op:?} {how}"
+            );
+            let login = srv
+                .post("/api/v1/auth/login")
+                .json(&json!({ "username": name, "password": PASSWORD }))
+                .send()
+                .await;
+            assert_eq!(
+                login.status,
+                StatusCode::OK,
+                "{op:?} {how}: {}",
+                login.text()
+            );
+            let r = srv
+                .get(&format!("/api/v1/admin/audit?target={id}&limit=100"))
+                .bearer(&admin)
+                .send()
+                .await;
+            let events: Vec<String> = r.json()["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+                .collect();
+            for event in ["unlock", "sessions_revoked", "password_changed"] {
+                assert!(
+                    !events.iter().any(|e| e == event),
+                    "{op:?} {how}: {events:?}"
+                );
+            }
+        }
+    }
+}
+
 // ---- F2: the actor is checked in the write ----
 
 /// A reseller's account creation hashes the new password between
