@@ -1,6 +1,10 @@
 //! Managing accounts through the admin API: create, list, read, change,
 //! disable, delete, set passwords, see and end sessions. Every operation
 //! checks the caller's scope first; an account outside it is "not found".
+//! Every change checks again inside its write transaction, both the
+//! caller's credential (`auth::actor_still_valid`) and the account's place, so
+//! a request that waited (for a hash, for the writer) does not land on an
+//! account that left the caller's reach meanwhile.
 
 use std::collections::BTreeMap;
 
