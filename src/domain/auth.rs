@@ -20,7 +20,7 @@ use super::secrets::digest;
 use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
 use super::tenants::holds;
 use super::{Core, Error, keys, s2s};
-use crate::store::Account;
+use crate::store::{Account, WriteTx};
 
 /// Which kind of credential authenticated the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,75 @@ impl Principal {
             _ => "unknown".into(),
         }
     }
+}
+
+impl Principal {
+    /// Refuses a credential that is not a person's own sign-in (an API key,
+    /// an S2S token, or any credential read from a URL) the making of a
+    /// credential: an API key, an S2S token, an account (made with a
+    /// password) or a password. A credential with no person behind it must
+    /// not outlive itself by minting new ones, and a URL leaks into logs
+    /// and browser history.
+    pub fn may_mint(&self) -> Result<(), Error> {
+        if self.from_query || matches!(self.kind, CredentialKind::ApiKey | CredentialKind::S2s) {
+            return Err(Error::Forbidden);
+        }
+        Ok(())
+    }
+}
+
+/// Refuses (as [`Error::Unauthenticated`]) a change driven by `principal`
+/// unless its credential still stands, as the write transaction sees the
+/// store: the S2S token or API key is still there and unexpired, the
+/// session of a token is neither revoked nor over, and the account acted as
+/// exists, is enabled, still holds every role the credential acts with and
+/// sits in the same tenant. Authentication checked all this when the
+/// request arrived; a request that then waited (for a password hash, for
+/// the writer) must not carry out what its actor lost the right to do
+/// meanwhile. Called first in every write transaction a principal drives;
+/// it costs one or two point reads.
+pub(crate) fn actor_still_valid(
+    tx: &WriteTx,
+    principal: &Principal,
+    now: i64,
+) -> Result<(), Error> {
+    let stale = || Error::Unauthenticated;
+    let credential = principal.credential_id.as_deref();
+    match principal.kind {
+        CredentialKind::S2s => {
+            let token = tx.s2s_token(credential.ok_or_else(stale)?)?;
+            // The expiry was worked out from this same record when the
+            // token was authenticated; it does not change.
+            let live = token.is_some_and(|t| t.revoked_at.is_none())
+                && principal.expires_at.is_some_and(|e| e > now);
+            // An S2S token acts as no account: nothing more to check.
+            return if live { Ok(()) } else { Err(stale()) };
+        }
+        CredentialKind::ApiKey => {
+            let key = tx.api_key(credential.ok_or_else(stale)?)?;
+            if !key.is_some_and(|k| {
+                Some(k.account) == principal.account && k.expires_at.is_none_or(|e| e > now)
+            }) {
+                return Err(stale());
+            }
+        }
+        CredentialKind::AccessToken | CredentialKind::OpaqueToken => {
+            let session = tx.session(principal.session.ok_or_else(stale)?)?;
+            if !session.is_some_and(|s| {
+                Some(s.account) == principal.account && s.revoked_at.is_none() && s.expires_at > now
+            }) {
+                return Err(stale());
+            }
+        }
+    }
+    let account = tx
+        .account(principal.account.ok_or_else(stale)?)?
+        .ok_or_else(stale)?;
+    let stands = !account.disabled
+        && principal.roles.iter().all(|r| account.roles.contains(r))
+        && account.reseller_id == principal.reseller_id
+        && account.merchant_id == principal.merchant_id;
+    if stands { Ok(()) } else { Err(stale()) }
 }
 
 impl Core {

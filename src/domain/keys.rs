@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use uuid::Uuid;
 
-use super::auth::{CredentialKind, Principal, split_secret};
+use super::auth::{CredentialKind, Principal, actor_still_valid, split_secret};
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
 use super::tenants::{holds, role_matches};
 use super::{AuditEntry, Core, Error, Outcome};
@@ -204,11 +204,7 @@ impl Core {
         principal: &Principal,
         request: NewKey,
     ) -> Result<(ApiKey, String), Error> {
-        if principal.from_query
-            || matches!(principal.kind, CredentialKind::ApiKey | CredentialKind::S2s)
-        {
-            return Err(Error::Forbidden);
-        }
+        principal.may_mint()?;
         let account_id = principal.account.ok_or(Error::Forbidden)?;
         let now = self.clock.now();
         let name = request.name.unwrap_or_else(|| "API key".to_string());
@@ -236,9 +232,11 @@ impl Core {
         let stored = key.clone();
         let max = self.config.max_api_keys_per_account;
         let audit = self.actor_entry(principal, "api_key_created", Outcome::Success)?;
+        let actor = principal.clone();
         let pruned = self
             .store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let account = tx
                     .account(account_id)?
                     .filter(|a| !a.disabled)
@@ -288,6 +286,9 @@ impl Core {
     }
 
     /// Deletes a key of `account`. A key of another account is "not found".
+    /// Deleting another account's key takes a scope that covers and manages
+    /// it, checked in the write: an account moved or promoted out of reach
+    /// meanwhile is "not found", as it would be to a fresh request.
     pub async fn delete_api_key(
         &self,
         principal: &Principal,
@@ -297,9 +298,20 @@ impl Core {
         let now = self.clock.now();
         let key_id = key_id.to_string();
         let audit = self.actor_entry(principal, "api_key_revoked", Outcome::Success)?;
+        let actor = principal.clone();
         let removed = self
             .store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
+                if actor.account != Some(account) {
+                    let scope = actor.scope();
+                    tx.account(account)?
+                        .filter(|a| scope.covers_account(a))
+                        .ok_or(Error::NotFound("user"))?;
+                    if !scope.manages() {
+                        return Err(Error::Forbidden);
+                    }
+                }
                 let key = tx
                     .api_key(&key_id)?
                     .filter(|k| k.account == account)

@@ -20,7 +20,7 @@
 //! | merchant | `merchant`, `user` under its own merchant |
 //! | anyone else | nothing |
 
-use super::auth::{CredentialKind, Principal, split_secret};
+use super::auth::{CredentialKind, Principal, actor_still_valid, split_secret};
 use super::rbac::Scope;
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
 use super::{Core, Error, Outcome};
@@ -133,11 +133,7 @@ impl Core {
         principal: &Principal,
         request: NewS2s,
     ) -> Result<(S2sToken, String), Error> {
-        if principal.from_query
-            || matches!(principal.kind, CredentialKind::ApiKey | CredentialKind::S2s)
-        {
-            return Err(Error::Forbidden);
-        }
+        principal.may_mint()?;
         let name = request
             .name
             .map(|n| n.trim().to_string())
@@ -218,8 +214,10 @@ impl Core {
             .tenant(Some(token.reseller_id.clone()), token.merchant_id.clone())
             .target(id)
             .detail(format!("name: {}", token.name));
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 // Checked here, where a tenant's deletion cannot slip in
                 // between the check and the write: deleting a tenant is
                 // refused while it has a live token, and this transaction
@@ -295,8 +293,10 @@ impl Core {
         let now = self.clock.now();
         let id = id.to_string();
         let audit = self.actor_entry(principal, "s2s_token_revoked", Outcome::Success)?;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let mut token = tx
                     .s2s_token(&id)?
                     .filter(|t| scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()))

@@ -1,6 +1,6 @@
 //! Resellers, merchants and custom roles.
 
-use super::auth::Principal;
+use super::auth::{Principal, actor_still_valid};
 use super::rbac::{Scope, is_builtin};
 use super::secrets::random_id;
 use super::{Core, Error, Outcome, Page};
@@ -192,8 +192,10 @@ impl Core {
             .tenant(Some(id.clone()), None)
             .target(id);
         let stored = reseller.clone();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 if tx.reseller(&stored.id)?.is_some() {
                     return Err(Error::Conflict("a reseller with this id exists".into()));
                 }
@@ -264,8 +266,10 @@ impl Core {
             .actor_entry(principal, "reseller_updated", Outcome::Success)?
             .tenant(Some(id.clone()), None)
             .target(id.clone());
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let mut reseller = tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
                 reseller.name = name;
                 reseller.updated_at = now;
@@ -291,8 +295,10 @@ impl Core {
             .tenant(Some(id.clone()), None)
             .target(id.clone());
         let max_ttl = self.config.s2s_max_ttl;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
                 if tx.reseller_has_merchants(&id)? {
                     return Err(Error::Conflict(
@@ -357,8 +363,10 @@ impl Core {
             .tenant(Some(reseller_id), Some(id.clone()))
             .target(id);
         let stored = merchant.clone();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 if tx.reseller(&stored.reseller_id)?.is_none() {
                     return Err(Error::invalid("reseller_id", "unknown reseller_id"));
                 }
@@ -424,8 +432,10 @@ impl Core {
         let now = self.clock.now();
         let id = id.to_string();
         let audit = self.actor_entry(principal, "merchant_updated", Outcome::Success)?;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let mut merchant = tx
                     .merchant(&id)?
                     .filter(|m| scope.covers_merchant(m))
@@ -454,8 +464,10 @@ impl Core {
         let id = id.to_string();
         let audit = self.actor_entry(principal, "merchant_deleted", Outcome::Success)?;
         let max_ttl = self.config.s2s_max_ttl;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let merchant = tx
                     .merchant(&id)?
                     .filter(|m| scope.covers_merchant(m))
@@ -524,8 +536,10 @@ impl Core {
             .actor_entry(principal, "role_created", Outcome::Success)?
             .target(role.name.clone());
         let stored = role.clone();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let existing = tx.custom_roles()?;
                 if existing
                     .iter()
@@ -556,8 +570,10 @@ impl Core {
         let now = self.clock.now();
         let asked = name.to_string();
         let audit = self.actor_entry(principal, "role_deleted", Outcome::Success)?;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let name =
                     resolve_role(&tx.custom_roles()?, &asked).ok_or(Error::NotFound("role"))?;
                 let audit = audit.target(name.clone());

@@ -1,13 +1,17 @@
 //! Managing accounts through the admin API: create, list, read, change,
 //! disable, delete, set passwords, see and end sessions. Every operation
 //! checks the caller's scope first; an account outside it is "not found".
+//! Every change checks again inside its write transaction, both the
+//! caller's credential (`auth::actor_still_valid`) and the account's place, so
+//! a request that waited (for a hash, for the writer) does not land on an
+//! account that left the caller's reach meanwhile.
 
 use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
 use super::accounts::{Email, Username, put_checked};
-use super::auth::Principal;
+use super::auth::{Principal, actor_still_valid};
 use super::password::Password;
 use super::rbac::{Scope, is_builtin, level};
 use super::{Core, Error, Outcome, Page};
@@ -194,6 +198,9 @@ impl Core {
         principal: &Principal,
         mut request: UserRequest,
     ) -> Result<Account, Error> {
+        // An account is made with a password: a credential that may not
+        // mint credentials may not make one.
+        principal.may_mint()?;
         let scope = principal.scope();
         if !scope.manages() {
             return Err(Error::Forbidden);
@@ -217,8 +224,10 @@ impl Core {
         let hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_created", Outcome::Success)?;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let (reseller_id, merchant_id) = place(
                     tx,
                     &scope,
@@ -328,8 +337,10 @@ impl Core {
         let revocations = self.revocations_handle();
         let states = self.states.clone();
         let own = principal.account == Some(id);
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let current = tx.account(id)?.filter(|a| scope.covers_account(a));
                 let current = current.ok_or(Error::NotFound("user"))?;
                 if !scope.manages() {
@@ -373,9 +384,11 @@ impl Core {
                     next.sessions_epoch = current.sessions_epoch.wrapping_add(1);
                 }
                 next.updated_at = now;
-                // Before the commit: what is taken away is refused from now.
-                states.restrict(&current, &next);
                 put_checked(tx, &next, Some(&current))?;
+                // Before the commit, and after the last check that can
+                // refuse the change: what is taken away is refused from
+                // now, and a refused change takes nothing away.
+                states.restrict(&current, &next);
                 let mut detail = String::new();
                 if placement_changed {
                     // Tokens carry roles and tenant: the old ones must go.
@@ -430,8 +443,10 @@ impl Core {
         let audit = self.actor_entry(principal, event, Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let mut account = tx
                     .account(id)?
                     .filter(|a| scope.covers_account(a))
@@ -463,10 +478,11 @@ impl Core {
                 if disabled && !previous.disabled {
                     account.sessions_epoch = previous.sessions_epoch.wrapping_add(1);
                 }
-                // Before the commit: a disable is refused from now; an
-                // enable is learnt by the account's next sign-in.
-                states.restrict(&previous, &account);
                 put_checked(tx, &account, Some(&previous))?;
+                // Before the commit, and after the last check that can
+                // refuse it: a disable is refused from now; an enable is
+                // learnt by the account's next sign-in.
+                states.restrict(&previous, &account);
                 audit.append(tx, now)?;
                 Ok(account)
             })
@@ -482,8 +498,10 @@ impl Core {
         let audit = self.actor_entry(principal, "account_deleted", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
                 let account = tx
                     .account(id)?
                     .filter(|a| scope.covers_account(a))
@@ -518,6 +536,9 @@ impl Core {
         new_password: &str,
         current_password: Option<&str>,
     ) -> Result<(), Error> {
+        // A password is a credential: a credential that may not mint
+        // credentials may not set one, not even its own account's.
+        principal.may_mint()?;
         let scope = principal.scope();
         self.visible(&scope, self.store.read()?.account(id)?)?;
         let own = principal.account == Some(id);
@@ -552,9 +573,17 @@ impl Core {
         let keep = principal.session;
         let audit = self.actor_entry(principal, "password_changed", Outcome::Success)?;
         let revocations = self.revocations_handle();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
-                let previous = tx.account(id)?.ok_or(Error::NotFound("user"))?;
+                // The actor and the scope again, as they are now: the
+                // account may have been promoted out of reach while the
+                // new password hashed.
+                actor_still_valid(tx, &actor, now)?;
+                let previous = tx
+                    .account(id)?
+                    .filter(|a| scope.covers_account(a))
+                    .ok_or(Error::NotFound("user"))?;
                 let mut account = previous.clone();
                 account.password_hash = hash;
                 account.updated_at = now;
@@ -586,23 +615,28 @@ impl Core {
     /// account) are left to housekeeping, which drops them within a day.
     pub async fn admin_unlock(&self, principal: &Principal, id: Uuid) -> Result<bool, Error> {
         let scope = principal.scope();
-        let account = self.visible(&scope, self.store.read()?.account(id)?)?;
+        self.visible(&scope, self.store.read()?.account(id)?)?;
         if !scope.manages() {
             return Err(Error::Forbidden);
         }
         let now = self.clock.now();
-        let keys = super::accounts::index_keys(&account);
-        let keys = [
-            super::accounts::lockout_key_for_account(account.id),
-            super::accounts::lockout_key_for_identifier(&keys.username),
-            super::accounts::lockout_key_for_identifier(&keys.email),
-        ];
-        let audit = self
-            .actor_entry(principal, "unlock", Outcome::Success)?
-            .tenant_of(&account)
-            .target(id.to_string());
+        let audit = self.actor_entry(principal, "unlock", Outcome::Success)?;
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
+                // The account and its names as they are now, in scope now.
+                actor_still_valid(tx, &actor, now)?;
+                let account = tx
+                    .account(id)?
+                    .filter(|a| scope.covers_account(a))
+                    .ok_or(Error::NotFound("user"))?;
+                let audit = audit.tenant_of(&account).target(id.to_string());
+                let keys = super::accounts::index_keys(&account);
+                let keys = [
+                    super::accounts::lockout_key_for_account(account.id),
+                    super::accounts::lockout_key_for_identifier(&keys.username),
+                    super::accounts::lockout_key_for_identifier(&keys.email),
+                ];
                 let mut was_locked = false;
                 for key in &keys {
                     if let Some(lock) = tx.lockout(key)? {
@@ -662,9 +696,14 @@ impl Core {
             Outcome::Success,
         )?;
         let revocations = self.revocations_handle();
+        let actor = principal.clone();
         self.store
             .write_async(move |tx| {
-                let account = tx.account(id)?.ok_or(Error::NotFound("user"))?;
+                actor_still_valid(tx, &actor, now)?;
+                let account = tx
+                    .account(id)?
+                    .filter(|a| scope.covers_account(a))
+                    .ok_or(Error::NotFound("user"))?;
                 let n = match which {
                     Some(sid) => {
                         let mut session = tx

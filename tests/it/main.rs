@@ -13,6 +13,7 @@ mod doc_token;
 mod doc_v1;
 mod external;
 mod foundation;
+mod harden_actors;
 mod harden_audit;
 mod harden_credentials;
 mod harden_grants;

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -1028,7 +1028,21 @@ async fn the_audit_log_names_the_token() {
     assert_eq!(first[0]["actor"], actor.as_str(), "{}", first[0]);
     assert_eq!(first[0]["actor_name"], "audit probe", "{}", first[0]);
 
-    // What the token does is done in its name: an account it creates.
+    // What the token does is done in its name: an account it changes.
+    let changed = w.get("user1a").id.clone();
+    let r = srv
+        .call(Method::PATCH, &format!("/api/v1/admin/users/{changed}"))
+        .bearer(&token)
+        .json(&json!({ "attributes": { "note": "by s2s" } }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let updated = audit_for(&srv, &admin, "account_updated", &changed).await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0]["actor"], actor.as_str(), "{}", updated[0]);
+    assert_eq!(updated[0]["actor_name"], "audit probe", "{}", updated[0]);
+    // It creates no account: one made with a password it chose would be
+    // a credential it minted (issue 9, item 9).
     let r = srv
         .post("/api/v1/admin/users")
         .bearer(&token)
@@ -1040,12 +1054,7 @@ async fn the_audit_log_names_the_token() {
         }))
         .send()
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let made = r.json()["id"].as_str().expect("id").to_string();
-    let created = audit_for(&srv, &admin, "account_created", &made).await;
-    assert_eq!(created.len(), 1, "{created:?}");
-    assert_eq!(created[0]["actor"], actor.as_str(), "{}", created[0]);
-    assert_eq!(created[0]["actor_name"], "audit probe", "{}", created[0]);
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     // It issues no S2S token (issue 9, item 9).
     let r = issue(
         &srv,
