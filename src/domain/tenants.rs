@@ -70,6 +70,11 @@ pub fn role_matches(stored: &str, asked: &str) -> bool {
             && stored.eq_ignore_ascii_case(asked))
 }
 
+/// Why a role or tenant named by the external sign-in defaults cannot be
+/// deleted: accounts created at external sign-in are placed with them, and
+/// the start-up check would refuse the next start.
+const EXTERNAL_DEFAULT: &str = "external sign-in creates accounts with this as its default (LATCHKEY_EXTERNAL_DEFAULT_*); change that setting first";
+
 /// Whether `name` is a built-in role name in some ASCII case.
 fn spelled_like_builtin(name: &str) -> bool {
     super::accounts::BUILTIN_ROLES
@@ -296,10 +301,14 @@ impl Core {
             .target(id.clone());
         let max_ttl = self.config.s2s_max_ttl;
         let actor = principal.clone();
+        let external = self.external.clone();
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
                 tx.reseller(&id)?.ok_or(Error::NotFound("reseller"))?;
+                if external.default_reseller_id.as_deref() == Some(id.as_str()) {
+                    return Err(Error::Conflict(EXTERNAL_DEFAULT.into()));
+                }
                 if tx.reseller_has_merchants(&id)? {
                     return Err(Error::Conflict(
                         "the reseller still has merchants; delete them first".into(),
@@ -465,6 +474,7 @@ impl Core {
         let audit = self.actor_entry(principal, "merchant_deleted", Outcome::Success)?;
         let max_ttl = self.config.s2s_max_ttl;
         let actor = principal.clone();
+        let external = self.external.clone();
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
@@ -474,6 +484,9 @@ impl Core {
                     .ok_or(Error::NotFound("merchant"))?;
                 if scope.level() < 3 {
                     return Err(Error::Forbidden);
+                }
+                if external.default_merchant_id.as_deref() == Some(id.as_str()) {
+                    return Err(Error::Conflict(EXTERNAL_DEFAULT.into()));
                 }
                 if tx.tenant_has_accounts(&merchant_key(&id))? {
                     return Err(Error::Conflict(
@@ -571,12 +584,16 @@ impl Core {
         let asked = name.to_string();
         let audit = self.actor_entry(principal, "role_deleted", Outcome::Success)?;
         let actor = principal.clone();
+        let default_role = self.external.default_role.clone();
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
                 let name =
                     resolve_role(&tx.custom_roles()?, &asked).ok_or(Error::NotFound("role"))?;
                 let audit = audit.target(name.clone());
+                if role_matches(&name, &default_role) {
+                    return Err(Error::Conflict(EXTERNAL_DEFAULT.into()));
+                }
                 let mut used = false;
                 tx.scan_accounts(None, 0, |a| {
                     used = holds(&a.roles, &name);

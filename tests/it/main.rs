@@ -17,6 +17,7 @@ mod harden_actors;
 mod harden_audit;
 mod harden_credentials;
 mod harden_grants;
+mod harden_lead;
 mod harden_login;
 mod harden_seams;
 mod harden_tokens;
