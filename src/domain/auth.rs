@@ -93,9 +93,11 @@ impl Principal {
     /// Refuses a credential that is not a person's own sign-in (an API key,
     /// an S2S token, or any credential read from a URL) the making of a
     /// credential: an API key, an S2S token, an account (made with a
-    /// password) or a password. A credential with no person behind it must
-    /// not outlive itself by minting new ones, and a URL leaks into logs
-    /// and browser history.
+    /// password), a password, or a new email for an account (an email is a
+    /// sign-in identifier: a provider vouching for the new mailbox signs in
+    /// to the account). A credential with no person behind it must not
+    /// outlive itself by minting new ones, and a URL leaks into logs and
+    /// browser history.
     pub fn may_mint(&self) -> Result<(), Error> {
         if self.from_query || matches!(self.kind, CredentialKind::ApiKey | CredentialKind::S2s) {
             return Err(Error::Forbidden);

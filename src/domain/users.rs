@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::accounts::{Email, Username, put_checked};
+use super::accounts::{Email, Username, email_key, put_checked};
+use super::audit::AuditEntry;
 use super::auth::{Principal, actor_still_valid};
 use super::password::Password;
 use super::rbac::{Scope, is_builtin, level};
@@ -156,6 +157,33 @@ fn place(
         ));
     }
     Ok((reseller_id, merchant_id))
+}
+
+/// Removes every provider link of `account` and logs which providers (and
+/// which of their ids) it trusted, never a token. A link was made because a
+/// provider vouched for the account's email, so it must not outlive that
+/// email, nor the password reset a manager reaches for to take an account
+/// back. Returns how many links went.
+fn drop_external_links(
+    tx: &mut WriteTx,
+    account: &Account,
+    audit: AuditEntry,
+    why: &str,
+    now: i64,
+) -> Result<usize, Error> {
+    let links = tx.remove_external_links(account.id)?;
+    if !links.is_empty() {
+        let named: Vec<String> = links
+            .iter()
+            .map(|(provider, subject)| format!("{provider}: id {subject}"))
+            .collect();
+        audit
+            .tenant_of(account)
+            .target(account.id.to_string())
+            .detail(format!("{why}; unlinked {}", named.join(", ")))
+            .append(tx, now)?;
+    }
+    Ok(links.len())
 }
 
 fn is_enabled_admin(account: &Account) -> bool {
@@ -334,6 +362,7 @@ impl Core {
         }
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_updated", Outcome::Success)?;
+        let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
         let own = principal.account == Some(id);
@@ -349,6 +378,15 @@ impl Core {
                 let mut next = current.clone();
                 if let Some(u) = username {
                     next.username = u.as_str().to_string();
+                }
+                // An email is a sign-in identifier: a provider that vouches
+                // for the mailbox signs in to the account. Pointing it
+                // elsewhere is minting a credential.
+                let email_changed = email
+                    .as_ref()
+                    .is_some_and(|e| email_key(e.as_str()) != email_key(&current.email));
+                if email_changed {
+                    actor.may_mint()?;
                 }
                 if let Some(e) = email {
                     next.email = e.as_str().to_string();
@@ -385,6 +423,9 @@ impl Core {
                 }
                 next.updated_at = now;
                 put_checked(tx, &next, Some(&current))?;
+                if email_changed {
+                    drop_external_links(tx, &next, unlinked, "email changed", now)?;
+                }
                 // Before the commit, and after the last check that can
                 // refuse the change: what is taken away is refused from
                 // now, and a refused change takes nothing away.
@@ -572,6 +613,7 @@ impl Core {
         let now = self.clock.now();
         let keep = principal.session;
         let audit = self.actor_entry(principal, "password_changed", Outcome::Success)?;
+        let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let actor = principal.clone();
         self.store
@@ -592,6 +634,11 @@ impl Core {
                 // here, and so does every sign-in still in flight.
                 account.sessions_epoch = previous.sessions_epoch.wrapping_add(1);
                 put_checked(tx, &account, Some(&previous))?;
+                if !own {
+                    // A manager setting the password is taking the account
+                    // back: the provider identities it trusted go too.
+                    drop_external_links(tx, &account, unlinked, "password set by a manager", now)?;
+                }
                 let mut n = 0;
                 for mut session in tx.account_sessions(id)? {
                     if Some(session.id) != keep && session.revoked_at.is_none() {

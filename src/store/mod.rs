@@ -1218,6 +1218,36 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Removes every provider link of an account, both ways, and returns
+    /// what was removed as (provider, immutable id) pairs.
+    pub fn remove_external_links(
+        &mut self,
+        account: Uuid,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let a = account.as_u128();
+        let mut links = Vec::new();
+        for entry in self
+            .open(ACCOUNT_LINKS)?
+            .range::<(u128, &str)>((a, "")..)
+            .map_err(db_err)?
+        {
+            let (k, v) = entry.map_err(db_err)?;
+            if k.value().0 != a {
+                break;
+            }
+            links.push((k.value().1.to_string(), v.value().to_string()));
+        }
+        for (provider, subject) in &links {
+            self.open(ACCOUNT_LINKS)?
+                .remove((a, provider.as_str()))
+                .map_err(db_err)?;
+            self.open(EXTERNAL_IDENTITIES)?
+                .remove((provider.as_str(), subject.as_str()))
+                .map_err(db_err)?;
+        }
+        Ok(links)
+    }
+
     pub fn put_opaque_token(&mut self, digest: &[u8; 32], session: Uuid) -> Result<(), StoreError> {
         self.open(OPAQUE_TOKENS)?
             .insert(digest, session.as_u128())

@@ -16,6 +16,7 @@ mod foundation;
 mod harden_actors;
 mod harden_audit;
 mod harden_credentials;
+mod harden_email;
 mod harden_grants;
 mod harden_lead;
 mod harden_login;
