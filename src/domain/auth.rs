@@ -154,7 +154,7 @@ pub(crate) fn actor_still_valid(
         .account(principal.account.ok_or_else(stale)?)?
         .ok_or_else(stale)?;
     let stands = !account.disabled
-        && principal.roles.iter().all(|r| account.roles.contains(r))
+        && principal.roles.iter().all(|r| holds(&account.roles, r))
         && account.reseller_id == principal.reseller_id
         && account.merchant_id == principal.merchant_id;
     if stands { Ok(()) } else { Err(stale()) }
@@ -436,5 +436,69 @@ mod tests {
         states.forget(admin.id);
         assert!(!states.allows(admin.id, &[], None, None));
         assert!(!states.allows(Uuid::from_u128(8), &[], None, None));
+    }
+
+    /// The check at authentication and the re-check inside a write agree on
+    /// what holding a role means (`tenants::holds`): a credential whose
+    /// custom role is spelt in another case than the account's is let in by
+    /// both, and a credential naming a role the account lacks by neither.
+    #[test]
+    fn the_re_check_in_a_write_holds_roles_as_authentication_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let holder = account(&["Support-Desk"], false);
+        let session = crate::store::Session {
+            id: Uuid::from_u128(9),
+            account: holder.id,
+            kind: crate::store::SessionKind::Jwt,
+            role: None,
+            created_at: 0,
+            last_used_at: 0,
+            expires_at: 1000,
+            refresh_generation: 0,
+            refresh_expires_at: None,
+            access_until: 1000,
+            revoked_at: None,
+            revoked_reason: None,
+            client_ip: String::new(),
+            user_agent: String::new(),
+        };
+        store
+            .write(|tx| -> Result<(), Error> {
+                let keys = super::super::accounts::index_keys(&holder);
+                tx.put_account(&holder, &keys, None)?;
+                tx.put_session(&session)?;
+                Ok(())
+            })
+            .unwrap();
+        let states = AccountStates::from_accounts([holder.clone()]);
+        let principal = |role: &str| Principal {
+            kind: CredentialKind::AccessToken,
+            account: Some(holder.id),
+            session: Some(session.id),
+            credential_id: None,
+            name: String::new(),
+            role: role.to_string(),
+            roles: vec![role.to_string()],
+            reseller_id: None,
+            merchant_id: None,
+            expires_at: None,
+            from_query: false,
+            client_ip: IpAddr::from([127, 0, 0, 1]),
+        };
+        for (role, held) in [
+            ("support-desk", true),
+            ("Support-Desk", true),
+            ("billing", false),
+        ] {
+            let p = principal(role);
+            assert_eq!(
+                states.allows(holder.id, &p.roles, None, None),
+                held,
+                "{role}"
+            );
+            let rechecked = store.write(|tx| actor_still_valid(tx, &p, 10));
+            assert_eq!(rechecked.is_ok(), held, "{role}: {rechecked:?}");
+        }
     }
 }
