@@ -122,6 +122,10 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_MAX_API_KEYS_PER_ACCOUNT", value_name = "N")]
     pub max_api_keys_per_account: Option<u32>,
 
+    /// Most live S2S tokens one tenant (a merchant, or a reseller for its reseller-scoped tokens) may hold; issuing one more is refused [default: 100]
+    #[arg(long, env = "LATCHKEY_MAX_S2S_TOKENS_PER_TENANT", value_name = "N")]
+    pub max_s2s_tokens_per_tenant: Option<u32>,
+
     /// Longest lifetime of an S2S token, in seconds; a token issued without `expires_in` gets this lifetime [default: 31536000, 365 days]
     #[arg(long, env = "LATCHKEY_S2S_MAX_TTL", value_name = "SECONDS")]
     pub s2s_max_ttl: Option<u64>,
@@ -261,6 +265,7 @@ impl Layer {
             lockout_threshold,
             lockout_seconds,
             max_api_keys_per_account,
+            max_s2s_tokens_per_tenant,
             s2s_max_ttl,
             trusted_proxies,
             token_query_param,
@@ -320,6 +325,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_seconds: u64,
     pub max_api_keys_per_account: u32,
+    pub max_s2s_tokens_per_tenant: u32,
     pub s2s_max_ttl: u64,
     pub trusted_proxies: crate::server::context::TrustedProxies,
     pub token_query_param: bool,
@@ -386,6 +392,11 @@ impl Settings {
             lockout_threshold: layer.lockout_threshold.unwrap_or(10),
             lockout_seconds: layer.lockout_seconds.unwrap_or(1800),
             max_api_keys_per_account: layer.max_api_keys_per_account.unwrap_or(100),
+            // A tenant's services need a token each, and a rotation holds
+            // two at once for a while: 100 leaves room for 50 services
+            // rotating together, and keeps what one tenant's deletion or
+            // issuance has to read small.
+            max_s2s_tokens_per_tenant: layer.max_s2s_tokens_per_tenant.unwrap_or(100),
             s2s_max_ttl: layer.s2s_max_ttl.unwrap_or(365 * 24 * 3600),
             trusted_proxies: crate::server::context::TrustedProxies::parse(
                 &layer.trusted_proxies.unwrap_or_default(),
@@ -447,6 +458,9 @@ impl Settings {
         }
         if self.max_api_keys_per_account == 0 || self.max_api_keys_per_account > 10_000 {
             return bad("--max-api-keys-per-account must be between 1 and 10000".into());
+        }
+        if self.max_s2s_tokens_per_tenant == 0 || self.max_s2s_tokens_per_tenant > 10_000 {
+            return bad("--max-s2s-tokens-per-tenant must be between 1 and 10000".into());
         }
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
