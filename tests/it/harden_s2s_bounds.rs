@@ -214,3 +214,149 @@ async fn housekeeping_deletes_s2s_tokens_ended_longer_than_the_grace_ago() {
     assert_eq!(me(&srv, &revoked).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&srv, &expired).await, StatusCode::UNAUTHORIZED);
 }
+
+/// A token record for reseller `reseller`, written straight to the store:
+/// `n` orders it, and `!` sorts it before every issued id.
+fn record(n: usize, reseller: &str, expires_at: i64) -> latchkey::store::S2sToken {
+    latchkey::store::S2sToken {
+        id: format!("!{n:08}"),
+        name: format!("stored {n}"),
+        role: "reseller".into(),
+        reseller_id: reseller.into(),
+        merchant_id: None,
+        digest: String::new(),
+        created_at: 0,
+        created_by: "test".into(),
+        expires_at: Some(expires_at),
+        revoked_at: None,
+        last_used: None,
+    }
+}
+
+/// Stops `srv`, writes `records` into its store in one transaction, and
+/// starts it again.
+async fn write_directly(srv: &mut Server, records: Vec<latchkey::store::S2sToken>) {
+    srv.stop().await;
+    let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
+    store
+        .write(|tx| {
+            for r in &records {
+                tx.put_s2s_token(r)?;
+            }
+            Ok::<_, latchkey::store::StoreError>(())
+        })
+        .expect("written");
+    drop(store);
+    srv.restart().await;
+}
+
+#[tokio::test]
+async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
+    let mut srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    tenants(&srv, &admin).await;
+    let r = srv
+        .post(RESELLERS)
+        .bearer(&admin)
+        .json(&json!({ "id": "res_b", "name": "B" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post("/s2s-token")
+        .bearer(&admin)
+        .json(&json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let b_feed = r.json()["token"].as_str().expect("token").to_string();
+
+    // Ten thousand and one tokens of another reseller sort before the
+    // only one reseller B can see.
+    let far = now() + 10 * 365 * 86_400;
+    write_directly(
+        &mut srv,
+        (0..10_001).map(|n| record(n, "res_a", far)).collect(),
+    )
+    .await;
+
+    // The first page stops after 10,000 records: nothing for B, and a
+    // cursor where the scan stopped; the next page finds B's token.
+    let r = srv
+        .get(&format!("{S2S_TOKENS}?limit=10"))
+        .bearer(&b_feed)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let first = r.json();
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(0), "{first}");
+    assert_eq!(first["next"], "!00009999");
+    let r = srv
+        .get(&format!("{S2S_TOKENS}?limit=10&cursor=!00009999"))
+        .bearer(&b_feed)
+        .send()
+        .await;
+    let second = r.json();
+    let names: Vec<&str> = second["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["b feed"], "{second}");
+    assert_eq!(second["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
+    // A cap of 1 makes tenant deletion read two tokens a batch.
+    let mut srv = Server::start_with(Layer {
+        max_s2s_tokens_per_tenant: Some(1),
+        ..Layer::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post(RESELLERS)
+        .bearer(&admin)
+        .json(&json!({ "id": "res_c", "name": "C" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // Five expired unrevoked tokens (as a store written before the cap
+    // may hold), then a live one after them.
+    let past = now() - 60;
+    let mut records: Vec<_> = (0..5).map(|n| record(n, "res_c", past)).collect();
+    records.push(record(5, "res_c", now() + 86_400));
+    write_directly(&mut srv, records).await;
+
+    // The live one, past the first batches, still refuses the deletion.
+    let admin = srv.admin_token().await;
+    let r = srv
+        .delete(&format!("{RESELLERS}/res_c"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+
+    // Once it is revoked, the deletion goes through and every expired
+    // one is marked revoked with the tenant.
+    let r = srv
+        .delete(&format!("{S2S_TOKENS}/!00000005"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = srv
+        .delete(&format!("{RESELLERS}/res_c"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let tokens = listed(&srv, &admin).await;
+    assert_eq!(tokens.len(), 6, "{tokens:?}");
+    assert!(
+        tokens.iter().all(|t| !t["revoked_at"].is_null()),
+        "{tokens:?}"
+    );
+}
