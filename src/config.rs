@@ -524,6 +524,26 @@ mod tests {
     }
 
     #[test]
+    fn the_s2s_cap_layers_defaults_and_is_bounded() {
+        let file: Layer = toml::from_str("max_s2s_tokens_per_tenant = 7").unwrap();
+        let merged = Layer::default().over(file);
+        assert_eq!(merged.max_s2s_tokens_per_tenant, Some(7));
+        let settings = Settings::resolve(merged).unwrap();
+        assert_eq!(settings.max_s2s_tokens_per_tenant, 7);
+        let default = Settings::resolve(Layer::default()).unwrap();
+        assert_eq!(default.max_s2s_tokens_per_tenant, 100);
+        for bad in [0, 10_001] {
+            let err = Settings::resolve(Layer {
+                max_s2s_tokens_per_tenant: Some(bad),
+                ..Layer::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("--max-s2s-tokens-per-tenant"), "{err}");
+        }
+    }
+
+    #[test]
     fn plain_http_only_on_loopback_or_when_asked() {
         let public = Layer {
             listen: Some("0.0.0.0:8080".parse().unwrap()),
