@@ -3,7 +3,14 @@
 //! lifetime asked for at issuance, at most `s2s_max_ttl`, which is also
 //! the lifetime of one issued without asking (and of tokens stored before
 //! lifetimes existed, counted from their creation). Looked up on every
-//! request, so a revoked or expired token is refused at once.
+//! request, so a revoked or expired token is refused at once. Housekeeping
+//! deletes a token an hour after it was revoked or expired; a deleted
+//! token is refused exactly like a revoked one.
+//!
+//! A tenant (a token's merchant, else its reseller) holds at most
+//! `max_s2s_tokens_per_tenant` live tokens and keeps at most twice that
+//! many records, checked where the token is stored (`s2s_room`), so no
+//! manager can grow the store, the list or a tenant's deletion at will.
 //!
 //! A token belongs to its tenant, not to the account that issued it: it
 //! outlives that account (lists say whether the issuer still exists), and
