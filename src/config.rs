@@ -122,6 +122,10 @@ pub struct Layer {
     #[arg(long, env = "LATCHKEY_MAX_API_KEYS_PER_ACCOUNT", value_name = "N")]
     pub max_api_keys_per_account: Option<u32>,
 
+    /// Most live S2S tokens one tenant (a merchant, or a reseller for its reseller-scoped tokens) may hold; issuing one more is refused [default: 100]
+    #[arg(long, env = "LATCHKEY_MAX_S2S_TOKENS_PER_TENANT", value_name = "N")]
+    pub max_s2s_tokens_per_tenant: Option<u32>,
+
     /// Longest lifetime of an S2S token, in seconds; a token issued without `expires_in` gets this lifetime [default: 31536000, 365 days]
     #[arg(long, env = "LATCHKEY_S2S_MAX_TTL", value_name = "SECONDS")]
     pub s2s_max_ttl: Option<u64>,
@@ -261,6 +265,7 @@ impl Layer {
             lockout_threshold,
             lockout_seconds,
             max_api_keys_per_account,
+            max_s2s_tokens_per_tenant,
             s2s_max_ttl,
             trusted_proxies,
             token_query_param,
@@ -320,6 +325,7 @@ pub struct Settings {
     pub lockout_threshold: u32,
     pub lockout_seconds: u64,
     pub max_api_keys_per_account: u32,
+    pub max_s2s_tokens_per_tenant: u32,
     pub s2s_max_ttl: u64,
     pub trusted_proxies: crate::server::context::TrustedProxies,
     pub token_query_param: bool,
@@ -386,6 +392,11 @@ impl Settings {
             lockout_threshold: layer.lockout_threshold.unwrap_or(10),
             lockout_seconds: layer.lockout_seconds.unwrap_or(1800),
             max_api_keys_per_account: layer.max_api_keys_per_account.unwrap_or(100),
+            // A tenant's services need a token each, and a rotation holds
+            // two at once for a while: 100 leaves room for 50 services
+            // rotating together, and keeps what one tenant's deletion or
+            // issuance has to read small.
+            max_s2s_tokens_per_tenant: layer.max_s2s_tokens_per_tenant.unwrap_or(100),
             s2s_max_ttl: layer.s2s_max_ttl.unwrap_or(365 * 24 * 3600),
             trusted_proxies: crate::server::context::TrustedProxies::parse(
                 &layer.trusted_proxies.unwrap_or_default(),
@@ -448,6 +459,9 @@ impl Settings {
         if self.max_api_keys_per_account == 0 || self.max_api_keys_per_account > 10_000 {
             return bad("--max-api-keys-per-account must be between 1 and 10000".into());
         }
+        if self.max_s2s_tokens_per_tenant == 0 || self.max_s2s_tokens_per_tenant > 10_000 {
+            return bad("--max-s2s-tokens-per-tenant must be between 1 and 10000".into());
+        }
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
         }
@@ -507,6 +521,26 @@ mod tests {
         let merged = env.over(file);
         assert_eq!(merged.access_ttl, Some(60));
         assert_eq!(merged.refresh_ttl, Some(240));
+    }
+
+    #[test]
+    fn the_s2s_cap_layers_defaults_and_is_bounded() {
+        let file: Layer = toml::from_str("max_s2s_tokens_per_tenant = 7").unwrap();
+        let merged = Layer::default().over(file);
+        assert_eq!(merged.max_s2s_tokens_per_tenant, Some(7));
+        let settings = Settings::resolve(merged).unwrap();
+        assert_eq!(settings.max_s2s_tokens_per_tenant, 7);
+        let default = Settings::resolve(Layer::default()).unwrap();
+        assert_eq!(default.max_s2s_tokens_per_tenant, 100);
+        for bad in [0, 10_001] {
+            let err = Settings::resolve(Layer {
+                max_s2s_tokens_per_tenant: Some(bad),
+                ..Layer::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("--max-s2s-tokens-per-tenant"), "{err}");
+        }
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub async fn start(
         lockout_seconds: settings.lockout_seconds,
         max_api_keys_per_account: usize::try_from(settings.max_api_keys_per_account)
             .unwrap_or(usize::MAX),
+        max_s2s_tokens_per_tenant: usize::try_from(settings.max_s2s_tokens_per_tenant)
+            .unwrap_or(usize::MAX),
         s2s_max_ttl: seconds(settings.s2s_max_ttl),
         external: settings.external.clone(),
     };

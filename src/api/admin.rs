@@ -652,14 +652,11 @@ async fn delete_role(app: Arc<App>, req: Req) -> Reply {
 async fn list_s2s(app: Arc<App>, req: Req) -> Reply {
     with_principal(app, req, |app, req, p| async move {
         let (limit, cursor) = paging(&req)?;
-        let items = app
+        let listed = app
             .core
             .list_s2s(&p, cursor.as_deref().unwrap_or(""), limit)
             .map_err(fail(&req))?;
-        let next = (items.len() == limit)
-            .then(|| items.last().map(|t| t.token.id.clone()))
-            .flatten();
-        Ok(page(Page { items, next }, s2s_view))
+        Ok(page(listed, s2s_view))
     })
     .await
 }

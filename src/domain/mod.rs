@@ -68,6 +68,8 @@ pub struct CoreConfig {
     pub lockout_seconds: u64,
     /// Most API keys one account may hold.
     pub max_api_keys_per_account: usize,
+    /// Most live S2S tokens one tenant may hold.
+    pub max_s2s_tokens_per_tenant: usize,
     /// Longest lifetime of an S2S token, seconds; also the lifetime of one
     /// issued without a requested lifetime.
     pub s2s_max_ttl: i64,
@@ -324,6 +326,7 @@ impl Core {
             due
         };
         let access_ttl = self.config.access_ttl;
+        let s2s_max_ttl = self.config.s2s_max_ttl;
         self.store
             .write_async(move |tx| {
                 tx.prune_revocations(now)?;
@@ -338,6 +341,10 @@ impl Core {
                             removed,
                             "pruned ended sessions, spent tokens and stale failure counts"
                         );
+                    }
+                    let removed = tx.prune_s2s_tokens(now, RECORD_GRACE, s2s_max_ttl)?;
+                    if removed > 0 {
+                        tracing::info!(removed, "pruned revoked and expired S2S tokens");
                     }
                 }
                 Ok::<_, StoreError>(())

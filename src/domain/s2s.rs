@@ -3,7 +3,14 @@
 //! lifetime asked for at issuance, at most `s2s_max_ttl`, which is also
 //! the lifetime of one issued without asking (and of tokens stored before
 //! lifetimes existed, counted from their creation). Looked up on every
-//! request, so a revoked or expired token is refused at once.
+//! request, so a revoked or expired token is refused at once. Housekeeping
+//! deletes a token an hour after it was revoked or expired; a deleted
+//! token is refused exactly like a revoked one.
+//!
+//! A tenant (a token's merchant, else its reseller) holds at most
+//! `max_s2s_tokens_per_tenant` live tokens and keeps at most twice that
+//! many records, checked where the token is stored (`s2s_room`), so no
+//! manager can grow the store, the list or a tenant's deletion at will.
 //!
 //! A token belongs to its tenant, not to the account that issued it: it
 //! outlives that account (lists say whether the issuer still exists), and
@@ -30,6 +37,10 @@ use crate::store::S2sToken;
 pub const PREFIX: &str = "s2s_";
 /// Roles an S2S token may have.
 pub const ROLES: [&str; 3] = ["reseller", "merchant", "user"];
+
+/// Most records one page of the S2S list looks at (as the audit list's
+/// `AUDIT_SCAN`); the cursor lets the client go on.
+const S2S_SCAN: usize = 10_000;
 
 /// An issuance request, as the document words it.
 #[derive(Debug, Default)]
@@ -215,6 +226,7 @@ impl Core {
             .target(id)
             .detail(format!("name: {}", token.name));
         let actor = principal.clone();
+        let cap = self.config.max_s2s_tokens_per_tenant;
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
@@ -243,6 +255,7 @@ impl Core {
                         Some(_) => {}
                     }
                 }
+                s2s_room(tx, &stored, now, max_ttl, cap)?;
                 tx.put_s2s_token(&stored)?;
                 audit.append(tx, now)?;
                 Ok::<_, Error>(())
@@ -251,36 +264,41 @@ impl Core {
         Ok((token, secret))
     }
 
-    /// S2S tokens in the caller's scope, in id order after `after`.
+    /// S2S tokens in the caller's scope, in id order after `after`, with
+    /// the cursor of the next page. One page looks at most `S2S_SCAN`
+    /// records, so a narrow scope cannot make a page read the whole table:
+    /// a page may then hold fewer than `limit` tokens (even none) and a
+    /// cursor that goes on from where the scan stopped.
     pub fn list_s2s(
         &self,
         principal: &Principal,
         after: &str,
         limit: usize,
-    ) -> Result<Vec<ListedS2s>, Error> {
+    ) -> Result<super::Page<ListedS2s>, Error> {
         let scope = principal.scope();
         if !scope.manages() {
             return Err(Error::Forbidden);
         }
         let tx = self.store.read()?;
-        let tokens = tx.s2s_tokens_after(
+        let (tokens, next) = tx.s2s_tokens_after(
             after,
             |t| scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()),
             limit,
+            S2S_SCAN,
         )?;
-        let mut out = Vec::with_capacity(tokens.len());
+        let mut items = Vec::with_capacity(tokens.len());
         for mut token in tokens {
             let issuer_exists = match uuid::Uuid::parse_str(&token.created_by) {
                 Ok(id) => tx.account(id)?.is_some(),
                 Err(_) => false,
             };
             token.expires_at = Some(self.s2s_expiry(&token));
-            out.push(ListedS2s {
+            items.push(ListedS2s {
                 token,
                 issuer_exists,
             });
         }
-        Ok(out)
+        Ok(super::Page { items, next })
     }
 
     /// Revokes an S2S token in the caller's scope; from the next request on
@@ -314,6 +332,69 @@ impl Core {
             })
             .await
     }
+}
+
+/// Whether `token`'s tenant has room for it, checked in the write that
+/// stores it so two issuances cannot both take the last place. A token's
+/// tenant is its merchant if it has one, else its reseller: a merchant's
+/// tokens do not count against its reseller, so one merchant's manager
+/// cannot exhaust the places of the reseller's other merchants.
+///
+/// Two bounds, both refused with `Conflict`: at most `cap` live tokens
+/// (neither revoked nor expired), so revoking or letting one expire frees
+/// a place; and at most twice `cap` records kept, live or ended less than
+/// `super::RECORD_GRACE` ago, so issuing and revoking in a loop cannot
+/// grow the store faster than housekeeping deletes. Records ended longer
+/// ago than that are deleted here, as housekeeping would, so what the
+/// store holds per tenant never exceeds twice `cap`; with no per-tenant
+/// index this reads every stored token, at most twice `cap` per tenant.
+fn s2s_room(
+    tx: &mut crate::store::WriteTx,
+    token: &S2sToken,
+    now: i64,
+    max_ttl: i64,
+    cap: usize,
+) -> Result<(), Error> {
+    let same_tenant = |t: &S2sToken| match &token.merchant_id {
+        Some(m) => t.merchant_id.as_ref() == Some(m),
+        None => t.merchant_id.is_none() && t.reseller_id == token.reseller_id,
+    };
+    let (mut live, mut kept, mut stale) = (0usize, 0usize, Vec::new());
+    // Keeps nothing in memory but the stale ids: the closure only counts.
+    tx.s2s_tokens_after(
+        "",
+        |t| {
+            if same_tenant(t) {
+                let ended = t.revoked_at.unwrap_or(i64::MAX).min(expiry(t, max_ttl));
+                if ended > now {
+                    live += 1;
+                    kept += 1;
+                } else if ended.saturating_add(super::RECORD_GRACE) >= now {
+                    kept += 1;
+                } else {
+                    stale.push(t.id.clone());
+                }
+            }
+            false
+        },
+        usize::MAX,
+        usize::MAX,
+    )?;
+    for id in &stale {
+        tx.remove_s2s_token(id)?;
+    }
+    if live >= cap {
+        return Err(Error::Conflict(format!(
+            "this tenant already has {live} live S2S tokens, the most it may hold ({cap}); revoke one first"
+        )));
+    }
+    if kept >= cap.saturating_mul(2) {
+        return Err(Error::Conflict(format!(
+            "this tenant has {kept} S2S tokens live or ended within the last hour, the most it may keep ({}); try again later",
+            cap.saturating_mul(2)
+        )));
+    }
+    Ok(())
 }
 
 /// When `token` stops working, given the configured `s2s_max_ttl`.

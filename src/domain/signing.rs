@@ -198,6 +198,7 @@ mod tests {
             lockout_threshold: 1,
             lockout_seconds: 1,
             max_api_keys_per_account: 1,
+            max_s2s_tokens_per_tenant: 1,
             s2s_max_ttl: 3600,
         }
     }

@@ -149,26 +149,46 @@ impl Core {
 /// does not, and is marked revoked with the tenant, so that nothing can
 /// bring it back (a token stored before lifetimes existed expires by the
 /// `s2s_max_ttl` of the day, which a later setting could lengthen).
+///
+/// Reads at most `batch` tokens at a time. Issuance keeps at most twice
+/// `max_s2s_tokens_per_tenant` records per tenant (live, or ended within
+/// the last hour; older ones are deleted there and by housekeeping), so
+/// with `batch` that size one batch holds them all. Expired but unrevoked
+/// records may outnumber the cap for a while (a store written before the
+/// cap, or a cap lowered since), so the loop goes on in batches until the
+/// table is done: a deletion never leaves a token unended, whatever the
+/// count, and a live one anywhere aborts the whole write.
 fn end_s2s_in(
     tx: &mut WriteTx,
     now: i64,
     max_ttl: i64,
+    batch: usize,
     of_tenant: impl Fn(&S2sToken) -> bool,
     refusal: &str,
 ) -> Result<(), Error> {
-    let unrevoked =
-        tx.s2s_tokens_after("", |t| t.revoked_at.is_none() && of_tenant(t), usize::MAX)?;
-    if unrevoked
-        .iter()
-        .any(|t| super::s2s::expiry(t, max_ttl) > now)
-    {
-        return Err(Error::Conflict(refusal.into()));
+    let mut after = String::new();
+    loop {
+        let (unrevoked, next) = tx.s2s_tokens_after(
+            &after,
+            |t| t.revoked_at.is_none() && of_tenant(t),
+            batch.max(1),
+            usize::MAX,
+        )?;
+        if unrevoked
+            .iter()
+            .any(|t| super::s2s::expiry(t, max_ttl) > now)
+        {
+            return Err(Error::Conflict(refusal.into()));
+        }
+        for mut token in unrevoked {
+            token.revoked_at = Some(now);
+            tx.put_s2s_token(&token)?;
+        }
+        match next {
+            Some(id) => after = id,
+            None => return Ok(()),
+        }
     }
-    for mut token in unrevoked {
-        token.revoked_at = Some(now);
-        tx.put_s2s_token(&token)?;
-    }
-    Ok(())
 }
 
 impl Core {
@@ -300,6 +320,7 @@ impl Core {
             .tenant(Some(id.clone()), None)
             .target(id.clone());
         let max_ttl = self.config.s2s_max_ttl;
+        let batch = self.config.max_s2s_tokens_per_tenant.saturating_mul(2);
         let actor = principal.clone();
         let external = self.external.clone();
         self.store
@@ -323,6 +344,7 @@ impl Core {
                     tx,
                     now,
                     max_ttl,
+                    batch,
                     |t| t.reseller_id == id,
                     "the reseller still has live S2S tokens; revoke them first",
                 )?;
@@ -473,6 +495,7 @@ impl Core {
         let id = id.to_string();
         let audit = self.actor_entry(principal, "merchant_deleted", Outcome::Success)?;
         let max_ttl = self.config.s2s_max_ttl;
+        let batch = self.config.max_s2s_tokens_per_tenant.saturating_mul(2);
         let actor = principal.clone();
         let external = self.external.clone();
         self.store
@@ -497,6 +520,7 @@ impl Core {
                     tx,
                     now,
                     max_ttl,
+                    batch,
                     |t| t.merchant_id.as_deref() == Some(id.as_str()),
                     "the merchant still has live S2S tokens; revoke them first",
                 )?;

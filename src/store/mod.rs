@@ -970,31 +970,41 @@ macro_rules! reads {
                 get_json(open!(self, S2S_TOKENS), id, "s2s token")
             }
 
-            /// S2S tokens in id order after `after`.
+            /// S2S tokens in id order after `after` that `keep` accepts,
+            /// at most `limit` of them. At most `scan` records are looked
+            /// at, so a selective `keep` cannot make one call read the
+            /// whole table. Returns the tokens and the id of the last
+            /// record looked at when the scan stopped before the table's
+            /// end (where a next call starts), else `None`.
             pub fn s2s_tokens_after(
                 &self,
                 after: &str,
                 mut keep: impl FnMut(&S2sToken) -> bool,
                 limit: usize,
-            ) -> Result<Vec<S2sToken>, StoreError> {
+                scan: usize,
+            ) -> Result<(Vec<S2sToken>, Option<String>), StoreError> {
                 let Some(t) = open!(self, S2S_TOKENS) else {
-                    return Ok(Vec::new());
+                    return Ok((Vec::new(), None));
                 };
                 let mut out = Vec::new();
+                let mut last = None;
+                let mut looked = 0usize;
                 for entry in t
                     .range::<&str>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
                     .map_err(db_err)?
                 {
-                    let (_, v) = entry.map_err(db_err)?;
+                    if looked >= scan || out.len() >= limit {
+                        return Ok((out, last));
+                    }
+                    looked += 1;
+                    let (k, v) = entry.map_err(db_err)?;
+                    last = Some(k.value().to_string());
                     let token: S2sToken = decode("s2s token", v.value())?;
                     if keep(&token) {
                         out.push(token);
-                        if out.len() >= limit {
-                            break;
-                        }
                     }
                 }
-                Ok(out)
+                Ok((out, None))
             }
 
             /// Audit events, newest first, with `seq` below `before`, that
@@ -1378,6 +1388,40 @@ impl WriteTx {
     /// `failures_kept` seconds that hold no live lock. Revoked sessions are
     /// deleted on the same rule: once a session has ended, its revocation
     /// has nothing left to refuse. Returns how many records went.
+    /// Deletes an S2S token record (one ended long enough ago).
+    pub fn remove_s2s_token(&mut self, id: &str) -> Result<(), StoreError> {
+        self.open(S2S_TOKENS)?.remove(id).map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Deletes S2S token records revoked, or expired, more than `grace`
+    /// seconds before `now` (`max_ttl` dates a token stored without an
+    /// expiry). A deleted token authenticates as nothing, exactly like a
+    /// revoked one, and cannot come back. Returns how many went.
+    pub fn prune_s2s_tokens(
+        &mut self,
+        now: i64,
+        grace: i64,
+        max_ttl: i64,
+    ) -> Result<u64, StoreError> {
+        let mut t = self.open(S2S_TOKENS)?;
+        let before = redb::ReadableTableMetadata::len(&t).map_err(db_err)?;
+        t.retain(|_, v| {
+            // An unreadable record is left for an operator to see.
+            serde_json::from_slice::<S2sToken>(v).map_or(true, |token| {
+                let ended = token.revoked_at.unwrap_or(i64::MAX).min(
+                    token
+                        .expires_at
+                        .unwrap_or_else(|| token.created_at.saturating_add(max_ttl)),
+                );
+                ended.saturating_add(grace) >= now
+            })
+        })
+        .map_err(db_err)?;
+        let after = redb::ReadableTableMetadata::len(&t).map_err(db_err)?;
+        Ok(before - after)
+    }
+
     pub fn prune_expired(
         &mut self,
         now: i64,

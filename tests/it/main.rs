@@ -20,6 +20,7 @@ mod harden_email;
 mod harden_grants;
 mod harden_lead;
 mod harden_login;
+mod harden_s2s_bounds;
 mod harden_seams;
 mod harden_tokens;
 mod harden_transport;
