@@ -4,15 +4,12 @@
 //! the same account; and revocation (logout, disable, delete) reaches every
 //! one of them.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const ME: &str = "/api/v1/auth/me";
 const LIMITED: &str = "Too many login attempts. Please try again later.";
 const PASSWORD: &str = "one password for all 5";
 
@@ -373,12 +370,6 @@ async fn api_key(srv: &Server, token: &str) -> Credential {
     }
 }
 
-/// A JWT's payload, decoded (base64url) but not verified.
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
-}
-
 /// `GET /api/v1/auth/me` with the credential as Bearer.
 async fn me(srv: &Server, token: &str) -> Resp {
     srv.get(ME).bearer(token).send().await
@@ -434,7 +425,7 @@ async fn every_document_signs_in_the_same_account() {
         assert_eq!(body["number"], json!(casey.number), "{}", c.from);
         assert_eq!(body["email"], casey.email.as_str(), "{}", c.from);
         if c.is_jwt() {
-            assert_eq!(claims(&c.token)["sub"], casey.id.as_str(), "{}", c.from);
+            assert_eq!(jwt_claims(&c.token)["sub"], casey.id.as_str(), "{}", c.from);
         }
         // Only the opaque token may travel in a URL.
         let r = srv.get(&format!("{ME}?token={}", c.token)).send().await;

@@ -18,41 +18,7 @@ use uuid::Uuid;
 
 use crate::harness::*;
 
-const ME: &str = "/api/v1/auth/me";
-const USERS: &str = "/api/v1/admin/users";
-const KEYS: &str = "/api/v1/auth/keys";
-const PASSWORD: &str = "a long enough password";
 const NEW_PASSWORD: &str = "an entirely new password";
-
-async fn make_user(srv: &Server, admin: &str, name: &str, roles: &[&str], extra: Value) -> String {
-    let mut body = json!({
-        "username": name,
-        "email": format!("{name}@example.com"),
-        "password": PASSWORD,
-        "roles": roles,
-    });
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(e.clone());
-    }
-    let r = srv.post(USERS).bearer(admin).json(&body).send().await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
-async fn act(srv: &Server, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-    let mut call = srv.call(method, path).bearer(bearer);
-    if let Some(body) = body {
-        call = call.json(&body);
-    }
-    call.send().await
-}
-
-async fn token_of(srv: &Server, name: &str) -> String {
-    srv.login(name, PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
-}
 
 /// Hashing slow enough that a request is still hashing while the test
 /// changes something under it.
@@ -94,18 +60,14 @@ async fn s2s_token(srv: &Server, admin: &str, name: &str) -> (String, String) {
 
 /// Every audit event name written with `actor` as the actor.
 async fn events_by(srv: &Server, admin: &str, actor: &str) -> Vec<String> {
-    let r = srv
-        .get(&format!("/api/v1/admin/audit?actor={actor}&limit=1000"))
-        .bearer(admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| e["event"].as_str().unwrap_or_default().to_string())
-        .collect()
+    srv.items(
+        admin,
+        &format!("/api/v1/admin/audit?actor={actor}&limit=1000"),
+    )
+    .await
+    .iter()
+    .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+    .collect()
 }
 
 // ---- F1: the target's scope is checked in the write ----
@@ -119,14 +81,15 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
     let world = World::build(&srv).await;
     let admin = world.token("admin").to_string();
     let reseller = world.token("reseller1").to_string();
-    let id = make_user(
-        &srv,
-        &admin,
-        "ops",
-        &["user"],
-        json!({ "reseller_id": "res_1" }),
-    )
-    .await;
+    let id = srv
+        .create_user_with(
+            &admin,
+            "ops",
+            PASSWORD,
+            &["user"],
+            json!({ "reseller_id": "res_1" }),
+        )
+        .await;
     wait_idle(&srv).await;
     let reset = tokio::spawn(
         srv.post(&format!("{USERS}/{id}/password"))
@@ -135,14 +98,14 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
             .send(),
     );
     wait_in_flight(&srv, 1).await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({"roles": ["admin"]})),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let reset = reset.await.expect("reset");
     // Answered as the snapshot check answers an account out of scope.
@@ -216,15 +179,16 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
         for (how, role, reseller_after) in changes {
             i += 1;
             let name = format!("ops{i}");
-            let id = make_user(
-                &srv,
-                &admin,
-                &name,
-                &["user"],
-                json!({ "reseller_id": "res_1" }),
-            )
-            .await;
-            let token = token_of(&srv, &name).await;
+            let id = srv
+                .create_user_with(
+                    &admin,
+                    &name,
+                    PASSWORD,
+                    &["user"],
+                    json!({ "reseller_id": "res_1" }),
+                )
+                .await;
+            let token = srv.token_of(&name, PASSWORD).await;
             let r = srv.post(KEYS).bearer(&token).send().await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
             let key = r.json()["keyId"].as_str().expect("keyId").to_string();
@@ -264,13 +228,17 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
 
             // And nothing was done to it.
             let path = format!("{USERS}/{id}");
-            let sessions = act(&srv, &admin, Method::GET, &format!("{path}/sessions"), None).await;
+            let sessions = srv
+                .send_as(&admin, Method::GET, &format!("{path}/sessions"), None)
+                .await;
             assert_eq!(
                 sessions.json()["items"].as_array().map(Vec::len),
                 Some(1),
                 "{op:?} {how}"
             );
-            let keys = act(&srv, &admin, Method::GET, &format!("{path}/keys"), None).await;
+            let keys = srv
+                .send_as(&admin, Method::GET, &format!("{path}/keys"), None)
+                .await;
             assert_eq!(
                 keys.json()["items"].as_array().map(Vec::len),
                 Some(1),
@@ -332,14 +300,14 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
             .send(),
     );
     wait_in_flight(&srv, 1).await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        &format!("{USERS}/{reseller_id}/disable"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("{USERS}/{reseller_id}/disable"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let create = create.await.expect("create");
     assert_eq!(create.status, StatusCode::UNAUTHORIZED, "{}", create.text());
@@ -527,16 +495,21 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
     let mut n = 0;
     for (i, (kind, stale)) in cases.into_iter().enumerate() {
         let name = format!("actor{i}");
-        let id = make_user(
-            &srv,
-            &admin,
-            &name,
-            &["reseller"],
-            json!({ "reseller_id": "res_1" }),
-        )
-        .await;
+        let id = srv
+            .create_user_with(
+                &admin,
+                &name,
+                PASSWORD,
+                &["reseller"],
+                json!({ "reseller_id": "res_1" }),
+            )
+            .await;
         let (bearer, credential, actor) = match kind {
-            CredentialKind::AccessToken => (token_of(&srv, &name).await, String::new(), id.clone()),
+            CredentialKind::AccessToken => (
+                srv.token_of(&name, PASSWORD).await,
+                String::new(),
+                id.clone(),
+            ),
             CredentialKind::OpaqueToken => {
                 let r = srv
                     .post("/api/auth/token")
@@ -548,7 +521,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 (token, String::new(), id.clone())
             }
             CredentialKind::ApiKey => {
-                let token = token_of(&srv, &name).await;
+                let token = srv.token_of(&name, PASSWORD).await;
                 let r = srv.post(KEYS).bearer(&token).send().await;
                 assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
                 let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
@@ -565,18 +538,11 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
 
         let change = match stale {
             Stale::Disabled => {
-                act(
-                    &srv,
-                    &admin,
-                    Method::POST,
-                    &format!("{USERS}/{id}/disable"),
-                    None,
-                )
-                .await
+                srv.send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
+                    .await
             }
             Stale::Demoted => {
-                act(
-                    &srv,
+                srv.send_as(
                     &admin,
                     Method::PATCH,
                     &format!("{USERS}/{id}"),
@@ -585,8 +551,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 .await
             }
             Stale::Moved => {
-                act(
-                    &srv,
+                srv.send_as(
                     &admin,
                     Method::PATCH,
                     &format!("{USERS}/{id}"),
@@ -595,8 +560,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 .await
             }
             Stale::SessionsRevoked => {
-                act(
-                    &srv,
+                srv.send_as(
                     &admin,
                     Method::DELETE,
                     &format!("{USERS}/{id}/sessions"),
@@ -605,8 +569,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 .await
             }
             Stale::KeyDeleted => {
-                act(
-                    &srv,
+                srv.send_as(
                     &admin,
                     Method::DELETE,
                     &format!("{USERS}/{id}/keys/{credential}"),
@@ -615,8 +578,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 .await
             }
             Stale::S2sRevoked => {
-                act(
-                    &srv,
+                srv.send_as(
                     &admin,
                     Method::DELETE,
                     &format!("/api/v1/admin/s2s-tokens/{credential}"),
@@ -657,14 +619,9 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
     }
 
     // Nothing any of them tried took effect.
-    let user1a = act(
-        &srv,
-        &admin,
-        Method::GET,
-        &format!("{USERS}/{target}"),
-        None,
-    )
-    .await;
+    let user1a = srv
+        .send_as(&admin, Method::GET, &format!("{USERS}/{target}"), None)
+        .await;
     assert_eq!(user1a.json()["disabled"], json!(false));
     assert_eq!(user1a.json()["attributes"], json!({}));
     let token = world.token("user1a");
@@ -678,27 +635,26 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
         .send()
         .await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
-    let merchant = act(
-        &srv,
-        &admin,
-        Method::GET,
-        "/api/v1/admin/merchants/mer_1a",
-        None,
-    )
-    .await;
+    let merchant = srv
+        .send_as(&admin, Method::GET, "/api/v1/admin/merchants/mer_1a", None)
+        .await;
     assert_eq!(merchant.json()["name"], json!("Merchant mer_1a"));
-    let merchants = act(
-        &srv,
-        &admin,
-        Method::GET,
-        "/api/v1/admin/merchants?reseller_id=res_1",
-        None,
-    )
-    .await;
+    let merchants = srv
+        .send_as(
+            &admin,
+            Method::GET,
+            "/api/v1/admin/merchants?reseller_id=res_1",
+            None,
+        )
+        .await;
     assert_eq!(merchants.json()["items"].as_array().map(Vec::len), Some(2));
-    let r = act(&srv, &admin, Method::GET, &format!("{USERS}?q=made"), None).await;
+    let r = srv
+        .send_as(&admin, Method::GET, &format!("{USERS}?q=made"), None)
+        .await;
     assert_eq!(r.json()["items"], json!([]));
-    let tokens = act(&srv, &admin, Method::GET, "/api/v1/admin/s2s-tokens", None).await;
+    let tokens = srv
+        .send_as(&admin, Method::GET, "/api/v1/admin/s2s-tokens", None)
+        .await;
     let tokens = tokens.json();
     let items = tokens["items"].as_array().expect("items");
     let victim = items
@@ -827,7 +783,9 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
         let r = send(Method::GET, format!("{USERS}/{target}"), json!({})).await;
         assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.text());
     }
-    let r = act(&srv, &admin, Method::GET, &format!("{USERS}?q=bred"), None).await;
+    let r = srv
+        .send_as(&admin, Method::GET, &format!("{USERS}?q=bred"), None)
+        .await;
     assert_eq!(r.json()["items"], json!([]));
     for (name, password) in [("user1a", WORLD_PASSWORD), (ADMIN, ADMIN_PASSWORD)] {
         let login = srv
@@ -839,24 +797,24 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
     }
 
     // The admin's own sign-in, in the header, does both.
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        USERS,
-        Some(json!({ "username": "made", "email": "made@example.com",
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            USERS,
+            Some(json!({ "username": "made", "email": "made@example.com",
                      "password": PASSWORD, "roles": ["user"], "reseller_id": "res_1" })),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        &format!("{USERS}/{target}/password"),
-        Some(json!({ "password": NEW_PASSWORD })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("{USERS}/{target}/password"),
+            Some(json!({ "password": NEW_PASSWORD })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
@@ -869,28 +827,32 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
 async fn a_refused_update_changes_nothing() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        "/api/v1/admin/roles",
-        Some(json!({"name": "support"})),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/roles",
+            Some(json!({"name": "support"})),
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
-    let id = make_user(&srv, &admin, "bob", &["user", "support"], json!({})).await;
-    let bob = token_of(&srv, "bob").await;
+    let id = srv
+        .create_user(&admin, "bob", PASSWORD, &["user", "support"])
+        .await;
+    let bob = srv.token_of("bob", PASSWORD).await;
     assert_eq!(srv.get(ME).bearer(&bob).send().await.status, StatusCode::OK);
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({"roles": ["user"], "username": "admin"})),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({"roles": ["user"], "username": "admin"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    let stored = act(&srv, &admin, Method::GET, &format!("{USERS}/{id}"), None).await;
+    let stored = srv
+        .send_as(&admin, Method::GET, &format!("{USERS}/{id}"), None)
+        .await;
     assert_eq!(stored.json()["roles"], json!(["user", "support"]));
     assert_eq!(stored.json()["username"], json!("bob"));
     assert_eq!(

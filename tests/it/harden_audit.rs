@@ -199,35 +199,22 @@ async fn body_errors_name_the_field_in_each_documents_words_and_never_the_parser
 
 // ---- item 22: role choice with someone else's token ----
 
-/// Makes an account through the admin API; returns its id.
-async fn make_account(srv: &Server, admin: &str, body: serde_json::Value) -> String {
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(admin)
-        .json(&body)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
 #[tokio::test]
 async fn choosing_a_role_with_another_accounts_token_is_refused_even_beside_a_fresh_proof() {
     // Every call comes from 127.0.0.1: the victim and Mallory share an
     // address, as on a kiosk or behind one NAT.
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let victim = make_account(
-        &srv,
-        &admin,
-        json!({ "username": "victim", "email": "victim@example.com",
+    let victim = srv
+        .create_account(
+            &admin,
+            &json!({ "username": "victim", "email": "victim@example.com",
                 "password": "victim password 1", "roles": ["user"] }),
-    )
-    .await;
-    make_account(
-        &srv,
+        )
+        .await;
+    srv.create_account(
         &admin,
-        json!({ "username": "mallory", "email": "mallory@example.com",
+        &json!({ "username": "mallory", "email": "mallory@example.com",
                 "password": "mallory password 1", "roles": ["user"] }),
     )
     .await;
@@ -296,17 +283,6 @@ async fn choosing_a_role_with_another_accounts_token_is_refused_even_beside_a_fr
 
 // ---- items 10 and 11: audit scoping ----
 
-/// Every audit event `token` may see (at most 1000, one page).
-async fn audit(srv: &Server, token: &str) -> Vec<serde_json::Value> {
-    let r = srv
-        .get("/api/v1/admin/audit?limit=1000")
-        .bearer(token)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().expect("items").clone()
-}
-
 /// How many of `events` name `id` as actor or target.
 fn naming(events: &[serde_json::Value], id: &str) -> usize {
     events
@@ -344,15 +320,15 @@ async fn a_deleted_tenants_id_is_never_taken_again_and_its_trail_stays_with_it()
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let owner = make_account(
-        &srv,
-        reseller1,
-        json!({ "username": "owner42", "email": "owner@shop42.example",
+    let owner = srv
+        .create_account(
+            reseller1,
+            &json!({ "username": "owner42", "email": "owner@shop42.example",
                 "password": "owner42 password", "roles": ["merchant"], "merchant_id": "shop-42" }),
-    )
-    .await;
+        )
+        .await;
     srv.login("owner42", "owner42 password").await;
-    let old_events = with_field(&audit(&srv, admin).await, "merchant_id", "shop-42");
+    let old_events = with_field(&srv.audit(admin).await, "merchant_id", "shop-42");
     assert!(old_events >= 3, "{old_events}");
     let r = call(
         reseller1,
@@ -430,10 +406,9 @@ async fn a_deleted_tenants_id_is_never_taken_again_and_its_trail_stays_with_it()
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    make_account(
-        &srv,
+    srv.create_account(
         reseller2,
-        json!({ "username": "owner43", "email": "owner@shop43.example",
+        &json!({ "username": "owner43", "email": "owner@shop43.example",
                 "password": "owner43 password", "roles": ["merchant"], "merchant_id": "shop-43" }),
     )
     .await;
@@ -441,18 +416,18 @@ async fn a_deleted_tenants_id_is_never_taken_again_and_its_trail_stays_with_it()
         .as_str()
         .unwrap()
         .to_string();
-    let seen = audit(&srv, &owner43).await;
+    let seen = srv.audit(&owner43).await;
     assert!(with_field(&seen, "merchant_id", "shop-43") >= 1);
     assert_eq!(with_field(&seen, "merchant_id", "shop-42"), 0);
     assert_eq!(with_field(&seen, "reseller_id", "res_1"), 0);
-    assert!(with_field(&audit(&srv, admin).await, "merchant_id", "shop-42") > old_events);
+    assert!(with_field(&srv.audit(admin).await, "merchant_id", "shop-42") > old_events);
 }
 
 #[tokio::test]
 async fn a_merchant_sees_only_events_whose_reseller_and_merchant_are_both_its_own() {
     let mut srv = Server::start().await;
     let world = World::build(&srv).await;
-    let before = audit(&srv, world.token("merchant2a")).await.len();
+    let before = srv.audit(world.token("merchant2a")).await.len();
     assert!(before > 0);
     // An event stamped with the same merchant id under another reseller, as
     // a store from before ids were retired could hold.
@@ -483,14 +458,14 @@ async fn a_merchant_sees_only_events_whose_reseller_and_merchant_are_both_its_ow
         .as_str()
         .unwrap()
         .to_string();
-    let seen = audit(&srv, &merchant).await;
+    let seen = srv.audit(&merchant).await;
     assert_eq!(with_field(&seen, "client_ip", "198.51.100.77"), 0);
     assert_eq!(with_field(&seen, "reseller_id", "res_1"), 0);
     // Its own events are still there (one more: the login just made).
     assert_eq!(seen.len(), before + 1);
     let admin = srv.admin_token().await;
     assert_eq!(
-        with_field(&audit(&srv, &admin).await, "client_ip", "198.51.100.77"),
+        with_field(&srv.audit(&admin).await, "client_ip", "198.51.100.77"),
         1
     );
 }
@@ -500,13 +475,13 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
     let srv = Server::start().await;
     let world = World::build(&srv).await;
     let admin = world.token("admin");
-    let placed = make_account(
-        &srv,
-        admin,
-        json!({ "username": "ops-admin", "email": "ops@example.com",
+    let placed = srv
+        .create_account(
+            admin,
+            &json!({ "username": "ops-admin", "email": "ops@example.com",
                 "password": "ops admin password", "roles": ["admin"], "reseller_id": "res_1" }),
-    )
-    .await;
+        )
+        .await;
     // The placed admin signs in and fails once.
     let r = srv
         .post("/api/v1/auth/login")
@@ -521,7 +496,7 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
-    let everything = audit(&srv, admin).await;
+    let everything = srv.audit(admin).await;
     let about_admin = naming(&everything, &placed);
     assert!(about_admin >= 2, "{about_admin}");
     // The admin's events carry the reseller's tenant, so only the account
@@ -536,7 +511,7 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
         .filter(|e| e["actor"] == placed.as_str() && e["event"] == "login")
         .collect();
     assert!(!sessions_of_admin.is_empty());
-    let reseller = audit(&srv, world.token("reseller1")).await;
+    let reseller = srv.audit(world.token("reseller1")).await;
     assert_eq!(naming(&reseller, &placed), 0);
     assert_eq!(reseller.iter().filter(in_tenant).count(), 0);
     // What it manages it still sees, as the admin does, but for what the
@@ -558,8 +533,8 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
         .send()
         .await;
     assert!(r.status.is_success(), "{}", r.text());
-    let reseller = audit(&srv, world.token("reseller1")).await;
-    let everything = audit(&srv, admin).await;
+    let reseller = srv.audit(world.token("reseller1")).await;
+    let everything = srv.audit(admin).await;
     assert!(naming(&everything, user) > 1);
     // Only the deletion the reseller itself made stays in its view.
     let left: Vec<&serde_json::Value> = reseller
@@ -659,18 +634,6 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
 
 // ---- item 18: role names ----
 
-/// A JWT's claims, decoded without verifying.
-fn claims(jwt: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .expect("base64url"),
-    )
-    .expect("JSON claims")
-}
-
 #[tokio::test]
 async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     let srv = Server::start().await;
@@ -755,13 +718,13 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before + 1);
-    let id = make_account(
-        &srv,
-        &admin,
-        json!({ "username": "helper", "email": "helper@example.com",
+    let id = srv
+        .create_account(
+            &admin,
+            &json!({ "username": "helper", "email": "helper@example.com",
                 "password": "helper password 1", "roles": ["support-team", "user"] }),
-    )
-    .await;
+        )
+        .await;
     let r = srv
         .get(&format!("/api/v1/admin/users/{id}"))
         .bearer(&admin)
@@ -780,7 +743,10 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(claims(r.json().as_str().unwrap())["role"], "Support-Team");
+    assert_eq!(
+        jwt_claims(r.json().as_str().unwrap())["role"],
+        "Support-Team"
+    );
     // Deleting it needs no exact case either (once no account holds it).
     let r = srv
         .patch(&format!("/api/v1/admin/users/{id}"))

@@ -11,83 +11,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const ME: &str = "/api/v1/auth/me";
-const KEYS: &str = "/api/v1/auth/keys";
-const USERS: &str = "/api/v1/admin/users";
-const PASSWORD: &str = "a long enough password";
-
-/// Creates an account through the admin API; returns its id.
-async fn make_user(
-    srv: &Server,
-    admin: &str,
-    name: &str,
-    roles: &[&str],
-    merchant: Option<&str>,
-) -> String {
-    let r = srv
-        .post(USERS)
-        .bearer(admin)
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.com"),
-            "password": PASSWORD,
-            "roles": roles,
-            "merchant_id": merchant,
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
-async fn token_of(srv: &Server, name: &str) -> String {
-    srv.login(name, PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string()
-}
-
-async fn me_status(srv: &Server, bearer: &str) -> StatusCode {
-    srv.get(ME).bearer(bearer).send().await.status
-}
-
-async fn act(srv: &Server, admin: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-    let mut call = srv.call(method, path).bearer(admin);
-    if let Some(body) = body {
-        call = call.json(&body);
-    }
-    call.send().await
-}
-
-/// A server whose password hashes are slow enough (tens of milliseconds
-/// or more) that an admin's request lands while a login is in its hash.
-async fn slow_hashing() -> Server {
-    Server::start_with(Layer {
-        argon2_memory_kib: Some(32 * 1024),
-        argon2_iterations: Some(4),
-        ..Layer::default()
-    })
-    .await
-}
-
-/// Starts a v1 login for `name` and returns once its password is being
-/// hashed: the account has been read, the session is not yet opened.
-async fn login_in_flight(srv: &Server, name: &str) -> tokio::task::JoinHandle<Resp> {
-    // The hashes of earlier requests are over before their answers, but
-    // wait rather than assume it.
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    let call = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": name, "password": PASSWORD }));
-    let login = tokio::spawn(call.send());
-    while srv.running().hashes_in_flight() == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    login
-}
-
 /// What a login that was in flight got: `None` if it was refused, else
 /// its access token.
 async fn landed(login: tokio::task::JoinHandle<Resp>) -> Option<(Value, String)> {
@@ -102,23 +25,20 @@ async fn landed(login: tokio::task::JoinHandle<Resp>) -> Option<(Value, String)>
 
 #[tokio::test]
 async fn a_login_in_flight_does_not_survive_a_disable() {
-    let srv = slow_hashing().await;
+    let srv = Server::start_slow_hashing().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "mallory", &["user"], None).await;
+    let id = srv
+        .create_user(&admin, "mallory", PASSWORD, &["user"])
+        .await;
 
-    let login = login_in_flight(&srv, "mallory").await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        &format!("{USERS}/{id}/disable"),
-        None,
-    )
-    .await;
+    let login = srv.login_in_flight("mallory", PASSWORD).await;
+    let r = srv
+        .send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((_, token)) = landed(login).await {
         assert_eq!(
-            me_status(&srv, &token).await,
+            srv.me_status(&token).await,
             StatusCode::UNAUTHORIZED,
             "a login begun before the disable gave a working token"
         );
@@ -134,19 +54,19 @@ async fn a_login_in_flight_does_not_survive_a_disable() {
 
 #[tokio::test]
 async fn a_login_in_flight_does_not_survive_a_demotion() {
-    let srv = slow_hashing().await;
+    let srv = Server::start_slow_hashing().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "eve", &["admin"], None).await;
+    let id = srv.create_user(&admin, "eve", PASSWORD, &["admin"]).await;
 
-    let login = login_in_flight(&srv, "eve").await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({ "roles": ["user"] })),
-    )
-    .await;
+    let login = srv.login_in_flight("eve", PASSWORD).await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({ "roles": ["user"] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((body, token)) = landed(login).await {
         assert_ne!(body["user"]["role"], "admin", "{body}");
@@ -155,14 +75,14 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
             assert_eq!(me.json()["credential"]["roles"], json!(["user"]));
         }
         // It cannot promote itself back.
-        let r = act(
-            &srv,
-            &token,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["admin"] })),
-        )
-        .await;
+        let r = srv
+            .send_as(
+                &token,
+                Method::PATCH,
+                &format!("{USERS}/{id}"),
+                Some(json!({ "roles": ["admin"] })),
+            )
+            .await;
         assert!(!r.status.is_success(), "{}", r.text());
     }
     let r = srv
@@ -175,36 +95,36 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
 
 #[tokio::test]
 async fn a_login_in_flight_does_not_survive_a_revoke_all() {
-    let srv = slow_hashing().await;
+    let srv = Server::start_slow_hashing().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "trent", &["user"], None).await;
+    let id = srv.create_user(&admin, "trent", PASSWORD, &["user"]).await;
 
-    let login = login_in_flight(&srv, "trent").await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &format!("{USERS}/{id}/sessions"),
-        None,
-    )
-    .await;
+    let login = srv.login_in_flight("trent", PASSWORD).await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{USERS}/{id}/sessions"),
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     if let Some((_, token)) = landed(login).await {
         assert_eq!(
-            me_status(&srv, &token).await,
+            srv.me_status(&token).await,
             StatusCode::UNAUTHORIZED,
             "a login begun before the revoke-all gave a working token"
         );
     }
     // A login begun afterwards works.
-    let token = token_of(&srv, "trent").await;
-    assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+    let token = srv.token_of("trent", PASSWORD).await;
+    assert_eq!(srv.me_status(&token).await, StatusCode::OK);
 }
 
 /// Every kind of credential an account can hold: a v1 access token, an
 /// opaque token, a role token from `/api/account/token`, an API key.
 async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static str, String)> {
-    let access = token_of(srv, name).await;
+    let access = srv.token_of(name, PASSWORD).await;
     let r = srv
         .post("/api/auth/token")
         .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
@@ -253,44 +173,46 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     with_seller_role(&srv, &admin).await;
-    let id = make_user(&srv, &admin, "sam", &["Seller", "Buyer"], None).await;
+    let id = srv
+        .create_user(&admin, "sam", PASSWORD, &["Seller", "Buyer"])
+        .await;
     let credentials = every_credential(&srv, "sam", &id).await;
     for (kind, c) in &credentials {
-        assert_eq!(me_status(&srv, c).await, StatusCode::OK, "{kind}");
+        assert_eq!(srv.me_status(c).await, StatusCode::OK, "{kind}");
     }
     // Seller is taken away: every credential acting with it is refused.
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({ "roles": ["Buyer"] })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({ "roles": ["Buyer"] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for (kind, c) in &credentials {
         assert_eq!(
-            me_status(&srv, c).await,
+            srv.me_status(c).await,
             StatusCode::UNAUTHORIZED,
             "{kind} after its role was removed"
         );
     }
     // Given back, nothing of before comes back to life, not even after a
     // new sign-in (the key was deleted with the role).
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({ "roles": ["Seller", "Buyer"] })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({ "roles": ["Seller", "Buyer"] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let fresh = token_of(&srv, "sam").await;
-    assert_eq!(me_status(&srv, &fresh).await, StatusCode::OK);
+    let fresh = srv.token_of("sam", PASSWORD).await;
+    assert_eq!(srv.me_status(&fresh).await, StatusCode::OK);
     for (kind, c) in &credentials {
         assert_eq!(
-            me_status(&srv, c).await,
+            srv.me_status(c).await,
             StatusCode::UNAUTHORIZED,
             "{kind} after its role came back"
         );
@@ -304,33 +226,32 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     with_seller_role(&srv, &admin).await;
-    let id = make_user(&srv, &admin, "dana", &["Seller", "Buyer"], None).await;
+    let id = srv
+        .create_user(&admin, "dana", PASSWORD, &["Seller", "Buyer"])
+        .await;
     let credentials = every_credential(&srv, "dana", &id).await;
     for path in ["disable", "enable"] {
-        let r = act(
-            &srv,
-            &admin,
-            Method::POST,
-            &format!("{USERS}/{id}/{path}"),
-            None,
-        )
-        .await;
+        let r = srv
+            .send_as(&admin, Method::POST, &format!("{USERS}/{id}/{path}"), None)
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         for (kind, c) in &credentials {
             assert_eq!(
-                me_status(&srv, c).await,
+                srv.me_status(c).await,
                 StatusCode::UNAUTHORIZED,
                 "{kind} after {path}"
             );
         }
     }
     // A new sign-in works.
-    let token = token_of(&srv, "dana").await;
-    assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+    let token = srv.token_of("dana", PASSWORD).await;
+    assert_eq!(srv.me_status(&token).await, StatusCode::OK);
     // Deleted: that one too.
-    let r = act(&srv, &admin, Method::DELETE, &format!("{USERS}/{id}"), None).await;
+    let r = srv
+        .send_as(&admin, Method::DELETE, &format!("{USERS}/{id}"), None)
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
-    assert_eq!(me_status(&srv, &token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&token).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -342,14 +263,14 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
         .expect("id")
         .to_string();
     // The admin chooses a token limited to `user`.
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{id}"),
-        Some(json!({ "roles": ["admin", "user"] })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{id}"),
+            Some(json!({ "roles": ["admin", "user"] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let admin = srv.admin_token().await;
     let r = srv
@@ -593,12 +514,12 @@ async fn an_s2s_token_lives_as_long_as_asked_at_most_the_cap() {
     let short = short["token"].as_str().expect("token").to_string();
     let default = default["token"].as_str().expect("token").to_string();
     srv.advance(59);
-    assert_eq!(me_status(&srv, &short).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&short).await, StatusCode::OK);
     srv.advance(1);
-    assert_eq!(me_status(&srv, &short).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me_status(&srv, &default).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&short).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&default).await, StatusCode::OK);
     srv.advance(3540);
-    assert_eq!(me_status(&srv, &default).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&default).await, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -626,16 +547,16 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
         }
     };
     assert_eq!(issuer_exists(&srv).await, true);
-    let r = act(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &format!("{USERS}/{}", reseller.id),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{USERS}/{}", reseller.id),
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
-    assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&token).await, StatusCode::OK);
     assert_eq!(issuer_exists(&srv).await, false);
 }
 
@@ -647,23 +568,27 @@ async fn the_last_enabled_admin_cannot_be_removed() {
         .as_str()
         .expect("id")
         .to_string();
-    let eve_id = make_user(&srv, &root, "eve", &["admin", "user"], None).await;
-    let eve = token_of(&srv, "eve").await;
+    let eve_id = srv
+        .create_user(&root, "eve", PASSWORD, &["admin", "user"])
+        .await;
+    let eve = srv.token_of("eve", PASSWORD).await;
     let eve_user = format!("{USERS}/{eve_id}");
     let drop_admin = Some(json!({ "roles": ["user"] }));
 
     // The attack: eve disables the bootstrap admin, then drops her own
     // admin role, which would leave no enabled admin.
-    let r = act(
-        &srv,
-        &eve,
-        Method::POST,
-        &format!("{USERS}/{root_id}/disable"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &eve,
+            Method::POST,
+            &format!("{USERS}/{root_id}/disable"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = act(&srv, &eve, Method::PATCH, &eve_user, drop_admin.clone()).await;
+    let r = srv
+        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(
         r.json()["error"]
@@ -672,32 +597,36 @@ async fn the_last_enabled_admin_cannot_be_removed() {
     );
     let r = srv.get(&eve_user).bearer(&eve).send().await;
     assert_eq!(r.json()["roles"], json!(["admin", "user"]));
-    assert_eq!(me_status(&srv, &eve).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&eve).await, StatusCode::OK);
 
     // With another enabled admin, she still may not drop her own role;
     // root may take it from her, and then root is the last.
-    let r = act(
-        &srv,
-        &eve,
-        Method::POST,
-        &format!("{USERS}/{root_id}/enable"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &eve,
+            Method::POST,
+            &format!("{USERS}/{root_id}/enable"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = act(&srv, &eve, Method::PATCH, &eve_user, drop_admin.clone()).await;
+    let r = srv
+        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "own role: {}", r.text());
     let root = srv.admin_token().await;
-    let r = act(&srv, &root, Method::PATCH, &eve_user, drop_admin.clone()).await;
+    let r = srv
+        .send_as(&root, Method::PATCH, &eve_user, drop_admin.clone())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = act(
-        &srv,
-        &root,
-        Method::PATCH,
-        &format!("{USERS}/{root_id}"),
-        drop_admin,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &root,
+            Method::PATCH,
+            &format!("{USERS}/{root_id}"),
+            drop_admin,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     let r = srv
         .get(&format!("{USERS}/{root_id}"))
@@ -712,23 +641,23 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
     for round in 0..5 {
         let srv = Server::start().await;
         let root = srv.admin_token().await;
-        let a_id = make_user(&srv, &root, "alice", &["admin"], None).await;
-        let b_id = make_user(&srv, &root, "bob", &["admin"], None).await;
+        let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
+        let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
         let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
             .as_str()
             .expect("id")
             .to_string();
         // Root is disabled, leaving alice and bob.
-        let alice = token_of(&srv, "alice").await;
-        let bob = token_of(&srv, "bob").await;
-        let r = act(
-            &srv,
-            &alice,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
-        .await;
+        let alice = srv.token_of("alice", PASSWORD).await;
+        let bob = srv.token_of("bob", PASSWORD).await;
+        let r = srv
+            .send_as(
+                &alice,
+                Method::POST,
+                &format!("{USERS}/{root_id}/disable"),
+                None,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let demote = |by: &str, whom: &str| {
             srv.patch(&format!("{USERS}/{whom}"))
@@ -764,22 +693,22 @@ async fn two_demotions_both_authenticated_first_leave_one_admin() {
     use latchkey::domain::users::UserPatch;
     let srv = Server::start().await;
     let root = srv.admin_token().await;
-    let a_id = make_user(&srv, &root, "alice", &["admin"], None).await;
-    let b_id = make_user(&srv, &root, "bob", &["admin"], None).await;
+    let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
+    let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
     let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
         .as_str()
         .expect("id")
         .to_string();
-    let alice = token_of(&srv, "alice").await;
-    let bob = token_of(&srv, "bob").await;
-    let r = act(
-        &srv,
-        &alice,
-        Method::POST,
-        &format!("{USERS}/{root_id}/disable"),
-        None,
-    )
-    .await;
+    let alice = srv.token_of("alice", PASSWORD).await;
+    let bob = srv.token_of("bob", PASSWORD).await;
+    let r = srv
+        .send_as(
+            &alice,
+            Method::POST,
+            &format!("{USERS}/{root_id}/disable"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     let core = srv.running().core().clone();

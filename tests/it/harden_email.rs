@@ -10,17 +10,6 @@ use serde_json::{Value, json};
 use crate::external::{Answer, GOOGLE_TOKEN, StandIn, assert_refused, google, google_info};
 use crate::harness::*;
 
-const USERS: &str = "/api/v1/admin/users";
-const KEYS: &str = "/api/v1/auth/keys";
-
-async fn act(srv: &Server, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-    let mut call = srv.call(method, path).bearer(bearer);
-    if let Some(body) = body {
-        call = call.json(&body);
-    }
-    call.send().await
-}
-
 /// An API key of `token`'s account.
 async fn api_key(srv: &Server, token: &str) -> String {
     let r = srv.post(KEYS).bearer(token).send().await;
@@ -53,21 +42,23 @@ async fn opaque_token(srv: &Server, name: &str) -> String {
 
 /// The account's email as an admin reads it.
 async fn email_of(srv: &Server, admin: &str, id: &str) -> String {
-    let r = act(srv, admin, Method::GET, &format!("{USERS}/{id}"), None).await;
+    let r = srv
+        .send_as(admin, Method::GET, &format!("{USERS}/{id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["email"].as_str().expect("email").to_string()
 }
 
 /// The `external_unlinked` audit entries, newest first.
 async fn unlinked_entries(srv: &Server, admin: &str) -> Vec<Value> {
-    let r = act(
-        srv,
-        admin,
-        Method::GET,
-        "/api/v1/admin/audit?event=external_unlinked",
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            admin,
+            Method::GET,
+            "/api/v1/admin/audit?event=external_unlinked",
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"].as_array().cloned().unwrap_or_default()
 }
@@ -166,14 +157,14 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
     assert!(taken.is_empty(), "{taken:#?}");
     // A person's own sign-in, in the header, may change it.
     let victim = w.get("user1a");
-    let r = act(
-        &srv,
-        w.token("reseller1"),
-        Method::PATCH,
-        &format!("{USERS}/{}", victim.id),
-        Some(json!({ "email": "user1a-new@example.com" })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            w.token("reseller1"),
+            Method::PATCH,
+            &format!("{USERS}/{}", victim.id),
+            Some(json!({ "email": "user1a-new@example.com" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         email_of(&srv, &admin, &victim.id).await,
@@ -193,28 +184,28 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
     let admin = w.token("admin").to_string();
     let victim = w.get("user1a").id.clone();
     let mailbox = "mallory@attacker.example";
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{victim}"),
-        Some(json!({ "email": mailbox })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{victim}"),
+            Some(json!({ "email": mailbox })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     provider.answer(Answer::Json(200, google_info(mailbox, "mallory-sub")));
     let r = google(&srv, mailbox, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The operator notices and points the email back.
-    let r = act(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &format!("{USERS}/{victim}"),
-        Some(json!({ "email": "user1a@example.com" })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{victim}"),
+            Some(json!({ "email": "user1a@example.com" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The linked identity, with its own mailbox, no longer gets in.
     assert_refused(&google(&srv, mailbox, GOOGLE_TOKEN).await);
@@ -257,28 +248,28 @@ async fn a_managers_password_reset_ends_the_accounts_provider_links() {
     let r = google(&srv, renamed, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The account's own password change keeps the link.
-    let r = act(
-        &srv,
-        &user.token,
-        Method::POST,
-        &format!("{USERS}/{}/password", user.id),
-        Some(json!({ "password": "a brand new password 41",
+    let r = srv
+        .send_as(
+            &user.token,
+            Method::POST,
+            &format!("{USERS}/{}/password", user.id),
+            Some(json!({ "password": "a brand new password 41",
                      "current_password": WORLD_PASSWORD })),
-    )
-    .await;
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = google(&srv, renamed, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The admin's reset ends it.
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        &format!("{USERS}/{}/password", user.id),
-        Some(json!({ "password": "a brand new password 42" })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("{USERS}/{}/password", user.id),
+            Some(json!({ "password": "a brand new password 42" })),
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_refused(&google(&srv, renamed, GOOGLE_TOKEN).await);
     let entries = unlinked_entries(&srv, &admin).await;

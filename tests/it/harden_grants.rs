@@ -11,34 +11,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const ME: &str = "/api/v1/auth/me";
-const USERS: &str = "/api/v1/admin/users";
-const PASSWORD: &str = "a long enough password";
 const NEW_PASSWORD: &str = "an entirely new password";
-
-async fn make_user(srv: &Server, admin: &str, name: &str, roles: &[&str]) -> String {
-    let r = srv
-        .post(USERS)
-        .bearer(admin)
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.com"),
-            "password": PASSWORD,
-            "roles": roles,
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
-async fn act(srv: &Server, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-    let mut call = srv.call(method, path).bearer(bearer);
-    if let Some(body) = body {
-        call = call.json(&body);
-    }
-    call.send().await
-}
 
 /// `POST /api/account/roles` for `name`, from the User-Agent `agent`.
 async fn prove(srv: &Server, name: &str, agent: &str) -> Resp {
@@ -63,24 +36,11 @@ async fn choose(srv: &Server, agent: &str, bearer: Option<&str>, id: &str, role:
 
 /// The `login` entries whose actor is `id`, newest first.
 async fn logins_by(srv: &Server, admin: &str, id: &str) -> Vec<Value> {
-    let r = srv
-        .get(&format!(
-            "/api/v1/admin/audit?actor={id}&event=login&limit=100"
-        ))
-        .bearer(admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().expect("items").clone()
-}
-
-fn roles_of(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).expect("payload");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64");
-    serde_json::from_slice::<Value>(&bytes).expect("claims")["roles"].clone()
+    srv.items(
+        admin,
+        &format!("/api/v1/admin/audit?actor={id}&event=login&limit=100"),
+    )
+    .await
 }
 
 // ---- items 6 / 22: a grant ends with the account's sessions ----
@@ -89,28 +49,28 @@ fn roles_of(jwt: &str) -> Value {
 async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "gina", &["user"]).await;
+    let id = srv.create_user(&admin, "gina", PASSWORD, &["user"]).await;
     let r = prove(&srv, "gina", "app").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let before = logins_by(&srv, &admin, &id).await.len();
     // The owner, alarmed, resets the password and ends every session.
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        &format!("{USERS}/{id}/password"),
-        Some(json!({ "password": NEW_PASSWORD })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("{USERS}/{id}/password"),
+            Some(json!({ "password": NEW_PASSWORD })),
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
-    let r = act(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &format!("{USERS}/{id}/sessions"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{USERS}/{id}/sessions"),
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
     let mut me = StatusCode::IM_A_TEAPOT;
@@ -139,17 +99,17 @@ async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token
 async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "hana", &["user"]).await;
+    let id = srv.create_user(&admin, "hana", PASSWORD, &["user"]).await;
     let r = prove(&srv, "hana", "app").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = act(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &format!("{USERS}/{id}/sessions"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{USERS}/{id}/sessions"),
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
@@ -174,7 +134,7 @@ async fn one_account_holds_at_most_eight_grants_and_its_oldest_goes_first() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "ivy", &["user"]).await;
+    let id = srv.create_user(&admin, "ivy", PASSWORD, &["user"]).await;
     // Nine proofs from one address, each with another User-Agent.
     let agents: Vec<String> = (0..9).map(|i| format!("agent-{i}")).collect();
     for agent in &agents {
@@ -196,7 +156,9 @@ async fn one_account_holds_at_most_eight_grants_and_its_oldest_goes_first() {
 async fn a_token_narrowed_to_user_cannot_choose_admin() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "duo", &["admin", "user"]).await;
+    let id = srv
+        .create_user(&admin, "duo", PASSWORD, &["admin", "user"])
+        .await;
     // The documented flow, from a fresh client, narrowed to `user`.
     let r = prove(&srv, "duo", "app").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -226,14 +188,19 @@ async fn a_token_narrowed_to_user_cannot_choose_admin() {
     // It still re-issues its own role.
     let r = choose(&srv, "elsewhere", Some(&user_token), &id, "user").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(roles_of(r.json().as_str().expect("jwt")), json!(["user"]));
+    assert_eq!(
+        jwt_claims(r.json().as_str().expect("jwt"))["roles"],
+        json!(["user"])
+    );
 }
 
 #[tokio::test]
 async fn a_full_sign_in_token_switches_roles_and_a_password_proof_reaches_any() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "trio", &["admin", "user"]).await;
+    let id = srv
+        .create_user(&admin, "trio", PASSWORD, &["admin", "user"])
+        .await;
     // A full sign-in's token carries both roles: it chooses either.
     let full = srv.login("trio", PASSWORD).await["token"]
         .as_str()
@@ -242,7 +209,10 @@ async fn a_full_sign_in_token_switches_roles_and_a_password_proof_reaches_any() 
     for role in ["admin", "user"] {
         let r = choose(&srv, "elsewhere", Some(&full), &id, role).await;
         assert_eq!(r.status, StatusCode::OK, "{role}: {}", r.text());
-        assert_eq!(roles_of(r.json().as_str().expect("jwt")), json!([role]));
+        assert_eq!(
+            jwt_claims(r.json().as_str().expect("jwt"))["roles"],
+            json!([role])
+        );
     }
     // A narrowed token beside a fresh password proof from the same client
     // reaches the other role: the proof is the password.
@@ -252,7 +222,10 @@ async fn a_full_sign_in_token_switches_roles_and_a_password_proof_reaches_any() 
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = choose(&srv, "elsewhere", Some(&narrowed), &id, "admin").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(roles_of(r.json().as_str().expect("jwt")), json!(["admin"]));
+    assert_eq!(
+        jwt_claims(r.json().as_str().expect("jwt"))["roles"],
+        json!(["admin"])
+    );
 }
 
 // ---- item 19: a proved login whose session is refused is audited ----
@@ -267,7 +240,7 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "trudy", &["user"]).await;
+    let id = srv.create_user(&admin, "trudy", PASSWORD, &["user"]).await;
     while srv.running().hashes_in_flight() != 0 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
@@ -280,14 +253,14 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
     while srv.running().hashes_in_flight() < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let r = act(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &format!("{USERS}/{id}/sessions"),
-        None,
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{USERS}/{id}/sessions"),
+            None,
+        )
+        .await;
     assert!(r.status.is_success(), "{}", r.text());
     let login = login.await.expect("login");
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
@@ -312,8 +285,8 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
 async fn a_tenant_sees_no_event_dated_before_it_was_created() {
     let mut srv = Server::start().await;
     let world = World::build(&srv).await;
-    let merchant_before = audit(&srv, world.token("merchant2a")).await.len();
-    let reseller_before = audit(&srv, world.token("reseller2")).await.len();
+    let merchant_before = srv.audit(world.token("merchant2a")).await.len();
+    let reseller_before = srv.audit(world.token("reseller2")).await.len();
     assert!(merchant_before > 0 && reseller_before > 0);
     // An event of an earlier `mer_2a` (deleted and re-created before the
     // store was upgraded), and one of an earlier `res_2`, both stamped
@@ -352,7 +325,7 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
             .as_str()
             .expect("token")
             .to_string();
-        let seen = audit(&srv, &token).await;
+        let seen = srv.audit(&token).await;
         for ip in ["198.51.100.77", "198.51.100.78"] {
             let shown = seen.iter().filter(|e| e["client_ip"] == ip).count();
             assert_eq!(shown, 0, "{name} sees the earlier tenant's event from {ip}");
@@ -360,7 +333,7 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
         // Everything of its own is still there, with the login just made.
         assert_eq!(seen.len(), before + extra, "{name}");
     }
-    let everything = audit(&srv, &srv.admin_token().await).await;
+    let everything = srv.audit(&srv.admin_token().await).await;
     for ip in ["198.51.100.77", "198.51.100.78"] {
         assert_eq!(
             everything.iter().filter(|e| e["client_ip"] == ip).count(),
@@ -370,38 +343,28 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
     }
 }
 
-async fn audit(srv: &Server, token: &str) -> Vec<Value> {
-    let r = srv
-        .get("/api/v1/admin/audit?limit=1000")
-        .bearer(token)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().expect("items").clone()
-}
-
 #[tokio::test]
 async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_they_name() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        "/api/v1/admin/resellers",
-        Some(json!({ "id": "res_9", "name": "Nine" })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/resellers",
+            Some(json!({ "id": "res_9", "name": "Nine" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     srv.advance(500);
-    let r = act(
-        &srv,
-        &admin,
-        Method::POST,
-        "/api/v1/admin/merchants",
-        Some(json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" })),
-    )
-    .await;
+    let r = srv
+        .send_as(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/merchants",
+            Some(json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv
         .post(USERS)
@@ -446,7 +409,7 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
         .as_str()
         .expect("token")
         .to_string();
-    let seen = audit(&srv, &token).await;
+    let seen = srv.audit(&token).await;
     let shown = |ip: &str| seen.iter().filter(|e| e["client_ip"] == ip).count();
     assert_eq!(shown("198.51.100.91"), 0, "the earlier shop-42's event");
     assert_eq!(shown("198.51.100.92"), 1, "the reseller's own event");

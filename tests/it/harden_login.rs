@@ -129,23 +129,6 @@ fn assert_answer(r: &Resp, want: &(u16, Value), what: &str) {
     assert_eq!(r.json(), want.1, "{what}");
 }
 
-/// Makes a `user` account; returns its id.
-async fn make_user(srv: &Server, admin: &str, name: &str) -> String {
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(admin)
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.com"),
-            "password": PASSWORD,
-            "roles": ["user"],
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
 /// The newest audit entry's sequence number: how many entries exist.
 async fn audit_len(srv: &Server, admin: &str) -> u64 {
     let r = srv
@@ -178,10 +161,10 @@ fn verifications(srv: &Server) -> u64 {
 async fn every_password_check_costs_one_verification_and_leaves_one_audit_entry() {
     let srv = Server::start_with(open_limits(6)).await;
     let admin = srv.admin_token().await;
-    make_user(&srv, &admin, "alice").await;
-    make_user(&srv, &admin, "wendy").await;
-    make_user(&srv, &admin, "lucy").await;
-    let dora = make_user(&srv, &admin, "dora").await;
+    srv.create_user(&admin, "alice", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "wendy", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "lucy", PASSWORD, &["user"]).await;
+    let dora = srv.create_user(&admin, "dora", PASSWORD, &["user"]).await;
     let r = srv
         .post(&format!("/api/v1/admin/users/{dora}/disable"))
         .bearer(&admin)
@@ -238,8 +221,8 @@ async fn every_password_check_costs_one_verification_and_leaves_one_audit_entry(
 async fn every_kind_of_refusal_counts_toward_the_lock_alike() {
     let srv = Server::start_with(open_limits(3)).await;
     let admin = srv.admin_token().await;
-    make_user(&srv, &admin, "wendy").await;
-    let dora = make_user(&srv, &admin, "dora").await;
+    srv.create_user(&admin, "wendy", PASSWORD, &["user"]).await;
+    let dora = srv.create_user(&admin, "dora", PASSWORD, &["user"]).await;
     srv.post(&format!("/api/v1/admin/users/{dora}/disable"))
         .bearer(&admin)
         .send()
@@ -304,7 +287,7 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
                 .contains("must be at most 320 bytes")
         );
     }
-    let alice = make_user(&srv, &admin, "alice").await;
+    let alice = srv.create_user(&admin, "alice", PASSWORD, &["user"]).await;
     let r = srv
         .patch(&format!("/api/v1/admin/users/{alice}"))
         .bearer(&admin)
@@ -361,8 +344,8 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
 async fn a_lock_follows_the_account_across_spellings_and_documents() {
     let srv = Server::start_with(open_limits(10)).await;
     let admin = srv.admin_token().await;
-    let lock = make_user(&srv, &admin, "lock").await;
-    make_user(&srv, &admin, "pin").await;
+    let lock = srv.create_user(&admin, "lock", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "pin", PASSWORD, &["user"]).await;
     // The failures are spread over three documents.
     let all = docs();
     for i in 0..10 {
@@ -449,7 +432,7 @@ async fn current_password_guesses_are_limited_and_locked_like_logins() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "victim").await;
+    let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     let token = srv.login("victim", PASSWORD).await["token"]
         .as_str()
         .expect("token")
@@ -541,8 +524,9 @@ async fn until_in_flight(srv: &Server, n: usize) {
 async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
     let srv = Server::start_with(slow_pool(1, 3, 100_000)).await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "victim").await;
-    make_user(&srv, &admin, "bystander").await;
+    let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "bystander", PASSWORD, &["user"])
+        .await;
     let token = srv.login("victim", PASSWORD).await["token"]
         .as_str()
         .expect("token")
@@ -594,8 +578,8 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
 async fn a_busy_refusal_is_charged_to_no_allowance() {
     let srv = Server::start_with(slow_pool(1, 0, 3)).await;
     let admin = srv.admin_token().await;
-    make_user(&srv, &admin, "victim").await;
-    make_user(&srv, &admin, "holder").await;
+    srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "holder", PASSWORD, &["user"]).await;
     let hold = {
         let call = srv
             .post("/api/v1/auth/login")

@@ -113,15 +113,6 @@ async fn revoke(srv: &Server, admin: &str, name: &str) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
-/// `GET /api/v1/auth/me` with this bearer: its status.
-async fn me(srv: &Server, bearer: &str) -> StatusCode {
-    srv.get("/api/v1/auth/me")
-        .bearer(bearer)
-        .send()
-        .await
-        .status
-}
-
 /// Asserts a refusal in the tenant document's words: 409 with a `detail`
 /// containing `says`.
 fn refused(r: &Resp, says: &str) {
@@ -194,7 +185,7 @@ async fn housekeeping_deletes_s2s_tokens_ended_longer_than_the_grace_ago() {
     let revoked = mint(&srv, &admin, "revoked", Some("mer_a"), None).await;
     let expired = mint(&srv, &admin, "expired", None, Some(10)).await;
     revoke(&srv, &admin, "revoked").await;
-    assert_eq!(me(&srv, &revoked).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&revoked).await, StatusCode::UNAUTHORIZED);
 
     // Housekeeping deletes records at most once an hour (the first time
     // at the start): an hour on, the ended ones are still within the
@@ -211,10 +202,10 @@ async fn housekeeping_deletes_s2s_tokens_ended_longer_than_the_grace_ago() {
     let left = listed(&srv, &admin).await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["name"], "live");
-    assert_eq!(me(&srv, &live).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&live).await, StatusCode::OK);
     // A deleted token authenticates as nothing, like a revoked one.
-    assert_eq!(me(&srv, &revoked).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me(&srv, &expired).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&revoked).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&expired).await, StatusCode::UNAUTHORIZED);
 }
 
 /// A token record for reseller `reseller`, written straight to the store:

@@ -11,32 +11,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const ME: &str = "/api/v1/auth/me";
-const KEYS: &str = "/api/v1/auth/keys";
-const USERS: &str = "/api/v1/admin/users";
-const PASSWORD: &str = "a long enough password";
 const NEW_PASSWORD: &str = "another long password";
-
-/// Creates an account through the admin API; returns its id.
-async fn make_user(srv: &Server, admin: &str, name: &str, roles: &[&str]) -> String {
-    let r = srv
-        .post(USERS)
-        .bearer(admin)
-        .json(&json!({
-            "username": name,
-            "email": format!("{name}@example.com"),
-            "password": PASSWORD,
-            "roles": roles,
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
-}
-
-async fn me_status(srv: &Server, bearer: &str) -> StatusCode {
-    srv.get(ME).bearer(bearer).send().await.status
-}
 
 // Seam 1: one rule for role names (item 18) wherever a role is compared.
 
@@ -52,7 +27,9 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = make_user(&srv, &admin, "sue", &["support-team", "user"]).await;
+    let id = srv
+        .create_user(&admin, "sue", PASSWORD, &["support-team", "user"])
+        .await;
     let sue = srv.login("sue", PASSWORD).await["token"]
         .as_str()
         .expect("token")
@@ -133,41 +110,13 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
 
 // Seam 2: a password change ends every sign-in begun with the old one.
 
-/// A server whose password hashes are slow enough (tens of milliseconds
-/// or more) that an admin's request lands while a login is in its hash.
-async fn slow_hashing() -> Server {
-    Server::start_with(Layer {
-        argon2_memory_kib: Some(32 * 1024),
-        argon2_iterations: Some(4),
-        ..Layer::default()
-    })
-    .await
-}
-
-/// Starts a v1 login for `name` with `password` and returns once its
-/// password is being hashed: the account has been read, the session is
-/// not yet opened.
-async fn login_in_flight(srv: &Server, name: &str) -> tokio::task::JoinHandle<Resp> {
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    let call = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": name, "password": PASSWORD }));
-    let login = tokio::spawn(call.send());
-    while srv.running().hashes_in_flight() == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    login
-}
-
 #[tokio::test]
 async fn a_login_in_flight_does_not_survive_a_password_change() {
-    let srv = slow_hashing().await;
+    let srv = Server::start_slow_hashing().await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "pat", &["user"]).await;
+    let id = srv.create_user(&admin, "pat", PASSWORD, &["user"]).await;
 
-    let login = login_in_flight(&srv, "pat").await;
+    let login = srv.login_in_flight("pat", PASSWORD).await;
     let r = srv
         .post(&format!("{USERS}/{id}/password"))
         .bearer(&admin)
@@ -179,7 +128,7 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
     if r.status == StatusCode::OK {
         let token = r.json()["token"].as_str().expect("token").to_string();
         assert_eq!(
-            me_status(&srv, &token).await,
+            srv.me_status(&token).await,
             StatusCode::UNAUTHORIZED,
             "a login that checked the old password gave a working token"
         );
@@ -228,8 +177,8 @@ async fn choose(srv: &Server, id: &str) -> Resp {
 async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    make_user(&srv, &admin, "rory", &["user"]).await;
-    make_user(&srv, &admin, "rita", &["user"]).await;
+    srv.create_user(&admin, "rory", PASSWORD, &["user"]).await;
+    srv.create_user(&admin, "rita", PASSWORD, &["user"]).await;
 
     // The proof is given, then the password changes (by the admin, or by
     // the owner), or every session is revoked: the proof opens nothing.
@@ -261,21 +210,11 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
         let r = choose(&srv, &id).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let token = r.json().as_str().expect("a bare token").to_string();
-        assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+        assert_eq!(srv.me_status(&token).await, StatusCode::OK);
     }
 }
 
 // Seam 3: an expired S2S token does not hold its tenant, and dies with it.
-
-async fn s2s_list(srv: &Server, admin: &str) -> Vec<Value> {
-    let r = srv
-        .get("/api/v1/admin/s2s-tokens")
-        .bearer(admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().expect("items").clone()
-}
 
 #[tokio::test]
 async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
@@ -323,11 +262,11 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.json()["error"].is_string());
-    assert_eq!(me_status(&srv, &shop).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&shop).await, StatusCode::OK);
 
     // Expired, it does not, and it is revoked with its tenant.
     srv.advance(60);
-    assert_eq!(me_status(&srv, &shop).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&shop).await, StatusCode::UNAUTHORIZED);
     let r = srv
         .delete("/api/v1/admin/merchants/mer_x")
         .bearer(&admin)
@@ -341,7 +280,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    assert_eq!(me_status(&srv, &chain).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&chain).await, StatusCode::OK);
     srv.advance(60);
     let r = srv
         .delete("/api/v1/admin/resellers/res_x")
@@ -350,7 +289,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         .await;
     assert!(r.status.is_success(), "{}", r.text());
 
-    let listed = s2s_list(&srv, &admin).await;
+    let listed = srv.items(&admin, "/api/v1/admin/s2s-tokens").await;
     assert_eq!(listed.len(), 2, "{listed:?}");
     for t in &listed {
         assert!(
@@ -359,7 +298,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         );
     }
     for token in [&shop, &chain] {
-        assert_eq!(me_status(&srv, token).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(srv.me_status(token).await, StatusCode::UNAUTHORIZED);
     }
     // A revoked token was never in the way either.
     let r = srv
@@ -374,7 +313,8 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     let gone = r.json()["id"].as_str().map(str::to_string);
     let gone = match gone {
         Some(id) => id,
-        None => s2s_list(&srv, &admin)
+        None => srv
+            .items(&admin, "/api/v1/admin/s2s-tokens")
             .await
             .iter()
             .find(|t| t["name"] == "gone")
@@ -437,7 +377,7 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let id = make_user(&srv, &admin, "ext0", &["user"]).await;
+    let id = srv.create_user(&admin, "ext0", PASSWORD, &["user"]).await;
     provider.answer(Answer::Json(
         200,
         google_info("ext0@example.com", "sub-ext"),
@@ -618,7 +558,7 @@ async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.json()["detail"].is_string(), "{}", r.text());
-    assert_eq!(s2s_list(&srv, &admin).await.len(), 0);
+    assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 0);
     // The same token in the header may.
     let r = srv
         .post("/s2s-token")
@@ -627,5 +567,5 @@ async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(s2s_list(&srv, &admin).await.len(), 1);
+    assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 1);
 }

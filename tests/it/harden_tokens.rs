@@ -52,12 +52,6 @@ fn high_s_twin(token: &str) -> String {
     format!("{signed}.{}", b64(&twin))
 }
 
-/// A token's claims.
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&unb64(payload)).expect("claims")
-}
-
 /// The kids the server publishes.
 async fn published_kids(srv: &Server) -> Vec<String> {
     let jwks = srv.get("/.well-known/jwks.json").send().await.json();
@@ -139,10 +133,6 @@ fn forge(pkcs8: &[u8], kid: &str, template: &Value, now: i64, lifetime: i64) -> 
     format!("{signed}.{}", b64(&out))
 }
 
-async fn me_status(srv: &Server, token: &str) -> StatusCode {
-    srv.get("/api/v1/auth/me").bearer(token).send().await.status
-}
-
 // Item 13.
 
 #[tokio::test]
@@ -152,7 +142,7 @@ async fn a_replaced_master_key_retires_the_old_signing_key_after_one_access_life
         .as_str()
         .expect("token")
         .to_string();
-    let template = claims_of(&before);
+    let template = jwt_claims(&before);
     srv.stop().await;
     let (old_kid, old_pkcs8) = steal_signing_key(&srv);
     // The master key is replaced, as after a leak.
@@ -165,32 +155,32 @@ async fn a_replaced_master_key_retires_the_old_signing_key_after_one_access_life
     let new_kid = kids.iter().find(|k| **k != old_kid).expect("new").clone();
 
     // A real token issued before the replacement keeps working.
-    assert_eq!(me_status(&srv, &before).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&before).await, StatusCode::OK);
     // A forged token with an access token's lifetime verifies while the
     // old key does; one that lives ten years never does.
     let now = srv.clock.now();
     let honest = forge(&old_pkcs8, &old_kid, &template, now, 900);
-    assert_eq!(me_status(&srv, &honest).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&honest).await, StatusCode::OK);
     let decade = forge(&old_pkcs8, &old_kid, &template, now, 10 * 365 * 24 * 3600);
-    assert_eq!(me_status(&srv, &decade).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&decade).await, StatusCode::UNAUTHORIZED);
 
     // One second before access lifetime plus leeway after retirement, the
     // old key still verifies a fresh forgery...
     srv.advance(900 + 30 - 1);
     let late = forge(&old_pkcs8, &old_kid, &template, srv.clock.now(), 900);
-    assert_eq!(me_status(&srv, &late).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&late).await, StatusCode::OK);
     assert!(published_kids(&srv).await.contains(&old_kid));
     // ...and from then on nothing it signs is accepted, and it is gone
     // from the JWKS.
     srv.advance(1);
     assert_eq!(srv.clock.now(), retired_at + 900 + 30);
     let later = forge(&old_pkcs8, &old_kid, &template, srv.clock.now(), 900);
-    assert_eq!(me_status(&srv, &later).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(me_status(&srv, &late).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&later).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&late).await, StatusCode::UNAUTHORIZED);
     assert_eq!(published_kids(&srv).await, vec![new_kid.clone()]);
     // The new key signs as before.
     let fresh = srv.admin_token().await;
-    assert_eq!(me_status(&srv, &fresh).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&fresh).await, StatusCode::OK);
 
     // Housekeeping deletes the retired record, sealed private half and all;
     // the retirement time it was judged by was stored when it retired.
@@ -205,7 +195,7 @@ async fn a_replaced_master_key_retires_the_old_signing_key_after_one_access_life
 #[tokio::test]
 async fn the_retirement_time_is_stored_and_survives_a_restart() {
     let mut srv = Server::start().await;
-    let template = claims_of(
+    let template = jwt_claims(
         srv.login(ADMIN, ADMIN_PASSWORD).await["token"]
             .as_str()
             .expect("token"),
@@ -228,7 +218,7 @@ async fn the_retirement_time_is_stored_and_survives_a_restart() {
     srv.restart().await;
     srv.advance(330);
     let forged = forge(&old_pkcs8, &old_kid, &template, srv.clock.now(), 900);
-    assert_eq!(me_status(&srv, &forged).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&forged).await, StatusCode::UNAUTHORIZED);
     assert!(!published_kids(&srv).await.contains(&old_kid));
     // A start after verify-until deletes the record too.
     srv.restart().await;
@@ -248,7 +238,7 @@ async fn the_high_s_twin_of_a_real_token_is_refused() {
             .as_str()
             .expect("token")
             .to_string();
-        assert_eq!(me_status(&srv, &token).await, StatusCode::OK);
+        assert_eq!(srv.me_status(&token).await, StatusCode::OK);
         let twin = high_s_twin(&token);
         assert_ne!(twin, token);
         let r = srv.get("/api/v1/auth/me").bearer(&twin).send().await;
@@ -266,13 +256,8 @@ use crate::external::{
 /// The `external_linked` audit events, newest first.
 async fn link_events(srv: &Server) -> Vec<Value> {
     let admin = srv.admin_token().await;
-    let r = srv
-        .get("/api/v1/admin/audit?event=external_linked")
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["items"].as_array().expect("items").clone()
+    srv.items(&admin, "/api/v1/admin/audit?event=external_linked")
+        .await
 }
 
 #[tokio::test]

@@ -26,6 +26,16 @@ pub const ADMIN: &str = "admin";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// The admin API's collection of accounts.
+pub const USERS: &str = "/api/v1/admin/users";
+/// The caller's own account.
+pub const ME: &str = "/api/v1/auth/me";
+/// The caller's API keys.
+pub const KEYS: &str = "/api/v1/auth/keys";
+/// The password most tests give the accounts they make; a test that
+/// needs another one defines its own and passes it.
+pub const PASSWORD: &str = "a long enough password";
+
 /// Light argon2 parameters: hashing cost is not what most tests test.
 pub fn light(layer: Layer) -> Layer {
     Layer {
@@ -201,10 +211,127 @@ impl Server {
 
     /// The admin's access token.
     pub async fn admin_token(&self) -> String {
-        self.login(ADMIN, ADMIN_PASSWORD).await["token"]
+        self.token_of(ADMIN, ADMIN_PASSWORD).await
+    }
+
+    /// Logs in through the canonical API and returns the access token.
+    pub async fn token_of(&self, username: &str, password: &str) -> String {
+        self.login(username, password).await["token"]
             .as_str()
             .expect("token")
             .to_string()
+    }
+
+    /// Creates an account through the admin API with `admin`'s bearer and
+    /// exactly this body; asserts it was created and returns its id.
+    pub async fn create_account(&self, admin: &str, body: &Value) -> String {
+        let r = self.post(USERS).bearer(admin).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        r.json()["id"].as_str().expect("id").to_string()
+    }
+
+    /// Creates account `name` (email `{name}@example.com`) with this
+    /// password and these roles through the admin API; returns its id.
+    pub async fn create_user(
+        &self,
+        admin: &str,
+        name: &str,
+        password: &str,
+        roles: &[&str],
+    ) -> String {
+        self.create_user_with(admin, name, password, roles, json!({}))
+            .await
+    }
+
+    /// As [`Server::create_user`], with the fields of `extra` (a tenant,
+    /// say) added to the body, replacing any of the same name.
+    pub async fn create_user_with(
+        &self,
+        admin: &str,
+        name: &str,
+        password: &str,
+        roles: &[&str],
+        extra: Value,
+    ) -> String {
+        let mut body = json!({
+            "username": name,
+            "email": format!("{name}@example.com"),
+            "password": password,
+            "roles": roles,
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.create_account(admin, &body).await
+    }
+
+    /// Sends one request with this bearer, method and path, and a JSON
+    /// body if given.
+    pub async fn send_as(
+        &self,
+        bearer: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut call = self.call(method, path).bearer(bearer);
+        if let Some(body) = body {
+            call = call.json(&body);
+        }
+        call.send().await
+    }
+
+    /// The status `GET /api/v1/auth/me` answers this bearer: whether the
+    /// credential works.
+    pub async fn me_status(&self, bearer: &str) -> StatusCode {
+        self.get(ME).bearer(bearer).send().await.status
+    }
+
+    /// The `items` of a list route read with this bearer; asserts 200.
+    pub async fn items(&self, bearer: &str, path: &str) -> Vec<Value> {
+        let r = self.get(path).bearer(bearer).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["items"].as_array().expect("items").clone()
+    }
+
+    /// Every audit event `bearer` may see (at most 1000, one page).
+    pub async fn audit(&self, bearer: &str) -> Vec<Value> {
+        self.items(bearer, "/api/v1/admin/audit?limit=1000").await
+    }
+
+    /// A server whose password hashes are slow enough (tens of
+    /// milliseconds or more) that another request lands while a login is
+    /// in its hash.
+    pub async fn start_slow_hashing() -> Server {
+        Server::start_with(Layer {
+            argon2_memory_kib: Some(32 * 1024),
+            argon2_iterations: Some(4),
+            ..Layer::default()
+        })
+        .await
+    }
+
+    /// Starts a v1 login for `name` with `password` and returns once its
+    /// password is being hashed: the account has been read, the session
+    /// is not yet opened.
+    pub async fn login_in_flight(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> tokio::task::JoinHandle<Resp> {
+        // The hashes of earlier requests are over before their answers,
+        // but wait rather than assume it.
+        while self.running().hashes_in_flight() != 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let call = self
+            .post("/api/v1/auth/login")
+            .json(&json!({ "username": name, "password": password }));
+        let login = tokio::spawn(call.send());
+        while self.running().hashes_in_flight() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        login
     }
 }
 
@@ -222,6 +349,16 @@ pub fn bootstrap() -> Bootstrap {
         email: Some(ADMIN_EMAIL.into()),
         password: Some(ADMIN_PASSWORD.into()),
     }
+}
+
+/// The claims of a JWT: its payload, base64url-decoded and parsed.
+pub fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 /// Real Unix time, where manual clocks start.

@@ -10,10 +10,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const KEYS: &str = "/api/v1/auth/keys";
-const ME: &str = "/api/v1/auth/me";
-const USERS: &str = "/api/v1/admin/users";
-
 /// Unix seconds as the server writes them: RFC 3339, UTC, whole seconds.
 fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
