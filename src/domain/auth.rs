@@ -240,20 +240,7 @@ impl Core {
             .account(session.account)?
             .filter(|a| !a.disabled)
             .ok_or(Error::Unauthenticated)?;
-        let roles = match &session.role {
-            // A session for a role its account no longer holds is dead.
-            Some(role) if holds(&account.roles, role) => vec![role.clone()],
-            Some(_) => return Err(Error::Unauthenticated),
-            None => account.roles.clone(),
-        };
-        if !self.states.allows(
-            account.id,
-            &roles,
-            account.reseller_id.as_deref(),
-            account.merchant_id.as_deref(),
-        ) {
-            return Err(Error::Unauthenticated);
-        }
+        let roles = self.narrowed_roles(&account, session.role.as_ref())?;
         Ok(Principal {
             kind: CredentialKind::OpaqueToken,
             account: Some(account.id),
@@ -268,6 +255,46 @@ impl Core {
             client_ip,
             from_query: false,
         })
+    }
+}
+
+impl Core {
+    /// The roles a credential of `account` narrowed to `role` (or to none)
+    /// acts with, refused as [`Error::Unauthenticated`] unless the account
+    /// still holds that role and, as it is now (enabled, holding the
+    /// roles, in the same tenant), may act with them.
+    pub(crate) fn narrowed_roles(
+        &self,
+        account: &Account,
+        role: Option<&String>,
+    ) -> Result<Vec<String>, Error> {
+        let roles = match role {
+            // A credential narrowed to a role its account no longer holds
+            // is dead.
+            Some(role) if holds(&account.roles, role) => vec![role.clone()],
+            Some(_) => return Err(Error::Unauthenticated),
+            None => account.roles.clone(),
+        };
+        self.account_allows(account, roles)
+    }
+
+    /// `roles` if `account`, as it is now (enabled, holding every one of
+    /// them, in the same tenant), may act with them; otherwise
+    /// [`Error::Unauthenticated`].
+    pub(crate) fn account_allows(
+        &self,
+        account: &Account,
+        roles: Vec<String>,
+    ) -> Result<Vec<String>, Error> {
+        if !self.states.allows(
+            account.id,
+            &roles,
+            account.reseller_id.as_deref(),
+            account.merchant_id.as_deref(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(roles)
     }
 }
 

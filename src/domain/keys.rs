@@ -151,23 +151,10 @@ impl Core {
             if !key.roles.iter().all(|r| holds(&account.roles, r)) {
                 return Err(Error::Unauthenticated);
             }
-            key.roles.clone()
+            self.account_allows(&account, key.roles.clone())?
         } else {
-            match &key.role {
-                // A key narrowed to a role its owner no longer holds is dead.
-                Some(role) if holds(&account.roles, role) => vec![role.clone()],
-                Some(_) => return Err(Error::Unauthenticated),
-                None => account.roles.clone(),
-            }
+            self.narrowed_roles(&account, key.role.as_ref())?
         };
-        if !self.states.allows(
-            account.id,
-            &roles,
-            account.reseller_id.as_deref(),
-            account.merchant_id.as_deref(),
-        ) {
-            return Err(Error::Unauthenticated);
-        }
         if self.key_usage.touch(&key, now) {
             self.audit_in_background(
                 AuditEntry::new("api_key_first_used", Outcome::Success)

@@ -99,16 +99,7 @@ impl Core {
         via: &str,
     ) -> Result<(Account, Issued), Error> {
         let account = self
-            .check_password(
-                Whom::Identifier(identifier),
-                password,
-                client,
-                Check {
-                    event: "login",
-                    via,
-                    lane: Lane::SignIn,
-                },
-            )
+            .check_login_password(identifier, password, client, via)
             .await?;
         let issued = self
             .open_session(
@@ -138,16 +129,7 @@ impl Core {
         via: &str,
     ) -> Result<Account, Error> {
         let account = self
-            .check_password(
-                Whom::Identifier(identifier),
-                password,
-                client,
-                Check {
-                    event: "login",
-                    via,
-                    lane: Lane::SignIn,
-                },
-            )
+            .check_login_password(identifier, password, client, via)
             .await?;
         self.audit(
             AuditEntry::new("login", Outcome::Success)
@@ -159,6 +141,28 @@ impl Core {
         )
         .await?;
         Ok(account)
+    }
+
+    /// The password check of a sign-in: a `login` attempt through the
+    /// document `via`, in the pool's share for sign-ins.
+    async fn check_login_password(
+        &self,
+        identifier: &LoginId,
+        password: &str,
+        client: &ClientInfo,
+        via: &str,
+    ) -> Result<Account, Error> {
+        self.check_password(
+            Whom::Identifier(identifier),
+            password,
+            client,
+            Check {
+                event: "login",
+                via,
+                lane: Lane::SignIn,
+            },
+        )
+        .await
     }
 
     /// Checks the current password of `account` (changing one's own

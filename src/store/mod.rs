@@ -1171,8 +1171,9 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Deletes an account and its indexes and API keys. Its sessions stay,
-    /// revoked by the caller, so their revocations keep being honoured.
+    /// Deletes an account, its indexes, API keys and provider links. Its
+    /// sessions stay, revoked by the caller, so their revocations keep
+    /// being honoured.
     pub fn remove_account(
         &mut self,
         account: &Account,
@@ -1188,27 +1189,7 @@ impl WriteTx {
         for key in self.account_keys(account.id)? {
             self.remove_api_key(&key)?;
         }
-        let a = account.id.as_u128();
-        let mut links = Vec::new();
-        for entry in self
-            .open(ACCOUNT_LINKS)?
-            .range::<(u128, &str)>((a, "")..)
-            .map_err(db_err)?
-        {
-            let (k, v) = entry.map_err(db_err)?;
-            if k.value().0 != a {
-                break;
-            }
-            links.push((k.value().1.to_string(), v.value().to_string()));
-        }
-        for (provider, subject) in links {
-            self.open(ACCOUNT_LINKS)?
-                .remove((a, provider.as_str()))
-                .map_err(db_err)?;
-            self.open(EXTERNAL_IDENTITIES)?
-                .remove((provider.as_str(), subject.as_str()))
-                .map_err(db_err)?;
-        }
+        self.remove_external_links(account.id)?;
         Ok(())
     }
 
