@@ -9,8 +9,14 @@
 //!
 //! A tenant (a token's merchant, else its reseller) holds at most
 //! `max_s2s_tokens_per_tenant` live tokens and keeps at most twice that
-//! many records, checked where the token is stored (`s2s_room`), so no
-//! manager can grow the store, the list or a tenant's deletion at will.
+//! many records; a reseller's whole tree (its own tokens and all its
+//! merchants') holds at most twice the cap live and keeps at most four
+//! times it. Both are checked where the token is stored (`s2s_room`), and
+//! a reseller has at most `MAX_MERCHANTS_PER_RESELLER` merchants, so what
+//! one reseller's managers can make the store, the list or a tenant's
+//! deletion hold is bounded by the cap, not by how many merchants they
+//! create. Issuance still reads every stored token (there is no
+//! per-tenant index yet); that is left for the performance work.
 //!
 //! A token belongs to its tenant, not to the account that issued it: it
 //! outlives that account (lists say whether the issuer still exists), and
@@ -334,20 +340,31 @@ impl Core {
     }
 }
 
-/// Whether `token`'s tenant has room for it, checked in the write that
-/// stores it so two issuances cannot both take the last place. A token's
-/// tenant is its merchant if it has one, else its reseller: a merchant's
-/// tokens do not count against its reseller, so one merchant's manager
-/// cannot exhaust the places of the reseller's other merchants.
+/// Whether `token`'s tenant, and its reseller's whole tree, have room for
+/// it, checked in the write that stores it so two issuances cannot both
+/// take the last place. A token's tenant is its merchant if it has one,
+/// else its reseller: a merchant's tokens do not count against its
+/// reseller's own places, so one merchant's manager cannot exhaust the
+/// places of the reseller's other merchants.
 ///
-/// Two bounds, both refused with `Conflict`: at most `cap` live tokens
-/// (neither revoked nor expired), so revoking or letting one expire frees
-/// a place; and at most twice `cap` records kept, live or ended less than
-/// `super::RECORD_GRACE` ago, so issuing and revoking in a loop cannot
-/// grow the store faster than housekeeping deletes. Records ended longer
-/// ago than that are deleted here, as housekeeping would, so what the
-/// store holds per tenant never exceeds twice `cap`; with no per-tenant
-/// index this reads every stored token, at most twice `cap` per tenant.
+/// Per tenant, two bounds, both refused with `Conflict`: at most `cap`
+/// live tokens (neither revoked nor expired), so revoking or letting one
+/// expire frees a place; and at most twice `cap` records kept, live or
+/// ended less than `super::RECORD_GRACE` ago, so issuing and revoking in a
+/// loop cannot grow the store faster than housekeeping deletes.
+///
+/// Per reseller tree (the reseller's own tokens and all its merchants'),
+/// the same two bounds at twice the tenant's: at most `2 * cap` live and
+/// `4 * cap` kept. Merchants are tenants of their own and a reseller's
+/// manager creates them, so without this a tree would hold merchants x
+/// `cap` live tokens; with it, what one reseller's managers can make the
+/// store hold does not grow with its merchants. The tree's places are
+/// shared: its merchants together may use them all.
+///
+/// Records ended longer ago than the grace are deleted here, as
+/// housekeeping would. With no per-tenant index this decodes every stored
+/// token on every issuance; an index keyed by reseller (a schema change)
+/// is left for the performance work.
 fn s2s_room(
     tx: &mut crate::store::WriteTx,
     token: &S2sToken,
@@ -360,19 +377,26 @@ fn s2s_room(
         None => t.merchant_id.is_none() && t.reseller_id == token.reseller_id,
     };
     let (mut live, mut kept, mut stale) = (0usize, 0usize, Vec::new());
+    let (mut tree_live, mut tree_kept) = (0usize, 0usize);
     // Keeps nothing in memory but the stale ids: the closure only counts.
     tx.s2s_tokens_after(
         "",
         |t| {
-            if same_tenant(t) {
+            if t.reseller_id == token.reseller_id {
                 let ended = t.revoked_at.unwrap_or(i64::MAX).min(expiry(t, max_ttl));
-                if ended > now {
-                    live += 1;
-                    kept += 1;
+                let (is_live, is_kept) = if ended > now {
+                    (true, true)
                 } else if ended.saturating_add(super::RECORD_GRACE) >= now {
-                    kept += 1;
+                    (false, true)
                 } else {
                     stale.push(t.id.clone());
+                    (false, false)
+                };
+                tree_live += usize::from(is_live);
+                tree_kept += usize::from(is_kept);
+                if same_tenant(t) {
+                    live += usize::from(is_live);
+                    kept += usize::from(is_kept);
                 }
             }
             false
@@ -392,6 +416,18 @@ fn s2s_room(
         return Err(Error::Conflict(format!(
             "this tenant has {kept} S2S tokens live or ended within the last hour, the most it may keep ({}); try again later",
             cap.saturating_mul(2)
+        )));
+    }
+    if tree_live >= cap.saturating_mul(2) {
+        return Err(Error::Conflict(format!(
+            "this reseller and its merchants already have {tree_live} live S2S tokens, the most they may hold together ({}); revoke one first",
+            cap.saturating_mul(2)
+        )));
+    }
+    if tree_kept >= cap.saturating_mul(4) {
+        return Err(Error::Conflict(format!(
+            "this reseller and its merchants have {tree_kept} S2S tokens live or ended within the last hour, the most they may keep together ({}); try again later",
+            cap.saturating_mul(4)
         )));
     }
     Ok(())

@@ -143,6 +143,13 @@ impl Core {
     }
 }
 
+/// Most merchants one reseller may have. Each merchant is a tenant of its
+/// own (its accounts, its S2S tokens), so without this a reseller's
+/// manager could grow its tree, and what every scan over it reads, at
+/// will; the S2S bound on a reseller's whole tree (`s2s_room`) holds
+/// whatever this is.
+pub const MAX_MERCHANTS_PER_RESELLER: usize = 1000;
+
 /// Ends a tenant's S2S tokens as the tenant is deleted, inside that
 /// write. A live token (neither revoked nor expired) refuses the deletion
 /// (`Conflict`, with `refusal`): someone still relies on it. An expired one
@@ -150,11 +157,15 @@ impl Core {
 /// bring it back (a token stored before lifetimes existed expires by the
 /// `s2s_max_ttl` of the day, which a later setting could lengthen).
 ///
-/// Reads at most `batch` tokens at a time. Issuance keeps at most twice
-/// `max_s2s_tokens_per_tenant` records per tenant (live, or ended within
-/// the last hour; older ones are deleted there and by housekeeping), so
-/// with `batch` that size one batch holds them all. Expired but unrevoked
-/// records may outnumber the cap for a while (a store written before the
+/// Holds at most `batch` of the tenant's unrevoked tokens in memory at a
+/// time, but reads (decodes) every stored S2S token to find them: there is
+/// no per-tenant index yet (a schema change, left for the performance
+/// work). Issuance keeps at most twice `max_s2s_tokens_per_tenant` records
+/// per tenant and four times it per reseller tree (live, or ended within
+/// the last hour; older ones are deleted there and by housekeeping), and a
+/// reseller is deleted only once its merchants are, so with `batch` twice
+/// the cap one batch usually holds them all. Expired but unrevoked
+/// records may outnumber that for a while (a store written before the
 /// cap, or a cap lowered since), so the loop goes on in batches until the
 /// table is done: a deletion never leaves a token unended, whatever the
 /// count, and a live one anywhere aborts the whole write.
@@ -406,6 +417,15 @@ impl Core {
                 }
                 if tx.tenant_retired(&merchant_key(&stored.id))? {
                     return Err(Error::Conflict(RETIRED.into()));
+                }
+                // Counted in this write, so two creations cannot both take
+                // the last place.
+                if tx.reseller_merchant_count(&stored.reseller_id, MAX_MERCHANTS_PER_RESELLER)?
+                    >= MAX_MERCHANTS_PER_RESELLER
+                {
+                    return Err(Error::Conflict(format!(
+                        "the reseller already has {MAX_MERCHANTS_PER_RESELLER} merchants, the most it may have; delete one first"
+                    )));
                 }
                 tx.put_merchant(&stored)?;
                 audit.append(tx, now)?;

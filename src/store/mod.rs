@@ -922,6 +922,27 @@ macro_rules! reads {
                 }
             }
 
+            /// How many merchants a reseller has, counting no further than
+            /// `limit`, so a check against a bound reads at most that many
+            /// index entries.
+            pub fn reseller_merchant_count(
+                &self,
+                reseller: &str,
+                limit: usize,
+            ) -> Result<usize, StoreError> {
+                let Some(t) = open!(self, RESELLER_MERCHANTS) else {
+                    return Ok(0);
+                };
+                let mut count = 0usize;
+                for entry in t.range::<(&str, &str)>((reseller, "")..).map_err(db_err)? {
+                    if count >= limit || entry.map_err(db_err)?.0.value().0 != reseller {
+                        break;
+                    }
+                    count += 1;
+                }
+                Ok(count)
+            }
+
             pub fn custom_roles(&self) -> Result<Vec<CustomRole>, StoreError> {
                 let Some(t) = open!(self, ROLES) else {
                     return Ok(Vec::new());

@@ -24,6 +24,7 @@ mod harden_s2s_bounds;
 mod harden_seams;
 mod harden_tokens;
 mod harden_transport;
+mod harden_tree;
 mod keys;
 mod openapi;
 mod passwords;

@@ -1,0 +1,231 @@
+//! Issue 9, review 3: a reseller's manager cannot grow its tree without
+//! bound (merchants per reseller, live S2S tokens in the whole tree), and
+//! an email change that ends provider links ends the sessions they opened.
+
+use http::{Method, StatusCode};
+use latchkey::config::Layer;
+use serde_json::{Value, json};
+
+use crate::external::{Answer, GOOGLE_TOKEN, StandIn, google, google_info};
+use crate::harness::*;
+
+const RESELLERS: &str = "/api/v1/admin/resellers";
+const MERCHANTS: &str = "/api/v1/admin/merchants";
+const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
+const PASSWORD: &str = "a reseller manager password";
+
+/// Every S2S token `bearer` can list, following `next` to the end.
+async fn listed(srv: &Server, bearer: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut path = format!("{S2S_TOKENS}?limit=1000");
+    loop {
+        let r = srv.get(&path).bearer(bearer).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let page = r.json();
+        out.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => path = format!("{S2S_TOKENS}?limit=1000&cursor={next}"),
+            None => return out,
+        }
+    }
+}
+
+/// Merchants are tenants of their own, each with `cap` live S2S tokens,
+/// and a reseller's manager creates them: without a bound on the whole
+/// tree, one reseller would hold merchants x cap live tokens (the review 3
+/// probe). With the cap at 1 the tree holds at most 2, and the list shows
+/// exactly what was granted.
+#[tokio::test]
+async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap() {
+    let srv = Server::start_with(Layer {
+        max_s2s_tokens_per_tenant: Some(1),
+        ..Layer::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post(RESELLERS)
+        .bearer(&admin)
+        .json(&json!({ "id": "res_a", "name": "A" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post(USERS)
+        .bearer(&admin)
+        .json(&json!({
+            "username": "resmgr",
+            "email": "resmgr@example.com",
+            "password": PASSWORD,
+            "roles": ["reseller"],
+            "reseller_id": "res_a",
+        }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let manager = srv.login("resmgr", PASSWORD).await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut granted = 0;
+    for i in 0..5 {
+        let merchant = format!("mer_{i}");
+        let r = srv
+            .post(MERCHANTS)
+            .bearer(&manager)
+            .json(&json!({ "id": merchant, "name": merchant }))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let r = srv
+            .post("/s2s-token")
+            .bearer(&manager)
+            .json(&json!({
+                "name": format!("svc_{i}"),
+                "role": "merchant",
+                "reseller_id": "res_a",
+                "merchant_id": merchant,
+            }))
+            .send()
+            .await;
+        if r.status == StatusCode::OK {
+            granted += 1;
+        }
+    }
+    let live = listed(&srv, &manager)
+        .await
+        .iter()
+        .filter(|t| t["revoked_at"].is_null())
+        .count();
+    assert_eq!(live, granted, "the list shows what was granted");
+    assert!(
+        live <= 2,
+        "one reseller manager holds {live} live S2S tokens with max_s2s_tokens_per_tenant = 1"
+    );
+}
+
+/// A reseller has at most 1000 merchants: the 1001st is refused with 409
+/// inside the creating write and is not stored; deleting one frees a
+/// place. Counted through the list, not trusted from the refusal.
+#[tokio::test]
+async fn a_reseller_has_at_most_a_thousand_merchants() {
+    const MOST: usize = 1000;
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    let r = srv
+        .post(RESELLERS)
+        .bearer(&admin)
+        .json(&json!({ "id": "res_big", "name": "Big" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let create = |id: String| {
+        let srv = &srv;
+        let admin = &admin;
+        async move {
+            srv.post(MERCHANTS)
+                .bearer(admin)
+                .json(&json!({ "id": id, "reseller_id": "res_big", "name": id }))
+                .send()
+                .await
+        }
+    };
+    for i in 0..MOST {
+        let r = create(format!("mer_{i:04}")).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{i}: {}", r.text());
+    }
+    let r = create("mer_over".into()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.json()["error"].is_string(), "{}", r.text());
+    let r = srv
+        .get(&format!("{MERCHANTS}/mer_over"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
+    let mut stored = 0;
+    let mut path = format!("{MERCHANTS}?reseller_id=res_big&limit=1000");
+    loop {
+        let r = srv.get(&path).bearer(&admin).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let page = r.json();
+        stored += page["items"].as_array().expect("items").len();
+        match page["next"].as_str() {
+            Some(next) => {
+                path = format!("{MERCHANTS}?reseller_id=res_big&limit=1000&cursor={next}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(stored, MOST);
+    // Another reseller's places are its own.
+    let r = srv
+        .post(RESELLERS)
+        .bearer(&admin)
+        .json(&json!({ "id": "res_small", "name": "Small" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv
+        .post(MERCHANTS)
+        .bearer(&admin)
+        .json(&json!({ "id": "mer_small", "reseller_id": "res_small", "name": "s" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    // Deleting one frees its place.
+    let r = srv
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("{MERCHANTS}/mer_0000"),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let r = create("mer_over".into()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+}
+
+/// A session opened through a provider link made by the account's email
+/// ends when an admin changes that email (the link ends with it), as when
+/// a manager sets the password. An email change on an account with no
+/// link leaves its sessions alone.
+#[tokio::test]
+async fn an_email_change_that_ends_a_link_ends_the_sessions_it_opened() {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin").to_string();
+    let user = w.get("user1a");
+    provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));
+    let r = google(&srv, &user.email, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let via_google = r.json()["token"].as_str().expect("token").to_string();
+    assert_eq!(srv.me_status(&via_google).await, StatusCode::OK);
+    // The control: an account without a link keeps its session.
+    let other = w.get("user2a");
+    assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{}", other.id),
+            Some(json!({ "email": "user2a.renamed@example.com" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
+    // The linked account's email changes: the link and its session end.
+    let r = srv
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{USERS}/{}", user.id),
+            Some(json!({ "email": "user1a.renamed@example.com" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(srv.me_status(&via_google).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.me_status(&user.token).await, StatusCode::UNAUTHORIZED);
+}
