@@ -423,8 +423,16 @@ impl Core {
                 }
                 next.updated_at = now;
                 put_checked(tx, &next, Some(&current))?;
+                let mut dropped = 0;
                 if email_changed {
-                    drop_external_links(tx, &next, unlinked, "email changed", now)?;
+                    dropped = drop_external_links(tx, &next, unlinked, "email changed", now)?;
+                }
+                if dropped > 0 {
+                    // A provider sign-in in flight read the link before
+                    // this commit: it must not open a session after it.
+                    let before = next.clone();
+                    next.sessions_epoch = next.sessions_epoch.wrapping_add(1);
+                    put_checked(tx, &next, Some(&before))?;
                 }
                 // Before the commit, and after the last check that can
                 // refuse the change: what is taken away is refused from
@@ -450,6 +458,19 @@ impl Core {
                     detail = format!(
                         "roles or tenant changed; {n} sessions and {keys} API keys revoked"
                     );
+                }
+                if dropped > 0 {
+                    // The sessions a dropped link opened are not told apart
+                    // from the others, so all of them end with the link, as
+                    // when a manager sets the password: whoever signed in
+                    // through the provider is out from the next request.
+                    let n = revocations.revoke_all_in(tx, id, "email changed", now)?;
+                    let part = format!("email changed with provider links; {n} sessions revoked");
+                    detail = if detail.is_empty() {
+                        part
+                    } else {
+                        format!("{detail}; {part}")
+                    };
                 }
                 let audit = audit.tenant_of(&next).target(id.to_string());
                 if detail.is_empty() {
