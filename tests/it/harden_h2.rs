@@ -92,8 +92,9 @@ impl Body for CancelledBody {
 
 use std::future::Future;
 
-/// Opens a cleartext HTTP/2 connection to the server.
-async fn h2<B>(srv: &Server) -> SendRequest<B>
+/// Opens a cleartext HTTP/2 connection to the server; the task ends when
+/// the connection does.
+async fn h2<B>(srv: &Server) -> (SendRequest<B>, tokio::task::JoinHandle<()>)
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -105,15 +106,17 @@ where
         hyper::client::conn::http2::handshake::<_, _, B>(TokioExecutor::new(), TokioIo::new(tcp))
             .await
             .expect("h2 handshake");
-    tokio::spawn(conn);
-    sender
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
 }
 
 /// Opens an HTTP/2 connection for held bodies and makes one request on it
 /// first, so the client has the server's settings (stream cap, windows)
 /// before it counts anything.
 async fn h2_settled(srv: &Server) -> SendRequest<Either<HeldBody, Empty<Bytes>>> {
-    let mut sender = h2::<Either<HeldBody, Empty<Bytes>>>(srv).await;
+    let (mut sender, _) = h2::<Either<HeldBody, Empty<Bytes>>>(srv).await;
     let request = http::Request::get(format!("http://{}/healthz", srv.addr))
         .body(Either::Right(Empty::new()))
         .expect("request");
@@ -247,8 +250,10 @@ async fn http2_connections_cannot_make_the_server_hold_more_than_the_body_budget
 
 /// A body that never finishes gets 408 after `BODY_READ_TIMEOUT`, and the
 /// HTTP/2 connection it came on is then shut down (GOAWAY), as an HTTP/1
-/// one is closed, so no request can follow on it. This waits out the real
-/// 30 s body timeout once.
+/// one is closed, so no request can follow on it. A second never-ending
+/// stream, opened before the first one's 408, is what would keep the
+/// connection open otherwise (the idle deadline waits while it is in
+/// progress). This waits out the real 30 s body timeout once.
 #[tokio::test]
 async fn an_http2_connection_is_closed_after_a_body_timeout() {
     let srv = Server::start_with(Layer {
@@ -256,15 +261,24 @@ async fn an_http2_connection_is_closed_after_a_body_timeout() {
         ..Layer::default()
     })
     .await;
-    let mut sender = h2::<Either<HeldBody, Empty<Bytes>>>(&srv).await;
+    let (sender, _connection) = h2::<Either<HeldBody, Empty<Bytes>>>(&srv).await;
     let unused = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
-    let request = http::Request::post(format!("http://{}/api/v1/auth/login", srv.addr))
-        .header("content-type", "application/json")
-        .body(Either::Left(HeldBody::new(0, &unused, &progress)))
-        .expect("request");
-    let response = sender.send_request(request).await.expect("a 408");
+    let held = || {
+        http::Request::post(format!("http://{}/api/v1/auth/login", srv.addr))
+            .header("content-type", "application/json")
+            .body(Either::Left(HeldBody::new(0, &unused, &progress)))
+            .expect("request")
+    };
+    let first = tokio::spawn(sender.clone().send_request(held()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let second = tokio::spawn(sender.clone().send_request(held()));
+    let response = first.await.expect("task").expect("a 408");
     assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
+    // Lets the GOAWAY exchange (GOAWAY, PING, PONG, final GOAWAY) finish on
+    // loopback before the next request, so it is not a race.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut sender = sender;
     let request = http::Request::get(format!("http://{}/healthz", srv.addr))
         .body(Either::Right(Empty::new()))
         .expect("request");
@@ -272,6 +286,7 @@ async fn an_http2_connection_is_closed_after_a_body_timeout() {
         Ok(()) => sender.send_request(request).await.ok().map(|r| r.status()),
         Err(_) => None,
     };
+    second.abort();
     assert_eq!(
         again, None,
         "the HTTP/2 connection still serves requests after its body timed out"
@@ -290,7 +305,7 @@ async fn resetting_http2_streams_does_not_keep_a_connection_open() {
         ..Layer::default()
     })
     .await;
-    let mut sender = h2::<Either<CancelledBody, Empty<Bytes>>>(&srv).await;
+    let (mut sender, _) = h2::<Either<CancelledBody, Empty<Bytes>>>(&srv).await;
     let mut resets = 0;
     // Eight resets 400 ms apart span three header timeouts.
     for _ in 0..8 {
