@@ -11,12 +11,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{Either, Empty};
+use http_body_util::{Either, Empty, Full};
 use hyper::body::{Body, Frame};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use latchkey::config::Layer;
-use tokio::sync::{Notify, oneshot};
+use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::harness::*;
 
@@ -67,30 +68,6 @@ impl Body for HeldBody {
         Poll::Pending
     }
 }
-
-/// A body that sends nothing until `cancel` fires, then fails, which makes
-/// hyper's client reset the stream (RST_STREAM).
-struct CancelledBody {
-    /// Fires when the stream should be reset.
-    cancel: oneshot::Receiver<()>,
-}
-
-impl Body for CancelledBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match Pin::new(&mut self.cancel).poll(cx) {
-            Poll::Ready(_) => Poll::Ready(Some(Err(std::io::Error::other("reset")))),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-use std::future::Future;
 
 /// Opens a cleartext HTTP/2 connection to the server; the task ends when
 /// the connection does.
@@ -293,40 +270,55 @@ async fn an_http2_connection_is_closed_after_a_body_timeout() {
     );
 }
 
-/// Opening a stream and resetting it before its answer, again and again
-/// within the header timeout, does not keep an HTTP/2 connection open:
-/// only answered requests restart the idle deadline, so the connection
-/// closes about `header_read_timeout` after its last answer (here, its
-/// accept), and a request after the resets finds it gone.
+/// Opening a stream and resetting it before its answer (here, while its
+/// login's password is being hashed), again and again within the header
+/// timeout, does not keep an HTTP/2 connection open: only answered
+/// requests restart the idle deadline, so the connection closes about
+/// `header_read_timeout` after its last answer (here, its accept), and a
+/// request after the resets finds it gone.
 #[tokio::test]
 async fn resetting_http2_streams_does_not_keep_a_connection_open() {
     let srv = Server::start_with(Layer {
         header_read_timeout: Some(1),
+        rate_login_per_ip: Some(1000),
+        argon2_memory_kib: Some(32 * 1024),
+        argon2_iterations: Some(4),
         ..Layer::default()
     })
     .await;
-    let (mut sender, _) = h2::<Either<CancelledBody, Empty<Bytes>>>(&srv).await;
+    let (mut sender, _connection) = h2::<Full<Bytes>>(&srv).await;
+    let login = json!({ "username": "nobody", "password": "not a password" }).to_string();
     let mut resets = 0;
-    // Eight resets 400 ms apart span three header timeouts.
+    // Eight resets with 300 ms between them span over two header timeouts.
     for _ in 0..8 {
         if sender.ready().await.is_err() {
             break;
         }
-        let (cancel, cancelled) = oneshot::channel();
+        while srv.running().hashes_in_flight() != 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let request = http::Request::post(format!("http://{}/api/v1/auth/login", srv.addr))
             .header("content-type", "application/json")
-            .body(Either::Left(CancelledBody { cancel: cancelled }))
+            .body(Full::new(Bytes::from(login.clone())))
             .expect("request");
         let answer = tokio::spawn(sender.send_request(request));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = cancel.send(());
+        let hashing = async {
+            while srv.running().hashes_in_flight() == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        if tokio::time::timeout(PATIENCE, hashing).await.is_err() {
+            break;
+        }
+        // Dropping the response resets the stream (RST_STREAM, CANCEL).
+        answer.abort();
         let _ = answer.await;
         resets += 1;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(resets > 0, "no stream was opened");
+    assert!(resets > 0, "no login reached its hash");
     let request = http::Request::get(format!("http://{}/healthz", srv.addr))
-        .body(Either::Right(Empty::new()))
+        .body(Full::new(Bytes::new()))
         .expect("request");
     let again = match sender.ready().await {
         Ok(()) => sender.send_request(request).await.ok().map(|r| r.status()),
@@ -334,6 +326,6 @@ async fn resetting_http2_streams_does_not_keep_a_connection_open() {
     };
     assert_eq!(
         again, None,
-        "after {resets} reset streams and no answer for over three header timeouts, the connection still serves"
+        "after {resets} reset streams and no answer for over two header timeouts, the connection still serves"
     );
 }
