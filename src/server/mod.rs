@@ -19,7 +19,22 @@
 //!   `BODY_READ_TIMEOUT`, count as a request in progress;
 //! - a request head over `max_header_bytes` is refused by hyper (431);
 //! - a body over `max_body_bytes` gets 413, one that trickles for longer than
-//!   `BODY_READ_TIMEOUT` gets 408.
+//!   `BODY_READ_TIMEOUT` gets 408; after either (or an unreadable body, 400)
+//!   the connection is shut down gracefully (HTTP/1 `Connection: close`,
+//!   HTTP/2 GOAWAY), so a client cannot keep it alive with streams that
+//!   never finish;
+//! - the bodies being read or handled at once, on all connections together,
+//!   hold at most `max_connections` x `max_body_bytes` bytes: what HTTP/1
+//!   connections alone could hold, so HTTP/2's many streams per connection
+//!   add nothing. A request reserves its share (its declared length, or
+//!   `max_body_bytes` when undeclared) before any of its body is read, and
+//!   one that finds the budget spent gets 503 with `Retry-After` at once;
+//! - an HTTP/2 connection runs at most `MAX_CONCURRENT_STREAMS` requests at
+//!   once, and each stream's flow-control window is `max_body_bytes` (at
+//!   most), so the server never accepts more of a body than it may keep;
+//! - only an answered request restarts the idle deadline: a request dropped
+//!   before its response (an HTTP/2 stream reset) does not, so resetting
+//!   streams cannot keep a connection open.
 
 pub mod context;
 pub mod outbound;
@@ -36,10 +51,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
@@ -48,6 +63,17 @@ pub use context::RequestContext;
 
 /// How long a request body may take to arrive in full.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most requests one HTTP/2 connection may have in progress at once. Every
+/// request here is a small JSON call answered at once, so a client gains
+/// nothing from more; 16 keeps one connection's share of the body budget
+/// (16 x `max_body_bytes`, 1 MiB by default) near what 16 HTTP/1
+/// connections would hold, where hyper's default of 100 let one connection
+/// pin a hundred bodies.
+pub const MAX_CONCURRENT_STREAMS: u32 = 16;
+
+/// The largest HTTP/2 flow-control window the protocol allows (2^31 - 1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
 
 /// A future returned by a handler.
 pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
@@ -163,11 +189,24 @@ fn builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(None)
         .max_buf_size(config.max_header_bytes.max(8192))
         .max_headers(100);
+    // A stream may send no more than one whole body before the server reads
+    // it, and a connection no more than its streams' bodies together, so
+    // what flow control lets a client push matches what the body budget
+    // lets the server keep.
+    let stream_window = u32::try_from(config.max_body_bytes)
+        .unwrap_or(MAX_WINDOW)
+        .min(MAX_WINDOW);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(100)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .initial_stream_window_size(stream_window)
+        .initial_connection_window_size(
+            stream_window
+                .saturating_mul(MAX_CONCURRENT_STREAMS)
+                .min(MAX_WINDOW),
+        )
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     builder
@@ -181,7 +220,17 @@ async fn accept_loop(
     mut stopped: watch::Receiver<bool>,
 ) {
     let builder = Arc::new(builder(&config));
-    let graceful = GracefulShutdown::new();
+    // Every connection task holds a clone; once all are gone, the drain is
+    // over.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<Infallible>(1);
+    // See the module comment: HTTP/2 may hold no more body bytes at once
+    // than HTTP/1 connections alone could.
+    let budget = Arc::new(Semaphore::new(
+        config
+            .max_connections
+            .saturating_mul(config.max_body_bytes)
+            .min(Semaphore::MAX_PERMITS),
+    ));
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let per_address = Arc::new(PerAddress {
         cap: config.max_connections_per_ip,
@@ -229,19 +278,24 @@ async fn accept_loop(
             activity: Arc::new(watch::Sender::new(Activity {
                 in_flight: 0,
                 idle_since: accepted_at,
+                closing: false,
             })),
+            budget: budget.clone(),
         };
-        let watcher = graceful.watcher();
+        let stop = stopped.clone();
+        let open = open.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _address_slot = address_slot;
-            conn.serve(stream, tls, watcher).await;
+            let _open = open;
+            conn.serve(stream, tls, stop).await;
         });
     }
     drop(listener);
+    drop(open);
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = all_closed.recv() => {}
         _ = tokio::time::sleep(config.shutdown_timeout) => {
             tracing::warn!("shutdown timeout reached with connections still open");
         }
@@ -304,27 +358,55 @@ struct Activity {
     /// Requests whose head has been read and whose response is not yet
     /// produced (HTTP/2 may have several).
     in_flight: usize,
-    /// When the last request ended, or the connection was accepted.
+    /// When the last response was produced, or the connection was accepted.
     idle_since: tokio::time::Instant,
+    /// Set once a body was refused for its size, its pace or its framing:
+    /// the connection then shuts down gracefully (HTTP/2 has no
+    /// `Connection: close`).
+    closing: bool,
 }
 
 /// Marks one request in progress on its connection, from the moment hyper
 /// hands over its head until its response is produced or it is dropped (an
-/// HTTP/2 stream reset); the idle deadline restarts from then.
-struct InFlight(Arc<watch::Sender<Activity>>);
+/// HTTP/2 stream reset). Only a produced response restarts the idle
+/// deadline: a cancelled request leaves it as it was, so a client cannot
+/// keep a connection open by opening and resetting streams.
+struct InFlight {
+    /// The connection's activity.
+    activity: Arc<watch::Sender<Activity>>,
+    /// Whether the response was produced.
+    answered: bool,
+    /// The peer, for the log line of a dropped request.
+    peer: SocketAddr,
+}
 
 impl InFlight {
-    fn start(activity: &Arc<watch::Sender<Activity>>) -> InFlight {
+    fn start(activity: &Arc<watch::Sender<Activity>>, peer: SocketAddr) -> InFlight {
         activity.send_modify(|a| a.in_flight += 1);
-        InFlight(activity.clone())
+        InFlight {
+            activity: activity.clone(),
+            answered: false,
+            peer,
+        }
+    }
+
+    /// Records that the response was produced.
+    fn answer(&mut self) {
+        self.answered = true;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|a| {
+        let answered = self.answered;
+        if !answered {
+            tracing::debug!(peer = %self.peer, "request dropped before its response");
+        }
+        self.activity.send_modify(|a| {
             a.in_flight = a.in_flight.saturating_sub(1);
-            a.idle_since = tokio::time::Instant::now();
+            if answered {
+                a.idle_since = tokio::time::Instant::now();
+            }
         });
     }
 }
@@ -361,21 +443,28 @@ struct Connection {
     config: Arc<ServerConfig>,
     /// The TCP peer.
     peer: SocketAddr,
-    /// Requests in progress, for the idle deadline.
+    /// Requests in progress, for the idle deadline, and whether to close.
     activity: Arc<watch::Sender<Activity>>,
+    /// Body bytes the whole server may hold at once, shared by connections.
+    budget: Arc<Semaphore>,
 }
+
+/// What a connection is served over: TCP, or TLS over TCP.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 impl Connection {
     async fn serve(
         self,
         stream: TcpStream,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        watcher: hyper_util::server::graceful::Watcher,
+        stop: watch::Receiver<bool>,
     ) {
         let deadline = idle_deadline(self.activity.subscribe(), self.config.header_read_timeout);
         let peer = self.peer;
         tokio::select! {
-            () = self.serve_until_closed(stream, tls, watcher) => {}
+            () = self.serve_until_closed(stream, tls, stop) => {}
             () = deadline => {
                 // Dropping the connection closes the socket.
                 tracing::debug!(peer = %peer, "closed: no request head within the header timeout");
@@ -387,7 +476,7 @@ impl Connection {
         self,
         stream: TcpStream,
         tls: Option<tokio_rustls::TlsAcceptor>,
-        watcher: hyper_util::server::graceful::Watcher,
+        mut stop: watch::Receiver<bool>,
     ) {
         let service = {
             let handler = self.handler.clone();
@@ -395,19 +484,26 @@ impl Connection {
             let peer = self.peer;
             let tls_on = tls.is_some();
             let activity = self.activity.clone();
+            let budget = self.budget.clone();
             hyper::service::service_fn(move |req: Request<Incoming>| {
                 // Called once the head is read: from here until the response
                 // is produced, the idle deadline waits.
-                let in_flight = InFlight::start(&activity);
+                let mut in_flight = InFlight::start(&activity, peer);
                 let handler = handler.clone();
                 let config = config.clone();
+                let budget = budget.clone();
                 async move {
-                    let _in_flight = in_flight;
-                    Ok::<_, Infallible>(handle(req, peer, tls_on, &config, handler.as_ref()).await)
+                    let (response, close) =
+                        handle(req, peer, tls_on, &config, &budget, handler.as_ref()).await;
+                    if close {
+                        in_flight.activity.send_modify(|a| a.closing = true);
+                    }
+                    in_flight.answer();
+                    Ok::<_, Infallible>(response)
                 }
             })
         };
-        let result = match tls {
+        let io: Box<dyn Io> = match tls {
             Some(acceptor) => {
                 let accepted =
                     tokio::time::timeout(self.config.header_read_timeout, acceptor.accept(stream))
@@ -423,18 +519,27 @@ impl Connection {
                         return;
                     }
                 };
-                let conn = self
-                    .builder
-                    .serve_connection(TokioIo::new(io), service)
-                    .into_owned();
-                watcher.watch(conn).await
+                Box::new(io)
             }
-            None => {
-                let conn = self
-                    .builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .into_owned();
-                watcher.watch(conn).await
+            None => Box::new(stream),
+        };
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let mut activity = self.activity.subscribe();
+        let mut shutting_down = false;
+        let result = loop {
+            tokio::select! {
+                result = conn.as_mut() => break result,
+                // A closed channel means the server is gone: drain too.
+                _ = stop.wait_for(|stop| *stop), if !shutting_down => {
+                    conn.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
+                _ = activity.wait_for(|a| a.closing), if !shutting_down => {
+                    tracing::debug!(peer = %self.peer, "closing after a refused body");
+                    conn.as_mut().graceful_shutdown();
+                    shutting_down = true;
+                }
             }
         };
         if let Err(e) = result {
@@ -443,13 +548,17 @@ impl Connection {
     }
 }
 
+/// Answers one request; the flag says the connection must close after it
+/// (its body was refused part-read).
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
+    budget: &Arc<Semaphore>,
     handler: &dyn Handler,
-) -> Response<Full<Bytes>> {
+) -> (Response<Full<Bytes>>, bool) {
+    let mut close = false;
     let started = Instant::now();
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
@@ -458,13 +567,21 @@ async fn handle(
         match RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies) {
             Ok(context) => {
                 let (parts, body) = req.into_parts();
-                let response = match read_body(&parts, body, config.max_body_bytes).await {
-                    Ok(bytes) => {
+                let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
+                    Ok((bytes, held)) => {
                         let mut request = Request::from_parts(parts, bytes);
                         request.extensions_mut().insert(context.clone());
-                        handler.handle(request).await
+                        let response = handler.handle(request).await;
+                        // The body's share of the budget goes back only once
+                        // the handler, which holds the body, is done.
+                        drop(held);
+                        response
                     }
-                    Err(refusal) => refusal,
+                    Err(BodyRefused::Busy(refusal)) => refusal,
+                    Err(BodyRefused::Bad(refusal)) => {
+                        close = true;
+                        refusal
+                    }
                 };
                 (context, response)
             }
@@ -497,39 +614,69 @@ async fn handle(
         request_id = %context.request_id,
         "request"
     );
-    Response::from_parts(parts, Full::new(body))
+    (Response::from_parts(parts, Full::new(body)), close)
 }
 
+/// Why a body was not read.
+enum BodyRefused {
+    /// The server-wide body budget is spent; nothing of the body was read.
+    Busy(Response<Bytes>),
+    /// The body was too large, too slow or malformed; the connection closes.
+    Bad(Response<Bytes>),
+}
+
+/// Reads a body in full, holding its share of the server-wide `budget` (its
+/// declared length, or `limit` when undeclared) from before its first byte
+/// is read; the share is returned with the body.
 async fn read_body(
     parts: &http::request::Parts,
     body: Incoming,
     limit: usize,
-) -> Result<Bytes, Response<Bytes>> {
+    budget: &Arc<Semaphore>,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyRefused> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(refuse(
+        return Err(BodyRefused::Bad(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large",
-        ));
+        )));
     }
+    // hyper knows the exact length when one was declared (and holds the
+    // client to it), and zero for a request without a body.
+    let share = body
+        .size_hint()
+        .upper()
+        .map_or(limit, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let held = budget
+        .clone()
+        .try_acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
+        .map_err(|_| {
+            let mut busy = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is reading too many request bodies; retry shortly",
+            );
+            busy.headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            BodyRefused::Busy(busy)
+        })?;
     match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(refuse(
+        Ok(Ok(collected)) => Ok((collected.to_bytes(), held)),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyRefused::Bad(refuse(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large",
-        )),
-        Ok(Err(_)) => Err(refuse(
+        ))),
+        Ok(Err(_)) => Err(BodyRefused::Bad(refuse(
             StatusCode::BAD_REQUEST,
             "request body could not be read",
-        )),
-        Err(_) => Err(refuse(
+        ))),
+        Err(_) => Err(BodyRefused::Bad(refuse(
             StatusCode::REQUEST_TIMEOUT,
             "request body took too long",
-        )),
+        ))),
     }
 }
 

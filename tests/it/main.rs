@@ -18,6 +18,7 @@ mod harden_audit;
 mod harden_credentials;
 mod harden_email;
 mod harden_grants;
+mod harden_h2;
 mod harden_lead;
 mod harden_login;
 mod harden_s2s_bounds;
