@@ -23,12 +23,15 @@
 //!   the connection is shut down gracefully (HTTP/1 `Connection: close`,
 //!   HTTP/2 GOAWAY), so a client cannot keep it alive with streams that
 //!   never finish;
-//! - the bodies being read or handled at once, on all connections together,
-//!   hold at most `max_connections` x `max_body_bytes` bytes: what HTTP/1
-//!   connections alone could hold, so HTTP/2's many streams per connection
-//!   add nothing. A request reserves its share (its declared length, or
-//!   `max_body_bytes` when undeclared) before any of its body is read, and
-//!   one that finds the budget spent gets 503 with `Retry-After` at once;
+//! - the bodies being read or handled at once hold at most `max_body_bytes`
+//!   bytes on one connection, and at most `max_connections` x
+//!   `max_body_bytes` on all connections together: what HTTP/1 connections
+//!   could hold, so HTTP/2's many streams per connection add nothing, and one
+//!   address, held to `max_connections_per_ip` connections, cannot spend the
+//!   server's budget alone. A request reserves its share (its declared
+//!   length, or `max_body_bytes` when undeclared) of both before any of its
+//!   body is read, and one that finds either spent gets 503 with
+//!   `Retry-After` at once;
 //! - an HTTP/2 connection runs at most `MAX_CONCURRENT_STREAMS` requests at
 //!   once, and each stream's flow-control window is `max_body_bytes` (at
 //!   most), so the server never accepts more of a body than it may keep;
@@ -280,7 +283,10 @@ async fn accept_loop(
                 idle_since: accepted_at,
                 closing: false,
             })),
-            budget: budget.clone(),
+            budget: BodyBudget {
+                server: budget.clone(),
+                connection: Arc::new(Semaphore::new(config.max_body_bytes)),
+            },
         };
         let stop = stopped.clone();
         let open = open.clone();
@@ -445,8 +451,19 @@ struct Connection {
     peer: SocketAddr,
     /// Requests in progress, for the idle deadline, and whether to close.
     activity: Arc<watch::Sender<Activity>>,
-    /// Body bytes the whole server may hold at once, shared by connections.
-    budget: Arc<Semaphore>,
+    /// Body bytes the whole server, and this connection, may hold at once.
+    budget: BodyBudget,
+}
+
+/// The body bytes a request may hold while it is read and handled: its
+/// connection's share (`max_body_bytes`, what one HTTP/1 connection could
+/// hold) and the server's (`max_connections` x `max_body_bytes`).
+#[derive(Clone)]
+struct BodyBudget {
+    /// Shared by every connection.
+    server: Arc<Semaphore>,
+    /// This connection's own.
+    connection: Arc<Semaphore>,
 }
 
 /// What a connection is served over: TCP, or TLS over TCP.
@@ -555,7 +572,7 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
-    budget: &Arc<Semaphore>,
+    budget: &BodyBudget,
     handler: &dyn Handler,
 ) -> (Response<Full<Bytes>>, bool) {
     let mut close = false;
@@ -617,6 +634,14 @@ async fn handle(
     (Response::from_parts(parts, Full::new(body)), close)
 }
 
+/// A request's share of the body budgets, given back when dropped.
+struct HeldShare {
+    /// Of its connection's.
+    _connection: tokio::sync::OwnedSemaphorePermit,
+    /// Of the server's.
+    _server: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// Why a body was not read.
 enum BodyRefused {
     /// The server-wide body budget is spent; nothing of the body was read.
@@ -625,15 +650,15 @@ enum BodyRefused {
     Bad(Response<Bytes>),
 }
 
-/// Reads a body in full, holding its share of the server-wide `budget` (its
-/// declared length, or `limit` when undeclared) from before its first byte
-/// is read; the share is returned with the body.
+/// Reads a body in full, holding its share of the connection's and the
+/// server's `budget` (its declared length, or `limit` when undeclared) from
+/// before its first byte is read; the shares are returned with the body.
 async fn read_body(
     parts: &http::request::Parts,
     body: Incoming,
     limit: usize,
-    budget: &Arc<Semaphore>,
-) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), BodyRefused> {
+    budget: &BodyBudget,
+) -> Result<(Bytes, HeldShare), BodyRefused> {
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -651,9 +676,20 @@ async fn read_body(
         .size_hint()
         .upper()
         .map_or(limit, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let share = u32::try_from(share).unwrap_or(u32::MAX);
+    // The connection's share first: a connection that has spent its own
+    // never touches the server's.
     let held = budget
+        .connection
         .clone()
-        .try_acquire_many_owned(u32::try_from(share).unwrap_or(u32::MAX))
+        .try_acquire_many_owned(share)
+        .and_then(|connection| {
+            let server = budget.server.clone().try_acquire_many_owned(share)?;
+            Ok(HeldShare {
+                _connection: connection,
+                _server: server,
+            })
+        })
         .map_err(|_| {
             let mut busy = refuse(
                 StatusCode::SERVICE_UNAVAILABLE,

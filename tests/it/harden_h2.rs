@@ -121,15 +121,20 @@ async fn taken_after(
     taken.load(Ordering::SeqCst)
 }
 
-/// One HTTP/2 connection opens 100 streams, each sending one whole
-/// `max_body_bytes` (64 KiB, the stream window) and never ending. The
-/// server reads at most 16 of them at once (`MAX_CONCURRENT_STREAMS`), so
-/// flow control reopens (the client may send past its first chunk) on at
-/// most 16.
+/// One HTTP/2 connection opens 100 streams, each declaring a 64 KiB + 1
+/// body, sending 64 KiB of it and never ending. `max_body_bytes` is 2 MiB
+/// here, so the connection's body budget would admit 31 of them: what
+/// bounds them is the stream cap. The server runs at most 16 at once
+/// (`MAX_CONCURRENT_STREAMS`), so only 16 streams open and flow control
+/// lets at most 16 bodies send (and count themselves).
 #[tokio::test]
 async fn one_http2_connection_runs_at_most_sixteen_bodies_at_once() {
     const STREAMS: usize = 100;
-    let srv = Server::start_with(Layer::default()).await;
+    let srv = Server::start_with(Layer {
+        max_body_bytes: Some(2 * 1024 * 1024),
+        ..Layer::default()
+    })
+    .await;
     let sender = h2_settled(&srv).await;
     let taken = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
@@ -138,6 +143,7 @@ async fn one_http2_connection_runs_at_most_sixteen_bodies_at_once() {
         let mut sender = sender.clone();
         let request = http::Request::post(format!("http://{}/api/v1/auth/login", srv.addr))
             .header("content-type", "application/json")
+            .header("content-length", (64 * 1024 + 1).to_string())
             .body(Either::Left(HeldBody::new(64 * 1024, &taken, &progress)))
             .expect("request");
         streams.spawn(async move {
@@ -156,30 +162,26 @@ async fn one_http2_connection_runs_at_most_sixteen_bodies_at_once() {
     );
 }
 
-/// With `max_connections` = 2 the server may hold 2 x `max_body_bytes` of
-/// bodies at once. Two HTTP/2 connections each open 8 streams with bodies
-/// that never end: the server holds exactly two (their answer can only be
-/// the 408 after `BODY_READ_TIMEOUT`) and refuses the other 14 at once with
-/// 503 and `Retry-After`, before reading any of their bytes. Without the
-/// budget it would hold all 16 and answer none.
-#[tokio::test]
-async fn http2_connections_cannot_make_the_server_hold_more_than_the_body_budget() {
-    const PER_CONNECTION: usize = 8;
-    let max_body = 64 * 1024;
-    let srv = Server::start_with(Layer {
-        max_connections: Some(2),
-        max_body_bytes: Some(max_body),
-        ..Layer::default()
-    })
-    .await;
+/// Opens `connections` HTTP/2 connections to `srv`, each with `streams`
+/// requests whose bodies (no declared length) never end, and returns how
+/// many were refused at once with 503 and `Retry-After`, and how many were
+/// answered at all, once the refusals have come (or `PATIENCE` ran out).
+/// A held body can only be answered by the 408 after `BODY_READ_TIMEOUT`,
+/// so every answer seen is a refusal unless the budget is missing.
+async fn never_ending_bodies(
+    srv: &Server,
+    connections: usize,
+    streams: usize,
+    held: usize,
+) -> (usize, usize) {
     let unused = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());
     let answered = Arc::new(AtomicUsize::new(0));
     let busy = Arc::new(AtomicUsize::new(0));
-    let mut streams = tokio::task::JoinSet::new();
-    for _ in 0..2 {
-        let sender = h2_settled(&srv).await;
-        for _ in 0..PER_CONNECTION {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..connections {
+        let sender = h2_settled(srv).await;
+        for _ in 0..streams {
             let mut sender = sender.clone();
             let answered = answered.clone();
             let busy = busy.clone();
@@ -188,7 +190,7 @@ async fn http2_connections_cannot_make_the_server_hold_more_than_the_body_budget
                 .header("content-type", "application/json")
                 .body(Either::Left(HeldBody::new(1024, &unused, &progress)))
                 .expect("request");
-            streams.spawn(async move {
+            tasks.spawn(async move {
                 let _ = sender.ready().await;
                 if let Ok(response) = sender.send_request(request).await {
                     if response.status() == http::StatusCode::SERVICE_UNAVAILABLE
@@ -202,27 +204,59 @@ async fn http2_connections_cannot_make_the_server_hold_more_than_the_body_budget
             });
         }
     }
-    let all = 2 * PER_CONNECTION;
+    let all = connections * streams;
     // A liveness guard: without the budget no answer comes before the body
-    // timeout, and the counts below show it.
+    // timeout, and the counts show it.
     let settled = async {
-        while answered.load(Ordering::SeqCst) < all - 2 {
+        while answered.load(Ordering::SeqCst) < all - held {
             progress.notified().await;
         }
     };
     let _ = tokio::time::timeout(PATIENCE, settled).await;
     let refused = busy.load(Ordering::SeqCst);
     let answers = answered.load(Ordering::SeqCst);
-    streams.abort_all();
+    tasks.abort_all();
+    (refused, answers)
+}
+
+/// With `max_connections` = 2 the server may hold 2 x `max_body_bytes` of
+/// bodies at once. Two HTTP/2 connections each open 8 streams with bodies
+/// that never end: the server holds exactly two and refuses the other 14 at
+/// once with 503 and `Retry-After`, before reading any of their bytes.
+/// Without the budget it would hold all 16 and answer none.
+#[tokio::test]
+async fn http2_connections_cannot_make_the_server_hold_more_than_the_body_budget() {
+    let srv = Server::start_with(Layer {
+        max_connections: Some(2),
+        max_body_bytes: Some(64 * 1024),
+        ..Layer::default()
+    })
+    .await;
+    let (refused, answers) = never_ending_bodies(&srv, 2, 8, 2).await;
     assert_eq!(
-        refused,
-        all - 2,
-        "of {all} never-ending bodies with a budget of two, {refused} were refused with 503 + Retry-After"
+        refused, 14,
+        "of 16 never-ending bodies with a budget of two, {refused} were refused with 503 + Retry-After"
     );
     assert_eq!(
         answers, refused,
         "the two bodies within the budget are still held, the rest refused"
     );
+}
+
+/// One HTTP/2 connection holds no more body bytes than one HTTP/1
+/// connection could (`max_body_bytes`), whatever the server's budget: of 8
+/// never-ending bodies on one connection, one is held and 7 are refused at
+/// once. Otherwise the 64 connections one address may open could spend the
+/// whole server's budget and refuse everyone else's logins.
+#[tokio::test]
+async fn one_http2_connection_holds_no_more_body_than_an_http1_connection() {
+    let srv = Server::start().await;
+    let (refused, answers) = never_ending_bodies(&srv, 1, 8, 1).await;
+    assert_eq!(
+        refused, 7,
+        "of 8 never-ending bodies on one connection, {refused} were refused with 503 + Retry-After"
+    );
+    assert_eq!(answers, refused, "one body is held, the rest refused");
 }
 
 /// A body that never finishes gets 408 after `BODY_READ_TIMEOUT`, and the
