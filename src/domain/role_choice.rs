@@ -161,9 +161,16 @@ impl RoleGrants {
             .filter(|g| g.expires_at > now)
     }
 
-    fn bind(&self, account: Uuid, client: &ClientInfo, session: Uuid) {
+    /// Records the session that `grant`'s first choice opened, if this
+    /// client still holds that same grant: a new proof made while the
+    /// session was opening (after a revoke-all, say) replaced it, and must
+    /// not inherit a session opened under the old one.
+    fn bind(&self, account: Uuid, client: &ClientInfo, grant: &Grant, session: Uuid) {
         if let Ok(mut book) = self.book.lock()
             && let Some(h) = book.held(account, client.ip, &digest(client.user_agent.as_bytes()))
+            && h.grant.expires_at == grant.expires_at
+            && h.grant.epoch == grant.epoch
+            && h.grant.session.is_none()
         {
             h.grant.session = Some(session);
         }
@@ -299,7 +306,8 @@ impl Core {
                             Error::InvalidCredentials => Error::Unauthenticated,
                             other => other,
                         })?;
-                    self.role_grants.bind(account_id, client, issued.session.id);
+                    self.role_grants
+                        .bind(account_id, client, &grant, issued.session.id);
                     issued.session.id
                 }
             },
@@ -317,6 +325,28 @@ mod tests {
             ip: IpAddr::from([192, 0, 2, 1]),
             user_agent: agent.to_string(),
         }
+    }
+
+    #[test]
+    fn a_session_binds_only_to_the_grant_it_was_opened_under() {
+        let grants = RoleGrants::default();
+        let id = Uuid::new_v4();
+        let sid = Uuid::new_v4();
+        grants.give(id, 1, &client("a"), 1000);
+        let first = grants.find(id, &client("a"), 1000).unwrap();
+        // The same client proves its password again (after a revoke-all,
+        // so with a new epoch) while the first choice's session opens.
+        grants.give(id, 2, &client("a"), 1010);
+        grants.bind(id, &client("a"), &first, sid);
+        let now_held = grants.find(id, &client("a"), 1010).unwrap();
+        assert_eq!(now_held.epoch, 2);
+        assert_eq!(now_held.session, None);
+        // The grant it was opened under takes it.
+        grants.bind(id, &client("a"), &now_held, sid);
+        assert_eq!(
+            grants.find(id, &client("a"), 1010).unwrap().session,
+            Some(sid)
+        );
     }
 
     #[test]
