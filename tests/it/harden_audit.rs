@@ -608,14 +608,13 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // It can still be given by its exact name; no new one of its form can
     // be made.
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(&admin)
-        .json(&json!({ "username": "lead2", "email": "lead2@example.com",
-                       "password": "another password 1", "roles": [legacy["name"]] }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/users",
+        &admin,
+        &json!({ "username": "lead2", "email": "lead2@example.com",
+                       "password": "another password 1", "roles": [legacy["name"]] }),
+    )
+    .await;
     let r = srv
         .post("/api/v1/admin/roles")
         .bearer(&admin)
@@ -703,13 +702,12 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     }
 
     // A legitimate name works, once, in whatever case.
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "Support-Team" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/roles",
+        &admin,
+        &json!({ "name": "Support-Team" }),
+    )
+    .await;
     let r = srv
         .post("/api/v1/admin/roles")
         .bearer(&admin)

@@ -140,13 +140,7 @@ async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static s
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let role_token = r.json().as_str().expect("a bare token").to_string();
-    let r = srv
-        .post(KEYS)
-        .bearer(&access)
-        .json(&json!({ "name": "k" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = srv.created(KEYS, &access, &json!({ "name": "k" })).await;
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
     vec![
         ("access token", access),
@@ -158,13 +152,8 @@ async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static s
 
 async fn with_seller_role(srv: &Server, admin: &str) {
     for role in ["Seller", "Buyer"] {
-        let r = srv
-            .post("/api/v1/admin/roles")
-            .bearer(admin)
-            .json(&json!({ "name": role }))
-            .send()
+        srv.created("/api/v1/admin/roles", admin, &json!({ "name": role }))
             .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
 }
 
@@ -301,12 +290,8 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
 
     // The full token may choose fewer roles, and the key says which.
     let r = srv
-        .post(KEYS)
-        .bearer(&admin)
-        .json(&json!({ "roles": ["user"] }))
-        .send()
+        .created(KEYS, &admin, &json!({ "roles": ["user"] }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["roles"], json!(["user"]));
     let narrowed = r.json()["apiKey"].as_str().expect("apiKey").to_string();
     assert_eq!(
@@ -377,13 +362,12 @@ async fn an_account_holds_at_most_the_configured_number_of_keys() {
     .await;
     let admin = srv.admin_token().await;
     for i in 0..3 {
-        let r = srv
-            .post(KEYS)
-            .bearer(&admin)
-            .json(&json!({ "name": format!("k{i}"), "expiresIn": 60 * (i + 1) }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        srv.created(
+            KEYS,
+            &admin,
+            &json!({ "name": format!("k{i}"), "expiresIn": 60 * (i + 1) }),
+        )
+        .await;
     }
     let r = srv.post(KEYS).bearer(&admin).send().await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
@@ -432,12 +416,8 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         assert_eq!(r.json()["field"], "expiresIn", "{}", r.text());
     }
     let r = srv
-        .post(KEYS)
-        .bearer(&admin)
-        .json(&json!({ "expiresIn": max }))
-        .send()
+        .created(KEYS, &admin, &json!({ "expiresIn": max }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let at = r.json()["expiresAt"]
         .as_str()
         .expect("expiresAt")
@@ -636,29 +616,36 @@ async fn the_last_enabled_admin_cannot_be_removed() {
     assert_eq!(r.json()["roles"], json!(["admin"]));
 }
 
+/// Makes admins alice and bob, then has alice disable the first admin, so
+/// they are the only enabled admins; returns (alice's token, her id, bob's
+/// token, his id).
+async fn two_admins_alone(srv: &Server) -> (String, String, String, String) {
+    let root = srv.admin_token().await;
+    let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
+    let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
+    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let alice = srv.token_of("alice", PASSWORD).await;
+    let bob = srv.token_of("bob", PASSWORD).await;
+    let r = srv
+        .send_as(
+            &alice,
+            Method::POST,
+            &format!("{USERS}/{root_id}/disable"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    (alice, a_id, bob, b_id)
+}
+
 #[tokio::test]
 async fn two_admins_demoting_each_other_at_once_leave_one() {
     for round in 0..5 {
         let srv = Server::start().await;
-        let root = srv.admin_token().await;
-        let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
-        let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
-        let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
-            .as_str()
-            .expect("id")
-            .to_string();
-        // Root is disabled, leaving alice and bob.
-        let alice = srv.token_of("alice", PASSWORD).await;
-        let bob = srv.token_of("bob", PASSWORD).await;
-        let r = srv
-            .send_as(
-                &alice,
-                Method::POST,
-                &format!("{USERS}/{root_id}/disable"),
-                None,
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let (alice, a_id, bob, b_id) = two_admins_alone(&srv).await;
         let demote = |by: &str, whom: &str| {
             srv.patch(&format!("{USERS}/{whom}"))
                 .bearer(by)
@@ -692,24 +679,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
 async fn two_demotions_both_authenticated_first_leave_one_admin() {
     use latchkey::domain::users::UserPatch;
     let srv = Server::start().await;
-    let root = srv.admin_token().await;
-    let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
-    let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
-    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
-        .as_str()
-        .expect("id")
-        .to_string();
-    let alice = srv.token_of("alice", PASSWORD).await;
-    let bob = srv.token_of("bob", PASSWORD).await;
-    let r = srv
-        .send_as(
-            &alice,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let (alice, a_id, bob, b_id) = two_admins_alone(&srv).await;
 
     let core = srv.running().core().clone();
     let ip = std::net::IpAddr::from([127, 0, 0, 1]);
@@ -764,23 +734,21 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/resellers")
-        .bearer(&admin)
-        .json(&json!({ "id": "res_race", "name": "Race" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/resellers",
+        &admin,
+        &json!({ "id": "res_race", "name": "Race" }),
+    )
+    .await;
     let rounds = 100;
     for i in 0..rounds {
         let m = format!("mer_race_{i}");
-        let r = srv
-            .post("/api/v1/admin/merchants")
-            .bearer(&admin)
-            .json(&json!({ "id": m, "reseller_id": "res_race", "name": "M" }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        srv.created(
+            "/api/v1/admin/merchants",
+            &admin,
+            &json!({ "id": m, "reseller_id": "res_race", "name": "M" }),
+        )
+        .await;
     }
     let mut calls = Vec::new();
     for i in 0..rounds {

@@ -18,21 +18,15 @@ const GRACE: u64 = 3600;
 
 /// Creates reseller `res_a` with merchants `mer_a` and `mer_b`.
 async fn tenants(srv: &Server, admin: &str) {
-    let r = srv
-        .post(RESELLERS)
-        .bearer(admin)
-        .json(&json!({ "id": "res_a", "name": "A" }))
-        .send()
+    srv.created(RESELLERS, admin, &json!({ "id": "res_a", "name": "A" }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     for m in ["mer_a", "mer_b"] {
-        let r = srv
-            .post(MERCHANTS)
-            .bearer(admin)
-            .json(&json!({ "id": m, "reseller_id": "res_a", "name": m }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        srv.created(
+            MERCHANTS,
+            admin,
+            &json!({ "id": m, "reseller_id": "res_a", "name": m }),
+        )
+        .await;
     }
 }
 
@@ -248,13 +242,8 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
     tenants(&srv, &admin).await;
-    let r = srv
-        .post(RESELLERS)
-        .bearer(&admin)
-        .json(&json!({ "id": "res_b", "name": "B" }))
-        .send()
+    srv.created(RESELLERS, &admin, &json!({ "id": "res_b", "name": "B" }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv
         .post("/s2s-token")
         .bearer(&admin)
@@ -309,13 +298,8 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post(RESELLERS)
-        .bearer(&admin)
-        .json(&json!({ "id": "res_c", "name": "C" }))
-        .send()
+    srv.created(RESELLERS, &admin, &json!({ "id": "res_c", "name": "C" }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     // Five expired unrevoked tokens (as a store written before the cap
     // may hold), then a live one after them.
     let past = now() - 60;

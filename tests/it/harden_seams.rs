@@ -20,13 +20,12 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "Support-Team" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/roles",
+        &admin,
+        &json!({ "name": "Support-Team" }),
+    )
+    .await;
     let id = srv
         .create_user(&admin, "sue", PASSWORD, &["support-team", "user"])
         .await;
@@ -224,20 +223,18 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     })
     .await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/resellers")
-        .bearer(&admin)
-        .json(&json!({ "id": "res_x", "name": "X" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = srv
-        .post("/api/v1/admin/merchants")
-        .bearer(&admin)
-        .json(&json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/resellers",
+        &admin,
+        &json!({ "id": "res_x", "name": "X" }),
+    )
+    .await;
+    srv.created(
+        "/api/v1/admin/merchants",
+        &admin,
+        &json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }),
+    )
+    .await;
     let issue = |body: Value| srv.post("/s2s-token").bearer(&admin).json(&body).send();
     let r = issue(
         json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
@@ -301,13 +298,12 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         assert_eq!(srv.me_status(token).await, StatusCode::UNAUTHORIZED);
     }
     // A revoked token was never in the way either.
-    let r = srv
-        .post("/api/v1/admin/resellers")
-        .bearer(&admin)
-        .json(&json!({ "id": "res_y", "name": "Y" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/resellers",
+        &admin,
+        &json!({ "id": "res_y", "name": "Y" }),
+    )
+    .await;
     let r = issue(json!({ "name": "gone", "role": "reseller", "reseller_id": "res_y" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let gone = r.json()["id"].as_str().map(str::to_string);
@@ -496,13 +492,12 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
     let provider = StandIn::start().await;
     let mut srv = Server::start_with(provider.layer()).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "Support-Team" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        "/api/v1/admin/roles",
+        &admin,
+        &json!({ "name": "Support-Team" }),
+    )
+    .await;
     srv.layer = Layer {
         external_auto_create: Some(true),
         external_default_role: Some("support-team".into()),
@@ -525,12 +520,8 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
     assert_eq!(me.json()["roles"], json!(["Support-Team"]));
     // The one role is held as stored, so a key narrowed to it works.
     let r = srv
-        .post(KEYS)
-        .bearer(&token)
-        .json(&json!({ "role": "SUPPORT-team" }))
-        .send()
+        .created(KEYS, &token, &json!({ "role": "SUPPORT-team" }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.json()["roles"], json!(["Support-Team"]));
 }
 

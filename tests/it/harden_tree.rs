@@ -43,26 +43,20 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
     })
     .await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post(RESELLERS)
-        .bearer(&admin)
-        .json(&json!({ "id": "res_a", "name": "A" }))
-        .send()
+    srv.created(RESELLERS, &admin, &json!({ "id": "res_a", "name": "A" }))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = srv
-        .post(USERS)
-        .bearer(&admin)
-        .json(&json!({
+    srv.created(
+        USERS,
+        &admin,
+        &json!({
             "username": "resmgr",
             "email": "resmgr@example.com",
             "password": PASSWORD,
             "roles": ["reseller"],
             "reseller_id": "res_a",
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        }),
+    )
+    .await;
     let manager = srv.login("resmgr", PASSWORD).await["token"]
         .as_str()
         .expect("token")
@@ -70,13 +64,12 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
     let mut granted = 0;
     for i in 0..5 {
         let merchant = format!("mer_{i}");
-        let r = srv
-            .post(MERCHANTS)
-            .bearer(&manager)
-            .json(&json!({ "id": merchant, "name": merchant }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        srv.created(
+            MERCHANTS,
+            &manager,
+            &json!({ "id": merchant, "name": merchant }),
+        )
+        .await;
         let r = srv
             .post("/s2s-token")
             .bearer(&manager)
@@ -112,13 +105,12 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     const MOST: usize = 1000;
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post(RESELLERS)
-        .bearer(&admin)
-        .json(&json!({ "id": "res_big", "name": "Big" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        RESELLERS,
+        &admin,
+        &json!({ "id": "res_big", "name": "Big" }),
+    )
+    .await;
     let create = |id: String| {
         let srv = &srv;
         let admin = &admin;
@@ -159,20 +151,18 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     }
     assert_eq!(stored, MOST);
     // Another reseller's places are its own.
-    let r = srv
-        .post(RESELLERS)
-        .bearer(&admin)
-        .json(&json!({ "id": "res_small", "name": "Small" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = srv
-        .post(MERCHANTS)
-        .bearer(&admin)
-        .json(&json!({ "id": "mer_small", "reseller_id": "res_small", "name": "s" }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.created(
+        RESELLERS,
+        &admin,
+        &json!({ "id": "res_small", "name": "Small" }),
+    )
+    .await;
+    srv.created(
+        MERCHANTS,
+        &admin,
+        &json!({ "id": "mer_small", "reseller_id": "res_small", "name": "s" }),
+    )
+    .await;
     // Deleting one frees its place.
     let r = srv
         .send_as(

@@ -222,12 +222,21 @@ impl Server {
             .to_string()
     }
 
+    /// POSTs `body` to `path` with `bearer`, asserts 201 Created, and
+    /// returns the response.
+    pub async fn created(&self, path: &str, bearer: &str, body: &Value) -> Resp {
+        let r = self.post(path).bearer(bearer).json(body).send().await;
+        assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text());
+        r
+    }
+
     /// Creates an account through the admin API with `admin`'s bearer and
     /// exactly this body; asserts it was created and returns its id.
     pub async fn create_account(&self, admin: &str, body: &Value) -> String {
-        let r = self.post(USERS).bearer(admin).json(body).send().await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        r.json()["id"].as_str().expect("id").to_string()
+        self.created(USERS, admin, body).await.json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
     }
 
     /// Creates account `name` (email `{name}@example.com`) with this
