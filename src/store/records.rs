@@ -1,7 +1,7 @@
 //! The records latchkey keeps, as they are written to disk.
 //!
 //! Each record is stored as a JSON document in a redb table (see
-//! `store/mod.rs` for the tables). JSON keeps the file format documented by
+//! `store/tables.rs` for the tables). JSON keeps the file format documented by
 //! these types alone and lets a newer build add a field with a serde default
 //! without a migration. Secrets never appear here in clear: refresh tokens,
 //! opaque tokens, API keys and S2S tokens are kept as SHA-256 digests, and
