@@ -288,6 +288,11 @@ impl Core {
         self.hasher.verifications()
     }
 
+    /// What the dedicated hashing threads have started and allocated.
+    pub fn hash_pool_stats(&self) -> password::PoolStats {
+        self.hasher.pool_stats()
+    }
+
     /// Keys held by the login rate limiters: (addresses, identifiers).
     pub fn limiter_sizes(&self) -> (usize, usize) {
         self.limits.sizes()

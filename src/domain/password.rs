@@ -1,13 +1,25 @@
 //! Password rules and the bounded argon2id hashing pool.
 //!
 //! Hashing is the most expensive thing the server does (about 13 ms of one
-//! core with the default parameters). It runs on tokio's blocking pool, never
-//! on the async workers, and at most `workers` hashes run at once. Callers
-//! wait in a queue of at most `queue` entries; past that the pool answers
-//! `Busy` at once, which the API turns into 503 with Retry-After. So a flood
-//! of logins costs a bounded amount of CPU and memory (`workers` argon2
-//! buffers of `m` KiB each, and `queue` waiting futures), and token-
-//! authenticated requests keep their async workers.
+//! core with the default parameters). It runs on `workers` dedicated OS
+//! threads of its own, never on the async workers, and at most `workers`
+//! hashes run at once. Callers wait in a queue of at most `queue` entries;
+//! past that the pool answers `Busy` at once, which the API turns into 503
+//! with Retry-After. So a flood of logins costs a bounded amount of CPU and
+//! memory (`workers` argon2 buffers of `m` KiB each, and `queue` waiting
+//! futures), and token-authenticated requests keep their async workers.
+//!
+//! Each hashing thread allocates one argon2 memory block on its first job
+//! and hashes every later password into that same block, so the allocator
+//! never sees a stream of 19 MiB allocations (which glibc would otherwise
+//! keep in one arena per thread long after a flood). A thread that has had
+//! no job for [`IDLE_RELEASE`] frees its block and asks the allocator to
+//! give the memory back to the system; the next job allocates it again.
+//! The threads run at a lower scheduling priority ([`HASH_NICE`]) than the
+//! request path, so a login flood that saturates hashing takes CPU from
+//! authenticated requests as little as the scheduler allows. Lowering the
+//! priority is best-effort: where it fails (or off Linux), hashing runs at
+//! the ordinary priority and nothing else changes.
 //!
 //! Sign-ins have capacity of their own. Every job belongs to a [`Lane`]:
 //! other hashing (a password change's current-password check and new hash,
@@ -20,16 +32,29 @@
 //! reserve its place before it charges any rate limit: an attempt refused
 //! as busy costs no one's allowance.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::PasswordHasher as _;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq as _;
+use tokio::sync::{Semaphore, oneshot};
 use unicode_normalization::UnicodeNormalization;
 
 use super::secrets;
+
+/// How long a hashing thread keeps its argon2 memory block after its last
+/// job: long enough that a steady trickle of logins never reallocates it,
+/// short enough that memory comes back soon after a flood.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
+
+/// The nice value hashing threads ask for (the request path runs at 0), so
+/// that under a login flood the scheduler prefers authenticated requests.
+pub const HASH_NICE: i32 = 10;
 
 /// Fewest characters a new password may have.
 pub const MIN_CHARS: usize = 8;
@@ -166,6 +191,8 @@ pub struct Hasher {
     /// argon2 verifications run since start, counted where they run, so
     /// tests can prove that every attempt costs exactly one.
     verifications: Arc<AtomicU64>,
+    /// The dedicated hashing threads every job runs on.
+    pool: Pool,
 }
 
 /// One admission slot in the pool, reserved before any other work; freed
@@ -208,7 +235,19 @@ fn take(counter: &AtomicUsize, bound: usize) -> bool {
 impl Hasher {
     /// Builds a pool of `workers` concurrent hashes and `queue` waiters.
     pub fn new(params: HashParams, workers: usize, queue: usize) -> Result<Hasher, String> {
+        Hasher::with_idle_release(params, workers, queue, IDLE_RELEASE)
+    }
+
+    /// [`Hasher::new`] with the quiet period after which a hashing thread
+    /// frees its memory block (tests shorten it to watch the release).
+    fn with_idle_release(
+        params: HashParams,
+        workers: usize,
+        queue: usize,
+        idle_release: Duration,
+    ) -> Result<Hasher, String> {
         let workers = workers.max(1);
+        let block_count = argon2(params)?.params().block_count();
         let decoy_password = Password(secrets::random_token());
         let decoy = hash_blocking(params, &decoy_password)?;
         let capacity = workers + queue;
@@ -222,6 +261,7 @@ impl Hasher {
             other_capacity: (capacity / 2).max(1),
             decoy,
             verifications: Arc::new(AtomicU64::new(0)),
+            pool: Pool::start(workers, block_count, idle_release)?,
         })
     }
 
@@ -238,6 +278,11 @@ impl Hasher {
     /// argon2 verifications run since start.
     pub fn verifications(&self) -> u64 {
         self.verifications.load(Ordering::Acquire)
+    }
+
+    /// What the hashing threads have started and allocated since start.
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
     }
 
     /// Reserves a place in the pool for one job of `lane`, or says the pool
@@ -258,14 +303,37 @@ impl Hasher {
     async fn run<T: Send + 'static>(
         &self,
         slot: Slot<'_>,
-        job: impl FnOnce() -> T + Send + 'static,
+        job: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T, Busy> {
-        let _other = match slot.lane {
-            Lane::Other => Some(self.other_running.acquire().await.map_err(|_| Busy)?),
+        let other = match slot.lane {
+            Lane::Other => Some(
+                self.other_running
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| Busy)?,
+            ),
             Lane::SignIn => None,
         };
-        let _permit = self.running.acquire().await.map_err(|_| Busy)?;
-        let result = tokio::task::spawn_blocking(job).await.map_err(|_| Busy);
+        let permit = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Busy)?;
+        let (tx, rx) = oneshot::channel();
+        self.pool.submit(Box::new(move |scratch: &mut Scratch| {
+            // The permits travel with the job and are released when it is
+            // over on its thread, so even a caller that gave up waiting
+            // never lets more than `workers` hashes run at once.
+            let _permits = (permit, other);
+            // A caller that gave up waiting wants no answer: skip the work
+            // rather than spend a hash on it.
+            if !tx.is_closed() {
+                let _ = tx.send(job(scratch));
+            }
+        }));
+        let result = rx.await.map_err(|_| Busy);
         drop(slot);
         result
     }
@@ -275,8 +343,10 @@ impl Hasher {
     pub async fn hash(&self, password: Password) -> Result<Result<String, String>, Busy> {
         let params = self.params;
         let slot = self.admit(Lane::Other)?;
-        self.run(slot, move || hash_blocking(params, &password))
-            .await
+        self.run(slot, move |scratch| {
+            hash_into(scratch, params, &password, secrets::random_bytes())
+        })
+        .await
     }
 
     /// Checks `password` against `stored`, or against the decoy when there
@@ -293,14 +363,14 @@ impl Hasher {
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
         let params = self.params;
         let count = self.verifications.clone();
-        self.run(slot, move || {
+        self.run(slot, move |scratch| {
             // Always run: `known && verify(..)` would skip the decoy's
             // hash and answer an unknown account early.
-            let matched = verify_counted(&count, &password, &hash);
+            let matched = verify_counted(scratch, &count, &password, &hash);
             let ok = known && matched;
             let stale = !has_params(&hash, params);
             let rehashed = if ok && stale {
-                hash_blocking(params, &password).ok()
+                hash_into(scratch, params, &password, secrets::random_bytes()).ok()
             } else {
                 None
             };
@@ -315,12 +385,326 @@ impl Hasher {
 }
 
 /// One full argon2 verification, counted as it runs.
-fn verify_counted(count: &AtomicU64, password: &Password, hash: &str) -> bool {
-    let matched = Argon2::default()
-        .verify_password(password.bytes(), hash)
-        .is_ok();
+fn verify_counted(
+    scratch: &mut Scratch,
+    count: &AtomicU64,
+    password: &Password,
+    hash: &str,
+) -> bool {
+    let matched = verify_phc(scratch, password, hash);
     count.fetch_add(1, Ordering::AcqRel);
     matched
+}
+
+/// Checks a password against a PHC string of any argon2 variant, version
+/// and parameters (what `argon2`'s own `verify_password` accepts), hashing
+/// into the thread's memory block. The outputs are compared in constant
+/// time.
+fn verify_phc(scratch: &mut Scratch, password: &Password, hash: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let Some(out) = buffer.get_mut(..expected.len()) else {
+        return false;
+    };
+    let hashed = scratch.with_memory(argon.params().block_count(), |memory| {
+        argon.hash_password_into_with_memory(password.bytes(), salt, &mut *out, memory)
+    });
+    hashed.is_ok() && bool::from(out.ct_eq(expected.as_bytes()))
+}
+
+/// Hashes a password with `params` and `salt` into the thread's memory
+/// block, and encodes it exactly as `argon2`'s `hash_password_with_salt`
+/// does (`$argon2id$v=19$m=..,t=..,p=..$salt$hash`).
+fn hash_into(
+    scratch: &mut Scratch,
+    params: HashParams,
+    password: &Password,
+    salt: [u8; 16],
+) -> Result<String, String> {
+    let argon = argon2(params)?;
+    let failed = |e: &dyn std::fmt::Display| format!("hashing failed: {e}");
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    scratch
+        .with_memory(argon.params().block_count(), |memory| {
+            argon.hash_password_into_with_memory(password.bytes(), &salt, &mut out, memory)
+        })
+        .map_err(|e| failed(&e))?;
+    let phc = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(phc.to_string())
+}
+
+/// What the hashing threads have done since start, for tests and
+/// diagnostics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Hashing threads ever started (stays at `workers`: they are reused).
+    pub threads_started: u64,
+    /// argon2 memory blocks ever allocated.
+    pub blocks_allocated: u64,
+    /// Blocks freed after a quiet period.
+    pub blocks_released: u64,
+    /// Blocks held right now (at most `workers`).
+    pub blocks_held: u64,
+}
+
+/// The counters behind [`PoolStats`].
+#[derive(Default)]
+struct Counters {
+    /// See [`PoolStats::threads_started`].
+    threads_started: AtomicU64,
+    /// See [`PoolStats::blocks_allocated`].
+    blocks_allocated: AtomicU64,
+    /// See [`PoolStats::blocks_released`].
+    blocks_released: AtomicU64,
+    /// See [`PoolStats::blocks_held`].
+    blocks_held: AtomicU64,
+}
+
+/// A job for a hashing thread; it is given the thread's memory.
+type Job = Box<dyn FnOnce(&mut Scratch) + Send>;
+
+/// Jobs waiting for a hashing thread. Never longer than `workers` (plus
+/// jobs of callers that gave up), because a job is only submitted by a
+/// caller holding one of the `running` permits.
+struct Queue {
+    /// Jobs in arrival order.
+    jobs: VecDeque<Job>,
+    /// The pool was dropped: threads finish the queue and exit.
+    closed: bool,
+}
+
+/// What the pool's threads share.
+struct Shared {
+    /// The jobs to run.
+    queue: Mutex<Queue>,
+    /// Signalled when a job arrives or the pool closes.
+    ready: Condvar,
+    /// How long a thread keeps its block with nothing to do.
+    idle_release: Duration,
+    /// Counts of threads and allocations.
+    counters: Counters,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Jobs run outside the lock, so a poisoned lock only means a
+        // thread panicked between two plain field updates: the queue is
+        // still consistent.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A fixed set of dedicated hashing threads.
+struct Pool {
+    /// The queue and counters the threads share.
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    /// Starts `workers` threads, each of which will hash into a block of
+    /// `block_count` argon2 blocks.
+    fn start(workers: usize, block_count: usize, idle_release: Duration) -> Result<Pool, String> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            idle_release,
+            counters: Counters::default(),
+        });
+        for i in 0..workers {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("latchkey-hash-{i}"))
+                .spawn(move || work(&shared, block_count))
+                .map_err(|e| format!("could not start a hashing thread: {e}"))?;
+        }
+        Ok(Pool { shared })
+    }
+
+    /// Queues a job for the next free thread.
+    fn submit(&self, job: Job) {
+        self.shared.lock().jobs.push_back(job);
+        self.shared.ready.notify_one();
+    }
+
+    fn stats(&self) -> PoolStats {
+        let c = &self.shared.counters;
+        PoolStats {
+            threads_started: c.threads_started.load(Ordering::Acquire),
+            blocks_allocated: c.blocks_allocated.load(Ordering::Acquire),
+            blocks_released: c.blocks_released.load(Ordering::Acquire),
+            blocks_held: c.blocks_held.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // The threads are not joined: one may be finishing a hash, and the
+        // caller (often an async task) should not wait for it.
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+/// One hashing thread's reusable argon2 memory.
+pub(crate) struct Scratch {
+    /// The block, empty until the first job and after a quiet period.
+    blocks: Vec<Block>,
+    /// Its size with the current parameters.
+    block_count: usize,
+    /// Where allocations are counted.
+    shared: Arc<Shared>,
+}
+
+impl Scratch {
+    /// Runs `f` on at least `count` blocks of memory: the thread's own
+    /// block when it is large enough (always, for the current parameters),
+    /// or a block allocated for this one call (a stored hash with a larger
+    /// `m` than the current one, verified once and then re-hashed).
+    fn with_memory<R>(&mut self, count: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+        let counters = &self.shared.counters;
+        if count > self.block_count {
+            counters.blocks_allocated.fetch_add(1, Ordering::AcqRel);
+            let mut once = vec![Block::new(); count];
+            return f(&mut once);
+        }
+        if self.blocks.is_empty() {
+            self.blocks = vec![Block::new(); self.block_count];
+            counters.blocks_allocated.fetch_add(1, Ordering::AcqRel);
+            counters.blocks_held.fetch_add(1, Ordering::AcqRel);
+        }
+        f(&mut self.blocks[..count])
+    }
+
+    /// Frees the block and hands the memory back to the system.
+    fn release(&mut self) {
+        if self.blocks.is_empty() {
+            return;
+        }
+        self.blocks = Vec::new();
+        let counters = &self.shared.counters;
+        counters.blocks_released.fetch_add(1, Ordering::AcqRel);
+        counters.blocks_held.fetch_sub(1, Ordering::AcqRel);
+        give_back_freed_memory();
+    }
+}
+
+/// What a hashing thread does next.
+enum Next {
+    /// Run this job.
+    Run(Job),
+    /// Nothing happened for the quiet period: free the block.
+    Release,
+    /// The pool is gone.
+    Exit,
+}
+
+/// The body of one hashing thread.
+fn work(shared: &Arc<Shared>, block_count: usize) {
+    shared
+        .counters
+        .threads_started
+        .fetch_add(1, Ordering::AcqRel);
+    lower_priority();
+    let mut scratch = Scratch {
+        blocks: Vec::new(),
+        block_count,
+        shared: shared.clone(),
+    };
+    loop {
+        let next = {
+            let mut queue = shared.lock();
+            loop {
+                if let Some(job) = queue.jobs.pop_front() {
+                    break Next::Run(job);
+                }
+                if queue.closed {
+                    break Next::Exit;
+                }
+                if scratch.blocks.is_empty() {
+                    queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
+                    continue;
+                }
+                let (guard, waited) = shared
+                    .ready
+                    .wait_timeout(queue, shared.idle_release)
+                    .unwrap_or_else(|e| e.into_inner());
+                queue = guard;
+                if waited.timed_out() && queue.jobs.is_empty() && !queue.closed {
+                    break Next::Release;
+                }
+            }
+        };
+        match next {
+            // A panic inside argon2 must not take the thread (and a share
+            // of the pool's capacity) with it; the job's caller sees its
+            // answer channel closed and answers busy.
+            Next::Run(job) => {
+                let _ = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut scratch)));
+            }
+            Next::Release => scratch.release(),
+            Next::Exit => return,
+        }
+    }
+}
+
+/// Asks the scheduler to run the calling thread at [`HASH_NICE`]. On
+/// Linux `setpriority(PRIO_PROCESS, tid, ..)` applies to one thread only.
+/// Best-effort: a refusal (a seccomp filter, a container without the
+/// right) leaves the thread at the ordinary priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers, touch no
+        // memory of ours, and only affect the calling thread.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASH_NICE)
+        };
+        if result != 0 {
+            tracing::debug!("could not lower the hashing threads' priority");
+        }
+    }
+}
+
+/// Returns memory freed by a released block to the system. glibc keeps
+/// large freed chunks in the thread's arena once its mmap threshold has
+/// adapted upwards; `malloc_trim` hands them back. Other allocators return
+/// large blocks on free, so there is nothing to do.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only walks the allocator's own bookkeeping
+        // under its locks; it is safe to call from any thread at any time.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 fn argon2(params: HashParams) -> Result<Argon2<'static>, String> {
@@ -505,5 +889,128 @@ mod tests {
             .unwrap();
         assert!(!v.ok);
         assert_eq!(hasher.verifications(), before + 1);
+    }
+
+    /// A thread's memory outside any pool, for the encoding tests.
+    fn scratch(params: HashParams) -> Scratch {
+        let pool = Pool::start(0, 0, IDLE_RELEASE).unwrap();
+        Scratch {
+            blocks: Vec::new(),
+            block_count: argon2(params).unwrap().params().block_count(),
+            shared: pool.shared.clone(),
+        }
+    }
+
+    #[test]
+    fn pooled_hashes_are_the_crates_phc_strings() {
+        let password = Password::new("correct horse").unwrap();
+        let salt = [7u8; 16];
+        let mut scratch = scratch(LIGHT);
+        let ours = hash_into(&mut scratch, LIGHT, &password, salt).unwrap();
+        let theirs = argon2(LIGHT)
+            .unwrap()
+            .hash_password_with_salt(password.bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(ours, theirs);
+        // The same memory, reused for the next hash, gives the same answer.
+        assert_eq!(
+            hash_into(&mut scratch, LIGHT, &password, salt).unwrap(),
+            theirs
+        );
+    }
+
+    #[test]
+    fn hashes_of_other_variants_and_parameters_still_verify() {
+        let password = Password::new("correct horse").unwrap();
+        let wrong = Password::new("wrong horse!").unwrap();
+        let salt = b"sixteen byte slt";
+        let mut scratch = scratch(LIGHT);
+        let cases = [
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(64, 1, 1, None),
+            ),
+            (
+                Algorithm::Argon2i,
+                Version::V0x13,
+                Params::new(64, 2, 1, None),
+            ),
+            (
+                Algorithm::Argon2d,
+                Version::V0x10,
+                Params::new(32, 1, 1, None),
+            ),
+            // More memory than the current parameters, and more lanes.
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(256, 1, 2, None),
+            ),
+            (
+                Algorithm::Argon2id,
+                Version::V0x13,
+                Params::new(64, 1, 1, Some(16)),
+            ),
+        ];
+        for (algorithm, version, params) in cases {
+            let hash = Argon2::new(algorithm, version, params.unwrap())
+                .hash_password_with_salt(password.bytes(), salt)
+                .unwrap()
+                .to_string();
+            assert!(verify_phc(&mut scratch, &password, &hash), "{hash}");
+            assert!(!verify_phc(&mut scratch, &wrong, &hash), "{hash}");
+        }
+        assert!(!verify_phc(
+            &mut scratch,
+            &password,
+            "$argon2id$v=19$garbage"
+        ));
+        assert!(!verify_phc(&mut scratch, &password, "not a hash"));
+    }
+
+    #[tokio::test]
+    async fn an_idle_thread_gives_its_memory_back_and_takes_it_again() {
+        let hasher = Hasher::with_idle_release(LIGHT, 1, 1, Duration::from_millis(1)).unwrap();
+        async fn check(hasher: &Hasher) -> Result<Verified, Busy> {
+            hasher
+                .verify(
+                    hasher.admit(Lane::SignIn).unwrap(),
+                    Password::new("correct horse").unwrap(),
+                    None,
+                )
+                .await
+        }
+        check(&hasher).await.unwrap();
+        assert_eq!(hasher.pool_stats().blocks_allocated, 1);
+        // Poll (bounded) for the release, which follows the quiet period.
+        for _ in 0..2000 {
+            if hasher.pool_stats().blocks_held == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let idle = hasher.pool_stats();
+        assert_eq!((idle.blocks_held, idle.blocks_released), (0, 1));
+        check(&hasher).await.unwrap();
+        let again = hasher.pool_stats();
+        assert_eq!((again.blocks_allocated, again.threads_started), (2, 1));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_below_the_request_path() {
+        let hasher = Hasher::new(LIGHT, 1, 1).unwrap();
+        // SAFETY: getpriority reads one integer about the calling thread.
+        let nice =
+            || unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+        let ours = nice();
+        let theirs = hasher
+            .run(hasher.admit(Lane::SignIn).unwrap(), move |_| nice())
+            .await
+            .unwrap();
+        // An already lowered test process cannot be raised back to 10.
+        assert_eq!(theirs, ours.max(HASH_NICE));
     }
 }

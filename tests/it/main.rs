@@ -29,6 +29,7 @@ mod harden_tree;
 mod keys;
 mod openapi;
 mod passwords;
+mod perf_hashing;
 mod process;
 mod readme;
 mod s2s;
