@@ -48,9 +48,9 @@ use unicode_normalization::UnicodeNormalization;
 use super::secrets;
 
 /// How long a hashing thread keeps its argon2 memory block after its last
-/// job: long enough that a steady trickle of logins never reallocates it,
-/// short enough that memory comes back soon after a flood.
-pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
+/// job: long enough that logins a few seconds apart reuse it, short enough
+/// that the memory is back well within 10 s of the end of a flood.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(5);
 
 /// The nice value hashing threads ask for (the request path runs at 0), so
 /// that under a login flood the scheduler prefers authenticated requests.
