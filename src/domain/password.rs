@@ -13,8 +13,9 @@
 //! and hashes every later password into that same block, so the allocator
 //! never sees a stream of 19 MiB allocations (which glibc would otherwise
 //! keep in one arena per thread long after a flood). A thread that has had
-//! no job for [`IDLE_RELEASE`] frees its block and asks the allocator to
-//! give the memory back to the system; the next job allocates it again.
+//! no job for [`IDLE_RELEASE`] frees its block, which is mapped straight
+//! from the kernel so that it goes back to the system at once; the next
+//! job maps it again.
 //! The threads run at a lower scheduling priority ([`HASH_NICE`]) than the
 //! request path, so a login flood that saturates hashing takes CPU from
 //! authenticated requests as little as the scheduler allows. Lowering the
@@ -573,8 +574,8 @@ impl Drop for Pool {
 
 /// One hashing thread's reusable argon2 memory.
 pub(crate) struct Scratch {
-    /// The block, empty until the first job and after a quiet period.
-    blocks: Vec<Block>,
+    /// The block, absent until the first job and after a quiet period.
+    blocks: Option<Memory>,
     /// Its size with the current parameters.
     block_count: usize,
     /// Where allocations are counted.
@@ -593,24 +594,112 @@ impl Scratch {
             let mut once = vec![Block::new(); count];
             return f(&mut once);
         }
-        if self.blocks.is_empty() {
-            self.blocks = vec![Block::new(); self.block_count];
+        if self.blocks.is_none() {
+            self.blocks = Some(Memory::new(self.block_count));
             counters.blocks_allocated.fetch_add(1, Ordering::AcqRel);
             counters.blocks_held.fetch_add(1, Ordering::AcqRel);
         }
-        f(&mut self.blocks[..count])
+        match &mut self.blocks {
+            Some(memory) => f(&mut memory.blocks()[..count]),
+            // Unreachable (set just above); a fresh block keeps it total.
+            None => f(&mut vec![Block::new(); count]),
+        }
     }
 
-    /// Frees the block and hands the memory back to the system.
+    /// Frees the block, which hands the memory back to the system.
     fn release(&mut self) {
-        if self.blocks.is_empty() {
+        if self.blocks.take().is_none() {
             return;
         }
-        self.blocks = Vec::new();
         let counters = &self.shared.counters;
         counters.blocks_released.fetch_add(1, Ordering::AcqRel);
         counters.blocks_held.fetch_sub(1, Ordering::AcqRel);
-        give_back_freed_memory();
+    }
+}
+
+/// A hashing thread's argon2 memory, mapped straight from the kernel on
+/// Unix so that freeing it returns it to the system at once. Through
+/// malloc it would not: once glibc has seen a block this size freed, it
+/// raises its mmap threshold and serves the next one from the thread's
+/// arena, whose top `malloc_trim` never gives back (measured: 19 MiB per
+/// hashing thread still resident long after a flood).
+struct Memory {
+    /// The blocks; on Unix an anonymous private mapping of exactly them.
+    #[cfg(unix)]
+    map: std::ptr::NonNull<Block>,
+    /// How many blocks.
+    #[cfg(unix)]
+    len: usize,
+    /// The blocks, where there is no mmap.
+    #[cfg(not(unix))]
+    vec: Vec<Block>,
+}
+
+#[cfg(unix)]
+// SAFETY: the mapping is owned by this value alone (no other pointer to it
+// exists), so moving it to another thread is moving plain memory.
+unsafe impl Send for Memory {}
+
+#[cfg(unix)]
+impl Memory {
+    /// Maps `len` zeroed blocks; if the kernel refuses, aborts the way an
+    /// allocation failure does (argon2 cannot run without its memory).
+    fn new(len: usize) -> Memory {
+        use std::alloc::{Layout, handle_alloc_error};
+        let len = len.max(1);
+        let Ok(layout) = Layout::array::<Block>(len) else {
+            handle_alloc_error(Layout::new::<Block>());
+        };
+        // SAFETY: an anonymous private mapping of a non-zero size with no
+        // fixed address touches no existing memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        match std::ptr::NonNull::new(ptr.cast::<Block>()) {
+            Some(map) if ptr != libc::MAP_FAILED => Memory { map, len },
+            _ => handle_alloc_error(layout),
+        }
+    }
+
+    fn blocks(&mut self) -> &mut [Block] {
+        // SAFETY: `map` points to `len` blocks mapped readable and writable
+        // for as long as `self` lives; mmap returns page-aligned memory
+        // (more than a Block's 64-byte alignment), zero-filled, and all
+        // zeroes is a valid Block (plain u64 words). `&mut self` makes
+        // the slice the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Memory {
+    fn drop(&mut self) {
+        let size = self.len * std::mem::size_of::<Block>();
+        // SAFETY: exactly the mapping `new` made, unmapped once, with no
+        // reference to it left (`blocks` borrows `self`).
+        unsafe {
+            libc::munmap(self.map.as_ptr().cast(), size);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+impl Memory {
+    fn new(len: usize) -> Memory {
+        Memory {
+            vec: vec![Block::new(); len],
+        }
+    }
+
+    fn blocks(&mut self) -> &mut [Block] {
+        &mut self.vec
     }
 }
 
@@ -632,7 +721,7 @@ fn work(shared: &Arc<Shared>, block_count: usize) {
         .fetch_add(1, Ordering::AcqRel);
     lower_priority();
     let mut scratch = Scratch {
-        blocks: Vec::new(),
+        blocks: None,
         block_count,
         shared: shared.clone(),
     };
@@ -646,7 +735,7 @@ fn work(shared: &Arc<Shared>, block_count: usize) {
                 if queue.closed {
                     break Next::Exit;
                 }
-                if scratch.blocks.is_empty() {
+                if scratch.blocks.is_none() {
                     queue = shared.ready.wait(queue).unwrap_or_else(|e| e.into_inner());
                     continue;
                 }
@@ -688,21 +777,6 @@ fn lower_priority() {
         };
         if result != 0 {
             tracing::debug!("could not lower the hashing threads' priority");
-        }
-    }
-}
-
-/// Returns memory freed by a released block to the system. glibc keeps
-/// large freed chunks in the thread's arena once its mmap threshold has
-/// adapted upwards; `malloc_trim` hands them back. Other allocators return
-/// large blocks on free, so there is nothing to do.
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: malloc_trim only walks the allocator's own bookkeeping
-        // under its locks; it is safe to call from any thread at any time.
-        unsafe {
-            libc::malloc_trim(0);
         }
     }
 }
@@ -895,7 +969,7 @@ mod tests {
     fn scratch(params: HashParams) -> Scratch {
         let pool = Pool::start(0, 0, IDLE_RELEASE).unwrap();
         Scratch {
-            blocks: Vec::new(),
+            blocks: None,
             block_count: argon2(params).unwrap().params().block_count(),
             shared: pool.shared.clone(),
         }
