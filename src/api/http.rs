@@ -7,6 +7,8 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::auth::Principal;
+use crate::domain::external::Provider;
 use crate::domain::{ClientInfo, Error};
 use crate::server::RequestContext;
 
@@ -392,13 +394,50 @@ pub fn retry_after(mut response: Response<Bytes>, seconds: u64) -> Response<Byte
     response
 }
 
+/// What a refusal needs to know of the request it answers, taken before
+/// the handler has the request.
+pub struct Asked {
+    /// Whether the request presented a credential (a header, or a `token`
+    /// query parameter), which decides the challenge's words.
+    presented: bool,
+    /// The request id, for the log line of a failure that is ours.
+    request_id: String,
+}
+
+impl Asked {
+    pub fn of(req: &Req) -> Asked {
+        Asked {
+            presented: req.headers.contains_key(http::header::AUTHORIZATION)
+                || req.query("token").is_some(),
+            request_id: req.ctx.request_id.clone(),
+        }
+    }
+}
+
+/// A domain error said in a document's `words`, with what every document
+/// adds the same way: `Retry-After` on a refusal that passes with time
+/// (a lock, a rate limit, a full pool), the RFC 6750 challenge on a 401
+/// for a missing or refused credential, and a log line, with the request
+/// id, for a failure that is ours (whose words never say its cause).
+pub fn refusal(asked: &Asked, e: &Error, words: Response<Bytes>) -> Response<Bytes> {
+    if matches!(e, Error::Store(_) | Error::Internal(_)) {
+        tracing::error!(request_id = %asked.request_id, error = %e, "request failed");
+    }
+    let response = match e.retry_after() {
+        Some(seconds) => retry_after(words, seconds),
+        None => words,
+    };
+    match e {
+        Error::Unauthenticated => challenge(response, asked),
+        _ => response,
+    }
+}
+
 /// Adds the RFC 6750 challenge to a 401: `error="invalid_token"` when the
 /// request presented a credential that was refused, the bare challenge when
 /// it presented none (RFC 6750 section 3.1).
-pub fn challenge(mut response: Response<Bytes>, req: &Req) -> Response<Bytes> {
-    let presented =
-        req.headers.contains_key(http::header::AUTHORIZATION) || req.query("token").is_some();
-    let value = if presented {
+fn challenge(mut response: Response<Bytes>, asked: &Asked) -> Response<Bytes> {
+    let value = if asked.presented {
         r#"Bearer realm="latchkey", error="invalid_token""#
     } else {
         r#"Bearer realm="latchkey""#
@@ -409,26 +448,26 @@ pub fn challenge(mut response: Response<Bytes>, req: &Req) -> Response<Bytes> {
     response
 }
 
-/// Authenticates the request's credential (see [`Req::credential`]) with
-/// the one domain function; `refuse` answers every failure in the calling
-/// document's words.
-pub fn authenticate(
+/// The principal behind the request's credential (see
+/// [`Req::credential`]), when it presents one, through the one domain
+/// function; a malformed `Authorization` header or a refused credential
+/// is [`Error::Unauthenticated`] or what the domain says. The dispatcher
+/// calls this once per request, for the routes that need it.
+pub fn principal(
     app: &super::App,
     req: &Req,
-    refuse: impl Fn(&Req, &Error) -> Response<Bytes>,
-) -> Result<crate::domain::auth::Principal, Response<Bytes>> {
-    match req.credential(app.options.token_query_param) {
+    query_tokens: bool,
+) -> Result<Option<Principal>, Error> {
+    match req.credential(query_tokens) {
         Ok(Some(token)) => {
-            let mut principal = app
-                .core
-                .authenticate(&token, req.ctx.client_ip)
-                .map_err(|e| refuse(req, &e))?;
+            let mut principal = app.core.authenticate(&token, req.ctx.client_ip)?;
             // No header means the credential came from the query string;
             // the domain decides what such a credential may not do.
             principal.from_query = matches!(req.bearer(), Ok(None));
-            Ok(principal)
+            Ok(Some(principal))
         }
-        Ok(None) | Err(_) => Err(refuse(req, &Error::Unauthenticated)),
+        Ok(None) => Ok(None),
+        Err(MalformedAuthorization) => Err(Error::Unauthenticated),
     }
 }
 
@@ -444,11 +483,16 @@ pub fn seconds(n: &serde_json::Number) -> u64 {
     }
 }
 
-/// Logs an error that is ours (store, internal) with the request id, and
-/// answers with a body that says nothing about the cause.
-pub fn internal(req: &Req, error: &Error) -> Response<Bytes> {
-    tracing::error!(request_id = %req.ctx.request_id, error = %error, "request failed");
+/// The answer to a failure that is ours, in every document: a body that
+/// says nothing about the cause ([`refusal`] logs it).
+pub fn internal_error() -> Response<Bytes> {
     self::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// The 404 words of an identity provider that is not configured, which
+/// the documents that sign in through one share.
+pub fn provider_disabled(provider: Provider) -> String {
+    format!("{} sign-in is not enabled", provider.title())
 }
 
 /// The status and words for an identity provider that could not be asked
@@ -472,13 +516,11 @@ pub fn provider_failure(e: &crate::domain::external::FetchError) -> (StatusCode,
     }
 }
 
-/// 503 with Retry-After, for a full hashing pool.
-pub fn busy(retry: u64) -> Response<Bytes> {
-    retry_after(
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server busy, try again shortly",
-        ),
-        retry,
+/// The words of a full hashing pool, which every document but two
+/// shares ([`refusal`] adds `Retry-After`).
+pub fn busy() -> Response<Bytes> {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Server busy, try again shortly",
     )
 }

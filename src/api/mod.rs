@@ -22,32 +22,112 @@ pub mod v1;
 pub mod wellknown;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use ::http::{HeaderValue, Method, Request, Response, StatusCode};
 use bytes::Bytes;
 
-use self::http::{Req, error};
-use crate::domain::Core;
+use self::http::{Asked, Req, error};
+pub use crate::domain::Document;
+use crate::domain::auth::Principal;
+use crate::domain::{Core, Error};
 use crate::server::{Handler, RequestContext, ResponseFuture};
 
-/// A route's handler.
-pub type HandlerFn = fn(Arc<App>, Req) -> ResponseFuture;
+/// A response, as handlers build them.
+pub type Reply = Response<Bytes>;
+
+/// Why a handler did not answer with success: a domain error, which the
+/// dispatcher says in the route's document's words, or a refusal the
+/// handler has already worded (a body that is not the document's).
+pub enum Refused {
+    /// Said through the route's document's mapping.
+    Domain(Error),
+    /// Sent as it is.
+    Reply(Reply),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Refused {
+        Refused::Domain(e)
+    }
+}
+
+impl From<Reply> for Refused {
+    fn from(r: Reply) -> Refused {
+        Refused::Reply(r)
+    }
+}
+
+/// What a handler answers.
+pub type Handled = Result<Reply, Refused>;
+
+/// A handler's future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Handled> + Send>>;
+
+/// What a route needs before its handler runs, and so what the handler is
+/// given. The dispatcher ([`Api`]) authenticates exactly once per request,
+/// here, so a new credential kind (the console's cookie, with its CSRF
+/// check) is added in one place: a variant and its arm in `Api::handle`.
+#[derive(Clone, Copy)]
+pub enum Call {
+    /// Anyone may call it.
+    Public(fn(Arc<App>, Req) -> HandlerFuture),
+    /// It needs a credential (header, or an opaque token in the query
+    /// string where that is allowed); without a good one the route's
+    /// document refuses with 401 and its challenge.
+    Principal(fn(Arc<App>, Req, Principal) -> HandlerFuture),
+    /// A credential in the `Authorization` header is used when there is
+    /// one (and refused in the document's words when it is bad); none is
+    /// fine.
+    MaybePrincipal(fn(Arc<App>, Req, Option<Principal>) -> HandlerFuture),
+}
 
 /// One entry of the route table.
 pub struct Route {
     pub method: Method,
     /// matchit syntax: `/api/v1/auth/keys/{keyId}`.
     pub path: &'static str,
-    pub handler: HandlerFn,
+    /// Whose words answer a refusal, including a missing credential.
+    pub document: Document,
+    /// What the route needs, and its handler.
+    pub call: Call,
 }
 
+impl Route {
+    /// Whether the route answers only a caller that presents a credential.
+    pub fn needs_principal(&self) -> bool {
+        matches!(self.call, Call::Principal(_))
+    }
+}
+
+/// A route of the document in scope (each adapter's `routes()` names its
+/// document once): `route!(doc, POST, "/path", public handler)`, or with
+/// `principal` or `maybe_principal` for what the handler is given.
 macro_rules! route {
-    ($method:ident, $path:expr, $handler:path) => {
+    ($doc:expr, $method:ident, $path:expr, public $handler:path) => {
         $crate::api::Route {
             method: ::http::Method::$method,
             path: $path,
-            handler: |app, req| Box::pin($handler(app, req)),
+            document: $doc,
+            call: $crate::api::Call::Public(|app, req| Box::pin($handler(app, req))),
+        }
+    };
+    ($doc:expr, $method:ident, $path:expr, principal $handler:path) => {
+        $crate::api::Route {
+            method: ::http::Method::$method,
+            path: $path,
+            document: $doc,
+            call: $crate::api::Call::Principal(|app, req, p| Box::pin($handler(app, req, p))),
+        }
+    };
+    ($doc:expr, $method:ident, $path:expr, maybe_principal $handler:path) => {
+        $crate::api::Route {
+            method: ::http::Method::$method,
+            path: $path,
+            document: $doc,
+            call: $crate::api::Call::MaybePrincipal(|app, req, p| Box::pin($handler(app, req, p))),
         }
     };
 }
@@ -67,11 +147,35 @@ pub fn routes() -> Vec<Route> {
     all
 }
 
+/// A domain error in a document's words. Each document's function names
+/// every variant; the rules every document shares (Retry-After, the
+/// challenge, logging our own failures) are applied once, in
+/// [`http::refusal`].
+fn refusal(document: Document, asked: &Asked, e: &Error) -> Reply {
+    let words = match document {
+        Document::V1 => v1::words(e),
+        Document::ClientLoginRefresh => client::words(e),
+        Document::TenantLoginAndS2s => tenant::words(e),
+        Document::TokenAndSocialLogin => token::words(e),
+        Document::AccountRolesToken => account::words(e),
+    };
+    http::refusal(asked, e, words)
+}
+
 /// Settings the adapters need.
 #[derive(Debug, Clone)]
 pub struct ApiOptions {
     /// Accept opaque tokens in a `token` query parameter.
     pub token_query_param: bool,
+}
+
+/// A route as the router keeps it.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Whose words answer a refusal.
+    document: Document,
+    /// What the route needs, and its handler.
+    call: Call,
 }
 
 /// What handlers share.
@@ -80,18 +184,22 @@ pub struct App {
     pub core: Arc<Core>,
     /// Adapter settings.
     pub options: ApiOptions,
-    /// Path -> method -> handler.
-    router: matchit::Router<BTreeMap<Method, HandlerFn>>,
+    /// Path -> method -> route.
+    router: matchit::Router<BTreeMap<Method, Entry>>,
 }
 
 impl App {
     pub fn new(core: Arc<Core>, options: ApiOptions) -> Result<Arc<App>, String> {
-        let mut by_path: BTreeMap<&'static str, BTreeMap<Method, HandlerFn>> = BTreeMap::new();
+        let mut by_path: BTreeMap<&'static str, BTreeMap<Method, Entry>> = BTreeMap::new();
         for r in routes() {
+            let entry = Entry {
+                document: r.document,
+                call: r.call,
+            };
             if by_path
                 .entry(r.path)
                 .or_default()
-                .insert(r.method.clone(), r.handler)
+                .insert(r.method.clone(), entry)
                 .is_some()
             {
                 return Err(format!("route {} {} defined twice", r.method, r.path));
@@ -133,21 +241,21 @@ impl Handler for Api {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                let handler = matched.value.get(&parts.method).copied().or_else(|| {
+                let entry = matched.value.get(&parts.method).copied().or_else(|| {
                     // HEAD is GET without the body.
                     (parts.method == Method::HEAD)
                         .then(|| matched.value.get(&Method::GET).copied())
                         .flatten()
                 });
-                match handler {
-                    Some(h) => Ok((h, params)),
+                match entry {
+                    Some(e) => Ok((e, params)),
                     None => Err(method_not_allowed(matched.value.keys())),
                 }
             }
             Err(_) => Err(error(StatusCode::NOT_FOUND, "Not found")),
         };
         match found {
-            Ok((handler, params)) => {
+            Ok((entry, params)) => {
                 let req = Req {
                     method: parts.method,
                     uri: parts.uri,
@@ -156,10 +264,36 @@ impl Handler for Api {
                     params,
                     ctx,
                 };
-                handler(app, req)
+                Box::pin(dispatch(app, entry, req))
             }
             Err(response) => Box::pin(async move { response }),
         }
+    }
+}
+
+/// Authenticates once, as the route asks, runs the handler, and says a
+/// refusal in the route's document's words.
+async fn dispatch(app: Arc<App>, entry: Entry, req: Req) -> Reply {
+    let asked = Asked::of(&req);
+    let handled = match entry.call {
+        Call::Public(handler) => handler(app, req).await,
+        Call::Principal(handler) => {
+            match http::principal(&app, &req, app.options.token_query_param) {
+                Ok(Some(p)) => handler(app, req, p).await,
+                Ok(None) => Err(Error::Unauthenticated.into()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        // Only a header credential: a token in a URL is never taken where
+        // the route does not need one.
+        Call::MaybePrincipal(handler) => match http::principal(&app, &req, false) {
+            Ok(p) => handler(app, req, p).await,
+            Err(e) => Err(e.into()),
+        },
+    };
+    match handled {
+        Ok(reply) | Err(Refused::Reply(reply)) => reply,
+        Err(Refused::Domain(e)) => refusal(entry.document, &asked, &e),
     }
 }
 

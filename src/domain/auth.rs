@@ -161,6 +161,22 @@ pub(crate) fn actor_still_valid(
 }
 
 impl Core {
+    /// The account a principal acts for, as stored now: `None` for a
+    /// credential of no account (an S2S token), and
+    /// [`Error::Unauthenticated`] for an account gone since the credential
+    /// was checked.
+    pub fn own_account(&self, principal: &Principal) -> Result<Option<Account>, Error> {
+        let Some(id) = principal.account else {
+            return Ok(None);
+        };
+        match self.store.read()?.account(id)? {
+            Some(account) => Ok(Some(account)),
+            None => Err(Error::Unauthenticated),
+        }
+    }
+}
+
+impl Core {
     /// Authenticates a bearer credential. Every failure is
     /// [`Error::Unauthenticated`]; the cause is not told to the client.
     pub fn authenticate(&self, bearer: &str, client_ip: IpAddr) -> Result<Principal, Error> {

@@ -53,7 +53,7 @@ use super::accounts::{Username, email_key};
 use super::password::Password;
 use super::secrets::{b64_decode, random_id, random_token};
 use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lookup};
 
 /// A request to a provider.
@@ -111,6 +111,14 @@ impl Provider {
         }
     }
 
+    /// The provider's name as people write it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Provider::Google => "Google",
+            Provider::Microsoft => "Microsoft",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Provider> {
         match name {
             "google" => Some(Provider::Google),
@@ -164,8 +172,15 @@ const MAX_PROVIDER_ID: usize = 255;
 
 impl Core {
     /// Whether sign-in with `provider` is configured.
-    pub fn provider_enabled(&self, provider: Provider) -> bool {
-        !self.client_ids(provider).is_empty()
+    /// The provider, when sign-in through it is configured (it has
+    /// client ids to check tokens against); otherwise
+    /// [`Error::ProviderDisabled`]. Adapters ask before reading a body, so
+    /// a provider that is off answers the same whatever is sent.
+    pub fn enabled_provider(&self, provider: Provider) -> Result<Provider, Error> {
+        if self.client_ids(provider).is_empty() {
+            return Err(Error::ProviderDisabled(provider));
+        }
+        Ok(provider)
     }
 
     fn client_ids(&self, provider: Provider) -> &[String] {
@@ -196,8 +211,9 @@ impl Core {
         access_token: &str,
         client: &ClientInfo,
         request: SessionRequest,
-        via: &str,
+        via: Document,
     ) -> Result<(Account, Issued), Error> {
+        self.enabled_provider(provider)?;
         self.check_rate(client, Some(claimed_email))?;
         let audit = |outcome, detail: String| {
             let shown: String = claimed_email.chars().take(64).collect();

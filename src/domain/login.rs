@@ -37,7 +37,7 @@ use uuid::Uuid;
 use super::accounts::LoginId;
 use super::password::{Lane, Password};
 use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lockout, StoreError, WriteTx};
 
 /// What a failed attempt changed.
@@ -59,11 +59,11 @@ enum Whom<'a> {
 }
 
 /// Where and why a password is checked, for the audit entries.
-struct Check<'a> {
+struct Check {
     /// The audit event: `login` or `password_check`.
     event: &'static str,
     /// The document (or operation) that asked, named in `detail`.
-    via: &'a str,
+    via: &'static str,
     /// The share of the hashing pool it may use.
     lane: Lane,
 }
@@ -96,7 +96,7 @@ impl Core {
         password: &str,
         client: &ClientInfo,
         request: SessionRequest,
-        via: &str,
+        via: Document,
     ) -> Result<(Account, Issued), Error> {
         let account = self
             .check_login_password(identifier, password, client, via)
@@ -109,7 +109,7 @@ impl Core {
                 AuditEntry::new("login", Outcome::Success)
                     .actor_account(&account)
                     .client(client)
-                    .detail(via),
+                    .detail(via.as_str()),
             )
             .await?;
         // The account as the session saw it, which may have changed while
@@ -126,7 +126,7 @@ impl Core {
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        via: &str,
+        via: Document,
     ) -> Result<Account, Error> {
         let account = self
             .check_login_password(identifier, password, client, via)
@@ -137,7 +137,7 @@ impl Core {
                 .tenant_of(&account)
                 .target(account.id.to_string())
                 .client(client)
-                .detail(via),
+                .detail(via.as_str()),
         )
         .await?;
         Ok(account)
@@ -150,7 +150,7 @@ impl Core {
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        via: &str,
+        via: Document,
     ) -> Result<Account, Error> {
         self.check_password(
             Whom::Identifier(identifier),
@@ -158,7 +158,7 @@ impl Core {
             client,
             Check {
                 event: "login",
-                via,
+                via: via.as_str(),
                 lane: Lane::SignIn,
             },
         )
@@ -195,7 +195,7 @@ impl Core {
         whom: Whom<'_>,
         password: &str,
         client: &ClientInfo,
-        check: Check<'_>,
+        check: Check,
     ) -> Result<Account, Error> {
         let password = Password::for_login(password);
         // A place in the pool first: an attempt refused as busy is charged

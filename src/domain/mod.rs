@@ -84,6 +84,44 @@ pub struct ClientInfo {
     pub user_agent: String,
 }
 
+/// The API documents a request can come through. The domain names the
+/// document in the audit entries of sign-ins and logouts (a lock, by
+/// contrast, follows the account whatever the document); each adapter
+/// answers in its own document's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// `v1-auth-and-keys.txt`, whose words the admin API shares.
+    V1,
+    /// `client-login-refresh.txt`.
+    ClientLoginRefresh,
+    /// `tenant-login-and-s2s.txt`.
+    TenantLoginAndS2s,
+    /// `token-and-social-login.txt`.
+    TokenAndSocialLogin,
+    /// `account-roles-token.txt`.
+    AccountRolesToken,
+}
+
+impl Document {
+    /// The name stored in audit entries; these strings are in stored
+    /// entries already, so they never change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Document::V1 => "v1",
+            Document::ClientLoginRefresh => "client-login-refresh",
+            Document::TenantLoginAndS2s => "tenant-login-and-s2s",
+            Document::TokenAndSocialLogin => "token-and-social-login",
+            Document::AccountRolesToken => "account-roles-token",
+        }
+    }
+}
+
+impl std::fmt::Display for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Domain failures. Each adapter chooses its document's status and body for
 /// each variant; the text here is for logs and canonical-API messages.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +166,16 @@ pub enum Error {
     /// An identity provider could not be asked properly.
     #[error("provider: {0}")]
     Provider(external::FetchError),
+    /// Sign-in through this identity provider is not configured.
+    #[error("{} sign-in is not enabled", .0.name())]
+    ProviderDisabled(external::Provider),
+    /// A logout with a credential that belongs to no session (an API key,
+    /// an S2S token): there is nothing to end.
+    #[error("this credential has no session to log out of")]
+    NoSession,
+    /// A list's `limit` or `cursor` is not one this list can use.
+    #[error("{0}")]
+    Paging(PageError),
     /// The store failed; the detail goes to the log only.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -137,6 +185,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The seconds a client should wait before trying again, for the
+    /// refusals that pass with time (a lock, a rate limit, a full pool).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Locked { retry_after }
+            | Error::RateLimited { retry_after }
+            | Error::Busy { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
         Error::Invalid {
             field,
@@ -225,8 +284,96 @@ const FAILURES_KEPT: i64 = 24 * 3600;
 /// One page of a list, and the cursor of the next page if there is one.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
+    /// The items of this page, in the list's order.
     pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
+}
+
+/// The most items a page may hold.
+pub const MAX_PAGE: usize = 1000;
+/// The items a page holds when the request does not say.
+const DEFAULT_PAGE: usize = 50;
+
+/// Why a page cannot be served as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The limit is not a whole number from 1 to [`MAX_PAGE`].
+    #[error("limit must be a number from 1 to 1000")]
+    Limit,
+    /// The cursor is not one this list hands out.
+    #[error("invalid cursor")]
+    Cursor,
+}
+
+/// What page of a list a request asks for: parsed once, the same way for
+/// every list. Each list reads the cursor in its own form (an id to go on
+/// after, a sequence number, or a count of items already shown) and
+/// refuses one it cannot read with [`PageError::Cursor`].
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// How many items at most, 1 to [`MAX_PAGE`].
+    limit: usize,
+    /// The `next` of the previous page; `None` for the first.
+    cursor: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest {
+            limit: DEFAULT_PAGE,
+            cursor: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// The page a request's `limit` and `cursor` name (absent: the first
+    /// page of 50; an empty cursor is the first page too).
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, Error> {
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or(Error::Paging(PageError::Limit))?,
+        };
+        Ok(PageRequest {
+            limit,
+            cursor: cursor.filter(|c| !c.is_empty()).map(str::to_string),
+        })
+    }
+
+    /// How many items at most.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A cursor that is the id to go on after ("" for the first page).
+    pub(crate) fn after_id(&self) -> &str {
+        self.cursor.as_deref().unwrap_or("")
+    }
+
+    /// A cursor that is a number (`first` for the first page).
+    pub(crate) fn number(&self, first: u64) -> Result<u64, Error> {
+        match &self.cursor {
+            None => Ok(first),
+            Some(c) => c.parse().map_err(|_| Error::Paging(PageError::Cursor)),
+        }
+    }
+
+    /// Pages a short list held whole in memory (roles, an account's
+    /// sessions or keys); the cursor is how many items came before.
+    pub(crate) fn in_memory<T>(&self, items: Vec<T>) -> Result<Page<T>, Error> {
+        let skip =
+            usize::try_from(self.number(0)?).map_err(|_| Error::Paging(PageError::Cursor))?;
+        let total = items.len();
+        let items: Vec<T> = items.into_iter().skip(skip).take(self.limit).collect();
+        let end = skip.saturating_add(items.len());
+        let next = (end < total).then(|| end.to_string());
+        Ok(Page { items, next })
+    }
 }
 
 impl Core {
@@ -272,6 +419,11 @@ impl Core {
         })
     }
 
+    /// Whether the store answers reads (the health check).
+    pub fn store_answers(&self) -> bool {
+        self.store.read().is_ok()
+    }
+
     /// The JWKS document: the keys that verify now.
     pub fn jwks(&self) -> String {
         self.keys.jwks(self.clock.now())
@@ -310,7 +462,7 @@ impl Core {
     /// retired signing keys no token can still need.
     pub async fn housekeeping(&self) -> Result<(), Error> {
         self.limits.prune();
-        self.flush_key_usage(false).await?;
+        self.flush_key_usage().await?;
         let now = self.clock.now();
         self.role_grants.prune(now);
         self.revoked.prune(now);
@@ -357,7 +509,7 @@ impl Core {
     /// the last-use times still held in memory.
     pub async fn flush(&self) -> Result<(), Error> {
         self.background.wait().await;
-        self.flush_key_usage(true).await
+        self.flush_key_usage_at_shutdown().await
     }
 
     /// Runs a store write without making the caller wait for it; shutdown

@@ -137,7 +137,7 @@ impl OnAccount {
     async fn run(self, core: &Core, p: &Principal, id: Uuid, key: &str) -> Result<(), Error> {
         match self {
             OnAccount::Unlock => core.admin_unlock(p, id).await.map(drop),
-            OnAccount::RevokeSessions => core.admin_revoke_sessions(p, id, None).await.map(drop),
+            OnAccount::RevokeSessions => core.revoke_user_sessions(p, id).await.map(drop),
             OnAccount::DeleteKey => core.admin_delete_user_key(p, id, key).await,
             OnAccount::SetPassword => core.admin_set_password(p, id, NEW_PASSWORD, None).await,
         }
@@ -418,10 +418,10 @@ impl Write {
                 )
                 .await
                 .map(drop),
-            Write::DisableUser => core.admin_set_disabled(p, target, true).await.map(drop),
+            Write::DisableUser => core.disable_user(p, target).await.map(drop),
             Write::SetPassword => core.admin_set_password(p, target, NEW_PASSWORD, None).await,
             Write::Unlock => core.admin_unlock(p, target).await.map(drop),
-            Write::RevokeSessions => core.admin_revoke_sessions(p, target, None).await.map(drop),
+            Write::RevokeSessions => core.revoke_user_sessions(p, target).await.map(drop),
             Write::CreateMerchant => core
                 .create_merchant(p, Some(format!("mer_new{n}")), None, "New")
                 .await
