@@ -236,7 +236,7 @@ fn seconds(value: u64) -> i64 {
 /// Creates the first admin when the store has no accounts. Returns the
 /// password if it was generated here.
 async fn bootstrap_admin(core: &Core, bootstrap: Bootstrap) -> Result<Option<String>, StartError> {
-    if core.store.read()?.account_count()? > 0 {
+    if core.store().read()?.account_count()? > 0 {
         return Ok(None);
     }
     let username = Username::parse(bootstrap.username.as_deref().unwrap_or("admin"))

@@ -41,7 +41,7 @@ const LOCKED: &str = "Account has been locked due to multiple failed login attem
 const DISABLED: &str = "Account has been disabled";
 
 /// This document's words for each domain error.
-pub fn words(e: &Error) -> Response<Bytes> {
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => say(StatusCode::NOT_FOUND, INVALID_LOGIN),
         Error::Locked { .. } => say(StatusCode::FORBIDDEN, LOCKED),

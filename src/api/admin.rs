@@ -137,7 +137,7 @@ fn session_view(s: &Session) -> Value {
 
 /// An S2S token in a list: with its expiry and whether the account that
 /// issued it still exists (the token outlives it).
-pub fn s2s_view(listed: &ListedS2s) -> Value {
+pub(crate) fn s2s_view(listed: &ListedS2s) -> Value {
     let t = &listed.token;
     json!({
         "id": t.id,

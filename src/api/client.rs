@@ -36,7 +36,7 @@ fn err(status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
 }
 
 /// This document's words for each domain error.
-pub fn words(e: &Error) -> Response<Bytes> {
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => err(
             StatusCode::UNAUTHORIZED,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -17,7 +17,6 @@ const MAX_USER_AGENT: usize = 256;
 
 /// A request as adapters see it: head, full body, route parameters.
 pub struct Req {
-    pub method: Method,
     pub uri: http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -427,9 +426,10 @@ pub fn refusal(asked: &Asked, e: &Error, words: Response<Bytes>) -> Response<Byt
         Some(seconds) => retry_after(words, seconds),
         None => words,
     };
-    match e {
-        Error::Unauthenticated => challenge(response, asked),
-        _ => response,
+    if matches!(e, Error::Unauthenticated) {
+        challenge(response, asked)
+    } else {
+        response
     }
 }
 

@@ -35,7 +35,7 @@ fn detail(status: StatusCode, message: &str) -> Response<Bytes> {
 }
 
 /// This document's words for each domain error.
-pub fn words(e: &Error) -> Response<Bytes> {
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::Unauthenticated => detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
         Error::InvalidRefresh => {

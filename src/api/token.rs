@@ -31,7 +31,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// This document's words for each domain error.
-pub fn words(e: &Error) -> Response<Bytes> {
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => error(StatusCode::FORBIDDEN, "Invalid email or password."),
         Error::Locked { .. } => error(

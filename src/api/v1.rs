@@ -37,7 +37,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The canonical words for each domain error (also the admin API's).
-pub fn words(e: &Error) -> Response<Bytes> {
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => error(StatusCode::UNAUTHORIZED, "Invalid credentials"),
         Error::Locked { .. } => error(
@@ -86,7 +86,7 @@ fn capitalise(s: &str) -> String {
 }
 
 /// The canonical answer to a body that is not the expected JSON.
-pub fn body_error(e: BodyError) -> Response<Bytes> {
+pub(crate) fn body_error(e: BodyError) -> Response<Bytes> {
     match e {
         BodyError::UnsupportedMediaType => error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -104,7 +104,7 @@ pub fn body_error(e: BodyError) -> Response<Bytes> {
 }
 
 /// The canonical view of an account. Never includes the password hash.
-pub fn account_view(account: &Account) -> serde_json::Value {
+pub(crate) fn account_view(account: &Account) -> serde_json::Value {
     json!({
         "id": account.id.to_string(),
         "number": account.number,
@@ -230,7 +230,7 @@ async fn me(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
 /// An API key as the document lists it; `role` (narrowed to one role),
 /// `roles` (narrowed at creation) and `expiresAt` appear only on keys that
 /// have them.
-pub fn key_view(key: &ApiKey) -> serde_json::Value {
+pub(crate) fn key_view(key: &ApiKey) -> serde_json::Value {
     let mut view = json!({
         "keyId": key.id,
         "name": key.name,

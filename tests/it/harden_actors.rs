@@ -197,7 +197,7 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
             // Hold the writer until told to change the account.
             let (held_tx, held) = std::sync::mpsc::channel::<()>();
             let (go, go_rx) = std::sync::mpsc::channel::<()>();
-            let store = core.store.clone();
+            let store = core.store().clone();
             let holder = std::thread::spawn(move || {
                 store.write(|tx| {
                     let _ = held_tx.send(());
