@@ -51,6 +51,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             StatusCode::BAD_REQUEST,
             "This credential has no session to log out of",
         ),
+        Error::NotUtf8(what) => say(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
+        ),
         Error::Paging(why) => say(StatusCode::BAD_REQUEST, &why.to_string()),
         Error::RateLimited { .. } => say(
             StatusCode::TOO_MANY_REQUESTS,

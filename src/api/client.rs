@@ -71,6 +71,11 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             "validation_error",
             "This credential has no session to log out of",
         ),
+        Error::NotUtf8(what) => err(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            &format!("The {what} is not valid UTF-8"),
+        ),
         Error::Paging(why) => err(
             StatusCode::BAD_REQUEST,
             "validation_error",

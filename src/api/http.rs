@@ -51,13 +51,21 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A query parameter, percent-decoded.
+    /// A query parameter, percent-decoded (`None` also for a query string
+    /// that is not UTF-8, which the dispatcher refuses first).
     pub fn query(&self, name: &str) -> Option<String> {
         let query = self.uri.query()?;
-        form_pairs(query.as_bytes())
+        form_pairs(query.as_bytes())?
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
+    }
+
+    /// Whether the query string, if any, decodes to UTF-8.
+    pub fn query_is_utf8(&self) -> bool {
+        self.uri
+            .query()
+            .is_none_or(|q| form_pairs(q.as_bytes()).is_some())
     }
 
     /// The credential of an `Authorization: Bearer` header. `Err` when the
@@ -318,44 +326,16 @@ impl<'de> serde::de::MapAccess<'de> for FieldAccess {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` pairs.
-pub fn form_pairs(input: &[u8]) -> Vec<(String, String)> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let mut it = pair.splitn(2, |&b| b == b'=');
-            let k = percent_decode(it.next().unwrap_or(b""));
-            let v = percent_decode(it.next().unwrap_or(b""));
-            (k, v)
-        })
-        .collect()
-}
-
-fn percent_decode(input: &[u8]) -> String {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = input
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes `application/x-www-form-urlencoded` pairs (a form body or a
+/// query string), or `None` when the decoded bytes are not UTF-8: such
+/// input is refused, not guessed at. `form_urlencoded` itself would put
+/// U+FFFD in place of the bad bytes, so the whole input is first decoded
+/// strictly; names and values are split at ASCII bytes (`&`, `=`), which
+/// never fall inside a character, so the whole is UTF-8 exactly when
+/// every name and value is.
+pub fn form_pairs(input: &[u8]) -> Option<Vec<(String, String)>> {
+    percent_encoding::percent_decode(input).decode_utf8().ok()?;
+    Some(form_urlencoded::parse(input).into_owned().collect())
 }
 
 /// A JSON response. Every API response is `no-store`: most carry a token

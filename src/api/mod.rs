@@ -274,6 +274,9 @@ impl Handler for Api {
 /// refusal in the route's document's words.
 async fn dispatch(app: Arc<App>, entry: Entry, req: Req) -> Reply {
     let asked = Asked::of(&req);
+    if !req.query_is_utf8() {
+        return refusal(entry.document, &asked, &Error::NotUtf8("query string"));
+    }
     let handled = match entry.call {
         Call::Public(handler) => handler(app, req).await,
         Call::Principal(handler) => {

@@ -59,6 +59,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             StatusCode::UNPROCESSABLE_ENTITY,
             "This credential has no session to log out of",
         ),
+        Error::NotUtf8(what) => detail(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
+        ),
         Error::Paging(why) => detail(StatusCode::UNPROCESSABLE_ENTITY, &why.to_string()),
         Error::RateLimited { .. } => detail(
             StatusCode::TOO_MANY_REQUESTS,

@@ -13,7 +13,7 @@ use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::http::{Req, busy, error, form_pairs, internal_error, json};
-use super::{App, Document, Handled, Route, route};
+use super::{App, Document, Handled, Refused, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::{Account, LoginId};
 use crate::domain::external::Provider;
@@ -50,6 +50,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             "This credential has no session to log out of.",
         ),
         Error::Paging(why) => error(StatusCode::BAD_REQUEST, &why.to_string()),
+        Error::NotUtf8(what) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8."),
+        ),
         Error::Unauthenticated => error(StatusCode::UNAUTHORIZED, "Authentication required."),
         Error::InvalidRefresh => error(
             StatusCode::UNAUTHORIZED,
@@ -71,12 +75,9 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
 
 /// The named parameters of a JSON object or form body; each must be a
 /// string.
-fn params<const N: usize>(
-    req: &Req,
-    names: [&'static str; N],
-) -> Result<[String; N], Response<Bytes>> {
+fn params<const N: usize>(req: &Req, names: [&'static str; N]) -> Result<[String; N], Refused> {
     let found: Vec<Option<Value>> = if req.is_form() {
-        let pairs = form_pairs(&req.body);
+        let pairs = form_pairs(&req.body).ok_or(Error::NotUtf8("form"))?;
         names
             .iter()
             .map(|n| {
@@ -88,14 +89,15 @@ fn params<const N: usize>(
             .collect()
     } else if req.is_json() {
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&req.body) else {
-            return Err(error(StatusCode::BAD_REQUEST, "Malformed JSON body"));
+            return Err(error(StatusCode::BAD_REQUEST, "Malformed JSON body").into());
         };
         names.iter().map(|n| object.remove(*n)).collect()
     } else {
         return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json or application/x-www-form-urlencoded",
-        ));
+        )
+        .into());
     };
     let mut values = found.into_iter();
     let mut out: [String; N] = std::array::from_fn(|_| String::new());
@@ -103,16 +105,16 @@ fn params<const N: usize>(
         *slot = match values.next().flatten() {
             Some(Value::String(s)) => s,
             Some(_) => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("{name} must be a String"),
-                ));
+                return Err(
+                    error(StatusCode::BAD_REQUEST, &format!("{name} must be a String")).into(),
+                );
             }
             None => {
                 return Err(error(
                     StatusCode::BAD_REQUEST,
                     &format!("Missing parameter {name}"),
-                ));
+                )
+                .into());
             }
         };
     }

@@ -73,6 +73,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             "This credential has no session to log out of",
         ),
         Error::Paging(why) => error(StatusCode::BAD_REQUEST, &why.to_string()),
+        Error::NotUtf8(what) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
+        ),
         Error::Store(_) | Error::Internal(_) => internal_error(),
     }
 }

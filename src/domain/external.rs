@@ -275,7 +275,9 @@ impl Core {
     }
 
     async fn ask_google(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {
-        let body = format!("access_token={}", form_encode(token));
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("access_token", token)
+            .finish();
         let answer = self
             .fetch
             .fetch(OutboundRequest {
@@ -608,28 +610,9 @@ fn jwt_payload(token: &str) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-/// Percent-encodes a form value.
-fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(form_encode("ya29.a0-_~"), "ya29.a0-_~");
-        assert_eq!(form_encode("a b&c=d/+"), "a%20b%26c%3Dd%2F%2B");
-    }
 
     #[test]
     fn answers() {

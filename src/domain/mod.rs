@@ -173,6 +173,10 @@ pub enum Error {
     /// an S2S token): there is nothing to end.
     #[error("this credential has no session to log out of")]
     NoSession,
+    /// A form or query string whose decoded bytes are not UTF-8: refused,
+    /// never guessed at. Names what was malformed.
+    #[error("the {0} is not valid UTF-8")]
+    NotUtf8(&'static str),
     /// A list's `limit` or `cursor` is not one this list can use.
     #[error("{0}")]
     Paging(PageError),

@@ -32,5 +32,6 @@ mod passwords;
 mod process;
 mod readme;
 mod s2s;
+mod shape;
 mod storage;
 mod transport;

@@ -1,0 +1,109 @@
+//! Input the adapters decode themselves: an HTML form (the token
+//! document's parameters) and a query string (list filters, a token in a
+//! URL). Bytes that do not decode to UTF-8 are refused with 400 in the
+//! route's document's words, before any other work, never replaced by a
+//! guess that then reaches the password check or a filter.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::harness::*;
+
+const TOKEN: &str = "/api/auth/token";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The admin's sign-in form, its password followed by `tail` as sent.
+fn admin_form(tail: &str) -> String {
+    // The password's spaces go as `+`, the address's `@` as `%40`.
+    format!(
+        "email={}&password={}{tail}",
+        ADMIN_EMAIL.replace('@', "%40"),
+        ADMIN_PASSWORD.replace(' ', "+"),
+    )
+}
+
+#[tokio::test]
+async fn a_form_that_is_not_utf8_is_refused_without_a_hash() {
+    let srv = Server::start().await;
+    let hashes = srv.running().hash_verifications();
+
+    // A percent-escape that decodes to a byte no UTF-8 text has, and the
+    // same byte sent as it is.
+    let escaped = admin_form("%FF").into_bytes();
+    let mut raw = admin_form("").into_bytes();
+    raw.push(0xFF);
+    for body in [escaped, raw] {
+        let r = srv.post(TOKEN).body(FORM, body).send().await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(r.json(), json!({ "error": "The form is not valid UTF-8." }));
+    }
+    // Refused before the password check: no hash ran, and nothing was
+    // counted against the account.
+    assert_eq!(srv.running().hash_verifications(), hashes);
+    let admin = srv.admin_token().await;
+    let failures = srv
+        .audit(&admin)
+        .await
+        .into_iter()
+        .filter(|e| e["outcome"] == "failure")
+        .count();
+    assert_eq!(failures, 0);
+
+    // The same form in UTF-8 (a multi-byte character escaped byte by
+    // byte) is decoded and checked: the right password signs in, and a
+    // wrong one is the document's ordinary refusal.
+    let r = srv.post(TOKEN).body(FORM, admin_form("")).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv
+        .post(TOKEN)
+        .body(FORM, admin_form("%C3%A9"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json(), json!({ "error": "Invalid email or password." }));
+}
+
+#[tokio::test]
+async fn a_query_string_that_is_not_utf8_is_refused_in_the_documents_words() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+
+    // A list filter: refused, not run with U+FFFD in its place.
+    let r = srv
+        .get(&format!("{USERS}?q=%FF"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({ "error": "The query string is not valid UTF-8" })
+    );
+    // The same filter in UTF-8 is run.
+    let r = srv
+        .get(&format!("{USERS}?q=adm%C3%AEn"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["items"], json!([]));
+    let r = srv
+        .get(&format!("{USERS}?q=%61dmin"))
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["items"][0]["username"], ADMIN);
+
+    // A route of another document answers in that document's words.
+    let r = srv
+        .post("/login?next=%C3")
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({ "detail": "The query string is not valid UTF-8" })
+    );
+}
