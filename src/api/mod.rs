@@ -90,7 +90,7 @@ pub struct Route {
     /// matchit syntax: `/api/v1/auth/keys/{keyId}`.
     pub path: &'static str,
     /// Whose words answer a refusal, including a missing credential.
-    pub(crate) document: Document,
+    pub document: Document,
     /// What the route needs, and its handler.
     pub(crate) call: Call,
 }
@@ -99,6 +99,11 @@ impl Route {
     /// Whether the route answers only a caller that presents a credential.
     pub fn needs_principal(&self) -> bool {
         matches!(self.call, Call::Principal(_))
+    }
+
+    /// Whether the route never looks at a credential.
+    pub fn is_public(&self) -> bool {
+        matches!(self.call, Call::Public(_))
     }
 }
 

@@ -5,6 +5,7 @@
 //! guess that then reaches the password check or a filter.
 
 use http::StatusCode;
+use latchkey::api::Document;
 use serde_json::json;
 
 use crate::harness::*;
@@ -106,4 +107,87 @@ async fn a_query_string_that_is_not_utf8_is_refused_in_the_documents_words() {
         r.json(),
         json!({ "detail": "The query string is not valid UTF-8" })
     );
+}
+
+/// The 401 body of each document, as its adapter words a missing or
+/// refused credential.
+fn refusal_words(document: Document) -> serde_json::Value {
+    match document {
+        Document::V1 => json!({ "error": "Authentication required" }),
+        Document::TenantLoginAndS2s => json!({ "detail": "Not authenticated" }),
+        Document::ClientLoginRefresh => {
+            json!({ "error": "unauthorized", "message": "Authentication required" })
+        }
+        Document::TokenAndSocialLogin => json!({ "error": "Authentication required." }),
+        Document::AccountRolesToken => {
+            json!("Login required: call /api/account/roles first, or send a token of this account")
+        }
+    }
+}
+
+/// Every route the table declares as needing a principal is refused
+/// before its handler runs, in its own document's words with the RFC 6750
+/// challenge: with no credential, with a malformed header and with a
+/// credential that names nothing. A public route never asks for one (the
+/// two routes that use one when sent, and do without, are neither).
+#[tokio::test]
+async fn every_route_that_needs_a_principal_is_refused_without_one() {
+    let srv = Server::start().await;
+    let (mut guarded, mut public, mut either) = (0, 0, 0);
+    for route in latchkey::api::routes() {
+        let path: String = route
+            .path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "7d0f2a4e-0000-4000-8000-000000000001"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let call = || srv.call(route.method.clone(), &path).json(&json!({}));
+        if !route.needs_principal() && !route.is_public() {
+            either += 1;
+            continue;
+        }
+        if route.is_public() {
+            public += 1;
+            let r = call().send().await;
+            assert!(
+                r.header("www-authenticate").is_none(),
+                "{} {} is public but answered {} {}",
+                route.method,
+                route.path,
+                r.status,
+                r.text()
+            );
+            continue;
+        }
+        guarded += 1;
+        for (header, challenge) in [
+            (None, r#"Bearer realm="latchkey""#),
+            (
+                Some("Basic YWRtaW46YWRtaW4="),
+                r#"Bearer realm="latchkey", error="invalid_token""#,
+            ),
+            (
+                Some("Bearer lk_ot_nothing"),
+                r#"Bearer realm="latchkey", error="invalid_token""#,
+            ),
+        ] {
+            let mut c = call();
+            if let Some(value) = header {
+                c = c.header("authorization", value);
+            }
+            let r = c.send().await;
+            let what = format!("{} {} with {header:?}", route.method, route.path);
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
+            assert_eq!(r.json(), refusal_words(route.document), "{what}");
+            assert_eq!(r.header("www-authenticate"), Some(challenge), "{what}");
+        }
+    }
+    // The table as it stands.
+    assert_eq!((guarded, public, either), (36, 13, 2));
 }
