@@ -18,7 +18,7 @@ use crate::domain::Error;
 use crate::domain::accounts::{Account, LoginId};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
-use crate::domain::sessions::{Issued, SessionRequest};
+use crate::domain::sessions::Issued;
 
 /// Whose words this adapter speaks.
 const DOC: Document = Document::ClientLoginRefresh;
@@ -161,13 +161,7 @@ async fn login(app: Arc<App>, req: Req) -> Handled {
     let username = LoginId::parse(&username, "username")?;
     let (account, issued) = app
         .core
-        .sign_in(
-            &username,
-            &password,
-            &req.client(),
-            SessionRequest::jwt_with_refresh(),
-            DOC,
-        )
+        .sign_in(&username, &password, &req.client(), DOC)
         .await?;
     Ok(json(StatusCode::OK, &tokens(&account, &issued)))
 }

@@ -18,7 +18,6 @@ use crate::domain::accounts::{Email, LoginId};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::NewS2s;
-use crate::domain::sessions::SessionRequest;
 
 /// Whose words this adapter speaks.
 const DOC: Document = Document::TenantLoginAndS2s;
@@ -118,13 +117,7 @@ async fn login(app: Arc<App>, req: Req) -> Handled {
     };
     let (account, issued) = app
         .core
-        .sign_in(
-            &email.into(),
-            &password,
-            &req.client(),
-            SessionRequest::jwt(),
-            DOC,
-        )
+        .sign_in(&email.into(), &password, &req.client(), DOC)
         .await?;
     Ok(json(
         StatusCode::OK,

@@ -17,7 +17,6 @@ use super::{App, Document, Handled, Refused, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::{Account, LoginId};
 use crate::domain::external::Provider;
-use crate::domain::sessions::SessionRequest;
 
 /// Whose words this adapter speaks.
 const DOC: Document = Document::TokenAndSocialLogin;
@@ -138,13 +137,7 @@ async fn token(app: Arc<App>, req: Req) -> Handled {
     let email = LoginId::parse(&email, "email")?;
     let (account, issued) = app
         .core
-        .sign_in(
-            &email,
-            &password,
-            &req.client(),
-            SessionRequest::opaque(),
-            DOC,
-        )
+        .sign_in(&email, &password, &req.client(), DOC)
         .await?;
     Ok(token_body(&account, issued.access_token))
 }
@@ -167,14 +160,7 @@ async fn external(
     let [email, access_token] = params(&req, ["email", token_param])?;
     let (account, issued) = app
         .core
-        .external_sign_in(
-            provider,
-            &email,
-            &access_token,
-            &req.client(),
-            SessionRequest::opaque(),
-            DOC,
-        )
+        .external_sign_in(provider, &email, &access_token, &req.client(), DOC)
         .await?;
     Ok(token_body(&account, issued.access_token))
 }

@@ -18,7 +18,7 @@ use crate::domain::auth::Principal;
 use crate::domain::clock::{parse_rfc3339, rfc3339};
 use crate::domain::external::Provider;
 use crate::domain::keys::{ApiKey, KeyExpiry, NewKey};
-use crate::domain::sessions::{Issued, SessionRequest};
+use crate::domain::sessions::Issued;
 
 /// Whose words this adapter speaks.
 const DOC: Document = Document::V1;
@@ -142,13 +142,7 @@ async fn login(app: Arc<App>, req: Req) -> Handled {
     let username = LoginId::parse(&username, "username")?;
     let (account, issued) = app
         .core
-        .sign_in(
-            &username,
-            &password,
-            &req.client(),
-            SessionRequest::jwt_with_refresh(),
-            DOC,
-        )
+        .sign_in(&username, &password, &req.client(), DOC)
         .await?;
     Ok(login_body(&account, &issued))
 }
@@ -376,14 +370,7 @@ async fn external(app: Arc<App>, req: Req) -> Handled {
     };
     let (account, issued) = app
         .core
-        .external_sign_in(
-            provider,
-            &email,
-            &access_token,
-            &req.client(),
-            SessionRequest::jwt_with_refresh(),
-            DOC,
-        )
+        .external_sign_in(provider, &email, &access_token, &req.client(), DOC)
         .await?;
     Ok(login_body(&account, &issued))
 }

@@ -52,7 +52,7 @@ use uuid::Uuid;
 use super::accounts::{Username, email_key};
 use super::password::Password;
 use super::secrets::{b64_decode, random_id, random_token};
-use super::sessions::{Issued, SessionRequest};
+use super::sessions::Issued;
 use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lookup};
 
@@ -210,7 +210,6 @@ impl Core {
         claimed_email: &str,
         access_token: &str,
         client: &ClientInfo,
-        request: SessionRequest,
         via: Document,
     ) -> Result<(Account, Issued), Error> {
         self.enabled_provider(provider)?;
@@ -260,7 +259,7 @@ impl Core {
         let issued = self
             .open_session(
                 &account,
-                request,
+                via.session(),
                 client,
                 AuditEntry::new("external_login", Outcome::Success)
                     .actor_account(&account)

@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use super::accounts::LoginId;
 use super::password::{Lane, Password};
-use super::sessions::{Issued, SessionRequest};
+use super::sessions::Issued;
 use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lockout, StoreError, WriteTx};
 
@@ -88,14 +88,13 @@ struct Refusal {
 }
 
 impl Core {
-    /// A whole sign-in: the password check, then a session of the asked
-    /// kind, with a `login` audit entry naming the document (`via`).
+    /// A whole sign-in: the password check, then a session of the kind
+    /// the document (`via`) issues, with a `login` audit entry naming it.
     pub async fn sign_in(
         self: &std::sync::Arc<Self>,
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        request: SessionRequest,
         via: Document,
     ) -> Result<(Account, Issued), Error> {
         let account = self
@@ -104,7 +103,7 @@ impl Core {
         let issued = self
             .open_session(
                 &account,
-                request,
+                via.session(),
                 client,
                 AuditEntry::new("login", Outcome::Success)
                     .actor_account(&account)

@@ -116,6 +116,22 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The kind of session a sign-in through this document opens: each
+    /// document issues one kind, so its adapter never chooses.
+    pub fn session(self) -> sessions::SessionRequest {
+        match self {
+            Document::V1 | Document::ClientLoginRefresh => {
+                sessions::SessionRequest::jwt_with_refresh()
+            }
+            Document::TenantLoginAndS2s | Document::AccountRolesToken => {
+                sessions::SessionRequest::jwt()
+            }
+            Document::TokenAndSocialLogin => sessions::SessionRequest::opaque(),
+        }
+    }
+}
+
 impl std::fmt::Display for Document {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -31,8 +31,7 @@ use uuid::Uuid;
 
 use super::auth::Principal;
 use super::secrets::digest;
-use super::sessions::SessionRequest;
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome};
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome};
 use crate::store::Account;
 
 /// How long after `/api/account/roles` a role may be chosen without a token.
@@ -298,7 +297,7 @@ impl Core {
                     let issued = self
                         .open_session(
                             &proved,
-                            SessionRequest::jwt(),
+                            Document::AccountRolesToken.session(),
                             client,
                             AuditEntry::new("login", Outcome::Success)
                                 .actor_account(&account)
