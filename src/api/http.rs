@@ -384,6 +384,15 @@ pub struct Asked {
 }
 
 impl Asked {
+    /// What a refusal needs, made up (unit tests of the mapping).
+    #[cfg(test)]
+    pub(crate) fn made_up(presented: bool) -> Asked {
+        Asked {
+            presented,
+            request_id: "test".into(),
+        }
+    }
+
     pub fn of(req: &Req) -> Asked {
         Asked {
             presented: req.headers.contains_key(http::header::AUTHORIZATION)

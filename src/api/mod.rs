@@ -315,6 +315,80 @@ fn method_not_allowed<'a>(allowed: impl Iterator<Item = &'a Method>) -> Response
 
 #[cfg(test)]
 mod tests {
+    use ::http::StatusCode;
+
+    use super::http::Asked;
+    use super::{Document, refusal};
+    use crate::domain::external::{FetchError, Provider};
+    use crate::domain::{Error, PageError};
+
+    /// One error of every variant (the words functions' exhaustive
+    /// matches keep this list honest when a variant is added: each
+    /// document must then say it, and it belongs here).
+    fn every_error() -> Vec<Error> {
+        vec![
+            Error::InvalidCredentials,
+            Error::Locked { retry_after: 7 },
+            Error::Disabled,
+            Error::RateLimited { retry_after: 7 },
+            Error::Busy { retry_after: 7 },
+            Error::Unauthenticated,
+            Error::InvalidRefresh,
+            Error::Forbidden,
+            Error::NotFound("user"),
+            Error::invalid("name", "name must be 1 to 100 characters"),
+            Error::Conflict("taken".into()),
+            Error::Provider(FetchError::Timeout),
+            Error::ProviderDisabled(Provider::Google),
+            Error::NoSession,
+            Error::NotUtf8("form"),
+            Error::Paging(PageError::Cursor),
+            Error::Internal("broken".into()),
+        ]
+    }
+
+    const DOCUMENTS: [Document; 5] = [
+        Document::V1,
+        Document::ClientLoginRefresh,
+        Document::TenantLoginAndS2s,
+        Document::TokenAndSocialLogin,
+        Document::AccountRolesToken,
+    ];
+
+    /// In every document: only our own failures are a 500; exactly the
+    /// refusals that pass with time carry `Retry-After` (the seconds the
+    /// domain gave); exactly a 401 for a credential carries the challenge;
+    /// and every body is JSON.
+    #[test]
+    fn every_document_says_every_error_by_the_shared_rules() {
+        for document in DOCUMENTS {
+            for e in every_error() {
+                let r = refusal(document, &Asked::made_up(false), &e);
+                let what = format!("{document} {e:?}");
+                let ours = matches!(e, Error::Internal(_) | Error::Store(_));
+                assert_eq!(
+                    r.status() == StatusCode::INTERNAL_SERVER_ERROR,
+                    ours,
+                    "{what}"
+                );
+                let retry = r.headers().get(::http::header::RETRY_AFTER);
+                match e.retry_after() {
+                    Some(_) => assert_eq!(retry.map(|v| v.as_bytes()), Some(&b"7"[..]), "{what}"),
+                    None => assert!(retry.is_none(), "{what}"),
+                }
+                let challenged = r.headers().contains_key(::http::header::WWW_AUTHENTICATE);
+                assert_eq!(challenged, matches!(e, Error::Unauthenticated), "{what}");
+                if challenged {
+                    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{what}");
+                }
+                assert!(
+                    serde_json::from_slice::<serde_json::Value>(r.body()).is_ok(),
+                    "{what}"
+                );
+            }
+        }
+    }
+
     /// Every adapter's source, as compiled.
     const SOURCES: [(&str, &str); 10] = [
         ("mod.rs", include_str!("mod.rs")),

@@ -598,3 +598,47 @@ pub enum StartError {
     #[error("{0}")]
     Domain(#[from] Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `limit` and `cursor` as every list reads them.
+    #[test]
+    fn pages_are_asked_for_one_way() {
+        let limit = |raw: Option<&str>| PageRequest::parse(raw, None).map(|p| p.limit());
+        assert_eq!(limit(None).ok(), Some(50));
+        for (raw, want) in [("1", Some(1)), ("1000", Some(1000)), ("0", None)] {
+            assert_eq!(limit(Some(raw)).ok(), want, "{raw}");
+        }
+        for raw in ["1001", "-1", "ten", "", " 5", "99999999999999999999999"] {
+            assert!(
+                matches!(limit(Some(raw)), Err(Error::Paging(PageError::Limit))),
+                "{raw}"
+            );
+        }
+        // An empty cursor is the first page; a number cursor must be one.
+        let first = PageRequest::parse(None, Some("")).unwrap_or_default();
+        assert_eq!(first.number(9).ok(), Some(9));
+        assert_eq!(first.after_id(), "");
+        let bad = PageRequest::parse(None, Some("x")).unwrap_or_default();
+        assert!(matches!(
+            bad.number(0),
+            Err(Error::Paging(PageError::Cursor))
+        ));
+        assert_eq!(bad.after_id(), "x");
+
+        // In memory the cursor counts what came before.
+        let page = |limit: &str, cursor: Option<&str>| {
+            PageRequest::parse(Some(limit), cursor)
+                .and_then(|p| p.in_memory((1..=5).collect::<Vec<u32>>()))
+                .map(|p| (p.items, p.next))
+                .ok()
+        };
+        assert_eq!(page("2", None), Some((vec![1, 2], Some("2".into()))));
+        assert_eq!(page("2", Some("4")), Some((vec![5], None)));
+        assert_eq!(page("5", None), Some(((1..=5).collect(), None)));
+        assert_eq!(page("2", Some("9")), Some((vec![], None)));
+        assert_eq!(page("2", Some("-1")), None);
+    }
+}
