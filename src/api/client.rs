@@ -200,13 +200,7 @@ async fn logout(app: Arc<App>, req: Req, principal: Option<Principal>) -> Handle
                 json_body(&req).map_err(|e| body_error(e, REFRESH_REQUIRED))?
             };
             let token = text(body.refresh_token).ok_or(Error::Unauthenticated)?;
-            app.core
-                .revoke_by_refresh(&token, &client)
-                .await
-                .map_err(|e| match e {
-                    Error::InvalidRefresh => Error::Unauthenticated,
-                    other => other,
-                })?;
+            app.core.logout_by_refresh(&token, &client).await?;
         }
     }
     Ok(json(StatusCode::OK, &json!({ "message": "Logged out" })))

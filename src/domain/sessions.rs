@@ -379,26 +379,28 @@ impl Core {
             .await
     }
 
-    /// Ends the session a refresh token belongs to (a logout by refresh
-    /// token, for clients whose access token has already expired).
-    pub async fn revoke_by_refresh(
+    /// Logout by refresh token, for clients whose access token has already
+    /// expired: ends the session the token belongs to. Here the token is
+    /// the caller's credential, so one that does not work (unknown,
+    /// expired, revoked) is [`Error::Unauthenticated`].
+    pub async fn logout_by_refresh(
         self: &std::sync::Arc<Self>,
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<(), Error> {
         self.check_rate(client, None)?;
         if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
-            return Err(Error::InvalidRefresh);
+            return Err(Error::Unauthenticated);
         }
         let tx = self.store.read()?;
         let record = tx
             .refresh_token(&digest(refresh_token.as_bytes()))?
-            .ok_or(Error::InvalidRefresh)?;
+            .ok_or(Error::Unauthenticated)?;
         let now = self.clock.now();
         let session = tx
             .session(record.session)?
             .filter(|s| s.revoked_at.is_none() && s.expires_at > now && record.expires_at > now)
-            .ok_or(Error::InvalidRefresh)?;
+            .ok_or(Error::Unauthenticated)?;
         let audit = match tx.account(session.account)? {
             Some(a) => AuditEntry::new("logout", Outcome::Success).actor_account(&a),
             None => AuditEntry::new("logout", Outcome::Success),
