@@ -3,8 +3,10 @@
 //! calls the domain, and shapes the answer in its document's words; no
 //! adapter decides anything about credentials.
 //!
-//! [`routes`] is the whole route table. The router is built from it, and
-//! the OpenAPI test checks the published document against it.
+//! [`routes`] is the whole route table: each route's document and what it
+//! needs (nothing, or a principal). The router is built from it, the
+//! dispatcher authenticates by it, and the OpenAPI test checks the
+//! published document against it.
 
 // Handlers return early with a ready response as their error value; a
 // response is a few hundred bytes on the stack once per request, and boxing
@@ -86,6 +88,7 @@ pub(crate) enum Call {
 
 /// One entry of the route table.
 pub struct Route {
+    /// The method it answers (HEAD is answered by GET's route).
     pub method: Method,
     /// matchit syntax: `/api/v1/auth/keys/{keyId}`.
     pub path: &'static str,
