@@ -12,6 +12,7 @@
 //! an older build runs the migrations in one write transaction; a store
 //! written by a newer build is refused.
 
+pub mod backup;
 pub mod keyfile;
 pub mod records;
 
