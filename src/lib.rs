@@ -199,7 +199,7 @@ pub async fn start(
     let core = open_core_with(settings, clock).await?;
     core.check_external_defaults().map_err(StartError::Config)?;
     let core = Arc::new(core);
-    let first = first_admin(bootstrap, settings.admin_password_file)?;
+    let first = first_admin(bootstrap, settings.admin_password_file);
     let app = api::App::new(
         core.clone(),
         api::ApiOptions {
@@ -286,11 +286,11 @@ fn seconds(value: u64) -> i64 {
 }
 
 /// The first admin as the `LATCHKEY_ADMIN_*` variables ask for it.
-fn first_admin(bootstrap: Bootstrap, to_file: bool) -> Result<FirstAdmin, StartError> {
-    Ok(FirstAdmin {
+fn first_admin(bootstrap: Bootstrap, to_file: bool) -> FirstAdmin {
+    FirstAdmin {
         username: bootstrap.username.unwrap_or_else(|| "admin".into()),
         email: bootstrap.email.unwrap_or_else(|| "admin@localhost".into()),
         password: bootstrap.password,
         to_file,
-    })
+    }
 }

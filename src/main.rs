@@ -37,9 +37,10 @@ fn main() -> ExitCode {
         }),
         Command::CheckConfig(args) => {
             let file = args.config.clone();
-            with_settings(&args, |s| async move {
-                Ok(ops::check_config(&s, file.as_deref()))
-            })
+            with_settings(
+                &args,
+                |s| async move { ops::check_config(&s, file.as_deref()) },
+            )
         }
         Command::Healthcheck(args) => {
             with_settings(&args, |s| async move { ops::healthcheck(&s).await })

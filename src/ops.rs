@@ -549,8 +549,18 @@ pub async fn recover_admin(
     ))
 }
 
-/// `latchkey check-config`: the effective settings, secrets masked.
-pub fn check_config(settings: &Settings, config: Option<&Path>) -> String {
+/// `latchkey check-config`: the effective settings, secrets masked, after
+/// the checks `serve` makes before it opens anything: the certificate and
+/// key load as a pair, and the providers' CA files parse.
+pub fn check_config(settings: &Settings, config: Option<&Path>) -> Result<String, OpsError> {
+    if let Some((cert, key)) = &settings.tls {
+        crate::server::tls::server_config(cert, key).map_err(failed)?;
+    }
+    crate::server::outbound::HttpsClient::new(
+        &settings.provider_ca_files,
+        std::time::Duration::from_secs(settings.provider_timeout),
+    )
+    .map_err(failed)?;
     let mut out = String::new();
     match config {
         Some(path) => out.push_str(&format!("# settings file: {}\n", path.display())),
@@ -569,7 +579,7 @@ pub fn check_config(settings: &Settings, config: Option<&Path>) -> String {
         out.push_str("LATCHKEY_ADMIN_PASSWORD = (set, hidden)\n");
     }
     out.push_str("configuration OK\n");
-    out
+    Ok(out)
 }
 
 /// Names whose values are never printed.

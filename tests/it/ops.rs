@@ -561,6 +561,23 @@ async fn check_config_shows_the_effective_settings_and_starts_nothing() {
     assert!(!out.contains("a secret admin password"), "{out}");
     assert!(!data.exists(), "nothing was started or created");
 
+    // A certificate that is not there is found before any start.
+    std::fs::write(
+        &config,
+        "tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+    )
+    .unwrap();
+    let (code, out) = cli(
+        &["check-config", "--config", config.to_str().unwrap()],
+        vec![],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("cannot read certificate /nonexistent/cert.pem"),
+        "{out}"
+    );
+
     std::fs::write(&config, "listn = \"127.0.0.1:1\"\n").unwrap();
     let (code, out) = cli(
         &["check-config", "--config", config.to_str().unwrap()],
