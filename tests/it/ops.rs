@@ -85,6 +85,15 @@ async fn a_first_start_that_cannot_listen_leaves_the_first_admin_to_the_next_sta
     assert!(!out.contains("password:"), "no admin was made: {out}");
     assert!(data.join("latchkey.redb").exists(), "the store was opened");
 
+    // A certificate path that is wrong, as a first configuration may have.
+    let mut env = env_for(&data, &admin);
+    env.push(("LATCHKEY_TLS_CERT".into(), "/nonexistent/cert.pem".into()));
+    env.push(("LATCHKEY_TLS_KEY".into(), "/nonexistent/key.pem".into()));
+    let (code, out) = cli(&["serve"], env).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("/nonexistent/cert.pem"), "{out}");
+    assert!(!out.contains("password:"), "no admin was made: {out}");
+
     let env = env_for(&data, &admin);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let p = Proc::spawn(&[], &env);
