@@ -219,6 +219,10 @@ pub struct Layer {
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Write a generated first-admin password to <data-dir>/initial-admin-password (0600) instead of printing it [default: true under systemd, else false]
+    #[arg(long, env = "LATCHKEY_ADMIN_PASSWORD_FILE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub admin_password_file: Option<bool>,
 }
 
 /// How log lines are written.
@@ -282,6 +286,7 @@ impl Layer {
             external_default_reseller_id,
             external_default_merchant_id,
             log_format,
+            admin_password_file,
         )
     }
 
@@ -333,6 +338,9 @@ pub struct Settings {
     pub provider_ca_files: Vec<PathBuf>,
     pub provider_timeout: u64,
     pub log_format: LogFormat,
+    /// Whether a generated first-admin password goes to a file in the data
+    /// directory rather than to stderr (which systemd keeps in the journal).
+    pub admin_password_file: bool,
 }
 
 /// A setting that cannot be used.
@@ -422,6 +430,7 @@ impl Settings {
             provider_ca_files: layer.provider_ca_files.unwrap_or_default(),
             provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
+            admin_password_file: layer.admin_password_file.unwrap_or_else(under_systemd),
         };
         settings.check()?;
         Ok(settings)
@@ -487,6 +496,12 @@ impl Settings {
         }
         crate::domain::password::validate_params(self.hash_params).map_err(ConfigError::Invalid)
     }
+}
+
+/// Whether systemd started this process: it sets `NOTIFY_SOCKET` for a
+/// notify unit and `INVOCATION_ID` for every unit.
+fn under_systemd() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some() || std::env::var_os("INVOCATION_ID").is_some()
 }
 
 /// A comma-separated list, trimmed, without empty entries.

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod login;
 pub mod password;
 pub mod rbac;
+pub mod recovery;
 pub mod role_choice;
 pub mod s2s;
 pub mod secrets;

@@ -41,6 +41,7 @@
 
 pub mod context;
 pub mod outbound;
+pub mod probe;
 pub mod tls;
 
 use std::collections::HashMap;
