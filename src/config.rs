@@ -219,6 +219,10 @@ pub struct Layer {
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives; LATCHKEY_LOG, when set, wins; reloaded on SIGHUP [default: info]
+    #[arg(long, env = "LATCHKEY_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
 }
 
 /// How log lines are written.
@@ -282,6 +286,7 @@ impl Layer {
             external_default_reseller_id,
             external_default_merchant_id,
             log_format,
+            log_level,
         )
     }
 
@@ -333,6 +338,8 @@ pub struct Settings {
     pub provider_ca_files: Vec<PathBuf>,
     pub provider_timeout: u64,
     pub log_format: LogFormat,
+    /// The log filter (`log_level`), checked to parse.
+    pub log_level: String,
 }
 
 /// A setting that cannot be used.
@@ -422,6 +429,7 @@ impl Settings {
             provider_ca_files: layer.provider_ca_files.unwrap_or_default(),
             provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
+            log_level: layer.log_level.unwrap_or_else(|| "info".into()),
         };
         settings.check()?;
         Ok(settings)
@@ -464,6 +472,9 @@ impl Settings {
         }
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return bad(format!("--log-level {:?}: {e}", self.log_level));
         }
         for url in [
             &self.external.google_tokeninfo_url,

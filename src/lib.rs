@@ -15,6 +15,8 @@
 //!   migrations, typed records.
 //! - [`config`] and [`cli`]: settings from flags, environment, file and
 //!   defaults.
+//! - [`reload`] and [`systemd`]: SIGHUP reloads, and readiness, watchdog
+//!   and reload notifications for `Type=notify`.
 //!
 //! [`start`] wires them together; `main.rs` only parses the command line,
 //! sets up logging and waits for a signal.
@@ -23,8 +25,10 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod reload;
 pub mod server;
 pub mod store;
+pub mod systemd;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,6 +6,7 @@ use clap::Parser;
 use latchkey::cli::{Cli, Command};
 use latchkey::config::{Layer, LogFormat, Settings};
 use latchkey::domain::Clock;
+use latchkey::reload::{LogFilter, Reloader};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,11 +19,13 @@ fn main() -> ExitCode {
                 },
                 None => Layer::default(),
             };
+            let fixed = args.settings.clone();
             let settings = match Settings::resolve(args.settings.over(file)) {
                 Ok(s) => s,
                 Err(e) => return fail(&e.to_string()),
             };
-            init_logging(settings.log_format);
+            let log_filter = init_logging(settings.log_format, &settings.log_level);
+            let reloader = Reloader::new(args.config, fixed, settings.clone(), log_filter);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -30,12 +33,12 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return fail(&format!("cannot start the runtime: {e}")),
             };
-            runtime.block_on(serve(settings))
+            runtime.block_on(serve(settings, reloader))
         }
     }
 }
 
-async fn serve(settings: Settings) -> ExitCode {
+async fn serve(settings: Settings, reloader: Reloader) -> ExitCode {
     let running =
         match latchkey::start(&settings, Clock::system(), latchkey::Bootstrap::from_env()).await {
             Ok(r) => r,
@@ -55,39 +58,44 @@ async fn serve(settings: Settings) -> ExitCode {
         "latchkey listening on {scheme}://{}",
         running.addr
     );
-    wait_for_signal().await;
+    latchkey::systemd::ready();
+    let watchdog = latchkey::systemd::start_watchdog(running.core().clone());
+    latchkey::reload::until_stopped(&running, reloader).await;
+    latchkey::systemd::stopping();
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Sets up logging with `level` as the filter, unless `LATCHKEY_LOG` holds
+/// a valid one, which wins. Returns what changes the filter on reload
+/// (nothing when `LATCHKEY_LOG` fixed it).
+fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
+    let from_env = EnvFilter::try_from_env("LATCHKEY_LOG").ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
+        LogFormat::Text => registry.with(layer).init(),
     }
+    if fixed {
+        return None;
+    }
+    Some(Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }
 
 fn fail(message: &str) -> ExitCode {

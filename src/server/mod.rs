@@ -51,6 +51,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -122,6 +123,9 @@ pub struct Listening {
     task: JoinHandle<()>,
     /// Swappable certificate, when serving TLS.
     pub certificate: Option<Arc<tls::ReloadableCert>>,
+    /// Who may set X-Forwarded-For; swapped whole on reload, read once per
+    /// accepted connection and once per request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
 }
 
 impl Listening {
@@ -130,6 +134,11 @@ impl Listening {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+
+    /// Trusts these proxies from the next connection and request on.
+    pub fn set_trusted_proxies(&self, proxies: context::TrustedProxies) {
+        self.trusted_proxies.store(Arc::new(proxies));
     }
 }
 
@@ -172,12 +181,21 @@ pub async fn listen(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, tls, config, handler, stopped));
+    let trusted_proxies = Arc::new(ArcSwap::from_pointee(config.trusted_proxies.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        tls,
+        config,
+        trusted_proxies.clone(),
+        handler,
+        stopped,
+    ));
     Ok(Listening {
         addr,
         stop,
         task,
         certificate,
+        trusted_proxies,
     })
 }
 
@@ -219,6 +237,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     config: ServerConfig,
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     handler: Arc<dyn Handler>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -260,7 +279,7 @@ async fn accept_loop(
             _ = stopped.changed() => break,
         };
         let accepted_at = tokio::time::Instant::now();
-        let address_slot = if config.trusted_proxies.trusts(peer.ip()) {
+        let address_slot = if trusted_proxies.load().trusts(peer.ip()) {
             None
         } else {
             match per_address.admit(peer.ip()) {
@@ -277,6 +296,7 @@ async fn accept_loop(
             builder: builder.clone(),
             handler: handler.clone(),
             config: config.clone(),
+            trusted_proxies: trusted_proxies.clone(),
             peer,
             activity: Arc::new(watch::Sender::new(Activity {
                 in_flight: 0,
@@ -447,6 +467,8 @@ struct Connection {
     handler: Arc<dyn Handler>,
     /// Transport settings.
     config: Arc<ServerConfig>,
+    /// Who may set X-Forwarded-For, as of each request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     /// The TCP peer.
     peer: SocketAddr,
     /// Requests in progress, for the idle deadline, and whether to close.
@@ -498,6 +520,7 @@ impl Connection {
         let service = {
             let handler = self.handler.clone();
             let config = self.config.clone();
+            let trusted_proxies = self.trusted_proxies.clone();
             let peer = self.peer;
             let tls_on = tls.is_some();
             let activity = self.activity.clone();
@@ -508,10 +531,19 @@ impl Connection {
                 let mut in_flight = InFlight::start(&activity, peer);
                 let handler = handler.clone();
                 let config = config.clone();
+                let trusted = trusted_proxies.load_full();
                 let budget = budget.clone();
                 async move {
-                    let (response, close) =
-                        handle(req, peer, tls_on, &config, &budget, handler.as_ref()).await;
+                    let (response, close) = handle(
+                        req,
+                        peer,
+                        tls_on,
+                        &config,
+                        &trusted,
+                        &budget,
+                        handler.as_ref(),
+                    )
+                    .await;
                     if close {
                         in_flight.activity.send_modify(|a| a.closing = true);
                     }
@@ -572,6 +604,7 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
+    trusted_proxies: &context::TrustedProxies,
     budget: &BodyBudget,
     handler: &dyn Handler,
 ) -> (Response<Full<Bytes>>, bool) {
@@ -580,39 +613,38 @@ async fn handle(
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
-    let (context, response) =
-        match RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies) {
-            Ok(context) => {
-                let (parts, body) = req.into_parts();
-                let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
-                    Ok((bytes, held)) => {
-                        let mut request = Request::from_parts(parts, bytes);
-                        request.extensions_mut().insert(context.clone());
-                        let response = handler.handle(request).await;
-                        // The body's share of the budget goes back only once
-                        // the handler, which holds the body, is done.
-                        drop(held);
-                        response
-                    }
-                    Err(BodyRefused::Busy(refusal)) => refusal,
-                    Err(BodyRefused::Bad(refusal)) => {
-                        close = true;
-                        refusal
-                    }
-                };
-                (context, response)
-            }
-            // Keying this request by the proxy's own address would share one
-            // rate-limit bucket among everyone behind it; see
-            // `TrustedProxies::client_ip`.
-            Err(context::Unforwarded) => (
-                RequestContext::of_peer(peer, tls),
-                refuse(
-                    StatusCode::BAD_REQUEST,
-                    "a trusted proxy sent this request without a client address in X-Forwarded-For",
-                ),
+    let (context, response) = match RequestContext::new(peer, tls, req.headers(), trusted_proxies) {
+        Ok(context) => {
+            let (parts, body) = req.into_parts();
+            let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
+                Ok((bytes, held)) => {
+                    let mut request = Request::from_parts(parts, bytes);
+                    request.extensions_mut().insert(context.clone());
+                    let response = handler.handle(request).await;
+                    // The body's share of the budget goes back only once
+                    // the handler, which holds the body, is done.
+                    drop(held);
+                    response
+                }
+                Err(BodyRefused::Busy(refusal)) => refusal,
+                Err(BodyRefused::Bad(refusal)) => {
+                    close = true;
+                    refusal
+                }
+            };
+            (context, response)
+        }
+        // Keying this request by the proxy's own address would share one
+        // rate-limit bucket among everyone behind it; see
+        // `TrustedProxies::client_ip`.
+        Err(context::Unforwarded) => (
+            RequestContext::of_peer(peer, tls),
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "a trusted proxy sent this request without a client address in X-Forwarded-For",
             ),
-        };
+        ),
+    };
     let (mut parts, body) = response.into_parts();
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         parts.headers.insert("x-request-id", id);
