@@ -6,7 +6,7 @@ use clap::Parser;
 use latchkey::cli::{Cli, Command};
 use latchkey::config::{Layer, LogFormat, Settings};
 use latchkey::domain::Clock;
-use latchkey::reload::{LogFilter, Reloader};
+use latchkey::reload::{LogFilter, Reloader, Signals};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings, reloader: Reloader) -> ExitCode {
+    let signals = Signals::catch();
     let running =
         match latchkey::start(&settings, Clock::system(), latchkey::Bootstrap::from_env()).await {
             Ok(r) => r,
@@ -60,7 +61,7 @@ async fn serve(settings: Settings, reloader: Reloader) -> ExitCode {
     );
     latchkey::systemd::ready();
     let watchdog = latchkey::systemd::start_watchdog(running.core().clone());
-    latchkey::reload::until_stopped(&running, reloader).await;
+    latchkey::reload::until_stopped(&running, reloader, signals).await;
     latchkey::systemd::stopping();
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;

@@ -130,26 +130,50 @@ impl Reloader {
     }
 }
 
+/// The signals a server answers: SIGTERM and SIGINT stop it, SIGHUP
+/// reloads. Made before the server starts, so a signal sent as soon as it
+/// says it listens is already caught rather than killing it.
+pub struct Signals {
+    /// SIGTERM (systemd's stop), when it could be watched.
+    term: Option<tokio::signal::unix::Signal>,
+    /// SIGHUP (systemd's reload), when it could be watched.
+    hup: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts catching the signals; must run inside the runtime.
+    pub fn catch() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let watch = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch {name}");
+                None
+            }
+        };
+        Signals {
+            term: watch(SignalKind::terminate(), "SIGTERM"),
+            hup: watch(SignalKind::hangup(), "SIGHUP"),
+        }
+    }
+}
+
 /// Waits for SIGTERM or SIGINT, reloading on each SIGHUP meanwhile (and
 /// telling systemd about each reload).
-pub async fn until_stopped(running: &Running, mut reloader: Reloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (mut term, mut hup) = match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) {
-        (Ok(term), Ok(hup)) => (term, hup),
-        _ => {
-            tracing::warn!("cannot watch SIGTERM or SIGHUP; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+pub async fn until_stopped(running: &Running, mut reloader: Reloader, mut signals: Signals) {
+    async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+        match signal {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
         }
-    };
+    }
     loop {
         tokio::select! {
-            _ = term.recv() => return,
+            _ = next(&mut signals.term) => return,
             _ = tokio::signal::ctrl_c() => return,
-            _ = hup.recv() => {
+            _ = next(&mut signals.hup) => {
                 crate::systemd::reloading();
                 if let Err(e) = reloader.reload(running) {
                     tracing::error!(error = %e, "reload refused; the running settings and certificate stay in use");

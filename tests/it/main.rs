@@ -28,6 +28,7 @@ mod harden_transport;
 mod harden_tree;
 mod keys;
 mod openapi;
+mod package;
 mod passwords;
 mod process;
 mod readme;
