@@ -32,6 +32,7 @@ mod package;
 mod passwords;
 mod process;
 mod readme;
+mod reload;
 mod s2s;
 mod storage;
 mod transport;
