@@ -70,13 +70,15 @@ impl Core {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::net::IpAddr;
+
+    use crate::domain::Clock;
+    use crate::domain::limits::Limits;
 
     #[test]
     fn a_lowered_rate_applies_to_the_next_attempt_and_an_unchanged_one_keeps_state() {
-        let clock = super::super::Clock::manual(1_700_000_000);
-        let limits = super::super::limits::Limits::new(30, 10, &clock);
+        let clock = Clock::manual(1_700_000_000);
+        let limits = Limits::new(30, 10, &clock);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
             assert!(limits.check(ip, Some("alice")).is_ok());

@@ -187,7 +187,8 @@ impl NotifySocket {
     fn until(&self, wanted: &str) -> (String, Vec<String>) {
         let mut seen = Vec::new();
         let mut buf = [0u8; 4096];
-        for _ in 0..60 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
             if let Ok(n) = self.socket.recv(&mut buf) {
                 let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
                 if msg.lines().any(|l| l == wanted) {
@@ -446,6 +447,22 @@ fn the_deb_holds_the_binary_unit_and_settings_with_scripts_that_need_no_systemd(
     }
     let (ok, out) = run(Command::new(dir.path().join("usr/bin/latchkey")).arg("--help"));
     assert!(ok && out.contains("serve"), "{out}");
+
+    // README's build command installs the cargo-deb that scripts/test pins.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let package = readme
+        .split("## Package")
+        .nth(1)
+        .expect("a Package section");
+    let script = std::fs::read_to_string(repo("scripts/test")).unwrap();
+    let pin = script
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("cargo install cargo-deb "))
+        .expect("scripts/test installs cargo-deb");
+    assert!(
+        package.contains(&format!("cargo install cargo-deb {pin}")),
+        "README and scripts/test disagree on cargo-deb {pin}"
+    );
 }
 
 /// Whether this run may install packages on this machine: as root, and
