@@ -549,6 +549,15 @@ fn the_deb_installs_upgrades_removes_and_purges_on_this_machine() {
     ]));
     assert!(ok && out.trim().is_empty(), "installed unit: {out}");
 
+    // Where systemd runs, the install started the service on loopback;
+    // stop it so the run below has the store to itself.
+    if Path::new("/run/systemd/system").exists() {
+        let (active, out) = run(Command::new("systemctl").args(["is-active", "latchkey"]));
+        assert!(active, "latchkey.service not started on install: {out}");
+        let (ok, out) = run(Command::new("systemctl").args(["stop", "latchkey"]));
+        assert!(ok, "{out}");
+    }
+
     // The service user can read its settings and make its store: run the
     // installed binary as the service would, but on a free port (8080 may
     // be taken on a shared machine), until it serves.
