@@ -604,7 +604,7 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
-    trusted_proxies: &context::TrustedProxies,
+    trusted_proxies_now: &context::TrustedProxies,
     budget: &BodyBudget,
     handler: &dyn Handler,
 ) -> (Response<Full<Bytes>>, bool) {
@@ -613,38 +613,39 @@ async fn handle(
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
-    let (context, response) = match RequestContext::new(peer, tls, req.headers(), trusted_proxies) {
-        Ok(context) => {
-            let (parts, body) = req.into_parts();
-            let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
-                Ok((bytes, held)) => {
-                    let mut request = Request::from_parts(parts, bytes);
-                    request.extensions_mut().insert(context.clone());
-                    let response = handler.handle(request).await;
-                    // The body's share of the budget goes back only once
-                    // the handler, which holds the body, is done.
-                    drop(held);
-                    response
-                }
-                Err(BodyRefused::Busy(refusal)) => refusal,
-                Err(BodyRefused::Bad(refusal)) => {
-                    close = true;
-                    refusal
-                }
-            };
-            (context, response)
-        }
-        // Keying this request by the proxy's own address would share one
-        // rate-limit bucket among everyone behind it; see
-        // `TrustedProxies::client_ip`.
-        Err(context::Unforwarded) => (
-            RequestContext::of_peer(peer, tls),
-            refuse(
-                StatusCode::BAD_REQUEST,
-                "a trusted proxy sent this request without a client address in X-Forwarded-For",
+    let (context, response) =
+        match RequestContext::new(peer, tls, req.headers(), trusted_proxies_now) {
+            Ok(context) => {
+                let (parts, body) = req.into_parts();
+                let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
+                    Ok((bytes, held)) => {
+                        let mut request = Request::from_parts(parts, bytes);
+                        request.extensions_mut().insert(context.clone());
+                        let response = handler.handle(request).await;
+                        // The body's share of the budget goes back only once
+                        // the handler, which holds the body, is done.
+                        drop(held);
+                        response
+                    }
+                    Err(BodyRefused::Busy(refusal)) => refusal,
+                    Err(BodyRefused::Bad(refusal)) => {
+                        close = true;
+                        refusal
+                    }
+                };
+                (context, response)
+            }
+            // Keying this request by the proxy's own address would share one
+            // rate-limit bucket among everyone behind it; see
+            // `TrustedProxies::client_ip`.
+            Err(context::Unforwarded) => (
+                RequestContext::of_peer(peer, tls),
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "a trusted proxy sent this request without a client address in X-Forwarded-For",
+                ),
             ),
-        ),
-    };
+        };
     let (mut parts, body) = response.into_parts();
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         parts.headers.insert("x-request-id", id);
