@@ -55,11 +55,22 @@ pub fn start_watchdog(core: Arc<Core>) -> Option<JoinHandle<()>> {
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A failure is logged when it starts, not at every ping.
+        let mut failing = false;
         loop {
             tick.tick().await;
-            match core.store.read() {
-                Ok(_) => send(&[NotifyState::Watchdog], "WATCHDOG"),
-                Err(e) => tracing::warn!(error = %e, "store unreadable: not pinging the watchdog"),
+            let result = match core.store.read() {
+                Ok(_) => sd_notify::notify(&[NotifyState::Watchdog])
+                    .map_err(|e| format!("cannot notify systemd (WATCHDOG): {e}")),
+                Err(e) => Err(format!("store unreadable, not pinging the watchdog: {e}")),
+            };
+            match result {
+                Ok(()) => failing = false,
+                Err(e) if !failing => {
+                    tracing::warn!("{e}");
+                    failing = true;
+                }
+                Err(_) => {}
             }
         }
     }))
