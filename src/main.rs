@@ -60,7 +60,7 @@ async fn serve(settings: Settings, reloader: Reloader) -> ExitCode {
         running.addr
     );
     latchkey::systemd::ready();
-    let watchdog = latchkey::systemd::start_watchdog(running.core().clone());
+    let watchdog = latchkey::systemd::start_watchdog(running.core());
     latchkey::reload::until_stopped(&running, reloader, signals).await;
     latchkey::systemd::stopping();
     tracing::info!("shutting down: finishing in-flight requests");

@@ -45,13 +45,17 @@ pub fn reloaded() {
 /// as long as the server is healthy: the runtime runs this task and the
 /// store answers a read. A wedged runtime or an unreadable store stops the
 /// pings, and systemd restarts the service.
-pub fn start_watchdog(core: Arc<Core>) -> Option<JoinHandle<()>> {
+///
+/// The task holds the core only while it checks it, so shutdown, which
+/// waits for the last holder of the store, never waits for the watchdog.
+pub fn start_watchdog(core: &Arc<Core>) -> Option<JoinHandle<()>> {
     let interval = sd_notify::watchdog_enabled()?;
     let every = (interval / 2).max(Duration::from_millis(1));
     tracing::info!(
         interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
         "systemd watchdog enabled"
     );
+    let core = Arc::downgrade(core);
     Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -59,11 +63,13 @@ pub fn start_watchdog(core: Arc<Core>) -> Option<JoinHandle<()>> {
         let mut failing = false;
         loop {
             tick.tick().await;
+            let Some(core) = core.upgrade() else { return };
             let result = match core.store.read() {
                 Ok(_) => sd_notify::notify(&[NotifyState::Watchdog])
                     .map_err(|e| format!("cannot notify systemd (WATCHDOG): {e}")),
                 Err(e) => Err(format!("store unreadable, not pinging the watchdog: {e}")),
             };
+            drop(core);
             match result {
                 Ok(()) => failing = false,
                 Err(e) if !failing => {
