@@ -223,6 +223,9 @@ pub struct Layer {
     /// Write a generated first-admin password to <data-dir>/initial-admin-password (0600) instead of printing it [default: true under systemd, else false]
     #[arg(long, env = "LATCHKEY_ADMIN_PASSWORD_FILE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub admin_password_file: Option<bool>,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives; LATCHKEY_LOG, when set, wins; reloaded on SIGHUP [default: info]
+    #[arg(long, env = "LATCHKEY_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
 }
 
 /// How log lines are written.
@@ -287,6 +290,7 @@ impl Layer {
             external_default_merchant_id,
             log_format,
             admin_password_file,
+            log_level,
         )
     }
 
@@ -341,6 +345,8 @@ pub struct Settings {
     /// Whether a generated first-admin password goes to a file in the data
     /// directory rather than to stderr (which systemd keeps in the journal).
     pub admin_password_file: bool,
+    /// The log filter (`log_level`), checked to parse.
+    pub log_level: String,
 }
 
 /// A setting that cannot be used.
@@ -431,6 +437,7 @@ impl Settings {
             provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
             admin_password_file: layer.admin_password_file.unwrap_or_else(under_systemd),
+            log_level: layer.log_level.unwrap_or_else(|| "info".into()),
         };
         settings.check()?;
         Ok(settings)
@@ -473,6 +480,9 @@ impl Settings {
         }
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return bad(format!("--log-level {:?}: {e}", self.log_level));
         }
         for url in [
             &self.external.google_tokeninfo_url,

@@ -19,6 +19,8 @@
 //!   operator's commands reach a running server.
 //! - [`ops`]: those commands (`recover-admin`, `backup`, `restore`,
 //!   `verify`, `check-config`, `healthcheck`) and the backup format.
+//! - [`reload`] and [`systemd`]: SIGHUP reloads, and readiness, watchdog
+//!   and reload notifications for `Type=notify`.
 //!
 //! [`start`] wires them together; `main.rs` only parses the command line,
 //! sets up logging and waits for a signal.
@@ -29,8 +31,10 @@ pub mod config;
 pub mod control;
 pub mod domain;
 pub mod ops;
+pub mod reload;
 pub mod server;
 pub mod store;
+pub mod systemd;
 
 use std::sync::Arc;
 use std::time::Duration;

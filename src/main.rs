@@ -8,17 +8,20 @@ use latchkey::cli::{Cli, Command, ServeArgs};
 use latchkey::config::{LogFormat, Settings};
 use latchkey::domain::Clock;
 use latchkey::ops::{self, OpsError};
+use latchkey::reload::{LogFilter, Reloader, Signals};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
+            let fixed = args.settings.clone();
             let settings = match settings(&args) {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            init_logging(settings.log_format);
-            block_on(serve(settings))
+            let log_filter = init_logging(settings.log_format, &settings.log_level);
+            let reloader = Reloader::new(args.config, fixed, settings.clone(), log_filter);
+            block_on(serve(settings, reloader))
         }
         Command::RecoverAdmin(args) => with_settings(&args.settings, |s| async move {
             ops::recover_admin(&s, args.username.as_deref()).await
@@ -63,7 +66,7 @@ where
         Ok(s) => s,
         Err(code) => return code,
     };
-    init_logging(settings.log_format);
+    init_logging(settings.log_format, &settings.log_level);
     block_on(async move {
         match command(settings).await {
             Ok(text) => {
@@ -85,7 +88,8 @@ fn block_on(work: impl Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> ExitCode {
+async fn serve(settings: Settings, reloader: Reloader) -> ExitCode {
+    let signals = Signals::catch();
     let running =
         match latchkey::start(&settings, Clock::system(), latchkey::Bootstrap::from_env()).await {
             Ok(r) => r,
@@ -116,39 +120,44 @@ async fn serve(settings: Settings) -> ExitCode {
         "latchkey listening on {scheme}://{}",
         running.addr
     );
-    wait_for_signal().await;
+    latchkey::systemd::ready();
+    let watchdog = latchkey::systemd::start_watchdog(running.core());
+    latchkey::reload::until_stopped(&running, reloader, signals).await;
+    latchkey::systemd::stopping();
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Sets up logging with `level` as the filter, unless `LATCHKEY_LOG` holds
+/// a valid one, which wins. Returns what changes the filter on reload
+/// (nothing when `LATCHKEY_LOG` fixed it).
+fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
+    let from_env = EnvFilter::try_from_env("LATCHKEY_LOG").ok();
+    let fixed = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
+        LogFormat::Text => registry.with(layer).init(),
     }
+    if fixed {
+        return None;
+    }
+    Some(Box::new(move |level: &str| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    }))
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -306,8 +306,8 @@ impl Core {
     /// (and a `lockout` entry when this failure locks).
     async fn refuse(&self, refusal: Refusal, answer: Error) -> Error {
         let now = self.clock.now();
-        let threshold = self.config.lockout_threshold;
-        let lock_for = self.config.lockout_seconds;
+        let threshold = self.lockout.threshold();
+        let lock_for = self.lockout.seconds();
         let written = self
             .store
             .write_grouped(move |tx| {

@@ -18,6 +18,7 @@ pub mod login;
 pub mod password;
 pub mod rbac;
 pub mod recovery;
+mod reload;
 pub mod role_choice;
 pub mod s2s;
 pub mod secrets;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntry, Outcome};
 pub use clock::Clock;
+pub use reload::ReloadableSettings;
 
 use crate::store::{Store, StoreError};
 
@@ -169,6 +171,8 @@ pub struct Core {
     s2s_usage: s2s::S2sUsage,
     /// Login rate limiters.
     limits: limits::Limits,
+    /// The lockout rule in force (reloadable).
+    lockout: reload::Lockout,
     /// Writes started in the background, which shutdown waits for.
     background: Arc<Background>,
     /// Recent `/api/account/roles` logins, for choosing a role.
@@ -264,6 +268,7 @@ impl Core {
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
+            lockout: reload::Lockout::new(config.lockout_threshold, config.lockout_seconds),
             background: Arc::default(),
             role_grants: role_choice::RoleGrants::default(),
             fetch,

@@ -52,6 +52,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -123,6 +124,9 @@ pub struct Listening {
     task: JoinHandle<()>,
     /// Swappable certificate, when serving TLS.
     pub certificate: Option<Arc<tls::ReloadableCert>>,
+    /// Who may set X-Forwarded-For; swapped whole on reload, read once per
+    /// accepted connection and once per request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
 }
 
 impl Listening {
@@ -131,6 +135,11 @@ impl Listening {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+
+    /// Trusts these proxies from the next connection and request on.
+    pub fn set_trusted_proxies(&self, proxies: context::TrustedProxies) {
+        self.trusted_proxies.store(Arc::new(proxies));
     }
 }
 
@@ -173,12 +182,21 @@ pub async fn listen(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, tls, config, handler, stopped));
+    let trusted_proxies = Arc::new(ArcSwap::from_pointee(config.trusted_proxies.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        tls,
+        config,
+        trusted_proxies.clone(),
+        handler,
+        stopped,
+    ));
     Ok(Listening {
         addr,
         stop,
         task,
         certificate,
+        trusted_proxies,
     })
 }
 
@@ -220,6 +238,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     config: ServerConfig,
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     handler: Arc<dyn Handler>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -261,7 +280,7 @@ async fn accept_loop(
             _ = stopped.changed() => break,
         };
         let accepted_at = tokio::time::Instant::now();
-        let address_slot = if config.trusted_proxies.trusts(peer.ip()) {
+        let address_slot = if trusted_proxies.load().trusts(peer.ip()) {
             None
         } else {
             match per_address.admit(peer.ip()) {
@@ -278,6 +297,7 @@ async fn accept_loop(
             builder: builder.clone(),
             handler: handler.clone(),
             config: config.clone(),
+            trusted_proxies: trusted_proxies.clone(),
             peer,
             activity: Arc::new(watch::Sender::new(Activity {
                 in_flight: 0,
@@ -448,6 +468,8 @@ struct Connection {
     handler: Arc<dyn Handler>,
     /// Transport settings.
     config: Arc<ServerConfig>,
+    /// Who may set X-Forwarded-For, as of each request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     /// The TCP peer.
     peer: SocketAddr,
     /// Requests in progress, for the idle deadline, and whether to close.
@@ -499,6 +521,7 @@ impl Connection {
         let service = {
             let handler = self.handler.clone();
             let config = self.config.clone();
+            let trusted_proxies = self.trusted_proxies.clone();
             let peer = self.peer;
             let tls_on = tls.is_some();
             let activity = self.activity.clone();
@@ -509,10 +532,19 @@ impl Connection {
                 let mut in_flight = InFlight::start(&activity, peer);
                 let handler = handler.clone();
                 let config = config.clone();
+                let trusted = trusted_proxies.load_full();
                 let budget = budget.clone();
                 async move {
-                    let (response, close) =
-                        handle(req, peer, tls_on, &config, &budget, handler.as_ref()).await;
+                    let (response, close) = handle(
+                        req,
+                        peer,
+                        tls_on,
+                        &config,
+                        &trusted,
+                        &budget,
+                        handler.as_ref(),
+                    )
+                    .await;
                     if close {
                         in_flight.activity.send_modify(|a| a.closing = true);
                     }
@@ -573,6 +605,7 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
+    trusted_proxies_now: &context::TrustedProxies,
     budget: &BodyBudget,
     handler: &dyn Handler,
 ) -> (Response<Full<Bytes>>, bool) {
@@ -582,7 +615,7 @@ async fn handle(
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
     let (context, response) =
-        match RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies) {
+        match RequestContext::new(peer, tls, req.headers(), trusted_proxies_now) {
             Ok(context) => {
                 let (parts, body) = req.into_parts();
                 let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
