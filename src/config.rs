@@ -219,6 +219,41 @@ pub struct Layer {
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Bearer secret /metrics requires from every client when set (16 to 256 visible ASCII characters; prefer the variable or the file to the flag, which others can read in the process list) [default: none: /metrics answers loopback clients only]
+    #[arg(long, env = "LATCHKEY_METRICS_TOKEN", value_name = "SECRET")]
+    pub metrics_token: Option<Secret>,
+
+    /// Serve /metrics on this address (plain HTTP) instead of the main listener [default: none]
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// A secret setting: never shown by `Debug`, so no log line or error that
+/// prints the settings carries it.
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one comparison that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 /// How log lines are written.
@@ -282,6 +317,8 @@ impl Layer {
             external_default_reseller_id,
             external_default_merchant_id,
             log_format,
+            metrics_token,
+            metrics_listen,
         )
     }
 
@@ -333,6 +370,10 @@ pub struct Settings {
     pub provider_ca_files: Vec<PathBuf>,
     pub provider_timeout: u64,
     pub log_format: LogFormat,
+    /// The bearer secret `/metrics` requires, if any.
+    pub metrics_token: Option<Secret>,
+    /// A listener of its own for `/metrics`, if any.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A setting that cannot be used.
@@ -422,6 +463,8 @@ impl Settings {
             provider_ca_files: layer.provider_ca_files.unwrap_or_default(),
             provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
+            metrics_token: layer.metrics_token,
+            metrics_listen: layer.metrics_listen,
         };
         settings.check()?;
         Ok(settings)
@@ -481,6 +524,25 @@ impl Settings {
                  tenant ids (tid) whose users may sign in"
                     .into(),
             );
+        }
+        if let Some(token) = &self.metrics_token {
+            let t = token.expose();
+            if !(16..=256).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad(
+                    "--metrics-token must be 16 to 256 visible ASCII characters (no spaces)".into(),
+                );
+            }
+        }
+        if let Some(addr) = self.metrics_listen {
+            if addr == self.listen && addr.port() != 0 {
+                return bad("--metrics-listen must differ from --listen".into());
+            }
+            if !addr.ip().is_loopback() && !self.insecure_http {
+                return bad(format!(
+                    "refusing to serve /metrics as plain HTTP on {addr}: the metrics listener has no TLS. \
+                     Listen on a loopback address, or pass --insecure-http if the network to it is private"
+                ));
+            }
         }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());

@@ -14,6 +14,7 @@
 
 pub mod keyfile;
 pub mod records;
+mod stats;
 
 use std::fs;
 use std::io;
