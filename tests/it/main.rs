@@ -27,6 +27,7 @@ mod harden_tokens;
 mod harden_transport;
 mod harden_tree;
 mod keys;
+mod logs;
 mod metrics;
 mod openapi;
 mod passwords;
