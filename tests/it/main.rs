@@ -30,6 +30,7 @@ mod keys;
 mod logs;
 mod metrics;
 mod openapi;
+mod own_password;
 mod passwords;
 mod process;
 mod readme;
