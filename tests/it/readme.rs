@@ -126,6 +126,23 @@ async fn the_administration_examples_work_as_written() {
     assert!(tokens[0]["revoked_at"].is_string(), "{tokens:?}");
 }
 
+#[tokio::test]
+async fn the_monitoring_examples_work_as_written() {
+    let srv = Server::start().await;
+    srv.login(ADMIN, ADMIN_PASSWORD).await;
+    let stdout = run_block(&srv, block_after(&readme(), "<!-- monitoring")).await;
+    assert!(
+        stdout.starts_with(r#"{"status":"ok"}{"checks":"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""status":"ready"}"#), "{stdout}");
+    assert!(
+        stdout.contains(r#"latchkey_sign_ins_total{document="v1",outcome="success"} 1"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("latchkey_build_info{version="), "{stdout}");
+}
+
 #[test]
 fn ci_runs_the_readme_test_command() {
     let readme = readme();
