@@ -143,6 +143,49 @@ async fn the_monitoring_examples_work_as_written() {
     assert!(stdout.contains("latchkey_build_info{version="), "{stdout}");
 }
 
+/// Nothing the README or `docs/` points at lies outside the repository,
+/// and every file they link exists.
+#[test]
+fn documentation_links_stay_inside_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    let docs = root.join("docs/api");
+    for entry in std::fs::read_dir(&docs).expect("docs/api") {
+        pages.push(entry.expect("entry").path());
+    }
+    assert!(pages.len() >= 7, "{pages:?}");
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("page");
+        assert!(!text.contains("../"), "{} points outside", page.display());
+        assert!(!text.contains("reference-apis"), "{}", page.display());
+        let dir = page.parent().expect("parent");
+        for target in text.split("](").skip(1).filter_map(|s| s.split(')').next()) {
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            assert!(
+                dir.join(target).is_file(),
+                "{} links {target}, which does not exist",
+                page.display()
+            );
+        }
+    }
+    // Every published document has its page, linked from README.
+    let readme = readme();
+    for doc in [
+        "tenant-login-and-s2s",
+        "client-login-refresh",
+        "token-and-social-login",
+        "account-roles-token",
+        "canonical",
+        "admin",
+    ] {
+        let page = format!("docs/api/{doc}.md");
+        assert!(root.join(&page).is_file(), "{page}");
+        assert!(readme.contains(&page), "README does not link {page}");
+    }
+}
+
 #[test]
 fn ci_runs_the_readme_test_command() {
     let readme = readme();
