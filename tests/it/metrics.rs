@@ -356,3 +356,48 @@ async fn readyz_follows_whether_the_store_takes_a_write() {
     }
     assert!(ready, "ready again once the writer let go");
 }
+
+/// The hashing pool's gauges read the pool itself: a sign-in in its hash
+/// shows as running or queued, and one refused for want of a place (503)
+/// is counted as refused and as a busy sign-in.
+#[tokio::test]
+async fn the_hashing_pool_is_read_as_it_is() {
+    let srv = Server::start_with(Layer {
+        argon2_memory_kib: Some(32 * 1024),
+        argon2_iterations: Some(4),
+        hash_workers: Some(1),
+        hash_queue: Some(0),
+        ..Layer::default()
+    })
+    .await;
+    let before = scrape(&srv).await;
+    assert_eq!(value(&before, "latchkey_hash_pool_running"), 0.0);
+    let first = srv.login_in_flight(ADMIN, ADMIN_PASSWORD).await;
+    let second = srv
+        .post("/api/v1/auth/login")
+        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(
+        second.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        second.text()
+    );
+    let during = scrape(&srv).await;
+    assert_eq!(
+        value(&during, "latchkey_hash_pool_running") + value(&during, "latchkey_hash_pool_queued"),
+        1.0,
+        "{during}"
+    );
+    assert_eq!(first.await.expect("first login").status, StatusCode::OK);
+    let after = scrape(&srv).await;
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    assert_eq!(moved("latchkey_hash_pool_refused_total"), 1.0, "{after}");
+    assert_eq!(
+        moved(r#"latchkey_sign_ins_total{document="v1",outcome="busy"}"#),
+        1.0
+    );
+    assert_eq!(value(&after, "latchkey_hash_pool_running"), 0.0);
+    assert_eq!(value(&after, "latchkey_hash_pool_queued"), 0.0);
+}
