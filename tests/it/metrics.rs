@@ -357,40 +357,47 @@ async fn readyz_follows_whether_the_store_takes_a_write() {
     assert!(ready, "ready again once the writer let go");
 }
 
-/// The hashing pool's gauges read the pool itself: a sign-in in its hash
-/// shows as running or queued, and one refused for want of a place (503)
-/// is counted as refused and as a busy sign-in.
+/// The hashing pool's gauges read the pool itself: one sign-in hashing
+/// shows as running, one waiting for the worker as queued, and one refused
+/// for want of a place (503) as refused and as a busy sign-in.
 #[tokio::test]
 async fn the_hashing_pool_is_read_as_it_is() {
     let srv = Server::start_with(Layer {
         argon2_memory_kib: Some(32 * 1024),
         argon2_iterations: Some(4),
         hash_workers: Some(1),
-        hash_queue: Some(0),
+        hash_queue: Some(1),
         ..Layer::default()
     })
     .await;
     let before = scrape(&srv).await;
     assert_eq!(value(&before, "latchkey_hash_pool_running"), 0.0);
+    let login = || {
+        srv.post("/api/v1/auth/login")
+            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
+            .send()
+    };
     let first = srv.login_in_flight(ADMIN, ADMIN_PASSWORD).await;
-    let second = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let second = tokio::spawn(login());
+    while srv.running().hashes_in_flight() < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let third = login().await;
     assert_eq!(
-        second.status,
+        third.status,
         StatusCode::SERVICE_UNAVAILABLE,
         "{}",
-        second.text()
+        third.text()
     );
     let during = scrape(&srv).await;
     assert_eq!(
-        value(&during, "latchkey_hash_pool_running") + value(&during, "latchkey_hash_pool_queued"),
+        value(&during, "latchkey_hash_pool_running"),
         1.0,
         "{during}"
     );
+    assert_eq!(value(&during, "latchkey_hash_pool_queued"), 1.0, "{during}");
     assert_eq!(first.await.expect("first login").status, StatusCode::OK);
+    assert_eq!(second.await.expect("second login").status, StatusCode::OK);
     let after = scrape(&srv).await;
     let moved = |series: &str| value(&after, series) - value(&before, series);
     assert_eq!(moved("latchkey_hash_pool_refused_total"), 1.0, "{after}");
