@@ -626,6 +626,44 @@ mod tests {
     }
 
     #[test]
+    fn metrics_settings_are_checked_and_the_token_never_shown() {
+        let short = Layer {
+            metrics_token: Some("too-short".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(short).unwrap_err().to_string();
+        assert!(err.contains("--metrics-token"), "{err}");
+        let secret = "a-long-enough-metrics-token";
+        let file: Layer = toml::from_str(&format!("metrics_token = \"{secret}\"")).unwrap();
+        assert!(!format!("{file:?}").contains(secret));
+        let settings = Settings::resolve(file).unwrap();
+        assert_eq!(
+            settings.metrics_token.as_ref().map(Secret::expose),
+            Some(secret)
+        );
+        assert!(!format!("{settings:?}").contains(secret));
+
+        let public = Layer {
+            metrics_listen: Some("0.0.0.0:9090".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(public.clone()).unwrap_err().to_string();
+        assert!(err.contains("/metrics"), "{err}");
+        let asked = Layer {
+            insecure_http: Some(true),
+            ..public
+        };
+        assert!(Settings::resolve(asked).is_ok());
+        let same = Layer {
+            listen: Some("127.0.0.1:8080".parse().unwrap()),
+            metrics_listen: Some("127.0.0.1:8080".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(same).unwrap_err().to_string();
+        assert!(err.contains("--metrics-listen"), "{err}");
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let err = toml::from_str::<Layer>("listn = \"127.0.0.1:1\"").unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
