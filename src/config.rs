@@ -221,7 +221,12 @@ pub struct Layer {
     pub log_format: Option<LogFormat>,
 
     /// Bearer secret /metrics requires from every client when set (16 to 256 visible ASCII characters; prefer the variable or the file to the flag, which others can read in the process list) [default: none: /metrics answers loopback clients only]
-    #[arg(long, env = "LATCHKEY_METRICS_TOKEN", value_name = "SECRET")]
+    #[arg(
+        long,
+        env = "LATCHKEY_METRICS_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
     pub metrics_token: Option<Secret>,
 
     /// Serve /metrics on this address (plain HTTP) instead of the main listener [default: none]

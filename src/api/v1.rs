@@ -281,7 +281,9 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangePasswordBody {
+    /// The password the account has now, checked like a login.
     current_password: String,
+    /// The password it is to have.
     new_password: String,
 }
 

@@ -14,9 +14,13 @@ use crate::harness::*;
 
 /// A `latchkey serve` writing JSON logs, with every line it wrote so far.
 struct JsonProc {
+    /// The process.
     child: std::process::Child,
+    /// Every line it wrote to stderr so far.
     lines: Arc<Mutex<Vec<String>>>,
+    /// Where it listens.
     addr: std::net::SocketAddr,
+    /// Its data directory, removed when the test ends.
     _dir: tempfile::TempDir,
 }
 

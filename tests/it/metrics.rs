@@ -408,3 +408,15 @@ async fn the_hashing_pool_is_read_as_it_is() {
     assert_eq!(value(&after, "latchkey_hash_pool_running"), 0.0);
     assert_eq!(value(&after, "latchkey_hash_pool_queued"), 0.0);
 }
+
+/// `--help` shows each variable's value; never the metrics token's.
+#[test]
+fn help_does_not_show_the_metrics_token() {
+    let (code, out) = run_to_end(
+        &["serve", "--help"],
+        &[("LATCHKEY_METRICS_TOKEN", METRICS_TOKEN)],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("LATCHKEY_METRICS_TOKEN"), "{out}");
+    assert!(!out.contains(METRICS_TOKEN), "{out}");
+}
