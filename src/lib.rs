@@ -21,6 +21,8 @@
 //!   `verify`, `check-config`, `healthcheck`) and the backup format.
 //! - [`reload`] and [`systemd`]: SIGHUP reloads, and readiness, watchdog
 //!   and reload notifications for `Type=notify`.
+//! - [`metrics`]: the Prometheus registry the domain and the server report
+//!   to, and `GET /metrics`.
 //!
 //! [`start`] wires them together; `main.rs` only parses the command line,
 //! sets up logging and waits for a signal.
@@ -30,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod domain;
+pub mod metrics;
 pub mod ops;
 pub mod reload;
 pub mod server;
@@ -84,6 +87,8 @@ pub struct Running {
     listening: server::Listening,
     /// The control socket, when it could be bound.
     control: Option<control::ControlServer>,
+    /// The metrics listener (`metrics_listen`), when there is one.
+    metrics_listening: Option<server::Listening>,
     /// Periodic upkeep.
     housekeeping: JoinHandle<()>,
     /// Tells the upkeep loop to stop between rounds.
@@ -116,6 +121,11 @@ impl Running {
         &self.core
     }
 
+    /// The address of the metrics listener, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listening.as_ref().map(|l| l.addr)
+    }
+
     /// Runs one round of upkeep now (what the periodic loop does).
     pub async fn housekeeping(&self) {
         if let Err(e) = self.core.housekeeping().await {
@@ -132,6 +142,9 @@ impl Running {
             control.stop().await;
         }
         self.listening.shutdown().await;
+        if let Some(metrics) = self.metrics_listening {
+            metrics.shutdown().await;
+        }
         if let Err(e) = self.core.flush().await {
             tracing::warn!(error = %e, "could not write API key usage at shutdown");
         }
@@ -202,12 +215,26 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let core = open_core_with(settings, clock).await?;
     core.check_external_defaults().map_err(StartError::Config)?;
+    let routes: Vec<&'static str> = api::routes().iter().map(|r| r.path).collect();
+    let metrics = Arc::new(
+        metrics::Metrics::new(
+            metrics::Access {
+                token: settings.metrics_token.clone(),
+                own_listener: settings.metrics_listen.is_some(),
+            },
+            &routes,
+        )
+        .map_err(StartError::Config)?,
+    );
+    let mut core = core;
+    core.set_observer(metrics.clone());
     let core = Arc::new(core);
     let first = first_admin(bootstrap, settings.admin_password_file);
     let app = api::App::new(
         core.clone(),
         api::ApiOptions {
             token_query_param: settings.token_query_param,
+            metrics: metrics.clone(),
         },
     )
     .map_err(StartError::Config)?;
@@ -221,6 +248,25 @@ pub async fn start(
         max_body_bytes: settings.max_body_bytes,
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
         trusted_proxies: settings.trusted_proxies.clone(),
+    };
+    let metrics_listening = match settings.metrics_listen {
+        Some(addr) => {
+            let config = server::ServerConfig {
+                listen: addr,
+                tls: None,
+                ..server_config.clone()
+            };
+            let endpoint = metrics::Endpoint {
+                core: core.clone(),
+                metrics,
+            };
+            Some(
+                server::listen(config, Arc::new(endpoint))
+                    .await
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            )
+        }
+        None => None,
     };
     let listening = server::listen(server_config, Arc::new(api::Api(app)))
         .await
@@ -274,6 +320,7 @@ pub async fn start(
         core,
         listening,
         control,
+        metrics_listening,
         housekeeping,
         stop_housekeeping,
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout.max(1)),

@@ -148,7 +148,17 @@ fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
         .with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Json => registry.with(layer.json()).init(),
+        // One object per line: the event's fields at the top level, and
+        // the request's span (its `request_id`) under `span`.
+        LogFormat::Json => registry
+            .with(
+                layer
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .init(),
         LogFormat::Text => registry.with(layer).init(),
     }
     if fixed {

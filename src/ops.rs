@@ -44,6 +44,10 @@ pub const DIGEST_LEN: usize = 32;
 /// damaged length field can make `restore` try to write.
 pub const MAX_STORE_BYTES: u64 = 1 << 40;
 
+/// The git revision this binary was built from ("unknown" outside a
+/// checkout).
+pub const GIT_REVISION: &str = env!("LATCHKEY_GIT_REVISION");
+
 /// The version line: the package version and the git revision it was
 /// built from.
 pub const VERSION: &str = concat!(
@@ -674,14 +678,27 @@ fn effective(s: &Settings) -> Vec<(&'static str, String)> {
         ),
         ("log_format", format!("{:?}", s.log_format).to_lowercase()),
         ("admin_password_file", s.admin_password_file.to_string()),
+        ("log_level", s.log_level.clone()),
+        (
+            "metrics_token",
+            if s.metrics_token.is_some() {
+                "(set, hidden)"
+            } else {
+                ""
+            }
+            .to_string(),
+        ),
+        (
+            "metrics_listen",
+            s.metrics_listen.map(|a| a.to_string()).unwrap_or_default(),
+        ),
     ]
 }
 
 /// `latchkey healthcheck`: whether the configured server answers 200.
 pub async fn healthcheck(settings: &Settings) -> Result<String, OpsError> {
-    // TODO(observe): probe /readyz once it lands; /healthz only says the
-    // process is alive.
-    const PATH: &str = "/healthz";
+    // Ready, not merely alive: /readyz commits a write and signs a token.
+    const PATH: &str = "/readyz";
     let status = crate::server::probe::status(settings.listen, settings.tls.is_some(), PATH)
         .await
         .map_err(|e| failed(format!("healthcheck: {e}")))?;

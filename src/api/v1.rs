@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         route!(POST, "/api/v1/auth/refresh", refresh),
         route!(POST, "/api/v1/auth/logout", logout),
         route!(GET, "/api/v1/auth/me", me),
+        route!(POST, "/api/v1/auth/password", change_password),
         route!(POST, "/api/v1/auth/external/{provider}", external),
         route!(POST, "/api/v1/auth/keys", create_key),
         route!(GET, "/api/v1/auth/keys", list_keys),
@@ -275,6 +276,60 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
         obj.insert("credential".into(), credential);
     }
     json(StatusCode::OK, &view)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    /// The password the account has now, checked like a login.
+    current_password: String,
+    /// The password it is to have.
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: the caller changes its own password. The
+/// document has no such route; it is the admin API's password change
+/// (`POST /api/v1/admin/users/{id}/password`) for one's own account, with
+/// the same rules, limits, audit and answers, so a user need not know its
+/// id or use a path under `/admin/`. Answers 204.
+async fn change_password(app: Arc<App>, req: Req) -> Response<Bytes> {
+    let principal = match authenticate(&app, &req) {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
+    let body: ChangePasswordBody = match json_body(&req) {
+        Ok(b) => b,
+        Err(e) => return body_error(e),
+    };
+    // An S2S token has no account; it could not set a password anyway.
+    let Some(own) = principal.account else {
+        return error_response(&req, &Error::Forbidden);
+    };
+    let changed = app
+        .core
+        .admin_set_password(
+            &principal,
+            own,
+            &body.new_password,
+            Some(&body.current_password),
+        )
+        .await;
+    match changed {
+        Ok(()) => no_content(),
+        // The domain names the new password `password`, as the admin
+        // route's body does; this body calls it `new_password`.
+        Err(Error::Invalid {
+            field: "password",
+            message,
+        }) => error_response(
+            &req,
+            &Error::Invalid {
+                field: "new_password",
+                message,
+            },
+        ),
+        Err(e) => error_response(&req, &e),
+    }
 }
 
 /// An API key as the document lists it; `role` (narrowed to one role),

@@ -11,6 +11,8 @@ use super::{App, Route, route};
 pub fn routes() -> Vec<Route> {
     vec![
         route!(GET, "/healthz", healthz),
+        route!(GET, "/readyz", readyz),
+        route!(GET, "/metrics", metrics),
         route!(GET, "/.well-known/jwks.json", jwks),
     ]
 }
@@ -26,6 +28,35 @@ async fn healthz(app: Arc<App>, _req: Req) -> Response<Bytes> {
             &serde_json::json!({ "status": "unavailable" }),
         ),
     }
+}
+
+/// 200 when the store commits a write and the signing key signs; else 503
+/// naming what failed. Unlike `/healthz`, each call does real work (one
+/// empty write transaction, one signature).
+async fn readyz(app: Arc<App>, _req: Req) -> Response<Bytes> {
+    let ready = app.core.readiness().await;
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => serde_json::json!({ "ok": true }),
+        Err(why) => serde_json::json!({ "ok": false, "error": why }),
+    };
+    let body = serde_json::json!({
+        "status": if ready.ready() { "ready" } else { "unavailable" },
+        "checks": { "store": check(&ready.store), "signing_key": check(&ready.signing_key) },
+    });
+    let status = if ready.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
+}
+
+/// The Prometheus metrics, to whom `crate::metrics` admits.
+async fn metrics(app: Arc<App>, req: Req) -> Response<Bytes> {
+    app.options
+        .metrics
+        .answer(&app.core, false, req.ctx.client_ip, &req.headers)
+        .await
 }
 
 async fn jwks(app: Arc<App>, _req: Req) -> Response<Bytes> {

@@ -35,6 +35,7 @@
 use uuid::Uuid;
 
 use super::accounts::LoginId;
+use super::observe::CheckOutcome;
 use super::password::{Lane, Password};
 use super::sessions::{Issued, SessionRequest};
 use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
@@ -189,8 +190,26 @@ impl Core {
         .await
     }
 
-    /// The one password check; see the module comment for its order.
+    /// The one password check; see the module comment for its order. Its
+    /// outcome is reported to the observer (the metrics) here, once.
     async fn check_password(
+        &self,
+        whom: Whom<'_>,
+        password: &str,
+        client: &ClientInfo,
+        check: Check<'_>,
+    ) -> Result<Account, Error> {
+        let (event, via) = (check.event, check.via);
+        let result = self
+            .check_password_once(whom, password, client, check)
+            .await;
+        self.observe
+            .observer()
+            .password_checked(event, via, CheckOutcome::of(&result));
+        result
+    }
+
+    async fn check_password_once(
         &self,
         whom: Whom<'_>,
         password: &str,

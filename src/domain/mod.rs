@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod keys;
 pub mod limits;
 pub mod login;
+pub mod observe;
 pub mod password;
 pub mod rbac;
 pub mod recovery;
@@ -183,6 +184,9 @@ pub struct Core {
     external: external::ExternalConfig,
     /// When ended records were last pruned (Unix seconds).
     last_record_prune: std::sync::Mutex<i64>,
+    /// Who is told of sign-ins and authentications (the metrics), and the
+    /// readiness probe's state.
+    observe: observe::Hooks,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -275,6 +279,7 @@ impl Core {
             external: config.external.clone(),
             config,
             last_record_prune: std::sync::Mutex::new(0),
+            observe: observe::Hooks::default(),
         })
     }
 

@@ -54,7 +54,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::body::Incoming;
@@ -63,6 +63,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 pub use context::RequestContext;
 
@@ -87,6 +88,11 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 /// a [`RequestContext`] in its extensions, produce a response.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request<Bytes>) -> ResponseFuture;
+
+    /// Told of every answered request, the transport's own refusals
+    /// included, once its response is ready (for the metrics). `path` has
+    /// no query string. It runs on the request path, so it must be cheap.
+    fn completed(&self, _method: &Method, _path: &str, _status: StatusCode, _elapsed: Duration) {}
 }
 
 /// Transport settings.
@@ -614,38 +620,46 @@ async fn handle(
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
-    let (context, response) =
+    let (context, response, span) =
         match RequestContext::new(peer, tls, req.headers(), trusted_proxies_now) {
             Ok(context) => {
+                // Every line logged while this request is handled, and its
+                // access line, carry its id.
+                let span = tracing::info_span!("request", request_id = %context.request_id);
                 let (parts, body) = req.into_parts();
-                let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
-                    Ok((bytes, held)) => {
-                        let mut request = Request::from_parts(parts, bytes);
-                        request.extensions_mut().insert(context.clone());
-                        let response = handler.handle(request).await;
-                        // The body's share of the budget goes back only once
-                        // the handler, which holds the body, is done.
-                        drop(held);
-                        response
-                    }
-                    Err(BodyRefused::Busy(refusal)) => refusal,
-                    Err(BodyRefused::Bad(refusal)) => {
-                        close = true;
-                        refusal
+                let answer = async {
+                    match read_body(&parts, body, config.max_body_bytes, budget).await {
+                        Ok((bytes, held)) => {
+                            let mut request = Request::from_parts(parts, bytes);
+                            request.extensions_mut().insert(context.clone());
+                            let response = handler.handle(request).await;
+                            // The body's share of the budget goes back only
+                            // once the handler, which holds the body, is done.
+                            drop(held);
+                            response
+                        }
+                        Err(BodyRefused::Busy(refusal)) => refusal,
+                        Err(BodyRefused::Bad(refusal)) => {
+                            close = true;
+                            refusal
+                        }
                     }
                 };
-                (context, response)
+                let response = answer.instrument(span.clone()).await;
+                (context, response, span)
             }
             // Keying this request by the proxy's own address would share one
             // rate-limit bucket among everyone behind it; see
             // `TrustedProxies::client_ip`.
-            Err(context::Unforwarded) => (
-                RequestContext::of_peer(peer, tls),
-                refuse(
+            Err(context::Unforwarded) => {
+                let context = RequestContext::of_peer(peer, tls);
+                let span = tracing::info_span!("request", request_id = %context.request_id);
+                let refusal = refuse(
                     StatusCode::BAD_REQUEST,
                     "a trusted proxy sent this request without a client address in X-Forwarded-For",
-                ),
-            ),
+                );
+                (context, refusal, span)
+            }
         };
     let (mut parts, body) = response.into_parts();
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
@@ -655,16 +669,19 @@ async fn handle(
         http::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    tracing::info!(
-        target: "latchkey::access",
-        method = %method,
-        path = %path,
-        status = parts.status.as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        client = %context.client_ip,
-        request_id = %context.request_id,
-        "request"
-    );
+    let elapsed = started.elapsed();
+    handler.completed(&method, &path, parts.status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "latchkey::access",
+            method = %method,
+            path = %path,
+            status = parts.status.as_u16(),
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client = %context.client_ip,
+            "request"
+        )
+    });
     (Response::from_parts(parts, Full::new(body)), close)
 }
 

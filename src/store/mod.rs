@@ -29,6 +29,7 @@ mod migrate;
 mod open;
 mod reads;
 pub mod records;
+mod stats;
 mod tables;
 mod writes;
 
