@@ -175,6 +175,8 @@ fn refusal(document: Document, asked: &Asked, e: &Error) -> Reply {
 pub struct ApiOptions {
     /// Accept opaque tokens in a `token` query parameter.
     pub token_query_param: bool,
+    /// The metrics registry, for `/metrics` and request latencies.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// A route as the router keeps it.
@@ -275,6 +277,19 @@ impl Handler for Api {
             }
             Err(response) => Box::pin(async move { response }),
         }
+    }
+
+    fn completed(
+        &self,
+        method: &Method,
+        path: &str,
+        _status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        self.0
+            .options
+            .metrics
+            .request_completed(method, path, elapsed);
     }
 }
 

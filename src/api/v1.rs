@@ -29,6 +29,7 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, POST, "/api/v1/auth/refresh", public refresh),
         route!(DOC, POST, "/api/v1/auth/logout", principal logout),
         route!(DOC, GET, "/api/v1/auth/me", principal me),
+        route!(DOC, POST, "/api/v1/auth/password", principal change_password),
         route!(DOC, POST, "/api/v1/auth/external/{provider}", public external),
         route!(DOC, POST, "/api/v1/auth/keys", principal create_key),
         route!(DOC, GET, "/api/v1/auth/keys", principal list_keys),
@@ -223,6 +224,49 @@ async fn me(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
         obj.insert("credential".into(), credential);
     }
     Ok(json(StatusCode::OK, &view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    /// The password the account has now, checked like a login.
+    current_password: String,
+    /// The password it is to have.
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: the caller changes its own password. The
+/// document has no such route; it is the admin API's password change
+/// (`POST /api/v1/admin/users/{id}/password`) for one's own account, with
+/// the same rules, limits, audit and answers, so a user need not know its
+/// id or use a path under `/admin/`. Answers 204.
+async fn change_password(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let body: ChangePasswordBody = json_body(&req).map_err(body_error)?;
+    // An S2S token has no account; it could not set a password anyway.
+    let own = principal.account.ok_or(Error::Forbidden)?;
+    let changed = app
+        .core
+        .admin_set_password(
+            &principal,
+            own,
+            &body.new_password,
+            Some(&body.current_password),
+        )
+        .await;
+    match changed {
+        Ok(()) => Ok(no_content()),
+        // The domain names the new password `password`, as the admin
+        // route's body does; this body calls it `new_password`.
+        Err(Error::Invalid {
+            field: "password",
+            message,
+        }) => Err(Error::Invalid {
+            field: "new_password",
+            message,
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An API key as the document lists it; `role` (narrowed to one role),

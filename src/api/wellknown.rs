@@ -14,6 +14,8 @@ const DOC: Document = Document::V1;
 pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, GET, "/healthz", public healthz),
+        route!(DOC, GET, "/readyz", public readyz),
+        route!(DOC, GET, "/metrics", public metrics),
         route!(DOC, GET, "/.well-known/jwks.json", public jwks),
     ]
 }
@@ -30,6 +32,36 @@ async fn healthz(app: Arc<App>, _req: Req) -> Handled {
             &serde_json::json!({ "status": "unavailable" }),
         )
     })
+}
+
+/// 200 when the store commits a write and the signing key signs; else 503
+/// naming what failed. Unlike `/healthz`, each call does real work (one
+/// empty write transaction, one signature).
+async fn readyz(app: Arc<App>, _req: Req) -> Handled {
+    let ready = app.core.readiness().await;
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => serde_json::json!({ "ok": true }),
+        Err(why) => serde_json::json!({ "ok": false, "error": why }),
+    };
+    let body = serde_json::json!({
+        "status": if ready.ready() { "ready" } else { "unavailable" },
+        "checks": { "store": check(&ready.store), "signing_key": check(&ready.signing_key) },
+    });
+    let status = if ready.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok(json(status, &body))
+}
+
+/// The Prometheus metrics, to whom `crate::metrics` admits.
+async fn metrics(app: Arc<App>, req: Req) -> Handled {
+    Ok(app
+        .options
+        .metrics
+        .answer(&app.core, false, req.ctx.client_ip, &req.headers)
+        .await)
 }
 
 async fn jwks(app: Arc<App>, _req: Req) -> Handled {

@@ -35,6 +35,7 @@
 use uuid::Uuid;
 
 use super::accounts::LoginId;
+use super::observe::CheckOutcome;
 use super::password::{Lane, Password};
 use super::sessions::Issued;
 use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
@@ -188,8 +189,26 @@ impl Core {
         .await
     }
 
-    /// The one password check; see the module comment for its order.
+    /// The one password check; see the module comment for its order. Its
+    /// outcome is reported to the observer (the metrics) here, once.
     async fn check_password(
+        &self,
+        whom: Whom<'_>,
+        password: &str,
+        client: &ClientInfo,
+        check: Check,
+    ) -> Result<Account, Error> {
+        let (event, via) = (check.event, check.via);
+        let result = self
+            .check_password_once(whom, password, client, check)
+            .await;
+        self.observe
+            .observer()
+            .password_checked(event, via, CheckOutcome::of(&result));
+        result
+    }
+
+    async fn check_password_once(
         &self,
         whom: Whom<'_>,
         password: &str,
@@ -305,8 +324,8 @@ impl Core {
     /// (and a `lockout` entry when this failure locks).
     async fn refuse(&self, refusal: Refusal, answer: Error) -> Error {
         let now = self.clock.now();
-        let threshold = self.config.lockout_threshold;
-        let lock_for = self.config.lockout_seconds;
+        let threshold = self.lockout.threshold();
+        let lock_for = self.lockout.seconds();
         let written = self
             .store
             .write_grouped(move |tx| {

@@ -15,8 +15,11 @@ pub(crate) mod jwt;
 pub mod keys;
 pub(crate) mod limits;
 pub(crate) mod login;
+pub mod observe;
 pub mod password;
 pub(crate) mod rbac;
+pub mod recovery;
+mod reload;
 pub(crate) mod role_choice;
 pub mod s2s;
 pub(crate) mod secrets;
@@ -31,6 +34,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntry, Outcome};
 pub use clock::Clock;
+pub use reload::ReloadableSettings;
 
 use crate::store::{Store, StoreError};
 
@@ -248,6 +252,8 @@ pub struct Core {
     s2s_usage: s2s::S2sUsage,
     /// Login rate limiters.
     limits: limits::Limits,
+    /// The lockout rule in force (reloadable).
+    lockout: reload::Lockout,
     /// Writes started in the background, which shutdown waits for.
     background: Arc<Background>,
     /// Recent `/api/account/roles` logins, for choosing a role.
@@ -258,6 +264,9 @@ pub struct Core {
     external: external::ExternalConfig,
     /// When ended records were last pruned (Unix seconds).
     last_record_prune: std::sync::Mutex<i64>,
+    /// Who is told of sign-ins and authentications (the metrics), and the
+    /// readiness probe's state.
+    observe: observe::Hooks,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -431,12 +440,14 @@ impl Core {
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
+            lockout: reload::Lockout::new(config.lockout_threshold, config.lockout_seconds),
             background: Arc::default(),
             role_grants: role_choice::RoleGrants::default(),
             fetch,
             external: config.external.clone(),
             config,
             last_record_prune: std::sync::Mutex::new(0),
+            observe: observe::Hooks::default(),
         })
     }
 

@@ -652,7 +652,8 @@ impl Core {
         let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let actor = principal.clone();
-        self.store
+        let changed: Result<(), Error> = self
+            .store
             .write_async(move |tx| {
                 // The actor and the scope again, as they are now: the
                 // account may have been promoted out of reach while the
@@ -689,7 +690,11 @@ impl Core {
                     .append(tx, now)?;
                 Ok(())
             })
-            .await
+            .await;
+        if changed.is_ok() {
+            self.forget_changed_initial_password();
+        }
+        changed
     }
 
     /// Ends the account's lock (and clears its failure count), and clears

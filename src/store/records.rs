@@ -1,7 +1,7 @@
 //! The records latchkey keeps, as they are written to disk.
 //!
 //! Each record is stored as a JSON document in a redb table (see
-//! `store/mod.rs` for the tables). JSON keeps the file format documented by
+//! `store/tables.rs` for the tables). JSON keeps the file format documented by
 //! these types alone and lets a newer build add a field with a serde default
 //! without a migration. Secrets never appear here in clear: refresh tokens,
 //! opaque tokens, API keys and S2S tokens are kept as SHA-256 digests, and
@@ -183,8 +183,11 @@ pub struct AuditEvent {
 pub struct Reseller {
     /// Chosen by the creator or generated (`res_...`).
     pub id: String,
+    /// Display name, as the admin gave it.
     pub name: String,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds of the last rename.
     pub updated_at: i64,
 }
 
@@ -195,15 +198,20 @@ pub struct Merchant {
     pub id: String,
     /// The reseller it belongs to; fixed for the merchant's life.
     pub reseller_id: String,
+    /// Display name, as the admin gave it.
     pub name: String,
+    /// Unix seconds.
     pub created_at: i64,
+    /// Unix seconds of the last rename.
     pub updated_at: i64,
 }
 
 /// A role an admin defined (built-in roles are not stored).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CustomRole {
+    /// The role's name as first given (compared without regard to case).
     pub name: String,
+    /// Unix seconds.
     pub created_at: i64,
 }
 
@@ -214,9 +222,11 @@ pub struct ApiKey {
     pub id: String,
     /// The account the key acts as.
     pub account: Uuid,
+    /// A label its owner chose, shown in lists.
     pub name: String,
     /// SHA-256 of the whole `sk_live_...` string, base64url.
     pub digest: String,
+    /// Unix seconds.
     pub created_at: i64,
     /// Last use as last written to the store (at most once a minute; the
     /// server holds fresher values in memory).
@@ -250,11 +260,14 @@ pub struct S2sToken {
     pub name: String,
     /// `reseller`, `merchant` or `user`.
     pub role: String,
+    /// The reseller the token belongs to, itself or through its merchant.
     pub reseller_id: String,
+    /// The merchant the token belongs to, if it belongs to one.
     #[serde(default)]
     pub merchant_id: Option<String>,
     /// SHA-256 of the whole `s2s_...` string, base64url.
     pub digest: String,
+    /// Unix seconds.
     pub created_at: i64,
     /// Who issued it: an account id, or `s2s:<id>`. The token belongs to
     /// its tenant and outlives that account.
@@ -263,8 +276,11 @@ pub struct S2sToken {
     /// none and are held to `created_at` plus the configured maximum.
     #[serde(default)]
     pub expires_at: Option<i64>,
+    /// Set once the token is revoked; never cleared.
     #[serde(default)]
     pub revoked_at: Option<i64>,
+    /// Unix seconds of the token's first use, written once (later uses
+    /// are not recorded).
     #[serde(default)]
     pub last_used: Option<i64>,
 }

@@ -1,0 +1,153 @@
+//! Opening the store file: the data directory and the file made private
+//! to their owner before anything secret is written, an existing file
+//! narrowed to 0600, and redb's open errors turned into ones an operator
+//! can act on.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use redb::Database;
+
+use super::{STORE_FILE, Store, StoreError};
+
+impl Store {
+    /// Opens (or, in an empty directory, creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        create_private_dir(dir)?;
+        let path = dir.join(STORE_FILE);
+        let db = match fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => return Err(StoreError::EmptyFile { path }),
+            Ok(meta) => {
+                tighten_file(&path, &meta)?;
+                Database::builder()
+                    .open(&path)
+                    .map_err(|e| open_error(&path, e))?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                create_private_file(&path)?;
+                Database::builder()
+                    .create(&path)
+                    .map_err(|e| open_error(&path, e))?
+            }
+            Err(source) => return Err(StoreError::DataDir { path, source }),
+        };
+        let store = Store {
+            db: Arc::new(db),
+            path,
+            group: Arc::new(OnceLock::new()),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    if !dir.exists() {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(err)?;
+    }
+    if !dir.is_dir() {
+        return Err(err(io::Error::other("not a directory")));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir).map_err(err)?.permissions().mode() & 0o777;
+        // Whoever can write the directory can swap the store or the master
+        // key for their own, so that is refused; a readable one only lets
+        // others see names, since the files inside are 0600.
+        if mode & 0o022 != 0 {
+            return Err(StoreError::UnsafeDataDir {
+                path: dir.to_path_buf(),
+                mode,
+            });
+        }
+        if mode & 0o044 != 0 {
+            tracing::warn!(
+                path = %dir.display(),
+                mode = format!("{mode:03o}"),
+                "the data directory is readable by group or others; 0700 is recommended"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Creates the empty store file, readable and writable by its owner only,
+/// before redb writes anything into it: password hashes must never sit in
+/// a file others can read, whatever the directory's mode or the umask.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|source| StoreError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Narrows an existing store file that others could read or write (as
+/// earlier builds left it in a directory that already existed) to 0600.
+fn tighten_file(path: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|source| {
+                StoreError::DataDir {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format!("{mode:03o}"),
+                "the store file was open to group or others; its mode is now 0600"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
+    Ok(())
+}
+
+pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+    let path = path.to_path_buf();
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => {
+            if source.kind() == io::ErrorKind::PermissionDenied {
+                StoreError::DataDir { path, source }
+            } else {
+                StoreError::Damaged {
+                    path,
+                    detail: source.to_string(),
+                }
+            }
+        }
+        other => StoreError::Damaged {
+            path,
+            detail: other.to_string(),
+        },
+    }
+}
