@@ -118,7 +118,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
             .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    srv.until_hashes_in_flight(1).await;
     // A place in the pool is taken before any allowance is charged (issue
     // 9, item 7): while it is full, attempts are busy and cost nothing.
     for _ in 0..2 {
@@ -419,7 +419,7 @@ async fn every_refusal_costs_one_hash() {
             .json(&json!({ "username": "reseller1", "password": WORLD_PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    srv.until_hashes_in_flight(1).await;
     for (who, password) in [
         ("nobody", "wrong password"),
         ("reseller2", "wrong password"),

@@ -32,18 +32,6 @@ async fn slow_hashing() -> Server {
     .await
 }
 
-async fn wait_in_flight(srv: &Server, n: usize) {
-    while srv.running().hashes_in_flight() < n {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-async fn wait_idle(srv: &Server) {
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
 /// Issues an S2S token as the admin; returns (token, id).
 async fn s2s_token(srv: &Server, admin: &str, name: &str) -> (String, String) {
     let r = srv
@@ -90,14 +78,14 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
             json!({ "reseller_id": "res_1" }),
         )
         .await;
-    wait_idle(&srv).await;
+    srv.until_pool_idle().await;
     let reset = tokio::spawn(
         srv.post(&format!("{USERS}/{id}/password"))
             .bearer(&reseller)
             .json(&json!({ "password": NEW_PASSWORD }))
             .send(),
     );
-    wait_in_flight(&srv, 1).await;
+    srv.until_hashes_in_flight(1).await;
     let r = srv
         .send_as(
             &admin,
@@ -289,7 +277,7 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
     let admin = world.token("admin").to_string();
     let reseller = world.token("reseller1").to_string();
     let reseller_id = world.get("reseller1").id.clone();
-    wait_idle(&srv).await;
+    srv.until_pool_idle().await;
     let create = tokio::spawn(
         srv.post(USERS)
             .bearer(&reseller)
@@ -299,7 +287,7 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
             )
             .send(),
     );
-    wait_in_flight(&srv, 1).await;
+    srv.until_hashes_in_flight(1).await;
     let r = srv
         .send_as(
             &admin,

@@ -241,18 +241,14 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
     .await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "trudy", PASSWORD, &["user"]).await;
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    srv.until_pool_idle().await;
     let before = logins_by(&srv, &admin, &id).await.len();
     let login = tokio::spawn(
         srv.post("/api/v1/auth/login")
             .json(&json!({ "username": "trudy", "password": PASSWORD }))
             .send(),
     );
-    while srv.running().hashes_in_flight() < 1 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    srv.until_hashes_in_flight(1).await;
     let r = srv
         .send_as(
             &admin,

@@ -7,7 +7,7 @@ use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
-use crate::harness::{Resp, Server};
+use crate::harness::{Resp, Server, until};
 
 const PASSWORD: &str = "the right password";
 const WRONG: &str = "not the password";
@@ -505,18 +505,6 @@ fn slow_pool(workers: usize, queue: usize, per_account: u32) -> Layer {
     }
 }
 
-/// Waits (without asserting anything about time) until the pool holds at
-/// least `n` jobs.
-async fn until_in_flight(srv: &Server, n: usize) {
-    for _ in 0..2000 {
-        if srv.running().hashes_in_flight() >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    panic!("the pool never held {n} jobs");
-}
-
 // Item 7: a flood of current-password checks fills only the share of the
 // pool other work may use (two of four places here), so a sign-in is
 // still admitted and served.
@@ -542,12 +530,10 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
             .bearer(&token)
             .json(&json!({ "password": "a brand new password", "current_password": format!("guess {i}") }));
         let h = tokio::spawn(async move { call.send().await.status });
-        for _ in 0..2000 {
-            if h.is_finished() || srv.running().hashes_in_flight() > before {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
+        until("the check to take a place or be refused", || {
+            h.is_finished() || srv.running().hashes_in_flight() > before
+        })
+        .await;
         flood.push(h);
     }
     assert_eq!(
@@ -586,7 +572,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
             .json(&json!({ "username": "holder", "password": PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    until_in_flight(&srv, 1).await;
+    srv.until_hashes_in_flight(1).await;
     let mut busy = 0;
     for _ in 0..5 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;

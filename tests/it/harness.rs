@@ -330,17 +330,54 @@ impl Server {
     ) -> tokio::task::JoinHandle<Resp> {
         // The hashes of earlier requests are over before their answers,
         // but wait rather than assume it.
-        while self.running().hashes_in_flight() != 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.until_pool_idle().await;
         let call = self
             .post("/api/v1/auth/login")
             .json(&json!({ "username": name, "password": password }));
         let login = tokio::spawn(call.send());
-        while self.running().hashes_in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.until_hashes_in_flight(1).await;
         login
+    }
+
+    /// Returns once the hashing pool holds at least `n` jobs (running or
+    /// queued): requests sent before have reached it.
+    pub async fn until_hashes_in_flight(&self, n: usize) {
+        let running = self.running();
+        until(&format!("{n} hashes in flight"), || {
+            running.hashes_in_flight() >= n
+        })
+        .await;
+    }
+
+    /// Returns once the hashing pool holds no job.
+    pub async fn until_pool_idle(&self) {
+        let running = self.running();
+        until("an idle hashing pool", || running.hashes_in_flight() == 0).await;
+    }
+
+    /// Waits for every write the server started in the background (the
+    /// first-use audit events and last-use times of credentials) to be in
+    /// the store, so what a test reads next is the settled state.
+    pub async fn settle(&self) {
+        self.running().core().drain_background().await;
+    }
+}
+
+/// How long [`until`] waits for its condition before failing the test.
+/// A bound on a poll, not a timing assertion: every condition polled is
+/// expected within milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every millisecond until it holds; panics naming `what`
+/// if it still does not after [`PATIENCE`].
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -605,6 +642,9 @@ pub struct Proc {
     pub addr: SocketAddr,
     /// Everything the process wrote to stderr so far.
     pub stderr: Arc<std::sync::Mutex<String>>,
+    /// Receives once the process's stderr is closed and read to the end:
+    /// the process has exited (or is exiting) and nothing more will come.
+    closed: std::sync::mpsc::Receiver<()>,
 }
 
 impl Proc {
@@ -626,6 +666,7 @@ impl Proc {
         let stderr = child.stderr.take().expect("stderr");
         let collected = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
         {
             let collected = collected.clone();
             std::thread::spawn(move || {
@@ -645,6 +686,7 @@ impl Proc {
                     all.push_str(&line);
                     all.push('\n');
                 }
+                let _ = closed_tx.send(());
             });
         }
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -661,6 +703,7 @@ impl Proc {
             child,
             addr,
             stderr: collected,
+            closed,
         }
     }
 
@@ -681,18 +724,16 @@ impl Proc {
         }
     }
 
-    /// Waits for the process to exit (up to 30 s) and returns its status.
+    /// Waits for the process to exit (up to [`PATIENCE`]) and returns its
+    /// status, with all it wrote to stderr collected.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader thread drain what is left.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if self.closed.recv_timeout(PATIENCE).is_err() {
+            let _ = self.child.kill();
+            panic!("latchkey did not exit: {}", self.stderr());
         }
-        let _ = self.child.kill();
-        panic!("latchkey did not exit: {}", self.stderr());
+        // Its stderr is closed, so it has exited or is about to: reaping
+        // it does not wait long.
+        self.child.wait().expect("wait")
     }
 }
 
@@ -701,6 +742,47 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `latchkey serve` on `data` with light hashing, the harness's admin
+/// password and these extra variables, expecting it to refuse to start;
+/// returns its exit code and output. One still running after [`PATIENCE`]
+/// has started, so it is killed and reported with no exit code.
+pub fn serve_refused(data: &Path, extra: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn latchkey");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(PATIENCE) {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) with the pid of our own child, not yet reaped
+            // (the thread above reaps it only once it has exited).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            rx.recv().expect("the waiting thread answers")
+        }
+    }
+    .expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 /// Runs `latchkey` to completion with these arguments and environment;

@@ -74,7 +74,8 @@ async fn saturated() -> (Server, Vec<tokio::task::JoinHandle<StatusCode>>) {
             .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
         slow.push(tokio::spawn(async move { call.send().await.status }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // Both are in the pool, one hashing and one queued.
+    srv.until_hashes_in_flight(2).await;
     (srv, slow)
 }
 

@@ -4,7 +4,6 @@
 //! expiry, listing, revocation and the audit log.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -109,42 +108,11 @@ async fn audit_for(srv: &Server, admin: &str, event: &str, target: &str) -> Vec<
 }
 
 /// The first-use event is appended off the request path (the request does
-/// not wait for it), so it is polled for: every poll is a full HTTP round
-/// trip, and there is no sleep.
+/// not wait for it): the server's background writes are drained first, so
+/// the events read are the settled ones.
 async fn first_use_events(srv: &Server, admin: &str, id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found = audit_for(srv, admin, "s2s_token_first_used", id).await;
-        if !found.is_empty() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no s2s_token_first_used event for {id}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Waits until the background writes of each token's first use (the audit
-/// event and `last_used`) are in the store, polling as above.
-async fn first_use_settled(srv: &Server, admin: &str, ids: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for id in ids {
-        first_use_events(srv, admin, id).await;
-        loop {
-            let token = listing(srv, admin)
-                .await
-                .into_iter()
-                .find(|t| t["id"] == *id)
-                .unwrap_or_else(|| panic!("no S2S token {id}"));
-            if !token["last_used"].is_null() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "last_used never set on {id}");
-            tokio::task::yield_now().await;
-        }
-    }
+    srv.settle().await;
+    audit_for(srv, admin, "s2s_token_first_used", id).await
 }
 
 /// `{"detail": "<non-empty>"}` and nothing else: the document's error shape.
@@ -940,7 +908,17 @@ async fn revocation_is_immediate_and_scoped() {
     // Both outlive a restart: the revoked stays refused, the other works.
     // (The first-use writes are let finish first: a restart while they are
     // in flight is the subject of its own test below.)
-    first_use_settled(&srv, &admin, &[&doomed_id, &kept_id]).await;
+    srv.settle().await;
+    for id in [&doomed_id, &kept_id] {
+        let events = audit_for(&srv, &admin, "s2s_token_first_used", id).await;
+        assert_eq!(events.len(), 1, "first use of {id}: {events:?}");
+        let token = listing(&srv, &admin)
+            .await
+            .into_iter()
+            .find(|t| t["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no S2S token {id}"));
+        assert!(!token["last_used"].is_null(), "last_used of {id}: {token}");
+    }
     srv.restart().await;
     assert_challenged(&me(&srv, &doomed).await, "revoked, after restart");
     assert_eq!(me(&srv, &kept).await.status, StatusCode::OK);
