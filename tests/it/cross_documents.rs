@@ -142,13 +142,6 @@ fn three_others(i: usize) -> [&'static Doc; 3] {
     [1, 2, 3].map(|k| &DOCS[(i + k) % DOCS.len()])
 }
 
-fn retry_after(r: &Resp) -> u64 {
-    r.header("retry-after")
-        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
-        .parse()
-        .expect("Retry-After in seconds")
-}
-
 #[tokio::test]
 async fn one_identifier_limit_covers_every_login_route() {
     let srv = Server::start_with(Layer {
@@ -370,15 +363,10 @@ async fn api_key(srv: &Server, token: &str) -> Credential {
     }
 }
 
-/// `GET /api/v1/auth/me` with the credential as Bearer.
-async fn me(srv: &Server, token: &str) -> Resp {
-    srv.get(ME).bearer(token).send().await
-}
-
 /// Asserts that every use of `c` is refused: as Bearer, in `?token=`, and
 /// its refresh token.
 async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
-    let r = me(srv, &c.token).await;
+    let r = srv.me(&c.token).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", c.from);
     let r = srv.get(&format!("{ME}?token={}", c.token)).send().await;
     assert_eq!(
@@ -405,7 +393,7 @@ async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
 
 /// Asserts that `c` still names `who`.
 async fn assert_accepted(srv: &Server, c: &Credential, who: &Account, why: &str) {
-    let r = me(srv, &c.token).await;
+    let r = srv.me(&c.token).await;
     assert_eq!(r.status, StatusCode::OK, "{why}: {}: {}", c.from, r.text());
     assert_eq!(r.json()["id"], who.id.as_str(), "{why}: {}", c.from);
 }
@@ -418,7 +406,7 @@ async fn every_document_signs_in_the_same_account() {
     let mut credentials = sign_in_everywhere(&srv, casey).await;
     credentials.push(api_key(&srv, &credentials[4].token).await);
     for c in &credentials {
-        let r = me(&srv, &c.token).await;
+        let r = srv.me(&c.token).await;
         assert_eq!(r.status, StatusCode::OK, "{}: {}", c.from, r.text());
         let body = r.json();
         assert_eq!(body["id"], casey.id.as_str(), "{}", c.from);

@@ -126,26 +126,6 @@ async fn token_of(srv: &Server, account: &Account) -> String {
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-/// The field names of an object, sorted.
-fn fields(v: &Value) -> Vec<String> {
-    let mut names: Vec<String> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
-/// The `Retry-After` of a response, in seconds.
-fn retry_after(r: &Resp) -> u64 {
-    r.header("retry-after")
-        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
-        .parse()
-        .expect("Retry-After in seconds")
-}
-
 #[tokio::test]
 async fn json_and_form_logins_answer_the_documented_success_shape() {
     let srv = Server::start().await;

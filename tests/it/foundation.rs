@@ -303,28 +303,15 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     );
 }
 
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 #[tokio::test]
 async fn forged_and_foreign_tokens_are_refused() {
     let srv = Server::start().await;
     let login = srv.login(ADMIN, ADMIN_PASSWORD).await;
     let token = login["token"].as_str().unwrap();
     let parts: Vec<&str> = token.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[0])
-            .unwrap(),
-    )
-    .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&unb64(parts[0])).unwrap();
     let kid = header["kid"].as_str().unwrap();
-    let mut claims: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
-            .unwrap(),
-    )
-    .unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(&unb64(parts[1])).unwrap();
 
     // alg none with the same claims.
     let none = format!(

@@ -70,25 +70,9 @@ async fn mint(
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-/// Every S2S token the admin list shows, following `next` to the end.
-async fn listed(srv: &Server, bearer: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut path = format!("{S2S_TOKENS}?limit=1000");
-    loop {
-        let r = srv.get(&path).bearer(bearer).send().await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let page = r.json();
-        out.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => path = format!("{S2S_TOKENS}?limit=1000&cursor={next}"),
-            None => return out,
-        }
-    }
-}
-
 /// The id of the listed token named `name`.
 async fn id_of(srv: &Server, bearer: &str, name: &str) -> String {
-    listed(srv, bearer)
+    srv.all_pages(bearer, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .find(|t| t["name"] == name)
@@ -130,7 +114,12 @@ async fn a_tenant_holds_at_most_the_configured_number_of_live_s2s_tokens() {
     let r = issue(&srv, &admin, "third", Some("mer_a"), None).await;
     refused(&r, "the most it may hold (2)");
     // The refusal wrote nothing.
-    assert_eq!(listed(&srv, &admin).await.len(), 2);
+    assert_eq!(
+        srv.all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+            .await
+            .len(),
+        2
+    );
 
     // The cap is the merchant's: another merchant, and the reseller's own
     // tokens, have places of their own.
@@ -160,7 +149,8 @@ async fn a_tenant_holds_at_most_the_configured_number_of_live_s2s_tokens() {
     let admin = srv.admin_token().await;
     mint(&srv, &admin, "after grace", Some("mer_a"), None).await;
     // The issuance deleted the merchant's records ended past the grace.
-    let mut mer_a: Vec<String> = listed(&srv, &admin)
+    let mut mer_a: Vec<String> = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .filter(|t| t["merchant_id"] == "mer_a")
@@ -187,13 +177,20 @@ async fn housekeeping_deletes_s2s_tokens_ended_longer_than_the_grace_ago() {
     srv.advance(GRACE);
     srv.running().housekeeping().await;
     let admin = srv.admin_token().await;
-    assert_eq!(listed(&srv, &admin).await.len(), 3);
+    assert_eq!(
+        srv.all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+            .await
+            .len(),
+        3
+    );
 
     // Past it, they go; the live one stays and still works.
     srv.advance(GRACE);
     srv.running().housekeeping().await;
     let admin = srv.admin_token().await;
-    let left = listed(&srv, &admin).await;
+    let left = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+        .await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["name"], "live");
     assert_eq!(srv.me_status(&live).await, StatusCode::OK);
@@ -330,7 +327,9 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    let tokens = listed(&srv, &admin).await;
+    let tokens = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+        .await;
     assert_eq!(tokens.len(), 6, "{tokens:?}");
     assert!(
         tokens.iter().all(|t| !t["revoked_at"].is_null()),

@@ -3,7 +3,6 @@
 //! high-S twin of a signature, a foreign Microsoft tenant or Google domain
 //! taking over an account, and settings that hand out power.
 
-use base64::Engine;
 use http::StatusCode;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::SystemRandom;
@@ -17,16 +16,6 @@ const P256_N: [u8; 32] = [
     0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
 ];
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn unb64(text: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(text)
-        .expect("base64url")
-}
 
 /// `a - b` on 256-bit big-endian numbers, `a >= b`.
 fn sub(a: &[u8], b: &[u8]) -> Vec<u8> {

@@ -4,7 +4,7 @@
 
 use http::{Method, StatusCode};
 use latchkey::config::Layer;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::external::{Answer, GOOGLE_TOKEN, StandIn, google, google_info};
 use crate::harness::*;
@@ -13,22 +13,6 @@ const RESELLERS: &str = "/api/v1/admin/resellers";
 const MERCHANTS: &str = "/api/v1/admin/merchants";
 const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
 const PASSWORD: &str = "a reseller manager password";
-
-/// Every S2S token `bearer` can list, following `next` to the end.
-async fn listed(srv: &Server, bearer: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut path = format!("{S2S_TOKENS}?limit=1000");
-    loop {
-        let r = srv.get(&path).bearer(bearer).send().await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let page = r.json();
-        out.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => path = format!("{S2S_TOKENS}?limit=1000&cursor={next}"),
-            None => return out,
-        }
-    }
-}
 
 /// Merchants are tenants of their own, each with `cap` live S2S tokens,
 /// and a reseller's manager creates them: without a bound on the whole
@@ -85,7 +69,8 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
             granted += 1;
         }
     }
-    let live = listed(&srv, &manager)
+    let live = srv
+        .all_pages(&manager, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .filter(|t| t["revoked_at"].is_null())

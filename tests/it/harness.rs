@@ -3,8 +3,6 @@
 //! HTTP client that opens a real connection (optionally TLS, optionally
 //! HTTP/2) for every request.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -290,6 +288,29 @@ impl Server {
         call.send().await
     }
 
+    /// `GET /api/v1/auth/me` with this bearer.
+    pub async fn me(&self, bearer: &str) -> Resp {
+        self.get(ME).bearer(bearer).send().await
+    }
+
+    /// Every item of a paged list route (`{"items": [..], "next": ..}`),
+    /// following `next` cursors; asserts 200 on every page. `path` has a
+    /// query string already.
+    pub async fn all_pages(&self, bearer: &str, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut page_path = path.to_string();
+        loop {
+            let r = self.get(&page_path).bearer(bearer).send().await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            let page = r.json();
+            out.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => page_path = format!("{path}&cursor={next}"),
+                None => return out,
+            }
+        }
+    }
+
     /// The status `GET /api/v1/auth/me` answers this bearer: whether the
     /// credential works.
     pub async fn me_status(&self, bearer: &str) -> StatusCode {
@@ -399,12 +420,67 @@ pub fn bootstrap() -> Bootstrap {
 
 /// The claims of a JWT: its payload, base64url-decoded and parsed.
 pub fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine;
     let payload = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+    serde_json::from_slice(&unb64(payload)).expect("JSON claims")
+}
+
+/// A JWT: three base64url parts, the first two JSON objects, the third a
+/// non-empty signature.
+pub fn assert_jwt(token: &str) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a JWT: {token}");
+    for (i, part) in parts.iter().enumerate() {
+        let bytes = unb64(part);
+        if i < 2 {
+            let json: Value = serde_json::from_slice(&bytes).expect("JWT part is JSON");
+            assert!(json.is_object(), "JWT part {i}: {json}");
+        } else {
+            assert!(!bytes.is_empty(), "empty signature");
+        }
+    }
+}
+
+/// An RFC 3339 time in UTC (`Z`), as Unix seconds.
+pub fn rfc3339_utc(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+    assert!(s.ends_with('Z'), "not UTC: {s}");
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {s}"))
+        .unix_timestamp()
+}
+
+/// base64url without padding, as JWTs and our secrets use it.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The bytes of base64url without padding; panics on anything else.
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("{text} is not base64url: {e}"))
+}
+
+/// The field names of a JSON object, sorted.
+pub fn fields(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `Retry-After` of a response, in seconds.
+pub fn retry_after(r: &Resp) -> u64 {
+    r.header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
+        .parse()
+        .expect("Retry-After in seconds")
 }
 
 /// Real Unix time, where manual clocks start.
@@ -821,8 +897,6 @@ pub struct World {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
-    pub number: u64,
-    pub username: String,
     pub email: String,
     /// A fresh access token.
     pub token: String,
@@ -890,8 +964,6 @@ impl World {
                 name.to_string(),
                 Member {
                     id: body["id"].as_str().expect("id").to_string(),
-                    number: body["number"].as_u64().expect("number"),
-                    username: name.to_string(),
                     email: format!("{name}@example.com"),
                     token,
                 },
@@ -907,8 +979,6 @@ impl World {
             "admin".to_string(),
             Member {
                 id: me["id"].as_str().expect("id").to_string(),
-                number: me["number"].as_u64().expect("number"),
-                username: ADMIN.into(),
                 email: ADMIN_EMAIL.into(),
                 token: admin,
             },

@@ -18,18 +18,6 @@ fn rfc3339(unix: i64) -> String {
         .expect("format")
 }
 
-/// The field names of a JSON object, sorted.
-fn fields(v: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    names.sort_unstable();
-    names
-}
-
 /// Creates a key with `body`, asserting 201; returns the response body.
 async fn new_key(srv: &Server, token: &str, body: Value) -> Value {
     let r = srv.post(KEYS).bearer(token).json(&body).send().await;

@@ -4,7 +4,16 @@
 mod harness;
 
 mod abuse;
-mod admin_api;
+mod admin_access;
+mod admin_audit;
+mod admin_helpers;
+mod admin_isolation;
+mod admin_lists;
+mod admin_roles;
+mod admin_sessions;
+mod admin_tenants;
+mod admin_users;
+mod admin_validation;
 mod cross_documents;
 mod doc_account;
 mod doc_client;

@@ -50,11 +50,6 @@ fn secret(issued: &Value) -> String {
     issued["token"].as_str().expect("token").to_string()
 }
 
-/// `GET /api/v1/auth/me` with this bearer.
-async fn me(srv: &Server, bearer: &str) -> Resp {
-    srv.get("/api/v1/auth/me").bearer(bearer).send().await
-}
-
 /// The S2S token listing as `bearer` sees it (the raw response).
 async fn listing_resp(srv: &Server, bearer: &str) -> Resp {
     srv.get("/api/v1/admin/s2s-tokens?limit=1000")
@@ -148,16 +143,6 @@ fn assert_challenged(r: &Resp, context: &str) {
     );
 }
 
-fn assert_rfc3339_z(value: &Value, context: &str) -> i64 {
-    let s = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{context}: not a string: {value}"));
-    assert!(s.ends_with('Z'), "{context}: {s}");
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{context}: {s} is not RFC 3339: {e}"))
-        .unix_timestamp()
-}
-
 /// One row of the issuance table: requested role, `reseller_id`,
 /// `merchant_id` (absent when `None`), and the expected status for each
 /// caller, in the order of the callers given to [`check`].
@@ -216,7 +201,7 @@ async fn check(srv: &Server, admin: &str, callers: &[(&str, String); 7], rows: &
                 failures.push(format!("{cell}: granted {body}"));
                 continue;
             }
-            let who = me(srv, &secret(&body)).await;
+            let who = srv.me(&secret(&body)).await;
             let who_body = who.json();
             let got_me = (
                 who_body["name"].as_str().unwrap_or("?"),
@@ -390,7 +375,7 @@ async fn a_granted_token_has_exactly_the_documented_shape() {
         assert_eq!(body["role"], role);
         assert_eq!(body["reseller_id"], "res_1");
         assert_eq!(body["merchant_id"], json!(merchant), "{role}");
-        let created = assert_rfc3339_z(&body["created_at"], role);
+        let created = rfc3339_utc(&body["created_at"]);
         assert_eq!(created, now, "created_at is the server's clock");
     }
 }
@@ -599,7 +584,7 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
         (&reseller, "partner sync", "reseller", Value::Null),
         (&user, "user sync", "user", json!("mer_1a")),
     ] {
-        let r = me(&srv, bearer).await;
+        let r = srv.me(bearer).await;
         assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
         let body = r.json();
         let id = listed(&srv, &admin, name).await["id"].clone();
@@ -719,20 +704,16 @@ async fn a_token_without_a_lifetime_lasts_the_maximum() {
     let token = secret(&issued);
     let year = 365 * 24 * 3600;
     let expires = srv.clock.now() + year;
-    assert_eq!(
-        assert_rfc3339_z(&issued["expires_at"], "issued"),
-        expires,
-        "{issued}"
-    );
+    assert_eq!(rfc3339_utc(&issued["expires_at"]), expires, "{issued}");
     srv.advance(u64::try_from(year).expect("positive") - 1);
-    let r = me(&srv, &token).await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["credential"]["expires_at"], issued["expires_at"]);
     let r = srv.get("/api/v1/admin/users").bearer(&token).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The admin's access token of a year ago is long gone, and the S2S
     // token issues nothing (issue 9, item 9).
-    assert_challenged(&me(&srv, &admin).await, "year-old access token");
+    assert_challenged(&srv.me(&admin).await, "year-old access token");
     let r = issue(
         &srv,
         &token,
@@ -741,7 +722,7 @@ async fn a_token_without_a_lifetime_lasts_the_maximum() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     srv.advance(1);
-    assert_challenged(&me(&srv, &token).await, "expired S2S token");
+    assert_challenged(&srv.me(&token).await, "expired S2S token");
 }
 
 #[tokio::test]
@@ -846,7 +827,7 @@ async fn revocation_is_immediate_and_scoped() {
     let doomed_id = id_of(listed(&srv, &admin, "doomed").await);
     let sibling_id = id_of(listed(&srv, &admin, "sibling").await);
     let kept_id = id_of(listed(&srv, &admin, "kept").await);
-    assert_eq!(me(&srv, &doomed).await.status, StatusCode::OK);
+    assert_eq!(srv.me(&doomed).await.status, StatusCode::OK);
 
     let revoke = |bearer: String, id: String| {
         let call = srv
@@ -864,7 +845,7 @@ async fn revocation_is_immediate_and_scoped() {
         let r = revoke(bearer.to_string(), doomed_id.clone()).await;
         assert_eq!(r.status, want, "{who}: {}", r.text());
         assert_eq!(
-            me(&srv, &doomed).await.status,
+            srv.me(&doomed).await.status,
             StatusCode::OK,
             "after {who}'s attempt"
         );
@@ -876,7 +857,7 @@ async fn revocation_is_immediate_and_scoped() {
     let r = revoke(admin.clone(), doomed_id.clone()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     assert!(r.body.is_empty());
-    assert_challenged(&me(&srv, &doomed).await, "/me after revocation");
+    assert_challenged(&srv.me(&doomed).await, "/me after revocation");
     let r = srv.get("/api/v1/admin/users").bearer(&doomed).send().await;
     assert_challenged(&r, "admin API after revocation");
     let r = issue(
@@ -890,8 +871,8 @@ async fn revocation_is_immediate_and_scoped() {
     // A reseller revokes a token under its reseller.
     let r = revoke(w.token("reseller1").to_string(), sibling_id.clone()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    assert_challenged(&me(&srv, &sibling).await, "sibling after revocation");
-    assert_eq!(me(&srv, &kept).await.status, StatusCode::OK);
+    assert_challenged(&srv.me(&sibling).await, "sibling after revocation");
+    assert_eq!(srv.me(&kept).await.status, StatusCode::OK);
 
     // The listing tells when.
     let now = srv.clock.now();
@@ -899,7 +880,7 @@ async fn revocation_is_immediate_and_scoped() {
         let name = t["name"].as_str().expect("name");
         match name {
             "doomed" | "sibling" => {
-                assert_eq!(assert_rfc3339_z(&t["revoked_at"], name), now);
+                assert_eq!(rfc3339_utc(&t["revoked_at"]), now);
             }
             _ => assert_eq!(t["revoked_at"], Value::Null, "{t}"),
         }
@@ -920,8 +901,8 @@ async fn revocation_is_immediate_and_scoped() {
         assert!(!token["last_used"].is_null(), "last_used of {id}: {token}");
     }
     srv.restart().await;
-    assert_challenged(&me(&srv, &doomed).await, "revoked, after restart");
-    assert_eq!(me(&srv, &kept).await.status, StatusCode::OK);
+    assert_challenged(&srv.me(&doomed).await, "revoked, after restart");
+    assert_eq!(srv.me(&kept).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -943,7 +924,7 @@ async fn a_restart_right_after_first_uses_loses_nothing() {
         tokens.push((id, token));
     }
     for (_, token) in &tokens {
-        assert_eq!(me(&srv, token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(token).await.status, StatusCode::OK);
     }
     srv.restart().await;
     let admin = srv.admin_token().await;
@@ -956,7 +937,7 @@ async fn a_restart_right_after_first_uses_loses_nothing() {
             .find(|t| t["id"] == id.as_str())
             .expect("listed");
         assert!(!entry["last_used"].is_null(), "last_used of {id}: {entry}");
-        assert_eq!(me(&srv, token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(token).await.status, StatusCode::OK);
     }
 }
 
@@ -999,7 +980,7 @@ async fn the_audit_log_names_the_token() {
 
     // First use, then several more: one first-use event, by the token.
     for _ in 0..3 {
-        assert_eq!(me(&srv, &token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(&token).await.status, StatusCode::OK);
     }
     let first = first_use_events(&srv, &admin, &id).await;
     assert_eq!(first.len(), 1, "{first:?}");
@@ -1101,10 +1082,10 @@ async fn credential_kinds_are_not_interchangeable() {
     ];
     for (label, bad) in &mutations {
         assert_ne!(bad, &token, "{label}");
-        assert_challenged(&me(&srv, bad).await, label);
+        assert_challenged(&srv.me(bad).await, label);
         let r = srv.get("/api/v1/admin/users").bearer(bad).send().await;
         assert_challenged(&r, label);
     }
     // Refusals do not harm the real token.
-    assert_eq!(me(&srv, &token).await.status, StatusCode::OK);
+    assert_eq!(srv.me(&token).await.status, StatusCode::OK);
 }

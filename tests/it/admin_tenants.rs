@@ -1,0 +1,151 @@
+//! Tenants still holding merchants, accounts or tokens are not deleted.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::admin_helpers::*;
+use crate::harness::*;
+
+// ---- tenant deletion ----
+
+#[tokio::test]
+async fn tenants_still_holding_merchants_accounts_or_tokens_are_not_deleted() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    create_tenant(
+        &srv,
+        &admin,
+        RESELLERS,
+        json!({ "id": "res_x", "name": "X" }),
+    )
+    .await;
+    create_tenant(
+        &srv,
+        &admin,
+        MERCHANTS,
+        json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }),
+    )
+    .await;
+    let reseller = fill(RESELLER, &["res_x"]);
+    let merchant = fill(MERCHANT, &["mer_x"]);
+    let refused = |r: Resp, word: &str| {
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        let message = r.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase();
+        assert!(message.contains(word), "{message:?} does not say {word}");
+    };
+
+    refused(
+        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
+        "merchant",
+    );
+    get_json(&srv, &admin, &reseller).await;
+
+    let clerk =
+        id_of(&create_user(&srv, &admin, person("clerk", "user", None, Some("mer_x"))).await);
+    refused(
+        send(&srv, Some(&admin), Method::DELETE, &merchant, None).await,
+        "account",
+    );
+    get_json(&srv, &admin, &merchant).await;
+    assert_eq!(
+        get_json(&srv, &admin, &fill(USER, &[&clerk])).await["merchant_id"],
+        "mer_x"
+    );
+
+    let boss = id_of(
+        &create_user(
+            &srv,
+            &admin,
+            person("boss", "reseller", Some("res_x"), None),
+        )
+        .await,
+    );
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &fill(USER, &[&clerk]),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &merchant,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    refused(
+        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
+        "account",
+    );
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &fill(USER, &[&boss]),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+
+    let (s2s, _) = issue_s2s(&srv, &admin, "feed", "reseller", "res_x", None).await;
+    refused(
+        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
+        "token",
+    );
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &fill(S2S_TOKEN, &[&s2s]),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &reseller,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    let r = check(
+        &srv,
+        &admin,
+        Method::GET,
+        &reseller,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(r.json(), not_found("Reseller"));
+    let r = check(
+        &srv,
+        &admin,
+        Method::GET,
+        &merchant,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(r.json(), not_found("Merchant"));
+    check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &reseller,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}

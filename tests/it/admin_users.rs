@@ -1,0 +1,570 @@
+//! Accounts and tenants through the admin API: created, read, changed
+//! and deleted in their documented shapes; passwords set; accounts
+//! disabled and deleted with their credentials revoked at once.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::admin_helpers::*;
+use crate::harness::*;
+
+// ---- CRUD and shapes ----
+
+#[tokio::test]
+async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showing_hashes() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+
+    // Resellers.
+    let r = check(
+        &srv,
+        &admin,
+        Method::POST,
+        RESELLERS,
+        Some(json!({ "id": "res_a", "name": "Acme Resellers" })),
+        StatusCode::CREATED,
+    )
+    .await
+    .json();
+    assert_eq!(r["id"], "res_a");
+    assert_eq!(r["name"], "Acme Resellers");
+    assert!(r["created_at"].is_string());
+    assert_eq!(r["created_at"], r["updated_at"]);
+    let generated_reseller =
+        create_tenant(&srv, &admin, RESELLERS, json!({ "name": "Anon" })).await;
+    assert!(
+        generated_reseller.starts_with("res_"),
+        "{generated_reseller}"
+    );
+    assert_eq!(get_json(&srv, &admin, &fill(RESELLER, &["res_a"])).await, r);
+    srv.advance(60);
+    let renamed = check(
+        &srv,
+        &admin,
+        Method::PATCH,
+        &fill(RESELLER, &["res_a"]),
+        Some(json!({ "name": "Acme" })),
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_eq!(renamed["name"], "Acme");
+    assert_eq!(renamed["created_at"], r["created_at"]);
+    assert!(renamed["updated_at"].as_str() > r["updated_at"].as_str());
+    assert_eq!(
+        get_json(&srv, &admin, &fill(RESELLER, &["res_a"])).await["name"],
+        "Acme"
+    );
+
+    // Merchants.
+    let m = check(
+        &srv,
+        &admin,
+        Method::POST,
+        MERCHANTS,
+        Some(json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" })),
+        StatusCode::CREATED,
+    )
+    .await
+    .json();
+    assert_eq!(m["id"], "mer_a");
+    assert_eq!(m["reseller_id"], "res_a");
+    assert_eq!(m["name"], "Shop A");
+    let generated_merchant = create_tenant(
+        &srv,
+        &admin,
+        MERCHANTS,
+        json!({ "reseller_id": "res_a", "name": "Shop B" }),
+    )
+    .await;
+    assert!(
+        generated_merchant.starts_with("mer_"),
+        "{generated_merchant}"
+    );
+    assert_eq!(get_json(&srv, &admin, &fill(MERCHANT, &["mer_a"])).await, m);
+    srv.advance(60);
+    let m2 = check(
+        &srv,
+        &admin,
+        Method::PATCH,
+        &fill(MERCHANT, &["mer_a"]),
+        Some(json!({ "name": "Shop Alpha" })),
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_eq!(m2["name"], "Shop Alpha");
+    assert_eq!(m2["reseller_id"], "res_a");
+    assert!(m2["updated_at"].as_str() > m["updated_at"].as_str());
+
+    // Accounts.
+    let secret = "jane's long password";
+    let created = create_user(
+        &srv,
+        &admin,
+        json!({
+            "username": "Jane.Doe",
+            "email": "Jane@Example.com",
+            "password": secret,
+            "roles": ["user"],
+            "merchant_id": "mer_a",
+            "attributes": { "plan": "gold" },
+        }),
+    )
+    .await;
+    assert_account_shape(&created);
+    let id = id_of(&created);
+    assert_eq!(created["username"], "Jane.Doe");
+    assert_eq!(created["email"], "Jane@Example.com");
+    assert_eq!(created["role"], "user");
+    assert_eq!(created["roles"], json!(["user"]));
+    // The reseller follows from the merchant.
+    assert_eq!(created["reseller_id"], "res_a");
+    assert_eq!(created["merchant_id"], "mer_a");
+    assert_eq!(created["attributes"], json!({ "plan": "gold" }));
+    assert_eq!(created["disabled"], false);
+    assert!(created["number"].is_u64());
+    let fetched = check(
+        &srv,
+        &admin,
+        Method::GET,
+        &fill(USER, &[&id]),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    assert!(!fetched.text().contains(secret));
+    assert_eq!(fetched.json(), created);
+    let jane = token_of(&srv.login("Jane.Doe", secret).await);
+    assert_eq!(me_json(&srv, &jane).await["id"], id.as_str());
+
+    srv.advance(60);
+    let patched = check(
+        &srv,
+        &admin,
+        Method::PATCH,
+        &fill(USER, &[&id]),
+        Some(json!({
+            "username": "jdoe",
+            "email": "jdoe@example.com",
+            "attributes": { "plan": "silver" },
+        })),
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_account_shape(&patched);
+    assert_eq!(patched["id"], id.as_str());
+    assert_eq!(patched["username"], "jdoe");
+    assert_eq!(patched["email"], "jdoe@example.com");
+    assert_eq!(patched["attributes"], json!({ "plan": "silver" }));
+    assert_eq!(patched["roles"], json!(["user"]));
+    assert_eq!(patched["merchant_id"], "mer_a");
+    assert_eq!(patched["created_at"], created["created_at"]);
+    assert!(patched["updated_at"].as_str() > created["updated_at"].as_str());
+    assert_eq!(get_json(&srv, &admin, &fill(USER, &[&id])).await, patched);
+    assert_eq!(try_login(&srv, "jdoe", secret).await.status, StatusCode::OK);
+    assert_eq!(
+        try_login(&srv, "Jane.Doe", secret).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // A change of name only leaves the sessions alone.
+    assert_eq!(me(&srv, &jane).await, StatusCode::OK);
+
+    let listed = walk(&srv, &admin, USERS, 1000).await;
+    assert!(column(&listed, "id").contains(&id));
+    listed.iter().for_each(assert_account_shape);
+
+    let r = check(
+        &srv,
+        &admin,
+        Method::DELETE,
+        &fill(USER, &[&id]),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    assert!(r.body.is_empty());
+    for method in [Method::GET, Method::DELETE] {
+        let r = check(
+            &srv,
+            &admin,
+            method,
+            &fill(USER, &[&id]),
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(r.json(), not_found("User"));
+    }
+    let r = check(
+        &srv,
+        &admin,
+        Method::GET,
+        &fill(USER, &["not-a-uuid"]),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(r.json(), not_found("User"));
+    assert!(!column(&walk(&srv, &admin, USERS, 1000).await, "id").contains(&id));
+
+    // Tenants go once empty.
+    for (template, id, what) in [
+        (MERCHANT, generated_merchant.as_str(), "Merchant"),
+        (MERCHANT, "mer_a", "Merchant"),
+        (RESELLER, "res_a", "Reseller"),
+        (RESELLER, generated_reseller.as_str(), "Reseller"),
+    ] {
+        let path = fill(template, &[id]);
+        check(
+            &srv,
+            &admin,
+            Method::DELETE,
+            &path,
+            None,
+            StatusCode::NO_CONTENT,
+        )
+        .await;
+        let r = check(
+            &srv,
+            &admin,
+            Method::GET,
+            &path,
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(r.json(), not_found(what));
+        let r = check(
+            &srv,
+            &admin,
+            Method::PATCH,
+            &path,
+            Some(json!({ "name": "ghost" })),
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(r.json(), not_found(what));
+    }
+}
+
+// ---- passwords, disabling, deleting ----
+
+#[tokio::test]
+async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_one() {
+    let srv = Server::start().await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin");
+    let user = w.get("user1a");
+    let path = fill(USER_PASSWORD, &[&user.id]);
+    let second = srv.login("user1a", WORLD_PASSWORD).await;
+
+    let r = check(
+        &srv,
+        admin,
+        Method::POST,
+        &path,
+        Some(json!({ "password": "short" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(r.json()["field"], "password");
+    assert_eq!(me(&srv, &user.token).await, StatusCode::OK);
+
+    let fresh = "a brand new password";
+    let r = check(
+        &srv,
+        admin,
+        Method::POST,
+        &path,
+        Some(json!({ "password": fresh })),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    assert!(r.body.is_empty());
+    assert_eq!(me(&srv, &user.token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&srv, &token_of(&second)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh_status(&srv, &second["refreshToken"]).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = try_login(&srv, "user1a", WORLD_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
+    assert_eq!(me(&srv, admin).await, StatusCode::OK);
+
+    // Changing one's own password takes the current one; the session that
+    // changed it stays, the others end.
+    let a = token_of(&srv.login("user1a", fresh).await);
+    let b = token_of(&srv.login("user1a", fresh).await);
+    let third = "the third password";
+    for (body, what) in [
+        (json!({ "password": third }), "without current_password"),
+        (
+            json!({ "password": third, "current_password": "a wrong guess" }),
+            "with a wrong one",
+        ),
+    ] {
+        let r = check(
+            &srv,
+            &a,
+            Method::POST,
+            &path,
+            Some(body),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(r.json()["field"], "current_password", "{what}");
+    }
+    assert_eq!(
+        try_login(&srv, "user1a", fresh).await.status,
+        StatusCode::OK
+    );
+    check(
+        &srv,
+        &a,
+        Method::POST,
+        &path,
+        Some(json!({ "password": third, "current_password": fresh })),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    assert_eq!(me(&srv, &a).await, StatusCode::OK);
+    assert_eq!(me(&srv, &b).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        try_login(&srv, "user1a", fresh).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&srv, "user1a", third).await.status,
+        StatusCode::OK
+    );
+
+    // The admin changing its own password is held to the same rule.
+    let own = fill(USER_PASSWORD, &[&w.get("admin").id]);
+    let r = check(
+        &srv,
+        admin,
+        Method::POST,
+        &own,
+        Some(json!({ "password": "admin's next one" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(r.json()["field"], "current_password");
+    assert_eq!(
+        try_login(&srv, ADMIN, ADMIN_PASSWORD).await.status,
+        StatusCode::OK
+    );
+
+    // A user cannot set someone else's; a reseller can in its tenant.
+    let merchant = fill(USER_PASSWORD, &[&w.get("merchant1a").id]);
+    let r = check(
+        &srv,
+        &a,
+        Method::POST,
+        &merchant,
+        Some(json!({ "password": "hijacked password" })),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert_eq!(r.json(), not_found("User"));
+    assert_eq!(
+        try_login(&srv, "merchant1a", WORLD_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    check(
+        &srv,
+        w.token("reseller1"),
+        Method::POST,
+        &merchant,
+        Some(json!({ "password": "set by the reseller" })),
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    assert_eq!(
+        me(&srv, w.token("merchant1a")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        try_login(&srv, "merchant1a", "set by the reseller")
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
+    let srv = Server::start().await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin");
+
+    // Disable.
+    let target = w.get("user2a");
+    let (_, key) = new_api_key(&srv, &target.token).await;
+    let fresh = srv.login("user2a", WORLD_PASSWORD).await;
+    let credentials = [target.token.clone(), token_of(&fresh), key];
+    for c in &credentials {
+        assert_eq!(me(&srv, c).await, StatusCode::OK);
+    }
+    let r = check(
+        &srv,
+        admin,
+        Method::POST,
+        &fill(USER_DISABLE, &[&target.id]),
+        None,
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_account_shape(&r);
+    assert_eq!(r["disabled"], true);
+    assert_eq!(r["id"], target.id.as_str());
+    for c in &credentials {
+        assert_eq!(
+            me(&srv, c).await,
+            StatusCode::UNAUTHORIZED,
+            "a credential of a disabled account"
+        );
+    }
+    assert_eq!(
+        refresh_status(&srv, &fresh["refreshToken"]).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = try_login(&srv, "user2a", WORLD_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json(), json!({ "error": "Account disabled" }));
+    let r = try_login(&srv, "user2a", "not the password").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
+    assert_eq!(
+        get_json(&srv, admin, &fill(USER, &[&target.id])).await["disabled"],
+        true
+    );
+    assert_eq!(
+        get_json(&srv, admin, &fill(USER_SESSIONS, &[&target.id])).await["items"],
+        json!([])
+    );
+    assert_eq!(
+        get_json(&srv, admin, &fill(USER_KEYS, &[&target.id])).await["items"],
+        json!([])
+    );
+    // Nobody else is touched.
+    for other in ["user1a", "merchant2a", "reseller2"] {
+        assert_eq!(me(&srv, w.token(other)).await, StatusCode::OK, "{other}");
+    }
+
+    // Enable: the password works again; the old credentials stay dead.
+    let r = check(
+        &srv,
+        admin,
+        Method::POST,
+        &fill(USER_ENABLE, &[&target.id]),
+        None,
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_eq!(r["disabled"], false);
+    let back = token_of(&srv.login("user2a", WORLD_PASSWORD).await);
+    assert_eq!(me(&srv, &back).await, StatusCode::OK);
+    for c in &credentials {
+        assert_eq!(me(&srv, c).await, StatusCode::UNAUTHORIZED);
+    }
+
+    // Delete.
+    let victim = w.get("merchant2a");
+    let (_, key) = new_api_key(&srv, &victim.token).await;
+    let fresh = srv.login("merchant2a", WORLD_PASSWORD).await;
+    let credentials = [victim.token.clone(), token_of(&fresh), key];
+    for c in &credentials {
+        assert_eq!(me(&srv, c).await, StatusCode::OK);
+    }
+    check(
+        &srv,
+        admin,
+        Method::DELETE,
+        &fill(USER, &[&victim.id]),
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await;
+    for c in &credentials {
+        assert_eq!(
+            me(&srv, c).await,
+            StatusCode::UNAUTHORIZED,
+            "a credential of a deleted account"
+        );
+    }
+    assert_eq!(
+        refresh_status(&srv, &fresh["refreshToken"]).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = try_login(&srv, "merchant2a", WORLD_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
+    for method in [Method::GET, Method::DELETE] {
+        let r = check(
+            &srv,
+            admin,
+            method,
+            &fill(USER, &[&victim.id]),
+            None,
+            StatusCode::NOT_FOUND,
+        )
+        .await;
+        assert_eq!(r.json(), not_found("User"));
+    }
+    let listed = walk(&srv, admin, USERS, 1000).await;
+    assert!(!column(&listed, "id").contains(&victim.id));
+    // The name is free again; the old credentials do not pass for the new
+    // account.
+    let again = create_user(
+        &srv,
+        admin,
+        person("merchant2a", "merchant", None, Some("mer_2a")),
+    )
+    .await;
+    assert_ne!(id_of(&again), victim.id);
+    for c in &credentials {
+        assert_eq!(me(&srv, c).await, StatusCode::UNAUTHORIZED);
+    }
+
+    // The admin cannot lock itself out.
+    let me_path = |t: &'static str| fill(t, &[&w.get("admin").id]);
+    for (method, path) in [
+        (Method::POST, me_path(USER_DISABLE)),
+        (Method::POST, me_path(USER_ENABLE)),
+        (Method::DELETE, me_path(USER)),
+    ] {
+        let r = check(&srv, admin, method, &path, None, StatusCode::CONFLICT).await;
+        assert!(r.json()["error"].is_string());
+    }
+    assert_eq!(me(&srv, admin).await, StatusCode::OK);
+    assert_eq!(
+        get_json(&srv, admin, &me_path(USER)).await["disabled"],
+        false
+    );
+
+    // Moving an account retires the tokens that carried its old tenant.
+    let user1a = w.get("user1a");
+    let moved = check(
+        &srv,
+        admin,
+        Method::PATCH,
+        &fill(USER, &[&user1a.id]),
+        Some(json!({ "merchant_id": "mer_1b" })),
+        StatusCode::OK,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (moved["reseller_id"].as_str(), moved["merchant_id"].as_str()),
+        (Some("res_1"), Some("mer_1b"))
+    );
+    assert_eq!(me(&srv, &user1a.token).await, StatusCode::UNAUTHORIZED);
+    let relogged = token_of(&srv.login("user1a", WORLD_PASSWORD).await);
+    assert_eq!(me_json(&srv, &relogged).await["merchant_id"], "mer_1b");
+}
