@@ -662,17 +662,35 @@ async fn tenant_roles_s2s_and_audit_routes_reach_only_the_callers_scope() {
     assert_eq!(me(&srv, &tokens["r1_s2s"]).await, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
+/// The [`World`] with three S2S tokens: `r1-feed` (reseller, `res_1`),
+/// `m1a-feed` (merchant, `mer_1a`) and `r2-feed` (merchant, `mer_2a`).
+async fn world_with_feeds() -> (Server, World) {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin");
     issue_s2s(&srv, admin, "r1-feed", "reseller", "res_1", None).await;
     issue_s2s(&srv, admin, "m1a-feed", "merchant", "res_1", Some("mer_1a")).await;
     issue_s2s(&srv, admin, "r2-feed", "merchant", "res_2", Some("mer_2a")).await;
+    (srv, w)
+}
+
+/// A list read outside the caller's scope is refused, or answers nothing.
+async fn refused_or_empty(srv: &Server, token: &str, path: &str) {
+    let r = send(srv, Some(token), Method::GET, path, None).await;
+    let empty = r.status == StatusCode::OK && r.json()["items"] == json!([]);
+    assert!(
+        r.status == StatusCode::FORBIDDEN || empty,
+        "{path}: {} {}",
+        r.status,
+        r.text()
+    );
+}
+
+#[tokio::test]
+async fn each_caller_lists_only_the_accounts_of_its_tenant() {
+    let (srv, w) = world_with_feeds().await;
     let usernames = |items: Vec<Value>| set(&items, "username");
 
-    // Accounts.
     for (who, query, want) in [
         (
             "reseller1",
@@ -712,23 +730,13 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         ("merchant1a", "?role=reseller"),
         ("reseller2", "?merchant_id=mer_1a"),
     ] {
-        let r = send(
-            &srv,
-            Some(w.token(who)),
-            Method::GET,
-            &format!("{USERS}{query}"),
-            None,
-        )
-        .await;
-        let empty = r.status == StatusCode::OK && r.json()["items"] == json!([]);
-        assert!(
-            r.status == StatusCode::FORBIDDEN || empty,
-            "{who} {query}: {} {}",
-            r.status,
-            r.text()
-        );
+        refused_or_empty(&srv, w.token(who), &format!("{USERS}{query}")).await;
     }
-    // An unseen merchant reads exactly like one that does not exist.
+}
+
+#[tokio::test]
+async fn an_unseen_merchant_reads_exactly_like_one_that_does_not_exist() {
+    let (srv, w) = world_with_feeds().await;
     let unseen = send(
         &srv,
         Some(w.token("reseller1")),
@@ -750,8 +758,11 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         (unseen.status, unseen.json()),
         (unknown.status, unknown.json())
     );
+}
 
-    // Merchants and resellers.
+#[tokio::test]
+async fn each_caller_lists_only_the_tenants_of_its_tenant() {
+    let (srv, w) = world_with_feeds().await;
     for (who, query, want) in [
         ("reseller1", "", vec!["mer_1a", "mer_1b"]),
         ("merchant1a", "", vec!["mer_1a"]),
@@ -761,20 +772,12 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         let items = walk(&srv, w.token(who), &format!("{MERCHANTS}{query}"), 1).await;
         assert_eq!(set(&items, "id"), strings(want), "{who} {query}");
     }
-    let r = send(
+    refused_or_empty(
         &srv,
-        Some(w.token("reseller1")),
-        Method::GET,
+        w.token("reseller1"),
         &format!("{MERCHANTS}?reseller_id=res_2"),
-        None,
     )
     .await;
-    assert!(
-        r.status == StatusCode::FORBIDDEN
-            || (r.status == StatusCode::OK && r.json()["items"] == json!([])),
-        "{}",
-        r.text()
-    );
     for (who, want) in [
         ("reseller1", vec!["res_1"]),
         ("reseller2", vec!["res_2"]),
@@ -783,8 +786,11 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         let items = walk(&srv, w.token(who), RESELLERS, 1).await;
         assert_eq!(set(&items, "id"), strings(want), "{who}");
     }
+}
 
-    // S2S tokens.
+#[tokio::test]
+async fn each_caller_lists_only_the_s2s_tokens_of_its_tenant() {
+    let (srv, w) = world_with_feeds().await;
     for (who, want) in [
         ("reseller1", vec!["r1-feed", "m1a-feed"]),
         ("merchant1a", vec!["m1a-feed"]),
@@ -795,7 +801,12 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         items.iter().for_each(assert_no_secrets);
         assert_eq!(set(&items, "name"), strings(want), "{who}");
     }
+}
 
+#[tokio::test]
+async fn each_caller_reads_only_the_audit_events_of_its_tenant() {
+    let (srv, w) = world_with_feeds().await;
+    let admin = w.token("admin");
     // Some more activity on both sides before reading the log.
     check(
         &srv,
@@ -925,20 +936,7 @@ async fn lists_and_the_audit_log_show_only_the_callers_tenant() {
         ("reseller1", "merchant_id=mer_2a"),
         ("merchant1a", "merchant_id=mer_1b"),
     ] {
-        let r = send(
-            &srv,
-            Some(w.token(who)),
-            Method::GET,
-            &format!("{AUDIT}?{query}"),
-            None,
-        )
-        .await;
-        let empty = r.status == StatusCode::OK && r.json()["items"] == json!([]);
-        assert!(
-            r.status == StatusCode::FORBIDDEN || empty,
-            "{who} {query}: {}",
-            r.text()
-        );
+        refused_or_empty(&srv, w.token(who), &format!("{AUDIT}?{query}")).await;
     }
     // A plain user sees what it did and what was done to it. (Its old
     // token went with the disabling.)
