@@ -57,16 +57,19 @@ async fn history() -> History {
     let admin = srv.admin_token().await;
     let admin_id = id_of(&me_json(&srv, &admin).await);
     let mut tops = Vec::new();
+    // Runs one step and records the newest event after it; evaluates to
+    // the step's value.
     macro_rules! step {
-        ($what:expr, $advance:expr, $action:expr) => {
+        ($what:expr, $advance:expr, $action:expr) => {{
             srv.advance($advance);
-            $action;
+            let value = $action;
             tops.push((
                 $what.to_string(),
                 latest_event(&srv, &admin).await,
                 srv.clock.now(),
             ));
-        };
+            value
+        }};
     }
     let reseller = json!({ "id": "res_a", "name": "A" });
     step!(
@@ -81,11 +84,10 @@ async fn history() -> History {
         create_tenant(&srv, &admin, MERCHANTS, merchant).await
     );
     let auditee = person("auditee", "user", None, Some("mer_a"));
-    let uid;
-    step!(
+    let uid = step!(
         "account",
         5,
-        uid = id_of(&create_user(&srv, &admin, auditee).await)
+        id_of(&create_user(&srv, &admin, auditee).await)
     );
     step!("failed login", 5, {
         let r = try_login(&srv, "auditee", WRONG).await;
