@@ -90,7 +90,7 @@ async fn history() -> History {
         id_of(&create_user(&srv, &admin, auditee).await)
     );
     step!("failed login", 5, {
-        let r = try_login(&srv, "auditee", WRONG).await;
+        let r = srv.try_login("auditee", WRONG).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     });
     step!("login", 5, srv.login("auditee", WORLD_PASSWORD).await);

@@ -171,13 +171,6 @@ pub async fn me_json(srv: &Server, token: &str) -> Value {
     r.json()
 }
 
-pub async fn try_login(srv: &Server, username: &str, password: &str) -> Resp {
-    srv.post("/api/v1/auth/login")
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
-}
-
 pub async fn login_with_agent(srv: &Server, username: &str, password: &str, agent: &str) -> Value {
     let r = srv
         .post("/api/v1/auth/login")

@@ -147,7 +147,7 @@ async fn no_caller_reaches_an_account_outside_its_scope_on_any_account_route() {
             WORLD_PASSWORD
         };
         assert_eq!(
-            try_login(&srv, target, password).await.status,
+            srv.try_login(target, password).await.status,
             StatusCode::OK,
             "{target}"
         );
@@ -830,7 +830,7 @@ async fn each_caller_reads_only_the_audit_events_of_its_tenant() {
     )
     .await;
     assert_eq!(
-        try_login(&srv, "user2a", "wrong password").await.status,
+        srv.try_login("user2a", "wrong password").await.status,
         StatusCode::UNAUTHORIZED
     );
     for path in [USER_DISABLE, USER_ENABLE] {

@@ -163,9 +163,9 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     assert_eq!(patched["created_at"], created["created_at"]);
     assert!(patched["updated_at"].as_str() > created["updated_at"].as_str());
     assert_eq!(get_json(&srv, &admin, &fill(USER, &[&id])).await, patched);
-    assert_eq!(try_login(&srv, "jdoe", secret).await.status, StatusCode::OK);
+    assert_eq!(srv.try_login("jdoe", secret).await.status, StatusCode::OK);
     assert_eq!(
-        try_login(&srv, "Jane.Doe", secret).await.status,
+        srv.try_login("Jane.Doe", secret).await.status,
         StatusCode::UNAUTHORIZED
     );
     // A change of name only leaves the sessions alone.
@@ -289,7 +289,7 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
         refresh_status(&srv, &second["refreshToken"]).await,
         StatusCode::UNAUTHORIZED
     );
-    let r = try_login(&srv, "user1a", WORLD_PASSWORD).await;
+    let r = srv.try_login("user1a", WORLD_PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     assert_eq!(me(&srv, admin).await, StatusCode::OK);
@@ -317,10 +317,7 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
         .await;
         assert_eq!(r.json()["field"], "current_password", "{what}");
     }
-    assert_eq!(
-        try_login(&srv, "user1a", fresh).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.try_login("user1a", fresh).await.status, StatusCode::OK);
     check(
         &srv,
         &a,
@@ -333,13 +330,10 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
     assert_eq!(me(&srv, &a).await, StatusCode::OK);
     assert_eq!(me(&srv, &b).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        try_login(&srv, "user1a", fresh).await.status,
+        srv.try_login("user1a", fresh).await.status,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(
-        try_login(&srv, "user1a", third).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.try_login("user1a", third).await.status, StatusCode::OK);
 
     // The admin changing its own password is held to the same rule.
     let own = fill(USER_PASSWORD, &[&w.get("admin").id]);
@@ -354,7 +348,7 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
     .await;
     assert_eq!(r.json()["field"], "current_password");
     assert_eq!(
-        try_login(&srv, ADMIN, ADMIN_PASSWORD).await.status,
+        srv.try_login(ADMIN, ADMIN_PASSWORD).await.status,
         StatusCode::OK
     );
 
@@ -371,7 +365,7 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
     .await;
     assert_eq!(r.json(), not_found("User"));
     assert_eq!(
-        try_login(&srv, "merchant1a", WORLD_PASSWORD).await.status,
+        srv.try_login("merchant1a", WORLD_PASSWORD).await.status,
         StatusCode::OK
     );
     check(
@@ -388,7 +382,7 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        try_login(&srv, "merchant1a", "set by the reseller")
+        srv.try_login("merchant1a", "set by the reseller")
             .await
             .status,
         StatusCode::OK
@@ -433,10 +427,10 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
         refresh_status(&srv, &fresh["refreshToken"]).await,
         StatusCode::UNAUTHORIZED
     );
-    let r = try_login(&srv, "user2a", WORLD_PASSWORD).await;
+    let r = srv.try_login("user2a", WORLD_PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(r.json(), json!({ "error": "Account disabled" }));
-    let r = try_login(&srv, "user2a", "not the password").await;
+    let r = srv.try_login("user2a", "not the password").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     assert_eq!(
@@ -502,7 +496,7 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
         refresh_status(&srv, &fresh["refreshToken"]).await,
         StatusCode::UNAUTHORIZED
     );
-    let r = try_login(&srv, "merchant2a", WORLD_PASSWORD).await;
+    let r = srv.try_login("merchant2a", WORLD_PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     for method in [Method::GET, Method::DELETE] {

@@ -191,7 +191,7 @@ async fn a_bad_change_to_an_account_is_refused_naming_the_field() {
     s.unchanged().await;
     // The password was not changed either.
     assert_eq!(
-        try_login(&s.srv, "taken", WORLD_PASSWORD).await.status,
+        s.srv.try_login("taken", WORLD_PASSWORD).await.status,
         StatusCode::OK
     );
 }
@@ -299,7 +299,7 @@ async fn the_base_request_is_valid_and_eight_characters_are_enough() {
     .await;
     assert_account_shape(&eight);
     assert_eq!(
-        try_login(&s.srv, "eight", "12345678").await.status,
+        s.srv.try_login("eight", "12345678").await.status,
         StatusCode::OK
     );
 }

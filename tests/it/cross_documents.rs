@@ -307,10 +307,7 @@ async fn sign_in_everywhere(srv: &Server, who: &Account) -> Vec<Credential> {
     );
 
     let v1 = ok(
-        &srv.post("/api/v1/auth/login")
-            .json(&json!({ "username": who.username, "password": PASSWORD }))
-            .send()
-            .await,
+        &srv.try_login(&who.username, PASSWORD).await,
         "/api/v1/auth/login",
     );
     assert_eq!(v1["user"]["id"], who.id.as_str());

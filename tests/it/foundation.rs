@@ -9,11 +9,7 @@ use crate::harness::*;
 #[tokio::test]
 async fn login_me_refresh_logout_and_old_token_refused() {
     let srv = Server::start().await;
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
@@ -81,16 +77,8 @@ async fn username_may_be_the_email_in_any_case() {
 #[tokio::test]
 async fn wrong_username_and_wrong_password_look_the_same() {
     let srv = Server::start().await;
-    let wrong_user = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "nobody", "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
-    let wrong_password = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "not the password" }))
-        .send()
-        .await;
+    let wrong_user = srv.try_login("nobody", ADMIN_PASSWORD).await;
+    let wrong_password = srv.try_login(ADMIN, "not the password").await;
     assert_eq!(wrong_user.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_user.body, wrong_password.body);

@@ -98,17 +98,9 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
     let reset = reset.await.expect("reset");
     // Answered as the snapshot check answers an account out of scope.
     assert_eq!(reset.status, StatusCode::NOT_FOUND, "{}", reset.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops", "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("ops", NEW_PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("ops", PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
 }
 
@@ -232,11 +224,7 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
                 Some(1),
                 "{op:?} {how}"
             );
-            let login = srv
-                .post("/api/v1/auth/login")
-                .json(&json!({ "username": name, "password": PASSWORD }))
-                .send()
-                .await;
+            let login = srv.try_login(&name, PASSWORD).await;
             assert_eq!(
                 login.status,
                 StatusCode::OK,
@@ -305,11 +293,7 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
         .send()
         .await;
     assert_eq!(r.json()["items"], json!([]), "the account was stored");
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "sleeper", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("sleeper", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
 }
 
@@ -617,11 +601,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
         srv.get(ME).bearer(token).send().await.status,
         StatusCode::OK
     );
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "user1a", "password": WORLD_PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("user1a", WORLD_PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
     let merchant = srv
         .send_as(&admin, Method::GET, "/api/v1/admin/merchants/mer_1a", None)
@@ -679,11 +659,7 @@ async fn an_s2s_token_cannot_breed_through_an_account_it_makes() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.json()["error"].is_string(), "{}", r.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "minted", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("minted", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
 }
 
@@ -776,11 +752,7 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
         .await;
     assert_eq!(r.json()["items"], json!([]));
     for (name, password) in [("user1a", WORLD_PASSWORD), (ADMIN, ADMIN_PASSWORD)] {
-        let login = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": name, "password": password }))
-            .send()
-            .await;
+        let login = srv.try_login(name, password).await;
         assert_eq!(login.status, StatusCode::OK, "{name}: {}", login.text());
     }
 

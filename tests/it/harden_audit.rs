@@ -483,17 +483,9 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
         )
         .await;
     // The placed admin signs in and fails once.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops-admin", "password": "ops admin password" }))
-        .send()
-        .await;
+    let r = srv.try_login("ops-admin", "ops admin password").await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops-admin", "password": "wrong password!" }))
-        .send()
-        .await;
+    let r = srv.try_login("ops-admin", "wrong password!").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let everything = srv.audit(admin).await;

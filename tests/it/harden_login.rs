@@ -482,11 +482,7 @@ async fn current_password_guesses_are_limited_and_locked_like_logins() {
     let r = change_own(&srv, &token, &id, "a brand new password").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // The lock is the account's: signing in is refused too.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "victim", "password": "a brand new password" }))
-        .send()
-        .await;
+    let r = srv.try_login("victim", "a brand new password").await;
     assert_answer(&r, &docs()[0].locked, "sign-in after the guesses");
 }
 
@@ -541,11 +537,7 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
         2,
         "other work holds its share"
     );
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "bystander", "password": PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("bystander", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let mut busy = 0;
     for h in flood {

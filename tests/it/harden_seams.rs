@@ -136,17 +136,9 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
         assert!(r.json()["error"].is_string());
     }
     // The new password works; the old one does not.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "pat", "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("pat", NEW_PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "pat", "password": PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("pat", PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 }
 

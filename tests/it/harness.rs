@@ -24,6 +24,8 @@ pub const ADMIN: &str = "admin";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// The canonical API's login route.
+pub const LOGIN: &str = "/api/v1/auth/login";
 /// The admin API's collection of accounts.
 pub const USERS: &str = "/api/v1/admin/users";
 /// The caller's own account.
@@ -198,13 +200,16 @@ impl Server {
 
     /// Logs in through the canonical API; returns the login response.
     pub async fn login(&self, username: &str, password: &str) -> Value {
-        let r = self
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": username, "password": password }))
-            .send()
-            .await;
+        let r = self.try_login(username, password).await;
         assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text());
         r.json()
+    }
+
+    /// Tries a login through the canonical API, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Resp {
+        login_call(self.post(LOGIN), username, password)
+            .send()
+            .await
     }
 
     /// The admin's access token.
@@ -491,11 +496,23 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A canonical login request for this username and password.
+fn login_call(call: Call, username: &str, password: &str) -> Call {
+    call.json(&json!({ "username": username, "password": password }))
+}
+
 /// Requests to an address that is not a harness [`Server`] (a spawned
 /// binary, say).
 pub struct At(pub SocketAddr);
 
 impl At {
+    /// Tries a login through the canonical API, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Resp {
+        login_call(self.post(LOGIN), username, password)
+            .send()
+            .await
+    }
+
     pub fn get(&self, path: &str) -> Call {
         self.call(Method::GET, path)
     }

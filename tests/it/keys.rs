@@ -513,11 +513,7 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
             assert_eq!(r.status, StatusCode::OK);
             assert_eq!(r.json()["items"], json!([]));
         } else {
-            let r = srv
-                .post("/api/v1/auth/login")
-                .json(&json!({ "username": name, "password": WORLD_PASSWORD }))
-                .send()
-                .await;
+            let r = srv.try_login(name, WORLD_PASSWORD).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         }
     }
@@ -648,11 +644,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
     let mut access_tokens = Vec::new();
 
     let login = async |username: &str, password: &str| -> (String, String) {
-        let r = at
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": username, "password": password }))
-            .send()
-            .await;
+        let r = at.try_login(username, password).await;
         assert_eq!(r.status, StatusCode::OK, "{username}: {}", r.text());
         let body = r.json();
         (
@@ -661,11 +653,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
         )
     };
     let (admin, admin_refresh) = login("admin", admin_password).await;
-    let r = at
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": wrong_password }))
-        .send()
-        .await;
+    let r = at.try_login("admin", wrong_password).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     for (path, body) in [

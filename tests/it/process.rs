@@ -34,12 +34,7 @@ async fn first_start_prints_a_generated_admin_password_once() {
         .unwrap_or_else(|| panic!("no password printed: {err}"))
         .to_string();
     assert!(password.len() >= 16);
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": password }))
-        .send()
-        .await;
+    let r = p.at().try_login("admin", &password).await;
     assert_eq!(r.status, StatusCode::OK);
     p.signal(libc::SIGTERM);
     assert!(p.wait().success());
@@ -50,12 +45,7 @@ async fn first_start_prints_a_generated_admin_password_once() {
         &[],
         &env_with(data, &[("LATCHKEY_ADMIN_PASSWORD", "another password")]),
     );
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": password }))
-        .send()
-        .await;
+    let r = p.at().try_login("admin", &password).await;
     assert_eq!(r.status, StatusCode::OK);
     p.signal(libc::SIGTERM);
     p.wait();
@@ -80,9 +70,7 @@ async fn first_admin_from_the_environment() {
     assert!(!p.stderr().contains("password:"));
     let r = p
         .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "root@example.org", "password": "a long enough password" }))
-        .send()
+        .try_login("root@example.org", "a long enough password")
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["user"]["username"], "root");
@@ -194,12 +182,7 @@ async fn settings_precedence_is_flag_then_env_then_file_then_default() {
         let mut env = env_with(&data, &extra);
         env.push(("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD));
         let mut p = Proc::spawn(&args, &env);
-        let r = p
-            .at()
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-            .send()
-            .await;
+        let r = p.at().try_login("admin", ADMIN_PASSWORD).await;
         assert_eq!(r.json()["expires_in"], expected, "{args:?} {extra:?}");
         p.signal(libc::SIGTERM);
         p.wait();
@@ -272,13 +255,7 @@ async fn a_logout_survives_a_crash_right_after_its_response() {
         &[("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)],
     );
     let p = Proc::spawn(&[], &env);
-    let login = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
+    let login = p.at().try_login("admin", ADMIN_PASSWORD).await.json();
     let token = login["token"].as_str().unwrap();
     let r = p
         .at()
@@ -316,16 +293,8 @@ async fn secrets_never_reach_the_log() {
     let mut p = Proc::spawn(&[], &env);
     let at = p.at();
     let wrong = "wrong password that is secret";
-    at.post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": wrong }))
-        .send()
-        .await;
-    let login = at
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
+    at.try_login("admin", wrong).await;
+    let login = at.try_login("admin", ADMIN_PASSWORD).await.json();
     let token = login["token"].as_str().unwrap().to_string();
     let refresh = login["refreshToken"].as_str().unwrap().to_string();
     at.get(&format!("/api/v1/auth/me?token={token}"))

@@ -205,11 +205,7 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_login() {
     };
     srv.restart().await;
     // A failed login changes nothing.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "wrong password" }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, "wrong password").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     srv.stop().await;
     assert_eq!(stored_admin_hash(&srv.data_dir()), old);
@@ -299,11 +295,7 @@ async fn ended_sessions_spent_tokens_and_stale_failure_counts_are_pruned() {
         .send()
         .await
         .json();
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "nobody", "password": "wrong password" }))
-        .send()
-        .await;
+    let r = srv.try_login("nobody", "wrong password").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let admin_id = login["user"]["id"]
         .as_str()

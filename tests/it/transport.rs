@@ -14,11 +14,7 @@ use crate::harness::*;
 #[tokio::test]
 async fn login_over_tls_with_http1_and_http2() {
     let srv = Server::start_tls(Layer::default()).await;
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.version, http::Version::HTTP_11);
     let token = r.json()["token"].as_str().unwrap().to_string();
