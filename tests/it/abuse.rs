@@ -157,11 +157,8 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         srv.admin_token().await
     };
     let events = srv
-        .get("/api/v1/admin/audit?event=login&outcome=failure")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/audit?event=login&outcome=failure")
+        .await;
     for e in events["items"].as_array().unwrap() {
         assert_eq!(e["client_ip"], "127.0.0.1");
     }
@@ -337,12 +334,7 @@ async fn an_admin_ends_a_lock_and_both_are_audited() {
         StatusCode::OK
     );
 
-    let audit = srv
-        .get("/api/v1/admin/audit")
-        .bearer(w.token("admin"))
-        .send()
-        .await
-        .json();
+    let audit = srv.read(w.token("admin"), "/api/v1/admin/audit").await;
     let events: Vec<&Value> = audit["items"].as_array().unwrap().iter().collect();
     let lock = events
         .iter()

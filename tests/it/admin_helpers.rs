@@ -150,7 +150,7 @@ pub fn id_of(v: &Value) -> String {
 /// token even if its session were still live; the admin route acts on the
 /// token's claims.)
 pub async fn me(srv: &Server, token: &str) -> StatusCode {
-    let status = srv.get("/api/v1/auth/me").bearer(token).send().await.status;
+    let status = srv.me(token).await.status;
     let admin = srv
         .get(&format!("{AUDIT}?limit=1"))
         .bearer(token)
@@ -166,7 +166,7 @@ pub async fn me(srv: &Server, token: &str) -> StatusCode {
 }
 
 pub async fn me_json(srv: &Server, token: &str) -> Value {
-    let r = srv.get("/api/v1/auth/me").bearer(token).send().await;
+    let r = srv.me(token).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()
 }

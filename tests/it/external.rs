@@ -255,7 +255,7 @@ async fn google_sign_in_matches_then_is_keyed_by_sub() {
     let body = r.json();
     assert_eq!(body["user_id"], 1);
     let token = body["token"].as_str().unwrap();
-    let me = srv.get("/api/v1/auth/me").bearer(token).send().await;
+    let me = srv.me(token).await;
     assert_eq!(me.json()["username"], ADMIN);
 
     // The token went in a POST body to tokeninfo, never in the URL.
@@ -278,11 +278,8 @@ async fn google_sign_in_matches_then_is_keyed_by_sub() {
     // Every attempt is in the audit log with the provider's name.
     let admin = srv.admin_token().await;
     let audit = srv
-        .get("/api/v1/admin/audit?event=external_login")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/audit?event=external_login")
+        .await;
     let items = audit["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
     assert!(
@@ -524,11 +521,8 @@ async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
     let r = google(&srv2, "new.person@example.com", GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let me = srv2
-        .get("/api/v1/auth/me")
-        .bearer(r.json()["token"].as_str().unwrap())
-        .send()
-        .await
-        .json();
+        .read(r.json()["token"].as_str().unwrap(), "/api/v1/auth/me")
+        .await;
     assert_eq!(me["email"], "new.person@example.com");
     assert_eq!(me["roles"], json!(["user"]));
     assert_eq!(me["merchant_id"], "mer_1a");
@@ -579,11 +573,7 @@ async fn the_canonical_exchange_answers_like_its_login() {
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["user"]["username"], ADMIN);
     assert!(body["refreshToken"].as_str().unwrap().starts_with("lk_rt_"));
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(body["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(body["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
 
     provider.answer(Answer::Json(200, google_info("other@example.com", "x")));

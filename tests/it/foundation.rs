@@ -20,7 +20,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     assert_eq!(body["user"]["email"], ADMIN_EMAIL);
     let id = body["user"]["id"].as_str().unwrap().to_string();
 
-    let me = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let me = srv.me(&token).await;
     assert_eq!(me.status, StatusCode::OK);
     let me = me.json();
     assert_eq!(me["id"], id.as_str());
@@ -46,7 +46,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     // Both access tokens of the session are refused from now on, on every
     // protected route.
     for t in [&token, &token2] {
-        let r = srv.get("/api/v1/auth/me").bearer(t).send().await;
+        let r = srv.me(t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             r.header("www-authenticate"),
@@ -168,16 +168,12 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for t in [&access, &access2] {
-        let r = srv.get("/api/v1/auth/me").bearer(t).send().await;
+        let r = srv.me(t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // Another session of the same account is untouched.
     let other = srv.login(ADMIN, ADMIN_PASSWORD).await;
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(other["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(other["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -207,10 +203,10 @@ async fn access_token_expires_after_its_lifetime() {
     let srv = Server::start().await;
     let token = srv.admin_token().await;
     srv.advance(900 + 29);
-    let r = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::OK, "within the leeway");
     srv.advance(2);
-    let r = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.header("www-authenticate"),
@@ -334,7 +330,7 @@ async fn forged_and_foreign_tokens_are_refused() {
     let refresh = login["refreshToken"].as_str().unwrap().to_string();
 
     for bad in [none, hs, tampered, huge, refresh, "garbage".to_string()] {
-        let r = srv.get("/api/v1/auth/me").bearer(&bad).send().await;
+        let r = srv.me(&bad).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
@@ -359,7 +355,7 @@ async fn forged_and_foreign_tokens_are_refused() {
     // A token signed by another latchkey (another key) is refused.
     let other = Server::start().await;
     let foreign = other.admin_token().await;
-    let r = srv.get("/api/v1/auth/me").bearer(&foreign).send().await;
+    let r = srv.me(&foreign).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

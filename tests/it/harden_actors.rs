@@ -597,10 +597,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
     assert_eq!(user1a.json()["disabled"], json!(false));
     assert_eq!(user1a.json()["attributes"], json!({}));
     let token = world.token("user1a");
-    assert_eq!(
-        srv.get(ME).bearer(token).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(token).await.status, StatusCode::OK);
     let login = srv.try_login("user1a", WORLD_PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
     let merchant = srv
@@ -685,7 +682,7 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let opaque = r.json()["token"].as_str().expect("token").to_string();
-    let admin_id = srv.get(ME).bearer(&admin).send().await.json()["id"]
+    let admin_id = srv.read(&admin, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -800,7 +797,7 @@ async fn a_refused_update_changes_nothing() {
         .create_user(&admin, "bob", PASSWORD, &["user", "support"])
         .await;
     let bob = srv.token_of("bob", PASSWORD).await;
-    assert_eq!(srv.get(ME).bearer(&bob).send().await.status, StatusCode::OK);
+    assert_eq!(srv.me(&bob).await.status, StatusCode::OK);
     let r = srv
         .send_as(
             &admin,
@@ -816,7 +813,7 @@ async fn a_refused_update_changes_nothing() {
     assert_eq!(stored.json()["roles"], json!(["user", "support"]));
     assert_eq!(stored.json()["username"], json!("bob"));
     assert_eq!(
-        srv.get(ME).bearer(&bob).send().await.status,
+        srv.me(&bob).await.status,
         StatusCode::OK,
         "a refused update (409, nothing stored) killed bob's token"
     );

@@ -70,7 +70,7 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((body, token)) = landed(login).await {
         assert_ne!(body["user"]["role"], "admin", "{body}");
-        let me = srv.get(ME).bearer(&token).send().await;
+        let me = srv.me(&token).await;
         if me.status == StatusCode::OK {
             assert_eq!(me.json()["credential"]["roles"], json!(["user"]));
         }
@@ -206,7 +206,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
             "{kind} after its role came back"
         );
     }
-    let keys = srv.get(KEYS).bearer(&fresh).send().await.json();
+    let keys = srv.read(&fresh, KEYS).await;
     assert_eq!(keys, json!([]));
 }
 
@@ -247,7 +247,7 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
 async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = srv.get(ME).bearer(&admin).send().await.json()["id"]
+    let id = srv.read(&admin, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -275,7 +275,7 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
     let r = srv.post(KEYS).bearer(&user_token).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
-    let me = srv.get(ME).bearer(&key).send().await.json();
+    let me = srv.read(&key, ME).await;
     assert_eq!(me["credential"]["roles"], json!(["user"]), "{me}");
     assert_eq!(
         srv.get(USERS).bearer(&key).send().await.status,
@@ -349,7 +349,7 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
         .send()
         .await;
     assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(1));
-    let keys = srv.get(KEYS).bearer(&admin).send().await.json();
+    let keys = srv.read(&admin, KEYS).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
 }
 
@@ -376,13 +376,13 @@ async fn an_account_holds_at_most_the_configured_number_of_keys() {
         "{}",
         r.text()
     );
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
     // An expired key does not count, and is gone from the list.
     srv.advance(61);
     let r = srv.post(KEYS).bearer(&admin).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
 }
 
@@ -427,7 +427,7 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         .unix_timestamp();
     assert_eq!(parsed, srv.clock.now() + max, "{at}");
     // Nothing was stored by the refusals.
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 }
 
@@ -476,12 +476,7 @@ async fn an_s2s_token_lives_as_long_as_asked_at_most_the_cap() {
     };
     assert_eq!(rfc(&short["expires_at"]), now + 60, "{short}");
     assert_eq!(rfc(&default["expires_at"]), now + 3600, "{default}");
-    let listed = srv
-        .get("/api/v1/admin/s2s-tokens")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+    let listed = srv.read(&admin, "/api/v1/admin/s2s-tokens").await;
     let mut ends: Vec<i64> = listed["items"]
         .as_array()
         .expect("items")
@@ -544,7 +539,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
 async fn the_last_enabled_admin_cannot_be_removed() {
     let srv = Server::start().await;
     let root = srv.admin_token().await;
-    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+    let root_id = srv.read(&root, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -623,7 +618,7 @@ async fn two_admins_alone(srv: &Server) -> (String, String, String, String) {
     let root = srv.admin_token().await;
     let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
     let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
-    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+    let root_id = srv.read(&root, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -709,12 +704,7 @@ async fn two_demotions_both_authenticated_first_leave_one_admin() {
     );
     // One enabled admin is left, as the store says.
     let survivor = if passed[0] { &alice } else { &bob };
-    let listed = srv
-        .get(&format!("{USERS}?role=admin"))
-        .bearer(survivor)
-        .send()
-        .await
-        .json();
+    let listed = srv.read(survivor, &format!("{USERS}?role=admin")).await;
     let enabled: Vec<&Value> = listed["items"]
         .as_array()
         .expect("items")
@@ -777,11 +767,8 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     }
     // Every stored token's merchant still exists.
     let listed = srv
-        .get("/api/v1/admin/s2s-tokens?limit=1000")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/s2s-tokens?limit=1000")
+        .await;
     for t in listed["items"].as_array().expect("items") {
         let m = t["merchant_id"].as_str().expect("merchant_id");
         let r = srv

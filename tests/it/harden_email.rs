@@ -145,7 +145,7 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
         let r = google(&srv, &mailbox, GOOGLE_TOKEN).await;
         if r.status == StatusCode::OK {
             let token = r.json()["token"].as_str().unwrap_or_default().to_string();
-            let me = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+            let me = srv.me(&token).await;
             taken.push(format!("{case}: signed in as {}", me.json()["username"]));
         }
         // The same mailbox in other letters, and another field: allowed.

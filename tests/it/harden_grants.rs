@@ -76,7 +76,7 @@ async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token
     let mut me = StatusCode::IM_A_TEAPOT;
     if r.status == StatusCode::OK {
         let token = r.json().as_str().unwrap_or_default().to_string();
-        me = srv.get(ME).bearer(&token).send().await.status;
+        me = srv.me(&token).await.status;
     }
     assert_eq!(
         r.status,
@@ -119,10 +119,7 @@ async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does(
     let r = choose(&srv, "app", None, &id, "user").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json().as_str().expect("jwt").to_string();
-    assert_eq!(
-        srv.get(ME).bearer(&token).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(&token).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

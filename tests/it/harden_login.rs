@@ -397,12 +397,7 @@ async fn a_lock_follows_the_account_across_spellings_and_documents() {
         assert_eq!(r.status, StatusCode::OK, "{}: {}", doc.path, r.text());
     }
     // The lockout entry names the account, not the spelling.
-    let events = srv
-        .get("/api/v1/admin/audit?event=lockout")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+    let events = srv.read(&admin, "/api/v1/admin/audit?event=lockout").await;
     assert!(
         events["items"]
             .as_array()

@@ -44,7 +44,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
         assert_eq!(r.status, StatusCode::CREATED, "{body}: {}", r.text());
         assert_eq!(r.json()["roles"], json!(["Support-Team"]), "{body}");
         let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
-        let me = srv.get(ME).bearer(&key).send().await;
+        let me = srv.me(&key).await;
         assert_eq!(me.status, StatusCode::OK, "{body}: {}", me.text());
         assert_eq!(
             me.json()["credential"]["roles"],
@@ -68,7 +68,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
         );
         assert!(r.json()["error"].is_string(), "{body}");
     }
-    let keys = srv.get(KEYS).bearer(&sue).send().await.json();
+    let keys = srv.read(&sue, KEYS).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
 
     // The admin's list finds the account by the role in any case.
@@ -507,7 +507,7 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
-    let me = srv.get(ME).bearer(&token).send().await;
+    let me = srv.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     assert_eq!(me.json()["roles"], json!(["Support-Team"]));
     // The one role is held as stored, so a key narrowed to it works.

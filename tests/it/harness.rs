@@ -293,6 +293,11 @@ impl Server {
         call.send().await
     }
 
+    /// The JSON body `GET path` answers this bearer, whatever the status.
+    pub async fn read(&self, bearer: &str, path: &str) -> Value {
+        self.get(path).bearer(bearer).send().await.json()
+    }
+
     /// `GET /api/v1/auth/me` with this bearer.
     pub async fn me(&self, bearer: &str) -> Resp {
         self.get(ME).bearer(bearer).send().await
@@ -506,6 +511,11 @@ fn login_call(call: Call, username: &str, password: &str) -> Call {
 pub struct At(pub SocketAddr);
 
 impl At {
+    /// `GET /api/v1/auth/me` with this bearer.
+    pub async fn me(&self, bearer: &str) -> Resp {
+        self.get(ME).bearer(bearer).send().await
+    }
+
     /// Tries a login through the canonical API, whatever the answer.
     pub async fn try_login(&self, username: &str, password: &str) -> Resp {
         login_call(self.post(LOGIN), username, password)
@@ -986,12 +996,7 @@ impl World {
                 },
             );
         }
-        let me = srv
-            .get("/api/v1/auth/me")
-            .bearer(&admin)
-            .send()
-            .await
-            .json();
+        let me = srv.read(&admin, "/api/v1/auth/me").await;
         accounts.insert(
             "admin".to_string(),
             Member {

@@ -210,7 +210,7 @@ async fn a_key_acts_as_its_owner_within_the_owners_scope() {
     let key = api_key(&created);
 
     // /me: the owner's account, through an API key.
-    let r = srv.get(ME).bearer(&key).send().await;
+    let r = srv.me(&key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let me = r.json();
     assert_eq!(me["id"], reseller1.id.as_str());
@@ -299,7 +299,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
         (&narrow, json!(["Customer"]), StatusCode::FORBIDDEN),
         (&full, json!(["merchant", "Customer"]), StatusCode::OK),
     ] {
-        let me = srv.get(ME).bearer(key).send().await.json();
+        let me = srv.read(key, ME).await;
         assert_eq!(me["id"], shopkeeper.as_str());
         assert_eq!(me["credential"]["kind"], "api_key");
         assert_eq!(me["credential"]["roles"], roles);
@@ -457,7 +457,7 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
         .send()
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = srv.get(ME).bearer(&key).send().await;
+    let r = srv.me(&key).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Authentication required" }));
 
@@ -572,7 +572,7 @@ async fn credential_kinds_and_altered_keys_are_refused() {
     ];
     for (what, key) in &altered {
         assert_ne!(key, &a);
-        let r = srv.get(ME).bearer(key).send().await;
+        let r = srv.me(key).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}");
         assert_eq!(
             r.json(),
@@ -751,7 +751,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
         user.clone(),
     ]);
     for credential in access_tokens.iter().chain([&key, &s2s]) {
-        let r = at.get(ME).bearer(credential).send().await;
+        let r = at.me(credential).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
 

@@ -85,17 +85,9 @@ async fn sessions_revocations_and_keys_survive_a_restart() {
     srv.restart().await;
 
     assert_eq!(srv.get("/.well-known/jwks.json").send().await.json(), jwks);
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(kept["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(kept["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK, "signing key kept");
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(ended["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(ended["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "revocation kept");
     let r = srv
         .post("/api/v1/auth/refresh")
@@ -119,21 +111,10 @@ async fn a_lost_master_key_means_a_new_signing_key_not_a_broken_server() {
     assert!(keys.contains(&old_jwks["keys"][0]));
     // Tokens signed before still verify until they expire; new ones use the
     // new key.
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(before["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(before["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     let after = srv.admin_token().await;
-    assert_eq!(
-        srv.get("/api/v1/auth/me")
-            .bearer(&after)
-            .send()
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(&after).await.status, StatusCode::OK);
 }
 
 #[cfg(unix)]
@@ -236,14 +217,10 @@ async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
     let srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
 
     let live = meta["live"]["token"].as_str().unwrap();
-    let r = srv.get("/api/v1/auth/me").bearer(live).send().await;
+    let r = srv.me(live).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["username"], "admin");
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(meta["logged_out"]["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(meta["logged_out"]["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = srv
         .post("/api/v1/auth/refresh")
