@@ -51,9 +51,10 @@ async fn the_address_limit_trips_at_its_number_and_recovers() {
     assert_limited(&r, "12");
     // Refresh exchanges a credential: the same address limit covers it.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": "lk_rt_x" }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": "lk_rt_x" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // One attempt's credit comes back every 12 s.

@@ -151,11 +151,7 @@ pub fn id_of(v: &Value) -> String {
 /// token's claims.)
 pub async fn me(srv: &Server, token: &str) -> StatusCode {
     let status = srv.me(token).await.status;
-    let admin = srv
-        .get(&format!("{AUDIT}?limit=1"))
-        .bearer(token)
-        .send()
-        .await;
+    let admin = srv.get_as(token, &format!("{AUDIT}?limit=1")).await;
     assert_eq!(
         admin.status,
         status,

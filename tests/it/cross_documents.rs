@@ -103,10 +103,7 @@ async fn accounts(srv: &Server, names: &[&str]) -> Vec<Account> {
     let admin = srv.admin_token().await;
     for role in ["Customer", "Seller"] {
         let r = srv
-            .post("/api/v1/admin/roles")
-            .bearer(&admin)
-            .json(&json!({ "name": role }))
-            .send()
+            .post_as(&admin, "/api/v1/admin/roles", &json!({ "name": role }))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
@@ -373,11 +370,7 @@ async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
         c.from
     );
     if let Some((path, field, refresh)) = &c.refresh {
-        let r = srv
-            .post(path)
-            .json(&json!({ *field: refresh }))
-            .send()
-            .await;
+        let r = srv.post_json(path, &json!({ *field: refresh })).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
@@ -465,9 +458,10 @@ async fn login_refused(srv: &Server, doc: &Doc, who: &Account) -> bool {
         _ => &who.email,
     };
     let r = srv
-        .post(doc.path)
-        .json(&json!({ doc.id_field: identifier, "password": PASSWORD }))
-        .send()
+        .post_json(
+            doc.path,
+            &json!({ doc.id_field: identifier, "password": PASSWORD }),
+        )
         .await;
     !r.status.is_success()
 }
@@ -494,9 +488,10 @@ async fn disabling_or_deleting_the_account_ends_every_documents_credentials() {
         credentials.push(api_key(&srv, &credentials[4].token).await);
         // A role choice still open from the login just made.
         let r = srv
-            .post("/api/account/roles")
-            .json(&json!({ "email": who.email, "password": PASSWORD }))
-            .send()
+            .post_json(
+                "/api/account/roles",
+                &json!({ "email": who.email, "password": PASSWORD }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK);
 
@@ -539,20 +534,16 @@ async fn an_api_key_is_not_a_login_for_choosing_a_role() {
         json!({ "name": "plain" }),
     ];
     for body in keys {
-        let r = srv
-            .post("/api/v1/auth/keys")
-            .bearer(token)
-            .json(&body)
-            .send()
-            .await;
+        let r = srv.post_as(token, "/api/v1/auth/keys", &body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
         for role in ["Customer", "Seller"] {
             let r = srv
-                .post("/api/account/token")
-                .bearer(&key)
-                .json(&json!({ "accountId": casey.id, "role": role }))
-                .send()
+                .post_as(
+                    &key,
+                    "/api/account/token",
+                    &json!({ "accountId": casey.id, "role": role }),
+                )
                 .await;
             assert_eq!(
                 r.status,

@@ -828,18 +828,20 @@ async fn the_documented_curl_examples_work() {
 async fn an_opaque_token_of_the_account_also_proves_the_login() {
     let srv = Server::start().await;
     let opaque = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await
         .json();
     let token = opaque["token"].as_str().unwrap().to_string();
     let me = srv.read(&token, "/api/v1/auth/me").await;
     let r = srv
-        .post("/api/account/token")
-        .bearer(&token)
-        .json(&json!({ "accountId": me["id"], "role": "admin" }))
-        .send()
+        .post_as(
+            &token,
+            "/api/account/token",
+            &json!({ "accountId": me["id"], "role": "admin" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let jwt = r.json().as_str().unwrap().to_string();
@@ -858,9 +860,10 @@ async fn choosing_a_role_is_under_the_address_rate_limit() {
     })
     .await;
     let roles = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await
         .json();
     let choose = || {

@@ -92,9 +92,7 @@ async fn create_account(srv: &Server, username: &str) -> u64 {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let id = r.json()["id"].as_str().expect("id").to_string();
     let r = srv
-        .get(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["number"].as_u64().expect("number")

@@ -544,9 +544,10 @@ async fn a_provider_without_client_ids_is_switched_off() {
         json!({ "error": "Google sign-in is not enabled" })
     );
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(provider.seen().is_empty());
@@ -564,9 +565,10 @@ async fn the_canonical_exchange_answers_like_its_login() {
     let srv = Server::start_with(provider.layer()).await;
     provider.answer(Answer::Json(200, google_info(ADMIN_EMAIL, "sub-canonical")));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
@@ -578,16 +580,18 @@ async fn the_canonical_exchange_answers_like_its_login() {
 
     provider.answer(Answer::Json(200, google_info("other@example.com", "x")));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     let r = srv
-        .post("/api/v1/auth/external/facebook")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/facebook",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "Unknown identity provider" }));
@@ -633,9 +637,7 @@ async fn form_parameters_work_as_the_document_shows() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .post("/api/auth/google/token")
-        .json(&json!({ "email": ADMIN_EMAIL }))
-        .send()
+        .post_json("/api/auth/google/token", &json!({ "email": ADMIN_EMAIL }))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(

@@ -28,9 +28,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     assert!(me.get("password_hash").is_none());
 
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -58,9 +56,10 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     }
     // And the session's refresh token is dead too.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": rotated["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": rotated["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
@@ -141,9 +140,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     let access = login["token"].as_str().unwrap().to_string();
 
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": first }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let second = r.json()["refreshToken"].as_str().unwrap().to_string();
@@ -152,9 +149,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     // The rotated-out token is refused, and presenting it revokes the
     // whole session: the current refresh token and every access token die.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": first }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -162,9 +157,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
         json!({ "error": "Invalid or expired refresh token" })
     );
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": second }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": second }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for t in [&access, &access2] {
@@ -190,11 +183,7 @@ async fn refresh_rejects_garbage() {
         let r = srv.post("/api/v1/auth/refresh").json(&bad).send().await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
     }
-    let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({}))
-        .send()
-        .await;
+    let r = srv.post_json("/api/v1/auth/refresh", &json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -230,17 +219,16 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     let idle = srv.login(ADMIN, ADMIN_PASSWORD).await;
     srv.advance(3601);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": idle["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": idle["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Refreshed in time, it keeps going, but never past the session's end.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(
         r.status,
@@ -252,9 +240,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     for _ in 0..2 {
         srv.advance(3000);
         let r = srv
-            .post("/api/v1/auth/refresh")
-            .json(&json!({ "refreshToken": refresh }))
-            .send()
+            .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
             .await;
         assert_eq!(r.status, StatusCode::OK);
         refresh = r.json()["refreshToken"].as_str().unwrap().to_string();
@@ -262,9 +248,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     // 6000 s into the session, which ends at 10800 s.
     srv.advance(3000);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let last = r.json();
@@ -274,9 +258,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     refresh = last["refreshToken"].as_str().unwrap().to_string();
     srv.advance(1801);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     // The refresh token alone would live until 12600 s; the session's end
     // is what refuses it.

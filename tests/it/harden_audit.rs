@@ -36,10 +36,11 @@ async fn body_errors_name_the_field_in_each_documents_words_and_never_the_parser
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/v1/admin/resellers")
-        .bearer(&admin)
-        .json(&json!({ "id": "res-x", "name": "X" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/v1/admin/resellers",
+            &json!({ "id": "res-x", "name": "X" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     // (what, path, bearer, body, status, field named, document's shape key)
@@ -520,9 +521,10 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
 
     // A deleted account's events leave every view but the admin's.
     let r = srv
-        .delete(&format!("/api/v1/admin/users/{user}"))
-        .bearer(world.token("reseller1"))
-        .send()
+        .delete_as(
+            world.token("reseller1"),
+            &format!("/api/v1/admin/users/{user}"),
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let reseller = srv.audit(world.token("reseller1")).await;
@@ -585,17 +587,19 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
     // signs in and chooses it.
     let legacy = &meta["legacy_role"];
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": "lead@example.com", "password": legacy["password"] }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": "lead@example.com", "password": legacy["password"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["roles"], json!([legacy["name"]]));
     let id = r.json()["accountId"].clone();
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": id, "role": legacy["name"] }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": id, "role": legacy["name"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // It can still be given by its exact name; no new one of its form can
@@ -608,10 +612,11 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
     )
     .await;
     let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "Night Lead" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/v1/admin/roles",
+            &json!({ "name": "Night Lead" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
 
@@ -646,10 +651,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         ("Reseller", 409),
     ] {
         let r = srv
-            .post("/api/v1/admin/roles")
-            .bearer(&admin)
-            .json(&json!({ "name": name }))
-            .send()
+            .post_as(&admin, "/api/v1/admin/roles", &json!({ "name": name }))
             .await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{name}: {}", r.text());
@@ -678,11 +680,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     assert_eq!(roles_now(&srv).await, before);
     // No account was made by any of those attempts but, at most, one for
     // a built-in role named in another case, which is that built-in role.
-    let r = srv
-        .get("/api/v1/admin/users?limit=1000")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, "/api/v1/admin/users?limit=1000").await;
     for u in r.json()["items"].as_array().unwrap() {
         for role in u["roles"].as_array().unwrap() {
             let role = role.as_str().unwrap();
@@ -701,10 +699,11 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     )
     .await;
     let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "support-TEAM" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/v1/admin/roles",
+            &json!({ "name": "support-TEAM" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before + 1);
@@ -716,21 +715,21 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         )
         .await;
     let r = srv
-        .get(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;
     assert_eq!(r.json()["roles"], json!(["Support-Team", "user"]));
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": "helper@example.com", "password": "helper password 1" }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": "helper@example.com", "password": "helper password 1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": id, "role": "SUPPORT-team" }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "SUPPORT-team" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
@@ -739,16 +738,15 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     );
     // Deleting it needs no exact case either (once no account holds it).
     let r = srv
-        .patch(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .json(&json!({ "roles": ["user"] }))
-        .send()
+        .patch_as(
+            &admin,
+            &format!("/api/v1/admin/users/{id}"),
+            &json!({ "roles": ["user"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .delete("/api/v1/admin/roles/SUPPORT-TEAM")
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, "/api/v1/admin/roles/SUPPORT-TEAM")
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before);

@@ -44,11 +44,7 @@ async fn a_login_in_flight_does_not_survive_a_disable() {
         );
     }
     // The store and every authentication agree: nothing of mallory works.
-    let r = srv
-        .get(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.json()["disabled"], true);
 }
 
@@ -60,11 +56,10 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
 
     let login = srv.login_in_flight("eve", PASSWORD).await;
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["user"] })),
+            &json!({ "roles": ["user"] }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -76,20 +71,15 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
         }
         // It cannot promote itself back.
         let r = srv
-            .send_as(
+            .patch_as(
                 &token,
-                Method::PATCH,
                 &format!("{USERS}/{id}"),
-                Some(json!({ "roles": ["admin"] })),
+                &json!({ "roles": ["admin"] }),
             )
             .await;
         assert!(!r.status.is_success(), "{}", r.text());
     }
-    let r = srv
-        .get(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.json()["roles"], json!(["user"]));
 }
 
@@ -101,12 +91,7 @@ async fn a_login_in_flight_does_not_survive_a_revoke_all() {
 
     let login = srv.login_in_flight("trent", PASSWORD).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     if let Some((_, token)) = landed(login).await {
@@ -126,17 +111,19 @@ async fn a_login_in_flight_does_not_survive_a_revoke_all() {
 async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static str, String)> {
     let access = srv.token_of(name, PASSWORD).await;
     let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": format!("{name}@example.com"), "password": PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let opaque = r.json()["token"].as_str().expect("token").to_string();
     let r = srv
-        .post("/api/account/token")
-        .bearer(&access)
-        .json(&json!({ "accountId": id, "role": "Seller" }))
-        .send()
+        .post_as(
+            &access,
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "Seller" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let role_token = r.json().as_str().expect("a bare token").to_string();
@@ -171,11 +158,10 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     }
     // Seller is taken away: every credential acting with it is refused.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["Buyer"] })),
+            &json!({ "roles": ["Buyer"] }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -189,11 +175,10 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     // Given back, nothing of before comes back to life, not even after a
     // new sign-in (the key was deleted with the role).
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["Seller", "Buyer"] })),
+            &json!({ "roles": ["Seller", "Buyer"] }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -236,9 +221,7 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
     let token = srv.token_of("dana", PASSWORD).await;
     assert_eq!(srv.me_status(&token).await, StatusCode::OK);
     // Deleted: that one too.
-    let r = srv
-        .send_as(&admin, Method::DELETE, &format!("{USERS}/{id}"), None)
-        .await;
+    let r = srv.delete_as(&admin, &format!("{USERS}/{id}")).await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(srv.me_status(&token).await, StatusCode::UNAUTHORIZED);
 }
@@ -253,20 +236,20 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
         .to_string();
     // The admin chooses a token limited to `user`.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["admin", "user"] })),
+            &json!({ "roles": ["admin", "user"] }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/account/token")
-        .bearer(&admin)
-        .json(&json!({ "accountId": id, "role": "user" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "user" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let user_token = r.json().as_str().expect("token").to_string();
@@ -306,9 +289,10 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let opaque = r.json()["token"].as_str().expect("token").to_string();
@@ -321,10 +305,11 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
 
     let r = srv
-        .post("/s2s-token")
-        .bearer(&admin)
-        .json(&json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" }))
-        .send()
+        .post_as(
+            &admin,
+            "/s2s-token",
+            &json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let s2s = r.json()["token"].as_str().expect("token").to_string();
@@ -334,20 +319,17 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{what}");
         let r = srv
-            .post("/s2s-token")
-            .bearer(bearer)
-            .json(&json!({ "name": "child", "role": "reseller", "reseller_id": "res_1" }))
-            .send()
+            .post_as(
+                bearer,
+                "/s2s-token",
+                &json!({ "name": "child", "role": "reseller", "reseller_id": "res_1" }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text());
         assert!(r.json()["detail"].is_string(), "{what}");
     }
     // Only the admin's two S2S issuances... one: nothing else was stored.
-    let r = srv
-        .get("/api/v1/admin/s2s-tokens")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, "/api/v1/admin/s2s-tokens").await;
     assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(1));
     let keys = srv.read(&admin, KEYS).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
@@ -402,10 +384,7 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         json!(12.5),
     ] {
         let r = srv
-            .post(KEYS)
-            .bearer(&admin)
-            .json(&json!({ "expiresIn": huge }))
-            .send()
+            .post_as(&admin, KEYS, &json!({ "expiresIn": huge }))
             .await;
         assert_eq!(
             r.status,
@@ -503,12 +482,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
     let w = World::build(&srv).await;
     let admin = srv.admin_token().await;
     let reseller = w.get("reseller1");
-    let r = srv
-        .post("/s2s-token")
-        .bearer(&reseller.token)
-        .json(&json!({ "name": "feed", "role": "merchant", "reseller_id": "res_1", "merchant_id": "mer_1a" }))
-        .send()
-        .await;
+    let r = srv.post_as(&reseller.token, "/s2s-token", &json!({ "name": "feed", "role": "merchant", "reseller_id": "res_1", "merchant_id": "mer_1a" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
     let issuer_exists = |srv: &Server| {
@@ -523,12 +497,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
     };
     assert_eq!(issuer_exists(&srv).await, true);
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{}", reseller.id),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{}", reseller.id))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(srv.me_status(&token).await, StatusCode::OK);
@@ -603,11 +572,7 @@ async fn the_last_enabled_admin_cannot_be_removed() {
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    let r = srv
-        .get(&format!("{USERS}/{root_id}"))
-        .bearer(&root)
-        .send()
-        .await;
+    let r = srv.get_as(&root, &format!("{USERS}/{root_id}")).await;
     assert_eq!(r.json()["roles"], json!(["admin"]));
 }
 
@@ -656,11 +621,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
         } else {
             (&bob, &b_id)
         };
-        let r = srv
-            .get(&format!("{USERS}/{id}"))
-            .bearer(survivor)
-            .send()
-            .await;
+        let r = srv.get_as(survivor, &format!("{USERS}/{id}")).await;
         assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.text());
         assert_eq!(r.json()["roles"], json!(["admin"]), "round {round}");
         assert_eq!(r.json()["disabled"], false, "round {round}");
@@ -772,9 +733,7 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     for t in listed["items"].as_array().expect("items") {
         let m = t["merchant_id"].as_str().expect("merchant_id");
         let r = srv
-            .get(&format!("/api/v1/admin/merchants/{m}"))
-            .bearer(&admin)
-            .send()
+            .get_as(&admin, &format!("/api/v1/admin/merchants/{m}"))
             .await;
         assert_eq!(r.status, StatusCode::OK, "token {t} has no merchant");
     }

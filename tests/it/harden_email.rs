@@ -20,10 +20,11 @@ async fn api_key(srv: &Server, token: &str) -> String {
 /// A reseller S2S token for res_1, issued by the admin.
 async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
     let r = srv
-        .post("/s2s-token")
-        .bearer(admin)
-        .json(&json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }))
-        .send()
+        .post_as(
+            admin,
+            "/s2s-token",
+            &json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["token"].as_str().expect("token").to_string()
@@ -32,9 +33,10 @@ async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
 /// An opaque token of a World member, for use in a URL.
 async fn opaque_token(srv: &Server, name: &str) -> String {
     let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": WORLD_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": format!("{name}@example.com"), "password": WORLD_PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["token"].as_str().expect("token").to_string()
@@ -42,9 +44,7 @@ async fn opaque_token(srv: &Server, name: &str) -> String {
 
 /// The account's email as an admin reads it.
 async fn email_of(srv: &Server, admin: &str, id: &str) -> String {
-    let r = srv
-        .send_as(admin, Method::GET, &format!("{USERS}/{id}"), None)
-        .await;
+    let r = srv.get_as(admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["email"].as_str().expect("email").to_string()
 }
@@ -52,12 +52,7 @@ async fn email_of(srv: &Server, admin: &str, id: &str) -> String {
 /// The `external_unlinked` audit entries, newest first.
 async fn unlinked_entries(srv: &Server, admin: &str) -> Vec<Value> {
     let r = srv
-        .send_as(
-            admin,
-            Method::GET,
-            "/api/v1/admin/audit?event=external_unlinked",
-            None,
-        )
+        .get_as(admin, "/api/v1/admin/audit?event=external_unlinked")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"].as_array().cloned().unwrap_or_default()
@@ -158,11 +153,10 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
     // A person's own sign-in, in the header, may change it.
     let victim = w.get("user1a");
     let r = srv
-        .send_as(
+        .patch_as(
             w.token("reseller1"),
-            Method::PATCH,
             &format!("{USERS}/{}", victim.id),
-            Some(json!({ "email": "user1a-new@example.com" })),
+            &json!({ "email": "user1a-new@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -185,11 +179,10 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
     let victim = w.get("user1a").id.clone();
     let mailbox = "mallory@attacker.example";
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{victim}"),
-            Some(json!({ "email": mailbox })),
+            &json!({ "email": mailbox }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -199,11 +192,10 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The operator notices and points the email back.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{victim}"),
-            Some(json!({ "email": "user1a@example.com" })),
+            &json!({ "email": "user1a@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -263,11 +255,10 @@ async fn a_managers_password_reset_ends_the_accounts_provider_links() {
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The admin's reset ends it.
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             &format!("{USERS}/{}/password", user.id),
-            Some(json!({ "password": "a brand new password 42" })),
+            &json!({ "password": "a brand new password 42" }),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text());

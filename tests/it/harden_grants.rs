@@ -5,7 +5,7 @@
 //! still audited (item 19); a tenant sees no event from before it was
 //! created (item 10, upgraded stores).
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
@@ -55,21 +55,15 @@ async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token
     let before = logins_by(&srv, &admin, &id).await.len();
     // The owner, alarmed, resets the password and ends every session.
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             &format!("{USERS}/{id}/password"),
-            Some(json!({ "password": NEW_PASSWORD })),
+            &json!({ "password": NEW_PASSWORD }),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
@@ -103,12 +97,7 @@ async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does(
     let r = prove(&srv, "hana", "app").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
@@ -169,10 +158,7 @@ async fn a_token_narrowed_to_user_cannot_choose_admin() {
     if r.status == StatusCode::OK {
         let admin_token = r.json().as_str().unwrap_or_default().to_string();
         key = srv
-            .post("/api/v1/auth/keys")
-            .bearer(&admin_token)
-            .json(&json!({ "name": "k" }))
-            .send()
+            .post_as(&admin_token, "/api/v1/auth/keys", &json!({ "name": "k" }))
             .await
             .json();
     }
@@ -247,12 +233,7 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
     );
     srv.until_hashes_in_flight(1).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let login = login.await.expect("login");
@@ -341,21 +322,19 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             "/api/v1/admin/resellers",
-            Some(json!({ "id": "res_9", "name": "Nine" })),
+            &json!({ "id": "res_9", "name": "Nine" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     srv.advance(500);
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             "/api/v1/admin/merchants",
-            Some(json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" })),
+            &json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());

@@ -131,11 +131,7 @@ fn assert_answer(r: &Resp, want: &(u16, Value), what: &str) {
 
 /// The newest audit entry's sequence number: how many entries exist.
 async fn audit_len(srv: &Server, admin: &str) -> u64 {
-    let r = srv
-        .get("/api/v1/admin/audit?limit=1")
-        .bearer(admin)
-        .send()
-        .await;
+    let r = srv.get_as(admin, "/api/v1/admin/audit?limit=1").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"][0]["seq"].as_u64().unwrap_or(0)
 }
@@ -143,9 +139,7 @@ async fn audit_len(srv: &Server, admin: &str) -> u64 {
 /// The newest `n` audit entries.
 async fn audit_tail(srv: &Server, admin: &str, n: usize) -> Vec<Value> {
     let r = srv
-        .get(&format!("/api/v1/admin/audit?limit={n}"))
-        .bearer(admin)
-        .send()
+        .get_as(admin, &format!("/api/v1/admin/audit?limit={n}"))
         .await;
     r.json()["items"].as_array().cloned().unwrap_or_default()
 }
@@ -264,21 +258,17 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
         }
     }
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": huge, "role": "user" }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": huge, "role": "user" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     for body in [
         json!({ "username": huge, "email": "x@example.com", "password": PASSWORD, "roles": ["user"] }),
         json!({ "username": "x", "email": format!("{huge}@example.com"), "password": PASSWORD, "roles": ["user"] }),
     ] {
-        let r = srv
-            .post("/api/v1/admin/users")
-            .bearer(&admin)
-            .json(&body)
-            .send()
-            .await;
+        let r = srv.post_as(&admin, "/api/v1/admin/users", &body).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
         assert!(
             r.json()["error"]
@@ -289,10 +279,11 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
     }
     let alice = srv.create_user(&admin, "alice", PASSWORD, &["user"]).await;
     let r = srv
-        .patch(&format!("/api/v1/admin/users/{alice}"))
-        .bearer(&admin)
-        .json(&json!({ "username": huge }))
-        .send()
+        .patch_as(
+            &admin,
+            &format!("/api/v1/admin/users/{alice}"),
+            &json!({ "username": huge }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert_eq!(r.json()["field"], "username");

@@ -83,11 +83,7 @@ async fn id_of(srv: &Server, bearer: &str, name: &str) -> String {
 
 async fn revoke(srv: &Server, admin: &str, name: &str) {
     let id = id_of(srv, admin, name).await;
-    let r = srv
-        .delete(&format!("{S2S_TOKENS}/{id}"))
-        .bearer(admin)
-        .send()
-        .await;
+    let r = srv.delete_as(admin, &format!("{S2S_TOKENS}/{id}")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
@@ -242,10 +238,11 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
     srv.created(RESELLERS, &admin, &json!({ "id": "res_b", "name": "B" }))
         .await;
     let r = srv
-        .post("/s2s-token")
-        .bearer(&admin)
-        .json(&json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }))
-        .send()
+        .post_as(
+            &admin,
+            "/s2s-token",
+            &json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let b_feed = r.json()["token"].as_str().expect("token").to_string();
@@ -261,19 +258,13 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
 
     // The first page stops after 10,000 records: nothing for B, and a
     // cursor where the scan stopped; the next page finds B's token.
-    let r = srv
-        .get(&format!("{S2S_TOKENS}?limit=10"))
-        .bearer(&b_feed)
-        .send()
-        .await;
+    let r = srv.get_as(&b_feed, &format!("{S2S_TOKENS}?limit=10")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let first = r.json();
     assert_eq!(first["items"].as_array().map(Vec::len), Some(0), "{first}");
     assert_eq!(first["next"], "!00009999");
     let r = srv
-        .get(&format!("{S2S_TOKENS}?limit=10&cursor=!00009999"))
-        .bearer(&b_feed)
-        .send()
+        .get_as(&b_feed, &format!("{S2S_TOKENS}?limit=10&cursor=!00009999"))
         .await;
     let second = r.json();
     let names: Vec<&str> = second["items"]
@@ -306,26 +297,16 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
 
     // The live one, past the first batches, still refuses the deletion.
     let admin = srv.admin_token().await;
-    let r = srv
-        .delete(&format!("{RESELLERS}/res_c"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, &format!("{RESELLERS}/res_c")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
 
     // Once it is revoked, the deletion goes through and every expired
     // one is marked revoked with the tenant.
     let r = srv
-        .delete(&format!("{S2S_TOKENS}/!00000005"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("{S2S_TOKENS}/!00000005"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    let r = srv
-        .delete(&format!("{RESELLERS}/res_c"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, &format!("{RESELLERS}/res_c")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     let tokens = srv
         .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))

@@ -73,11 +73,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
 
     // The admin's list finds the account by the role in any case.
     for asked in ["Support-Team", "support-team", "SUPPORT-TEAM"] {
-        let r = srv
-            .get(&format!("{USERS}?role={asked}"))
-            .bearer(&admin)
-            .send()
-            .await;
+        let r = srv.get_as(&admin, &format!("{USERS}?role={asked}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let found: Vec<Value> = r.json()["items"]
             .as_array()
@@ -90,17 +86,14 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
 
     // Taking the role away still kills the keys made in another case.
     let r = srv
-        .patch(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .json(&json!({ "roles": ["user"] }))
-        .send()
+        .patch_as(
+            &admin,
+            &format!("{USERS}/{id}"),
+            &json!({ "roles": ["user"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .get(&format!("{USERS}/{id}/keys"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}/keys")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let left = r.json();
     let left = left.get("items").unwrap_or(&left);
@@ -117,10 +110,11 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
 
     let login = srv.login_in_flight("pat", PASSWORD).await;
     let r = srv
-        .post(&format!("{USERS}/{id}/password"))
-        .bearer(&admin)
-        .json(&json!({ "password": NEW_PASSWORD }))
-        .send()
+        .post_as(
+            &admin,
+            &format!("{USERS}/{id}/password"),
+            &json!({ "password": NEW_PASSWORD }),
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = login.await.expect("login task");
@@ -146,9 +140,10 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
 /// without a token relies on.
 async fn prove(srv: &Server, name: &str) -> String {
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": format!("{name}@example.com"), "password": PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["accountId"]
@@ -175,10 +170,11 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
     // the owner), or every session is revoked: the proof opens nothing.
     let id = prove(&srv, "rory").await;
     let r = srv
-        .post(&format!("{USERS}/{id}/password"))
-        .bearer(&admin)
-        .json(&json!({ "password": NEW_PASSWORD }))
-        .send()
+        .post_as(
+            &admin,
+            &format!("{USERS}/{id}/password"),
+            &json!({ "password": NEW_PASSWORD }),
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, &id).await;
@@ -187,9 +183,7 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
 
     let id = prove(&srv, "rita").await;
     let r = srv
-        .delete(&format!("{USERS}/{id}/sessions"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, &id).await;
@@ -244,11 +238,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     let chain = r.json()["token"].as_str().expect("token").to_string();
 
     // Live, each holds its tenant.
-    let r = srv
-        .delete("/api/v1/admin/merchants/mer_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/merchants/mer_x").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.json()["error"].is_string());
     assert_eq!(srv.me_status(&shop).await, StatusCode::OK);
@@ -256,26 +246,14 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     // Expired, it does not, and it is revoked with its tenant.
     srv.advance(60);
     assert_eq!(srv.me_status(&shop).await, StatusCode::UNAUTHORIZED);
-    let r = srv
-        .delete("/api/v1/admin/merchants/mer_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/merchants/mer_x").await;
     assert!(r.status.is_success(), "{}", r.text());
     // The reseller's token still lives and holds the reseller.
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_x").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(srv.me_status(&chain).await, StatusCode::OK);
     srv.advance(60);
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_x").await;
     assert!(r.status.is_success(), "{}", r.text());
 
     let listed = srv.items(&admin, "/api/v1/admin/s2s-tokens").await;
@@ -311,16 +289,10 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
             .to_string(),
     };
     let r = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{gone}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{gone}"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_y")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_y").await;
     assert!(r.status.is_success(), "{}", r.text());
 }
 
@@ -384,10 +356,7 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 900 {
                 n += 1;
                 let r = srv
-                    .patch(&path)
-                    .bearer(&admin)
-                    .json(&json!({ "username": format!("ext{n}") }))
-                    .send()
+                    .patch_as(&admin, &path, &json!({ "username": format!("ext{n}") }))
                     .await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text());
             }
@@ -397,9 +366,10 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
     let mut shown = Vec::new();
     for _ in 0..60 {
         let r = srv
-            .post("/api/v1/auth/external/google")
-            .json(&json!({ "email": "ext0@example.com", "access_token": "ya29.token" }))
-            .send()
+            .post_json(
+                "/api/v1/auth/external/google",
+                &json!({ "email": "ext0@example.com", "access_token": "ya29.token" }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         shown.push(r.json()["user"]["username"].clone());
@@ -501,9 +471,10 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
         google_info("newcomer@example.com", "sub-new"),
     ));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": "newcomer@example.com", "access_token": "ya29.t" }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": "newcomer@example.com", "access_token": "ya29.t" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
@@ -527,28 +498,22 @@ async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let opaque = r.json()["token"].as_str().expect("token").to_string();
     let body = json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" });
     let r = srv
-        .post(&format!("/s2s-token?token={opaque}"))
-        .json(&body)
-        .send()
+        .post_json(&format!("/s2s-token?token={opaque}"), &body)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.json()["detail"].is_string(), "{}", r.text());
     assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 0);
     // The same token in the header may.
-    let r = srv
-        .post("/s2s-token")
-        .bearer(&opaque)
-        .json(&body)
-        .send()
-        .await;
+    let r = srv.post_as(&opaque, "/s2s-token", &body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 1);
 }

@@ -2,7 +2,7 @@
 //! bound (merchants per reseller, live S2S tokens in the whole tree), and
 //! an email change that ends provider links ends the sessions they opened.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::json;
 
@@ -114,11 +114,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     let r = create("mer_over".into()).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.json()["error"].is_string(), "{}", r.text());
-    let r = srv
-        .get(&format!("{MERCHANTS}/mer_over"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{MERCHANTS}/mer_over")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
     let mut stored = 0;
     let mut path = format!("{MERCHANTS}?reseller_id=res_big&limit=1000");
@@ -150,12 +146,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     .await;
     // Deleting one frees its place.
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{MERCHANTS}/mer_0000"),
-            None,
-        )
+        .delete_as(&admin, &format!("{MERCHANTS}/mer_0000"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = create("mer_over".into()).await;
@@ -182,22 +173,20 @@ async fn an_email_change_that_ends_a_link_ends_the_sessions_it_opened() {
     let other = w.get("user2a");
     assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{}", other.id),
-            Some(json!({ "email": "user2a.renamed@example.com" })),
+            &json!({ "email": "user2a.renamed@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
     // The linked account's email changes: the link and its session end.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{}", user.id),
-            Some(json!({ "email": "user1a.renamed@example.com" })),
+            &json!({ "email": "user1a.renamed@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());

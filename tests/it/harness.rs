@@ -293,6 +293,31 @@ impl Server {
         call.send().await
     }
 
+    /// `GET path` with this bearer.
+    pub async fn get_as(&self, bearer: &str, path: &str) -> Resp {
+        self.get(path).bearer(bearer).send().await
+    }
+
+    /// `POST path` with this bearer and JSON body.
+    pub async fn post_as(&self, bearer: &str, path: &str, body: &Value) -> Resp {
+        self.post(path).bearer(bearer).json(body).send().await
+    }
+
+    /// `PATCH path` with this bearer and JSON body.
+    pub async fn patch_as(&self, bearer: &str, path: &str, body: &Value) -> Resp {
+        self.patch(path).bearer(bearer).json(body).send().await
+    }
+
+    /// `DELETE path` with this bearer.
+    pub async fn delete_as(&self, bearer: &str, path: &str) -> Resp {
+        self.delete(path).bearer(bearer).send().await
+    }
+
+    /// `POST path` with this JSON body and no credential.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.post(path).json(body).send().await
+    }
+
     /// The JSON body `GET path` answers this bearer, whatever the status.
     pub async fn read(&self, bearer: &str, path: &str) -> Value {
         self.get(path).bearer(bearer).send().await.json()

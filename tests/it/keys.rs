@@ -69,10 +69,7 @@ async fn create_list_and_delete_have_the_documented_shapes() {
 
     // POST with a name: exactly the four documented fields.
     let r = srv
-        .post(KEYS)
-        .bearer(owner)
-        .json(&json!({ "name": "My Integration Key" }))
-        .send()
+        .post_as(owner, KEYS, &json!({ "name": "My Integration Key" }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -138,9 +135,7 @@ async fn create_list_and_delete_have_the_documented_shapes() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "API key not found" }));
     let r = srv
-        .delete(&format!("{KEYS}/key_0000000000000000"))
-        .bearer(owner)
-        .send()
+        .delete_as(owner, &format!("{KEYS}/key_0000000000000000"))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "API key not found" }));
@@ -263,10 +258,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     let world = World::build(&srv).await;
     let admin = world.token("admin");
     let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(admin)
-        .json(&json!({ "name": "Customer" }))
-        .send()
+        .post_as(admin, "/api/v1/admin/roles", &json!({ "name": "Customer" }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv
@@ -308,12 +300,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
 
     // Only a role the caller holds.
     for role in ["admin", "reseller", "user", "Nonexistent"] {
-        let r = srv
-            .post(KEYS)
-            .bearer(&token)
-            .json(&json!({ "role": role }))
-            .send()
-            .await;
+        let r = srv.post_as(&token, KEYS, &json!({ "role": role })).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{role}");
         assert_eq!(r.json()["field"], "role", "{role}");
     }
@@ -335,10 +322,11 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     // narrowed one, and the unnarrowed one, which carries the roles of the
     // token that made it (issue 9, item 6).
     let r = srv
-        .patch(&format!("{USERS}/{shopkeeper}"))
-        .bearer(admin)
-        .json(&json!({ "roles": ["merchant"] }))
-        .send()
+        .patch_as(
+            admin,
+            &format!("{USERS}/{shopkeeper}"),
+            &json!({ "roles": ["merchant"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for key in [&narrow, &full] {
@@ -368,10 +356,7 @@ async fn a_key_with_an_expiry_stops_working_at_it() {
     }
     // A key cannot make another (issue 9, item 9), so none outlives it.
     let r = srv
-        .post(KEYS)
-        .bearer(&keys[2].0)
-        .json(&json!({ "name": "child" }))
-        .send()
+        .post_as(&keys[2].0, KEYS, &json!({ "name": "child" }))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
 
@@ -452,9 +437,10 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
     let key = api_key(&created);
     assert_eq!(status_of(&srv, ME, &key).await, StatusCode::OK);
     let r = srv
-        .delete(&format!("{KEYS}/{}", created["keyId"].as_str().unwrap()))
-        .bearer(owner)
-        .send()
+        .delete_as(
+            owner,
+            &format!("{KEYS}/{}", created["keyId"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = srv.me(&key).await;
@@ -490,9 +476,7 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
                 );
             }
             let r = srv
-                .post("/api/v1/auth/refresh")
-                .json(&json!({ "refreshToken": refresh }))
-                .send()
+                .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
                 .await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name} {when}");
         };
@@ -528,9 +512,7 @@ async fn credential_kinds_and_altered_keys_are_refused() {
 
     // An API key is not a refresh token, nor a refresh token a bearer.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": a }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": a }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(

@@ -85,9 +85,10 @@ async fn listed(srv: &Server, admin: &str, name: &str) -> Value {
 /// Audit events of one kind, newest first, as the admin sees them.
 async fn audit(srv: &Server, admin: &str, event: &str) -> Vec<Value> {
     let r = srv
-        .get(&format!("/api/v1/admin/audit?event={event}&limit=1000"))
-        .bearer(admin)
-        .send()
+        .get_as(
+            admin,
+            &format!("/api/v1/admin/audit?event={event}&limit=1000"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "audit: {}", r.text());
     r.json()["items"].as_array().expect("items").clone()
@@ -394,9 +395,7 @@ async fn bad_credentials_bodies_and_content_types_are_refused() {
         .expect("id")
         .to_string();
     let del = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{id}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{id}"))
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text());
     let refresh = srv.login("merchant1a", WORLD_PASSWORD).await["refreshToken"]
@@ -618,11 +617,7 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
 
     // The merchant token sees its merchant's accounts only.
-    let r = srv
-        .get("/api/v1/admin/users")
-        .bearer(&merchant)
-        .send()
-        .await;
+    let r = srv.get_as(&merchant, "/api/v1/admin/users").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(usernames(&r), set(&["merchant1a", "user1a"]));
     let account = |name: &str| format!("/api/v1/admin/users/{}", w.get(name).id);
@@ -647,25 +642,13 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     }
 
     // The reseller token sees its reseller's merchants and accounts only.
-    let r = srv
-        .get("/api/v1/admin/merchants")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/merchants").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(ids(&r), set(&["mer_1a", "mer_1b"]));
-    let r = srv
-        .get("/api/v1/admin/resellers")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/resellers").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(ids(&r), set(&["res_1"]));
-    let r = srv
-        .get("/api/v1/admin/users")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/users").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         usernames(&r),
@@ -1025,18 +1008,14 @@ async fn the_audit_log_names_the_token() {
 
     // Revocation is recorded too, and no secret is ever written.
     let r = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{id}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{id}"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     let revoked = audit_for(&srv, &admin, "s2s_token_revoked", &id).await;
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["actor"], admin_id.as_str(), "{}", revoked[0]);
     let all = srv
-        .get("/api/v1/admin/audit?limit=1000")
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, "/api/v1/admin/audit?limit=1000")
         .await
         .text();
     assert!(
@@ -1054,9 +1033,7 @@ async fn credential_kinds_are_not_interchangeable() {
 
     // An S2S token is not a refresh token.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": token }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": token }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 

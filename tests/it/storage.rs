@@ -90,9 +90,10 @@ async fn sessions_revocations_and_keys_survive_a_restart() {
     let r = srv.me(ended["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "revocation kept");
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": kept["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": kept["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "refresh token kept");
 }
@@ -223,15 +224,17 @@ async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
     let r = srv.me(meta["logged_out"]["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": meta["live"]["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": meta["live"]["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": meta["logged_out"]["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": meta["logged_out"]["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let admin = srv
@@ -267,9 +270,10 @@ async fn ended_sessions_spent_tokens_and_stale_failure_counts_are_pruned() {
     let mut srv = Server::start().await;
     let login = srv.login(ADMIN, ADMIN_PASSWORD).await;
     let opaque = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/auth/token",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await
         .json();
     let r = srv.try_login("nobody", "wrong password").await;
