@@ -106,9 +106,7 @@ pub async fn check(
 }
 
 pub async fn get_json(srv: &Server, token: &str, path: &str) -> Value {
-    check(srv, token, Method::GET, path, None, StatusCode::OK)
-        .await
-        .json()
+    srv.get_as(token, path).await.assert(StatusCode::OK).json()
 }
 
 /// A new account's request body, with the world's password.
@@ -125,16 +123,10 @@ pub fn person(name: &str, role: &str, reseller: Option<&str>, merchant: Option<&
 
 /// Creates an account (201 expected) and returns its view.
 pub async fn create_user(srv: &Server, token: &str, body: Value) -> Value {
-    check(
-        srv,
-        token,
-        Method::POST,
-        USERS,
-        Some(body),
-        StatusCode::CREATED,
-    )
-    .await
-    .json()
+    srv.post_as(token, USERS, &body)
+        .await
+        .assert(StatusCode::CREATED)
+        .json()
 }
 
 pub fn id_of(v: &Value) -> String {
@@ -348,16 +340,10 @@ pub fn not_found(what: &str) -> Value {
 /// Creates a reseller or merchant (201 expected) and returns its id.
 pub async fn create_tenant(srv: &Server, token: &str, list: &str, body: Value) -> String {
     id_of(
-        &check(
-            srv,
-            token,
-            Method::POST,
-            list,
-            Some(body),
-            StatusCode::CREATED,
-        )
-        .await
-        .json(),
+        &srv.post_as(token, list, &body)
+            .await
+            .assert(StatusCode::CREATED)
+            .json(),
     )
 }
 

@@ -180,15 +180,9 @@ async fn no_caller_reaches_an_account_outside_its_scope_on_any_account_route() {
                 r.text()
             );
         }
-        check(
-            &srv,
-            &admin,
-            Method::GET,
-            &fill(USER, &[&m.id]),
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        srv.get_as(&admin, &fill(USER, &[&m.id]))
+            .await
+            .assert(StatusCode::NOT_FOUND);
     }
 }
 
@@ -676,7 +670,7 @@ async fn world_with_feeds() -> (Server, World) {
 
 /// A list read outside the caller's scope is refused, or answers nothing.
 async fn refused_or_empty(srv: &Server, token: &str, path: &str) {
-    let r = send(srv, Some(token), Method::GET, path, None).await;
+    let r = srv.get_as(token, path).await;
     let empty = r.status == StatusCode::OK && r.json()["items"] == json!([]);
     assert!(
         r.status == StatusCode::FORBIDDEN || empty,
@@ -737,22 +731,20 @@ async fn each_caller_lists_only_the_accounts_of_its_tenant() {
 #[tokio::test]
 async fn an_unseen_merchant_reads_exactly_like_one_that_does_not_exist() {
     let (srv, w) = world_with_feeds().await;
-    let unseen = send(
-        &srv,
-        Some(w.token("reseller1")),
-        Method::POST,
-        USERS,
-        Some(&person("probe", "user", None, Some("mer_2a"))),
-    )
-    .await;
-    let unknown = send(
-        &srv,
-        Some(w.token("reseller1")),
-        Method::POST,
-        USERS,
-        Some(&person("probe", "user", None, Some("mer_nope"))),
-    )
-    .await;
+    let unseen = srv
+        .post_as(
+            w.token("reseller1"),
+            USERS,
+            &person("probe", "user", None, Some("mer_2a")),
+        )
+        .await;
+    let unknown = srv
+        .post_as(
+            w.token("reseller1"),
+            USERS,
+            &person("probe", "user", None, Some("mer_nope")),
+        )
+        .await;
     assert_eq!(unseen.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         (unseen.status, unseen.json()),
@@ -808,15 +800,13 @@ async fn each_caller_reads_only_the_audit_events_of_its_tenant() {
     let (srv, w) = world_with_feeds().await;
     let admin = w.token("admin");
     // Some more activity on both sides before reading the log.
-    check(
-        &srv,
+    srv.post_as(
         w.token("reseller2"),
-        Method::POST,
         MERCHANTS,
-        Some(json!({ "id": "mer_2c", "name": "c" })),
-        StatusCode::CREATED,
+        &json!({ "id": "mer_2c", "name": "c" }),
     )
-    .await;
+    .await
+    .assert(StatusCode::CREATED);
     create_user(
         &srv,
         w.token("merchant2a"),
@@ -834,24 +824,12 @@ async fn each_caller_reads_only_the_audit_events_of_its_tenant() {
         StatusCode::UNAUTHORIZED
     );
     for path in [USER_DISABLE, USER_ENABLE] {
-        check(
-            &srv,
-            admin,
-            Method::POST,
-            &fill(path, &[&w.get("user2a").id]),
-            None,
-            StatusCode::OK,
-        )
-        .await;
-        check(
-            &srv,
-            admin,
-            Method::POST,
-            &fill(path, &[&w.get("user1a").id]),
-            None,
-            StatusCode::OK,
-        )
-        .await;
+        srv.act_as(admin, &fill(path, &[&w.get("user2a").id]))
+            .await
+            .assert(StatusCode::OK);
+        srv.act_as(admin, &fill(path, &[&w.get("user1a").id]))
+            .await
+            .assert(StatusCode::OK);
     }
 
     let everything = walk(&srv, admin, AUDIT, 1000).await;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::admin_helpers::*;
@@ -52,15 +52,10 @@ async fn lists_are_paged_by_cursor_and_users_are_filtered() {
         "limit=ten",
         "cursor=abc",
     ] {
-        let r = check(
-            &srv,
-            admin,
-            Method::GET,
-            &format!("{USERS}?{bad}"),
-            None,
-            StatusCode::BAD_REQUEST,
-        )
-        .await;
+        let r = srv
+            .get_as(admin, &format!("{USERS}?{bad}"))
+            .await
+            .assert(StatusCode::BAD_REQUEST);
         assert!(r.json()["error"].is_string());
     }
     let everything = get_json(&srv, admin, &format!("{USERS}?limit=1000")).await;
@@ -142,14 +137,7 @@ async fn lists_are_paged_by_cursor_and_users_are_filtered() {
     for list in &lists {
         let sep = if list.contains('?') { '&' } else { '?' };
         for bad in ["limit=0", "limit=1001"] {
-            let r = send(
-                &srv,
-                Some(admin),
-                Method::GET,
-                &format!("{list}{sep}{bad}"),
-                None,
-            )
-            .await;
+            let r = srv.get_as(admin, &format!("{list}{sep}{bad}")).await;
             assert_eq!(
                 r.status,
                 StatusCode::BAD_REQUEST,

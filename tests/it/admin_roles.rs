@@ -1,6 +1,6 @@
 //! Custom roles: listed, used, and deleted only when unused.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::admin_helpers::*;
@@ -22,15 +22,10 @@ async fn custom_roles_are_listed_used_and_deleted_only_when_unused() {
         );
     }
 
-    let r = check(
-        &srv,
-        &admin,
-        Method::POST,
-        ROLES,
-        Some(json!({ "name": "Customer" })),
-        StatusCode::CREATED,
-    )
-    .await;
+    let r = srv
+        .post_as(&admin, ROLES, &json!({ "name": "Customer" }))
+        .await
+        .assert(StatusCode::CREATED);
     assert_eq!(r.json(), json!({ "name": "Customer", "builtin": false }));
     let roles = walk(&srv, &admin, ROLES, 1000).await;
     assert!(roles.contains(&json!({ "name": "Customer", "builtin": false })));
@@ -41,15 +36,10 @@ async fn custom_roles_are_listed_used_and_deleted_only_when_unused() {
         ("", StatusCode::UNPROCESSABLE_ENTITY),
         ("bad/name", StatusCode::UNPROCESSABLE_ENTITY),
     ] {
-        let r = check(
-            &srv,
-            &admin,
-            Method::POST,
-            ROLES,
-            Some(json!({ "name": name })),
-            want,
-        )
-        .await;
+        let r = srv
+            .post_as(&admin, ROLES, &json!({ "name": name }))
+            .await
+            .assert(want);
         if want == StatusCode::UNPROCESSABLE_ENTITY {
             assert_eq!(r.json()["field"], "name");
         }
@@ -62,88 +52,46 @@ async fn custom_roles_are_listed_used_and_deleted_only_when_unused() {
     assert_eq!(customer["role"], "Customer");
     let token = token_of(&srv.login("cust", WORLD_PASSWORD).await);
     assert_eq!(me_json(&srv, &token).await["roles"], json!(["Customer"]));
-    check(
-        &srv,
-        &token,
-        Method::GET,
-        USERS,
-        None,
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-    check(
-        &srv,
-        &token,
-        Method::GET,
-        &fill(USER, &[&customer_id]),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    srv.get_as(&token, USERS)
+        .await
+        .assert(StatusCode::FORBIDDEN);
+    srv.get_as(&token, &fill(USER, &[&customer_id]))
+        .await
+        .assert(StatusCode::OK);
 
     // In use, or built in: refused, and still listed.
     for name in ["Customer", "admin", "reseller", "merchant", "user"] {
-        let r = check(
-            &srv,
-            &admin,
-            Method::DELETE,
-            &fill(ROLE, &[name]),
-            None,
-            StatusCode::CONFLICT,
-        )
-        .await;
+        let r = srv
+            .delete_as(&admin, &fill(ROLE, &[name]))
+            .await
+            .assert(StatusCode::CONFLICT);
         assert!(r.json()["error"].is_string());
     }
     assert_eq!(walk(&srv, &admin, ROLES, 1000).await, roles);
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(ROLE, &["Nobody"]),
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    srv.delete_as(&admin, &fill(ROLE, &["Nobody"]))
+        .await
+        .assert(StatusCode::NOT_FOUND);
 
     // Unused: gone.
-    check(
-        &srv,
+    srv.patch_as(
         &admin,
-        Method::PATCH,
         &fill(USER, &[&customer_id]),
-        Some(json!({ "roles": ["user"] })),
-        StatusCode::OK,
+        &json!({ "roles": ["user"] }),
     )
-    .await;
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(ROLE, &["Customer"]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    .await
+    .assert(StatusCode::OK);
+    srv.delete_as(&admin, &fill(ROLE, &["Customer"]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
     let after = walk(&srv, &admin, ROLES, 1000).await;
     assert!(!set(&after, "name").contains("Customer"), "{after:?}");
     assert_eq!(after.len(), 4);
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(ROLE, &["Customer"]),
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    let r = check(
-        &srv,
-        &admin,
-        Method::POST,
-        USERS,
-        Some(person("late", "Customer", None, None)),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    srv.delete_as(&admin, &fill(ROLE, &["Customer"]))
+        .await
+        .assert(StatusCode::NOT_FOUND);
+    let r = srv
+        .post_as(&admin, USERS, &person("late", "Customer", None, None))
+        .await
+        .assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["field"], "roles");
 }

@@ -1,7 +1,7 @@
 //! Sessions through the admin API: listed with client details, revoked
 //! one at a time or all together.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::admin_helpers::*;
@@ -47,29 +47,18 @@ async fn sessions_are_listed_with_client_details_and_revoked_one_or_all() {
         "not-a-uuid",
         "7d0f2a4e-0000-4000-8000-000000000001",
     ] {
-        let r = check(
-            &srv,
-            &admin,
-            Method::DELETE,
-            &fill(USER_SESSION, &[&id, sid]),
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        let r = srv
+            .delete_as(&admin, &fill(USER_SESSION, &[&id, sid]))
+            .await
+            .assert(StatusCode::NOT_FOUND);
         assert_eq!(r.json(), not_found("Session"), "{sid}");
     }
     assert_eq!(me(&srv, &admin).await, StatusCode::OK);
 
     // One.
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(USER_SESSION, &[&id, &one_id]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    srv.delete_as(&admin, &fill(USER_SESSION, &[&id, &one_id]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
     assert_eq!(me(&srv, &token_of(&one)).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
         refresh_status(&srv, &one["refreshToken"]).await,
@@ -77,27 +66,16 @@ async fn sessions_are_listed_with_client_details_and_revoked_one_or_all() {
     );
     assert_eq!(me(&srv, &token_of(&two)).await, StatusCode::OK);
     assert_eq!(session_ids(&srv, &admin, &id).await, [two_id]);
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(USER_SESSION, &[&id, &one_id]),
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    srv.delete_as(&admin, &fill(USER_SESSION, &[&id, &one_id]))
+        .await
+        .assert(StatusCode::NOT_FOUND);
 
     // All.
     let three = login_with_agent(&srv, "traveller", WORLD_PASSWORD, "agent-three").await;
-    let r = check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &sessions,
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let r = srv
+        .delete_as(&admin, &sessions)
+        .await
+        .assert(StatusCode::OK);
     assert_eq!(r.json(), json!({ "revoked": 2 }));
     for s in [&two, &three] {
         assert_eq!(me(&srv, &token_of(s)).await, StatusCode::UNAUTHORIZED);

@@ -1,6 +1,6 @@
 //! Tenants still holding merchants, accounts or tokens are not deleted.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use serde_json::json;
 
 use crate::admin_helpers::*;
@@ -37,18 +37,12 @@ async fn tenants_still_holding_merchants_accounts_or_tokens_are_not_deleted() {
         assert!(message.contains(word), "{message:?} does not say {word}");
     };
 
-    refused(
-        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
-        "merchant",
-    );
+    refused(srv.delete_as(&admin, &reseller).await, "merchant");
     get_json(&srv, &admin, &reseller).await;
 
     let clerk =
         id_of(&create_user(&srv, &admin, person("clerk", "user", None, Some("mer_x"))).await);
-    refused(
-        send(&srv, Some(&admin), Method::DELETE, &merchant, None).await,
-        "account",
-    );
+    refused(srv.delete_as(&admin, &merchant).await, "account");
     get_json(&srv, &admin, &merchant).await;
     assert_eq!(
         get_json(&srv, &admin, &fill(USER, &[&clerk])).await["merchant_id"],
@@ -63,89 +57,37 @@ async fn tenants_still_holding_merchants_accounts_or_tokens_are_not_deleted() {
         )
         .await,
     );
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(USER, &[&clerk]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &merchant,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    refused(
-        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
-        "account",
-    );
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(USER, &[&boss]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    srv.delete_as(&admin, &fill(USER, &[&clerk]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
+    srv.delete_as(&admin, &merchant)
+        .await
+        .assert(StatusCode::NO_CONTENT);
+    refused(srv.delete_as(&admin, &reseller).await, "account");
+    srv.delete_as(&admin, &fill(USER, &[&boss]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
 
     let (s2s, _) = issue_s2s(&srv, &admin, "feed", "reseller", "res_x", None).await;
-    refused(
-        send(&srv, Some(&admin), Method::DELETE, &reseller, None).await,
-        "token",
-    );
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(S2S_TOKEN, &[&s2s]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    refused(srv.delete_as(&admin, &reseller).await, "token");
+    srv.delete_as(&admin, &fill(S2S_TOKEN, &[&s2s]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
 
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &reseller,
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
-    let r = check(
-        &srv,
-        &admin,
-        Method::GET,
-        &reseller,
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    srv.delete_as(&admin, &reseller)
+        .await
+        .assert(StatusCode::NO_CONTENT);
+    let r = srv
+        .get_as(&admin, &reseller)
+        .await
+        .assert(StatusCode::NOT_FOUND);
     assert_eq!(r.json(), not_found("Reseller"));
-    let r = check(
-        &srv,
-        &admin,
-        Method::GET,
-        &merchant,
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    let r = srv
+        .get_as(&admin, &merchant)
+        .await
+        .assert(StatusCode::NOT_FOUND);
     assert_eq!(r.json(), not_found("Merchant"));
-    check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &reseller,
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    srv.delete_as(&admin, &reseller)
+        .await
+        .assert(StatusCode::NOT_FOUND);
 }

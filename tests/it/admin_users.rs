@@ -16,16 +16,15 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     let admin = srv.admin_token().await;
 
     // Resellers.
-    let r = check(
-        &srv,
-        &admin,
-        Method::POST,
-        RESELLERS,
-        Some(json!({ "id": "res_a", "name": "Acme Resellers" })),
-        StatusCode::CREATED,
-    )
-    .await
-    .json();
+    let r = srv
+        .post_as(
+            &admin,
+            RESELLERS,
+            &json!({ "id": "res_a", "name": "Acme Resellers" }),
+        )
+        .await
+        .assert(StatusCode::CREATED)
+        .json();
     assert_eq!(r["id"], "res_a");
     assert_eq!(r["name"], "Acme Resellers");
     assert!(r["created_at"].is_string());
@@ -38,16 +37,15 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     );
     assert_eq!(get_json(&srv, &admin, &fill(RESELLER, &["res_a"])).await, r);
     srv.advance(60);
-    let renamed = check(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &fill(RESELLER, &["res_a"]),
-        Some(json!({ "name": "Acme" })),
-        StatusCode::OK,
-    )
-    .await
-    .json();
+    let renamed = srv
+        .patch_as(
+            &admin,
+            &fill(RESELLER, &["res_a"]),
+            &json!({ "name": "Acme" }),
+        )
+        .await
+        .assert(StatusCode::OK)
+        .json();
     assert_eq!(renamed["name"], "Acme");
     assert_eq!(renamed["created_at"], r["created_at"]);
     assert!(renamed["updated_at"].as_str() > r["updated_at"].as_str());
@@ -57,16 +55,15 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     );
 
     // Merchants.
-    let m = check(
-        &srv,
-        &admin,
-        Method::POST,
-        MERCHANTS,
-        Some(json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" })),
-        StatusCode::CREATED,
-    )
-    .await
-    .json();
+    let m = srv
+        .post_as(
+            &admin,
+            MERCHANTS,
+            &json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" }),
+        )
+        .await
+        .assert(StatusCode::CREATED)
+        .json();
     assert_eq!(m["id"], "mer_a");
     assert_eq!(m["reseller_id"], "res_a");
     assert_eq!(m["name"], "Shop A");
@@ -83,16 +80,15 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     );
     assert_eq!(get_json(&srv, &admin, &fill(MERCHANT, &["mer_a"])).await, m);
     srv.advance(60);
-    let m2 = check(
-        &srv,
-        &admin,
-        Method::PATCH,
-        &fill(MERCHANT, &["mer_a"]),
-        Some(json!({ "name": "Shop Alpha" })),
-        StatusCode::OK,
-    )
-    .await
-    .json();
+    let m2 = srv
+        .patch_as(
+            &admin,
+            &fill(MERCHANT, &["mer_a"]),
+            &json!({ "name": "Shop Alpha" }),
+        )
+        .await
+        .assert(StatusCode::OK)
+        .json();
     assert_eq!(m2["name"], "Shop Alpha");
     assert_eq!(m2["reseller_id"], "res_a");
     assert!(m2["updated_at"].as_str() > m["updated_at"].as_str());
@@ -124,15 +120,10 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     assert_eq!(created["attributes"], json!({ "plan": "gold" }));
     assert_eq!(created["disabled"], false);
     assert!(created["number"].is_u64());
-    let fetched = check(
-        &srv,
-        &admin,
-        Method::GET,
-        &fill(USER, &[&id]),
-        None,
-        StatusCode::OK,
-    )
-    .await;
+    let fetched = srv
+        .get_as(&admin, &fill(USER, &[&id]))
+        .await
+        .assert(StatusCode::OK);
     assert!(!fetched.text().contains(secret));
     assert_eq!(fetched.json(), created);
     let jane = token_of(&srv.login("Jane.Doe", secret).await);
@@ -175,15 +166,10 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     assert!(column(&listed, "id").contains(&id));
     listed.iter().for_each(assert_account_shape);
 
-    let r = check(
-        &srv,
-        &admin,
-        Method::DELETE,
-        &fill(USER, &[&id]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    let r = srv
+        .delete_as(&admin, &fill(USER, &[&id]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
     assert!(r.body.is_empty());
     for method in [Method::GET, Method::DELETE] {
         let r = check(
@@ -197,15 +183,10 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
         .await;
         assert_eq!(r.json(), not_found("User"));
     }
-    let r = check(
-        &srv,
-        &admin,
-        Method::GET,
-        &fill(USER, &["not-a-uuid"]),
-        None,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    let r = srv
+        .get_as(&admin, &fill(USER, &["not-a-uuid"]))
+        .await
+        .assert(StatusCode::NOT_FOUND);
     assert_eq!(r.json(), not_found("User"));
     assert!(!column(&walk(&srv, &admin, USERS, 1000).await, "id").contains(&id));
 
@@ -217,34 +198,18 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
         (RESELLER, generated_reseller.as_str(), "Reseller"),
     ] {
         let path = fill(template, &[id]);
-        check(
-            &srv,
-            &admin,
-            Method::DELETE,
-            &path,
-            None,
-            StatusCode::NO_CONTENT,
-        )
-        .await;
-        let r = check(
-            &srv,
-            &admin,
-            Method::GET,
-            &path,
-            None,
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        srv.delete_as(&admin, &path)
+            .await
+            .assert(StatusCode::NO_CONTENT);
+        let r = srv
+            .get_as(&admin, &path)
+            .await
+            .assert(StatusCode::NOT_FOUND);
         assert_eq!(r.json(), not_found(what));
-        let r = check(
-            &srv,
-            &admin,
-            Method::PATCH,
-            &path,
-            Some(json!({ "name": "ghost" })),
-            StatusCode::NOT_FOUND,
-        )
-        .await;
+        let r = srv
+            .patch_as(&admin, &path, &json!({ "name": "ghost" }))
+            .await
+            .assert(StatusCode::NOT_FOUND);
         assert_eq!(r.json(), not_found(what));
     }
 }
@@ -260,28 +225,18 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
     let path = fill(USER_PASSWORD, &[&user.id]);
     let second = srv.login("user1a", WORLD_PASSWORD).await;
 
-    let r = check(
-        &srv,
-        admin,
-        Method::POST,
-        &path,
-        Some(json!({ "password": "short" })),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let r = srv
+        .post_as(admin, &path, &json!({ "password": "short" }))
+        .await
+        .assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["field"], "password");
     assert_eq!(me(&srv, &user.token).await, StatusCode::OK);
 
     let fresh = "a brand new password";
-    let r = check(
-        &srv,
-        admin,
-        Method::POST,
-        &path,
-        Some(json!({ "password": fresh })),
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    let r = srv
+        .post_as(admin, &path, &json!({ "password": fresh }))
+        .await
+        .assert(StatusCode::NO_CONTENT);
     assert!(r.body.is_empty());
     assert_eq!(me(&srv, &user.token).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me(&srv, &token_of(&second)).await, StatusCode::UNAUTHORIZED);
@@ -306,27 +261,20 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
             "with a wrong one",
         ),
     ] {
-        let r = check(
-            &srv,
-            &a,
-            Method::POST,
-            &path,
-            Some(body),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        let r = srv
+            .post_as(&a, &path, &body)
+            .await
+            .assert(StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(r.json()["field"], "current_password", "{what}");
     }
     assert_eq!(srv.try_login("user1a", fresh).await.status, StatusCode::OK);
-    check(
-        &srv,
+    srv.post_as(
         &a,
-        Method::POST,
         &path,
-        Some(json!({ "password": third, "current_password": fresh })),
-        StatusCode::NO_CONTENT,
+        &json!({ "password": third, "current_password": fresh }),
     )
-    .await;
+    .await
+    .assert(StatusCode::NO_CONTENT);
     assert_eq!(me(&srv, &a).await, StatusCode::OK);
     assert_eq!(me(&srv, &b).await, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -337,15 +285,10 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
 
     // The admin changing its own password is held to the same rule.
     let own = fill(USER_PASSWORD, &[&w.get("admin").id]);
-    let r = check(
-        &srv,
-        admin,
-        Method::POST,
-        &own,
-        Some(json!({ "password": "admin's next one" })),
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
+    let r = srv
+        .post_as(admin, &own, &json!({ "password": "admin's next one" }))
+        .await
+        .assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["field"], "current_password");
     assert_eq!(
         srv.try_login(ADMIN, ADMIN_PASSWORD).await.status,
@@ -354,29 +297,22 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
 
     // A user cannot set someone else's; a reseller can in its tenant.
     let merchant = fill(USER_PASSWORD, &[&w.get("merchant1a").id]);
-    let r = check(
-        &srv,
-        &a,
-        Method::POST,
-        &merchant,
-        Some(json!({ "password": "hijacked password" })),
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    let r = srv
+        .post_as(&a, &merchant, &json!({ "password": "hijacked password" }))
+        .await
+        .assert(StatusCode::NOT_FOUND);
     assert_eq!(r.json(), not_found("User"));
     assert_eq!(
         srv.try_login("merchant1a", WORLD_PASSWORD).await.status,
         StatusCode::OK
     );
-    check(
-        &srv,
+    srv.post_as(
         w.token("reseller1"),
-        Method::POST,
         &merchant,
-        Some(json!({ "password": "set by the reseller" })),
-        StatusCode::NO_CONTENT,
+        &json!({ "password": "set by the reseller" }),
     )
-    .await;
+    .await
+    .assert(StatusCode::NO_CONTENT);
     assert_eq!(
         me(&srv, w.token("merchant1a")).await,
         StatusCode::UNAUTHORIZED
@@ -403,16 +339,11 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
     for c in &credentials {
         assert_eq!(me(&srv, c).await, StatusCode::OK);
     }
-    let r = check(
-        &srv,
-        admin,
-        Method::POST,
-        &fill(USER_DISABLE, &[&target.id]),
-        None,
-        StatusCode::OK,
-    )
-    .await
-    .json();
+    let r = srv
+        .act_as(admin, &fill(USER_DISABLE, &[&target.id]))
+        .await
+        .assert(StatusCode::OK)
+        .json();
     assert_account_shape(&r);
     assert_eq!(r["disabled"], true);
     assert_eq!(r["id"], target.id.as_str());
@@ -451,16 +382,11 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
     }
 
     // Enable: the password works again; the old credentials stay dead.
-    let r = check(
-        &srv,
-        admin,
-        Method::POST,
-        &fill(USER_ENABLE, &[&target.id]),
-        None,
-        StatusCode::OK,
-    )
-    .await
-    .json();
+    let r = srv
+        .act_as(admin, &fill(USER_ENABLE, &[&target.id]))
+        .await
+        .assert(StatusCode::OK)
+        .json();
     assert_eq!(r["disabled"], false);
     let back = token_of(&srv.login("user2a", WORLD_PASSWORD).await);
     assert_eq!(me(&srv, &back).await, StatusCode::OK);
@@ -476,15 +402,9 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
     for c in &credentials {
         assert_eq!(me(&srv, c).await, StatusCode::OK);
     }
-    check(
-        &srv,
-        admin,
-        Method::DELETE,
-        &fill(USER, &[&victim.id]),
-        None,
-        StatusCode::NO_CONTENT,
-    )
-    .await;
+    srv.delete_as(admin, &fill(USER, &[&victim.id]))
+        .await
+        .assert(StatusCode::NO_CONTENT);
     for c in &credentials {
         assert_eq!(
             me(&srv, c).await,
@@ -544,16 +464,15 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
 
     // Moving an account retires the tokens that carried its old tenant.
     let user1a = w.get("user1a");
-    let moved = check(
-        &srv,
-        admin,
-        Method::PATCH,
-        &fill(USER, &[&user1a.id]),
-        Some(json!({ "merchant_id": "mer_1b" })),
-        StatusCode::OK,
-    )
-    .await
-    .json();
+    let moved = srv
+        .patch_as(
+            admin,
+            &fill(USER, &[&user1a.id]),
+            &json!({ "merchant_id": "mer_1b" }),
+        )
+        .await
+        .assert(StatusCode::OK)
+        .json();
     assert_eq!(
         (moved["reseller_id"].as_str(), moved["merchant_id"].as_str()),
         (Some("res_1"), Some("mer_1b"))

@@ -313,6 +313,12 @@ impl Server {
         self.delete(path).bearer(bearer).send().await
     }
 
+    /// `POST path` with this bearer and no body: an action such as
+    /// disabling an account or making an API key.
+    pub async fn act_as(&self, bearer: &str, path: &str) -> Resp {
+        self.post(path).bearer(bearer).send().await
+    }
+
     /// `POST path` with this JSON body and no credential.
     pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
         self.post(path).json(body).send().await
@@ -695,6 +701,14 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Asserts the status (showing the body if it differs) and passes the
+    /// response on.
+    #[track_caller]
+    pub fn assert(self, want: StatusCode) -> Resp {
+        assert_eq!(self.status, want, "{}", self.text());
+        self
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
