@@ -87,13 +87,7 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
             .send(),
     );
     srv.until_hashes_in_flight(1).await;
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({"roles": ["admin"]}),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["admin"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let reset = reset.await.expect("reset");
     // Answered as the snapshot check answers an account out of scope.
@@ -507,14 +501,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 srv.send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
                     .await
             }
-            Stale::Demoted => {
-                srv.patch_as(
-                    &admin,
-                    &format!("{USERS}/{id}"),
-                    &json!({ "roles": ["user"] }),
-                )
-                .await
-            }
+            Stale::Demoted => srv.set_roles(&admin, &id, &["user"]).await,
             Stale::Moved => {
                 srv.patch_as(
                     &admin,
@@ -727,13 +714,7 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = srv
-        .post_as(
-            &admin,
-            &format!("{USERS}/{target}/password"),
-            &json!({ "password": NEW_PASSWORD }),
-        )
-        .await;
+    let r = srv.set_password(&admin, &target, NEW_PASSWORD).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 

@@ -55,13 +55,7 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
     let id = srv.create_user(&admin, "eve", PASSWORD, &["admin"]).await;
 
     let login = srv.login_in_flight("eve", PASSWORD).await;
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({ "roles": ["user"] }),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((body, token)) = landed(login).await {
         assert_ne!(body["user"]["role"], "admin", "{body}");
@@ -70,13 +64,7 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
             assert_eq!(me.json()["credential"]["roles"], json!(["user"]));
         }
         // It cannot promote itself back.
-        let r = srv
-            .patch_as(
-                &token,
-                &format!("{USERS}/{id}"),
-                &json!({ "roles": ["admin"] }),
-            )
-            .await;
+        let r = srv.set_roles(&token, &id, &["admin"]).await;
         assert!(!r.status.is_success(), "{}", r.text());
     }
     let r = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
@@ -157,13 +145,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
         assert_eq!(srv.me_status(c).await, StatusCode::OK, "{kind}");
     }
     // Seller is taken away: every credential acting with it is refused.
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({ "roles": ["Buyer"] }),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["Buyer"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for (kind, c) in &credentials {
         assert_eq!(
@@ -174,13 +156,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     }
     // Given back, nothing of before comes back to life, not even after a
     // new sign-in (the key was deleted with the role).
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({ "roles": ["Seller", "Buyer"] }),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["Seller", "Buyer"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let fresh = srv.token_of("sam", PASSWORD).await;
     assert_eq!(srv.me_status(&fresh).await, StatusCode::OK);
@@ -235,13 +211,7 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
         .expect("id")
         .to_string();
     // The admin chooses a token limited to `user`.
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({ "roles": ["admin", "user"] }),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["admin", "user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let admin = srv.admin_token().await;
     let r = srv

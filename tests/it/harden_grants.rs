@@ -54,13 +54,7 @@ async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let before = logins_by(&srv, &admin, &id).await.len();
     // The owner, alarmed, resets the password and ends every session.
-    let r = srv
-        .post_as(
-            &admin,
-            &format!("{USERS}/{id}/password"),
-            &json!({ "password": NEW_PASSWORD }),
-        )
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = srv
         .delete_as(&admin, &format!("{USERS}/{id}/sessions"))

@@ -85,13 +85,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     }
 
     // Taking the role away still kills the keys made in another case.
-    let r = srv
-        .patch_as(
-            &admin,
-            &format!("{USERS}/{id}"),
-            &json!({ "roles": ["user"] }),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv.get_as(&admin, &format!("{USERS}/{id}/keys")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -109,13 +103,7 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
     let id = srv.create_user(&admin, "pat", PASSWORD, &["user"]).await;
 
     let login = srv.login_in_flight("pat", PASSWORD).await;
-    let r = srv
-        .post_as(
-            &admin,
-            &format!("{USERS}/{id}/password"),
-            &json!({ "password": NEW_PASSWORD }),
-        )
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = login.await.expect("login task");
     if r.status == StatusCode::OK {
@@ -169,13 +157,7 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
     // The proof is given, then the password changes (by the admin, or by
     // the owner), or every session is revoked: the proof opens nothing.
     let id = prove(&srv, "rory").await;
-    let r = srv
-        .post_as(
-            &admin,
-            &format!("{USERS}/{id}/password"),
-            &json!({ "password": NEW_PASSWORD }),
-        )
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, &id).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());

@@ -319,6 +319,20 @@ impl Server {
         self.post(path).bearer(bearer).send().await
     }
 
+    /// Gives account `id` these roles through the admin API, as `bearer`.
+    pub async fn set_roles(&self, bearer: &str, id: &str, roles: &[&str]) -> Resp {
+        let path = format!("{USERS}/{id}");
+        self.patch_as(bearer, &path, &json!({ "roles": roles }))
+            .await
+    }
+
+    /// Sets account `id`'s password through the admin API, as `bearer`.
+    pub async fn set_password(&self, bearer: &str, id: &str, password: &str) -> Resp {
+        let path = format!("{USERS}/{id}/password");
+        self.post_as(bearer, &path, &json!({ "password": password }))
+            .await
+    }
+
     /// `POST path` with this JSON body and no credential.
     pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
         self.post(path).json(body).send().await

@@ -321,13 +321,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     // A key acting with a role its owner loses stops working: the
     // narrowed one, and the unnarrowed one, which carries the roles of the
     // token that made it (issue 9, item 6).
-    let r = srv
-        .patch_as(
-            admin,
-            &format!("{USERS}/{shopkeeper}"),
-            &json!({ "roles": ["merchant"] }),
-        )
-        .await;
+    let r = srv.set_roles(admin, &shopkeeper, &["merchant"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for key in [&narrow, &full] {
         assert_eq!(status_of(&srv, ME, key).await, StatusCode::UNAUTHORIZED);
