@@ -109,18 +109,6 @@ pub async fn get_json(srv: &Server, token: &str, path: &str) -> Value {
     srv.get_as(token, path).await.assert(StatusCode::OK).json()
 }
 
-/// A new account's request body, with the world's password.
-pub fn person(name: &str, role: &str, reseller: Option<&str>, merchant: Option<&str>) -> Value {
-    json!({
-        "username": name,
-        "email": format!("{name}@example.com"),
-        "password": WORLD_PASSWORD,
-        "roles": [role],
-        "reseller_id": reseller,
-        "merchant_id": merchant,
-    })
-}
-
 /// Creates an account (201 expected) and returns its view.
 pub async fn create_user(srv: &Server, token: &str, body: Value) -> Value {
     srv.post_as(token, USERS, &body)

@@ -127,12 +127,19 @@ async fn a_success_clears_the_count() {
     }
 }
 
-#[tokio::test]
-async fn attempts_during_a_lock_neither_extend_it_nor_count() {
+/// A server that locks after two failures for 60 s, with `alice` just
+/// locked.
+async fn alice_locked() -> Domain {
     let d = locking(2, 60).await;
     for _ in 0..2 {
         attempt(&d, "alice", WRONG).await;
     }
+    d
+}
+
+#[tokio::test]
+async fn attempts_during_a_lock_neither_extend_it_nor_count() {
+    let d = alice_locked().await;
     d.advance(30);
     for _ in 0..5 {
         assert_eq!(attempt(&d, "alice", WRONG).await, "locked 30");
@@ -145,10 +152,7 @@ async fn attempts_during_a_lock_neither_extend_it_nor_count() {
 
 #[tokio::test]
 async fn a_lock_that_ran_out_starts_a_fresh_count() {
-    let d = locking(2, 60).await;
-    for _ in 0..2 {
-        attempt(&d, "alice", WRONG).await;
-    }
+    let d = alice_locked().await;
     d.advance(60);
     // One failure after the lock is the first of a new count, not the
     // third of the old one.

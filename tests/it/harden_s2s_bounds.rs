@@ -50,11 +50,7 @@ async fn issue(
     if let Some(secs) = expires_in {
         body["expires_in"] = json!(secs);
     }
-    srv.post("/s2s-token")
-        .bearer(bearer)
-        .json(&body)
-        .send()
-        .await
+    srv.post_as(bearer, "/s2s-token", &body).await
 }
 
 /// Issues a token that must be granted; returns its secret.

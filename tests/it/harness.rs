@@ -984,6 +984,18 @@ pub struct Member {
 
 pub const WORLD_PASSWORD: &str = "world password 123";
 
+/// A new account's request body, with the world's password.
+pub fn person(name: &str, role: &str, reseller: Option<&str>, merchant: Option<&str>) -> Value {
+    json!({
+        "username": name,
+        "email": format!("{name}@example.com"),
+        "password": WORLD_PASSWORD,
+        "roles": [role],
+        "reseller_id": reseller,
+        "merchant_id": merchant,
+    })
+}
+
 impl World {
     pub async fn build(srv: &Server) -> World {
         let admin = srv.admin_token().await;
@@ -1022,17 +1034,7 @@ impl World {
         let mut accounts = std::collections::BTreeMap::new();
         for (name, role, reseller, merchant) in people {
             let resp = srv
-                .post("/api/v1/admin/users")
-                .bearer(&admin)
-                .json(&json!({
-                    "username": name,
-                    "email": format!("{name}@example.com"),
-                    "password": WORLD_PASSWORD,
-                    "roles": [role],
-                    "reseller_id": reseller,
-                    "merchant_id": merchant,
-                }))
-                .send()
+                .post_as(&admin, USERS, &person(name, role, reseller, merchant))
                 .await;
             assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
             let body = resp.json();

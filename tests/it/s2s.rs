@@ -24,11 +24,7 @@ fn request(name: &str, role: &str, reseller: &str, merchant: Option<&str>) -> Va
 }
 
 async fn issue(srv: &Server, bearer: &str, body: &Value) -> Resp {
-    srv.post("/s2s-token")
-        .bearer(bearer)
-        .json(body)
-        .send()
-        .await
+    srv.post_as(bearer, "/s2s-token", body).await
 }
 
 /// Issues a token that must be granted; returns the response body.
