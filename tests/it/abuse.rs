@@ -25,14 +25,6 @@ async fn admin_token_via(srv: &Server, client: &str) -> String {
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-fn limits(per_ip: u32, per_account: u32) -> Layer {
-    Layer {
-        rate_login_per_ip: Some(per_ip),
-        rate_login_per_account: Some(per_account),
-        ..Default::default()
-    }
-}
-
 fn assert_limited(r: &Resp, retry: &str) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some(retry));

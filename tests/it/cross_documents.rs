@@ -155,12 +155,7 @@ fn assert_limited(doc: &Doc, r: &Resp) {
 
 #[tokio::test]
 async fn one_identifier_limit_covers_every_login_route() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_account: Some(3),
-        rate_login_per_ip: Some(10_000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(10_000, 3)).await;
     let people = accounts(&srv, &["a0", "a1", "a2", "a3", "a4"]).await;
     for (i, (doc, who)) in DOCS.iter().zip(&people).enumerate() {
         for other in three_others(i) {
@@ -174,12 +169,7 @@ async fn one_identifier_limit_covers_every_login_route() {
 
 #[tokio::test]
 async fn one_address_limit_covers_every_login_route() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 10_000)).await;
     let people = accounts(&srv, &["b0", "b1", "b2", "b3"]).await;
     for (i, doc) in DOCS.iter().enumerate() {
         // A full allowance (the set-up's and the last round's attempts
@@ -198,9 +188,7 @@ async fn one_address_limit_covers_every_login_route() {
 async fn one_lockout_covers_every_login_route() {
     let srv = Server::start_with(Layer {
         lockout_threshold: Some(3),
-        rate_login_per_ip: Some(10_000),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
+        ..limits(10_000, 10_000)
     })
     .await;
     let people = accounts(&srv, &["c0", "c1", "c2", "c3", "c4"]).await;
@@ -417,9 +405,7 @@ async fn every_document_signs_in_the_same_account() {
 /// Limits no test here should meet.
 fn roomy() -> Layer {
     Layer {
-        rate_login_per_ip: Some(10_000),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
+        ..limits(10_000, 10_000)
     }
 }
 

@@ -310,12 +310,7 @@ async fn wrong_password_and_unknown_username_are_the_same_401() {
 
 #[tokio::test]
 async fn too_many_login_attempts_get_the_documented_429() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 1000)).await;
     for i in 0..3 {
         let r = login(&srv, &format!("someone{i}"), "wrong_password").await;
         assert_body(&r, StatusCode::UNAUTHORIZED, &invalid_credentials());

@@ -469,12 +469,7 @@ async fn a_locked_or_disabled_account_gets_403_with_a_detail() {
 
 #[tokio::test]
 async fn too_many_login_attempts_get_429_with_retry_after() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 1000)).await;
     for _ in 0..3 {
         let r = login(&srv, ADMIN_EMAIL, "wrong-password").await;
         assert_detail(&r, StatusCode::UNPROCESSABLE_ENTITY);

@@ -8,7 +8,7 @@
 use latchkey::config::Layer;
 
 use crate::domain_calls::{Domain, outcome};
-use crate::harness::PASSWORD;
+use crate::harness::{PASSWORD, limits};
 
 const WRONG: &str = "not the password";
 
@@ -18,9 +18,7 @@ async fn locking(threshold: u32, seconds: u64) -> Domain {
     let d = Domain::start(Layer {
         lockout_threshold: Some(threshold),
         lockout_seconds: Some(seconds),
-        rate_login_per_ip: Some(1_000_000),
-        rate_login_per_account: Some(1_000_000),
-        ..Layer::default()
+        ..limits(1_000_000, 1_000_000)
     })
     .await;
     let admin = d.srv.admin_token().await;

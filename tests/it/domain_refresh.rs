@@ -7,7 +7,7 @@ use latchkey::config::Layer;
 use latchkey::domain::sessions::Issued;
 
 use crate::domain_calls::{Domain, outcome};
-use crate::harness::{ADMIN, ADMIN_PASSWORD};
+use crate::harness::{ADMIN, ADMIN_PASSWORD, limits};
 
 const REFRESH_TTL: u64 = 600;
 
@@ -16,9 +16,7 @@ async fn domain() -> Domain {
         access_ttl: Some(60),
         refresh_ttl: Some(REFRESH_TTL),
         session_ttl: Some(3600),
-        rate_login_per_ip: Some(1_000_000),
-        rate_login_per_account: Some(1_000_000),
-        ..Layer::default()
+        ..limits(1_000_000, 1_000_000)
     })
     .await
 }

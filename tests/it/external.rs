@@ -223,17 +223,21 @@ pub(crate) fn ms_token_in(app: &str, tenant: &str) -> String {
 }
 
 pub(crate) async fn google(srv: &Server, email: &str, token: &str) -> Resp {
-    srv.post("/api/auth/google/token")
-        .json(&json!({ "email": email, "google_access_token": token }))
-        .send()
-        .await
+    let body = json!({ "email": email, "google_access_token": token });
+    srv.post_json("/api/auth/google/token", &body).await
 }
 
 pub(crate) async fn microsoft(srv: &Server, email: &str, token: &str) -> Resp {
-    srv.post("/api/auth/microsoft/token")
-        .json(&json!({ "email": email, "microsoft_access_token": token }))
-        .send()
-        .await
+    let body = json!({ "email": email, "microsoft_access_token": token });
+    srv.post_json("/api/auth/microsoft/token", &body).await
+}
+
+/// A provider stand-in, a server that trusts it, and the [`World`] on it.
+pub(crate) async fn world_with_provider() -> (StandIn, Server, World) {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    let w = World::build(&srv).await;
+    (provider, srv, w)
 }
 
 pub(crate) fn assert_refused(r: &Resp) {
@@ -474,9 +478,7 @@ async fn microsoft_sign_in_checks_the_app_and_the_mailbox() {
 
 #[tokio::test]
 async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     provider.answer(Answer::Json(
         200,
         google_info("stranger@example.com", "s-stranger"),

@@ -268,12 +268,7 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
     );
     srv.until_hashes_in_flight(1).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            &format!("{USERS}/{reseller_id}/disable"),
-            None,
-        )
+        .act_as(&admin, &format!("{USERS}/{reseller_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let create = create.await.expect("create");
@@ -497,10 +492,7 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
         assert_eq!(principal.kind, kind);
 
         let change = match stale {
-            Stale::Disabled => {
-                srv.send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
-                    .await
-            }
+            Stale::Disabled => srv.act_as(&admin, &format!("{USERS}/{id}/disable")).await,
             Stale::Demoted => srv.set_roles(&admin, &id, &["user"]).await,
             Stale::Moved => {
                 srv.patch_as(
@@ -704,15 +696,9 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
     }
 
     // The admin's own sign-in, in the header, does both.
-    let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            USERS,
-            Some(json!({ "username": "made", "email": "made@example.com",
-                     "password": PASSWORD, "roles": ["user"], "reseller_id": "res_1" })),
-        )
-        .await;
+    let made = json!({ "username": "made", "email": "made@example.com",
+                       "password": PASSWORD, "roles": ["user"], "reseller_id": "res_1" });
+    let r = srv.post_as(&admin, USERS, &made).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv.set_password(&admin, &target, NEW_PASSWORD).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());

@@ -541,15 +541,7 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
 
 #[tokio::test]
 async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v2");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in ["latchkey.redb", "master.key"] {
-        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
-    }
+    let (dir, meta) = fixture_store("store-v2");
     let clock = latchkey::domain::Clock::manual(meta["written_at"].as_i64().unwrap() + 60);
     let mut srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
     let admin = srv

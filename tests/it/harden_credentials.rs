@@ -5,7 +5,7 @@
 //! admin removed; a key expiry that overflows; an S2S token left without
 //! its tenant.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
@@ -32,9 +32,7 @@ async fn a_login_in_flight_does_not_survive_a_disable() {
         .await;
 
     let login = srv.login_in_flight("mallory", PASSWORD).await;
-    let r = srv
-        .send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
-        .await;
+    let r = srv.act_as(&admin, &format!("{USERS}/{id}/disable")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((_, token)) = landed(login).await {
         assert_eq!(
@@ -181,9 +179,7 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
         .await;
     let credentials = every_credential(&srv, "dana", &id).await;
     for path in ["disable", "enable"] {
-        let r = srv
-            .send_as(&admin, Method::POST, &format!("{USERS}/{id}/{path}"), None)
-            .await;
+        let r = srv.act_as(&admin, &format!("{USERS}/{id}/{path}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         for (kind, c) in &credentials {
             assert_eq!(
@@ -487,60 +483,35 @@ async fn the_last_enabled_admin_cannot_be_removed() {
         .await;
     let eve = srv.token_of("eve", PASSWORD).await;
     let eve_user = format!("{USERS}/{eve_id}");
-    let drop_admin = Some(json!({ "roles": ["user"] }));
+    let drop_admin = ["user"];
 
     // The attack: eve disables the bootstrap admin, then drops her own
     // admin role, which would leave no enabled admin.
     let r = srv
-        .send_as(
-            &eve,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
+        .act_as(&eve, &format!("{USERS}/{root_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&eve, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(
         r.json()["error"]
             .as_str()
             .is_some_and(|e| e.contains("admin"))
     );
-    let r = srv.get(&eve_user).bearer(&eve).send().await;
+    let r = srv.get_as(&eve, &eve_user).await;
     assert_eq!(r.json()["roles"], json!(["admin", "user"]));
     assert_eq!(srv.me_status(&eve).await, StatusCode::OK);
 
     // With another enabled admin, she still may not drop her own role;
     // root may take it from her, and then root is the last.
-    let r = srv
-        .send_as(
-            &eve,
-            Method::POST,
-            &format!("{USERS}/{root_id}/enable"),
-            None,
-        )
-        .await;
+    let r = srv.act_as(&eve, &format!("{USERS}/{root_id}/enable")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&eve, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "own role: {}", r.text());
     let root = srv.admin_token().await;
-    let r = srv
-        .send_as(&root, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&root, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(
-            &root,
-            Method::PATCH,
-            &format!("{USERS}/{root_id}"),
-            drop_admin,
-        )
-        .await;
+    let r = srv.set_roles(&root, &root_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     let r = srv.get_as(&root, &format!("{USERS}/{root_id}")).await;
     assert_eq!(r.json()["roles"], json!(["admin"]));
@@ -560,12 +531,7 @@ async fn two_admins_alone(srv: &Server) -> (String, String, String, String) {
     let alice = srv.token_of("alice", PASSWORD).await;
     let bob = srv.token_of("bob", PASSWORD).await;
     let r = srv
-        .send_as(
-            &alice,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
+        .act_as(&alice, &format!("{USERS}/{root_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     (alice, a_id, bob, b_id)

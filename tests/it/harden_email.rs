@@ -7,7 +7,9 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::external::{Answer, GOOGLE_TOKEN, StandIn, assert_refused, google, google_info};
+use crate::external::{
+    Answer, GOOGLE_TOKEN, assert_refused, google, google_info, world_with_provider,
+};
 use crate::harness::*;
 
 /// An API key of `token`'s account.
@@ -67,9 +69,7 @@ async fn unlinked_entries(srv: &Server, admin: &str) -> Vec<Value> {
 /// mailbox) and other fields.
 #[tokio::test]
 async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let key = api_key(&srv, w.token("reseller1")).await;
     let s2s = s2s_for_res_1(&srv, &admin).await;
@@ -172,9 +172,7 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
 /// unlinked (never the provider's token).
 #[tokio::test]
 async fn a_link_made_by_an_email_ends_when_the_email_changes() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let victim = w.get("user1a").id.clone();
     let mailbox = "mallory@attacker.example";
@@ -225,9 +223,7 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
 /// moved on). The account changing its own password keeps its links.
 #[tokio::test]
 async fn a_managers_password_reset_ends_the_accounts_provider_links() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let user = w.get("user1a");
     // Linked by its email, then the Google account's mailbox is renamed:
@@ -240,15 +236,10 @@ async fn a_managers_password_reset_ends_the_accounts_provider_links() {
     let r = google(&srv, renamed, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The account's own password change keeps the link.
-    let r = srv
-        .send_as(
-            &user.token,
-            Method::POST,
-            &format!("{USERS}/{}/password", user.id),
-            Some(json!({ "password": "a brand new password 41",
-                     "current_password": WORLD_PASSWORD })),
-        )
-        .await;
+    let change = json!({ "password": "a brand new password 41",
+                         "current_password": WORLD_PASSWORD });
+    let path = format!("{USERS}/{}/password", user.id);
+    let r = srv.post_as(&user.token, &path, &change).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = google(&srv, renamed, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());

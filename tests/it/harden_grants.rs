@@ -45,6 +45,43 @@ async fn logins_by(srv: &Server, admin: &str, id: &str) -> Vec<Value> {
 
 // ---- items 6 / 22: a grant ends with the account's sessions ----
 
+/// Writes two anonymous sign-in events of reseller `reseller` (one with
+/// the merchant given, one without), dated `at`, straight into the store
+/// with the server stopped, as an earlier tenant of the same ids left
+/// them; then starts the server again.
+async fn plant_logins(
+    srv: &mut Server,
+    at: i64,
+    reseller: &str,
+    actor_name: &str,
+    events: [(Option<&str>, &str); 2],
+) {
+    srv.stop().await;
+    let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
+    store
+        .write(|tx| {
+            for (merchant, ip) in events {
+                tx.append_audit(latchkey::store::AuditEvent {
+                    seq: 0,
+                    at,
+                    event: "login".into(),
+                    outcome: "success".into(),
+                    actor: Some("anonymous".into()),
+                    actor_name: Some(actor_name.into()),
+                    target: None,
+                    reseller_id: Some(reseller.into()),
+                    merchant_id: merchant.map(Into::into),
+                    client_ip: Some(ip.into()),
+                    detail: None,
+                })?;
+            }
+            Ok::<_, latchkey::store::StoreError>(())
+        })
+        .expect("written");
+    drop(store);
+    srv.restart().await;
+}
+
 #[tokio::test]
 async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token() {
     let srv = Server::start().await;
@@ -107,12 +144,7 @@ async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does(
 
 #[tokio::test]
 async fn one_account_holds_at_most_eight_grants_and_its_oldest_goes_first() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(1000),
-        rate_login_per_account: Some(1000),
-        ..Layer::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(1000, 1000)).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "ivy", PASSWORD, &["user"]).await;
     // Nine proofs from one address, each with another User-Agent.
@@ -259,31 +291,14 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
     // An event of an earlier `mer_2a` (deleted and re-created before the
     // store was upgraded), and one of an earlier `res_2`, both stamped
     // with today's ids and dated a day before today's tenants existed.
-    srv.stop().await;
-    {
-        let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
-        store
-            .write(|tx| {
-                for (merchant, ip) in [(Some("mer_2a"), "198.51.100.77"), (None, "198.51.100.78")] {
-                    tx.append_audit(latchkey::store::AuditEvent {
-                        seq: 0,
-                        at: now() - 86_400,
-                        event: "login".into(),
-                        outcome: "success".into(),
-                        actor: Some("anonymous".into()),
-                        actor_name: Some("old-owner@example.com".into()),
-                        target: None,
-                        reseller_id: Some("res_2".into()),
-                        merchant_id: merchant.map(Into::into),
-                        client_ip: Some(ip.into()),
-                        detail: None,
-                    })?;
-                }
-                Ok::<_, latchkey::store::StoreError>(())
-            })
-            .expect("written");
-    }
-    srv.restart().await;
+    plant_logins(
+        &mut srv,
+        now() - 86_400,
+        "res_2",
+        "old-owner@example.com",
+        [(Some("mer_2a"), "198.51.100.77"), (None, "198.51.100.78")],
+    )
+    .await;
     for (name, before, extra) in [
         ("merchant2a", merchant_before, 1),
         // The merchant's login just made is the reseller's too.
@@ -345,32 +360,14 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
     let merchant_made = now() + 500;
     // Two events dated between the reseller's creation and the merchant's:
     // one of the reseller itself, one of an earlier `shop-42`.
-    srv.stop().await;
-    {
-        let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
-        store
-            .write(|tx| {
-                for (merchant, ip) in [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")]
-                {
-                    tx.append_audit(latchkey::store::AuditEvent {
-                        seq: 0,
-                        at: merchant_made - 250,
-                        event: "login".into(),
-                        outcome: "success".into(),
-                        actor: Some("anonymous".into()),
-                        actor_name: Some("someone@example.com".into()),
-                        target: None,
-                        reseller_id: Some("res_9".into()),
-                        merchant_id: merchant.map(Into::into),
-                        client_ip: Some(ip.into()),
-                        detail: None,
-                    })?;
-                }
-                Ok::<_, latchkey::store::StoreError>(())
-            })
-            .expect("written");
-    }
-    srv.restart().await;
+    plant_logins(
+        &mut srv,
+        merchant_made - 250,
+        "res_9",
+        "someone@example.com",
+        [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")],
+    )
+    .await;
     let token = srv.login("nine", PASSWORD).await["token"]
         .as_str()
         .expect("token")

@@ -7,7 +7,7 @@ use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
-use crate::harness::{Resp, Server, until};
+use crate::harness::{Resp, Server, limits, until};
 
 const PASSWORD: &str = "the right password";
 const WRONG: &str = "not the password";
@@ -110,10 +110,8 @@ fn docs() -> Vec<Doc> {
 /// Generous rate limits, so only the lockout and the pool refuse.
 fn open_limits(threshold: u32) -> Layer {
     Layer {
-        rate_login_per_ip: Some(100_000),
-        rate_login_per_account: Some(100_000),
         lockout_threshold: Some(threshold),
-        ..Default::default()
+        ..limits(100_000, 100_000)
     }
 }
 
@@ -411,12 +409,7 @@ async fn change_own(srv: &Server, token: &str, id: &str, current: &str) -> Resp 
 // audited like a login; the lock it causes refuses sign-ins too.
 #[tokio::test]
 async fn current_password_guesses_are_limited_and_locked_like_logins() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(100_000),
-        rate_login_per_account: Some(20),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(100_000, 20)).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     let token = srv.login("victim", PASSWORD).await["token"]

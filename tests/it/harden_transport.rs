@@ -267,9 +267,7 @@ async fn login_via_proxy(srv: &Server, forwarded: Option<&str>, username: &str) 
 async fn clients_behind_a_proxy_that_writes_ports_have_their_own_allowance() {
     let srv = Server::start_with(Layer {
         trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
+        ..limits(3, 1000)
     })
     .await;
     // The attacker spends its address's allowance, from changing ports.
@@ -300,9 +298,7 @@ async fn clients_behind_a_proxy_that_writes_ports_have_their_own_allowance() {
 async fn a_trusted_proxy_that_names_no_client_is_refused_not_believed() {
     let srv = Server::start_with(Layer {
         trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
+        ..limits(3, 1000)
     })
     .await;
     let before = srv.running().hashes_in_flight();

@@ -6,7 +6,7 @@ use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::json;
 
-use crate::external::{Answer, GOOGLE_TOKEN, StandIn, google, google_info};
+use crate::external::{Answer, GOOGLE_TOKEN, google, google_info, world_with_provider};
 use crate::harness::*;
 
 const RESELLERS: &str = "/api/v1/admin/resellers";
@@ -159,9 +159,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
 /// link leaves its sessions alone.
 #[tokio::test]
 async fn an_email_change_that_ends_a_link_ends_the_sessions_it_opened() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let user = w.get("user1a");
     provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));

@@ -46,6 +46,15 @@ pub fn light(layer: Layer) -> Layer {
     }
 }
 
+/// Login rate limits: attempts a minute per address and per account.
+pub fn limits(per_ip: u32, per_account: u32) -> Layer {
+    Layer {
+        rate_login_per_ip: Some(per_ip),
+        rate_login_per_account: Some(per_account),
+        ..Layer::default()
+    }
+}
+
 /// A server under test.
 pub struct Server {
     pub addr: SocketAddr,
@@ -275,22 +284,6 @@ impl Server {
             b.extend(e.clone());
         }
         self.create_account(admin, &body).await
-    }
-
-    /// Sends one request with this bearer, method and path, and a JSON
-    /// body if given.
-    pub async fn send_as(
-        &self,
-        bearer: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Resp {
-        let mut call = self.call(method, path).bearer(bearer);
-        if let Some(body) = body {
-            call = call.json(&body);
-        }
-        call.send().await
     }
 
     /// `GET path` with this bearer.
@@ -785,6 +778,25 @@ impl TestPki {
         .with_no_client_auth();
         Arc::new(config)
     }
+}
+
+/// A store written by an earlier build, copied from `tests/fixtures/<name>`
+/// into a new temporary data directory: the directory (holding `data/`)
+/// and the fixture's description (`fixture.json`).
+pub fn fixture_store(name: &str) -> (TempDir, Value) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).expect("fixture.json"))
+            .expect("fixture.json is JSON");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    for f in ["latchkey.redb", "master.key"] {
+        std::fs::copy(fixture.join(f), data.join(f)).expect("copy the fixture");
+    }
+    (dir, meta)
 }
 
 /// Runs the `latchkey` binary.

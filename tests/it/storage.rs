@@ -204,15 +204,7 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_login() {
 
 #[tokio::test]
 async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in ["latchkey.redb", "master.key"] {
-        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
-    }
+    let (dir, meta) = fixture_store("store-v1");
     // The fixture's tokens are judged at the time they were written.
     let clock = Clock::manual(meta["written_at"].as_i64().unwrap() + 60);
     let srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
