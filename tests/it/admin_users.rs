@@ -11,11 +11,9 @@ use crate::harness::*;
 // ---- CRUD and shapes ----
 
 #[tokio::test]
-async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showing_hashes() {
+async fn a_reseller_is_created_read_and_renamed() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-
-    // Resellers.
     let r = srv
         .post_as(
             &admin,
@@ -53,8 +51,19 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
         get_json(&srv, &admin, &fill(RESELLER, &["res_a"])).await["name"],
         "Acme"
     );
+}
 
-    // Merchants.
+#[tokio::test]
+async fn a_merchant_is_created_read_and_renamed() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    create_tenant(
+        &srv,
+        &admin,
+        RESELLERS,
+        json!({ "id": "res_a", "name": "A" }),
+    )
+    .await;
     let m = srv
         .post_as(
             &admin,
@@ -92,8 +101,21 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
     assert_eq!(m2["name"], "Shop Alpha");
     assert_eq!(m2["reseller_id"], "res_a");
     assert!(m2["updated_at"].as_str() > m["updated_at"].as_str());
+}
 
-    // Accounts.
+#[tokio::test]
+async fn an_account_is_created_read_changed_and_deleted_without_showing_its_hash() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    create_tenant(
+        &srv,
+        &admin,
+        RESELLERS,
+        json!({ "id": "res_a", "name": "A" }),
+    )
+    .await;
+    let shop = json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" });
+    create_tenant(&srv, &admin, MERCHANTS, shop).await;
     let secret = "jane's long password";
     let created = create_user(
         &srv,
@@ -189,8 +211,25 @@ async fn accounts_and_tenants_are_created_read_changed_and_deleted_without_showi
         .assert(StatusCode::NOT_FOUND);
     assert_eq!(r.json(), not_found("User"));
     assert!(!column(&walk(&srv, &admin, USERS, 1000).await, "id").contains(&id));
+}
 
-    // Tenants go once empty.
+#[tokio::test]
+async fn tenants_go_once_empty() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    create_tenant(
+        &srv,
+        &admin,
+        RESELLERS,
+        json!({ "id": "res_a", "name": "A" }),
+    )
+    .await;
+    let generated_reseller =
+        create_tenant(&srv, &admin, RESELLERS, json!({ "name": "Anon" })).await;
+    let shop = json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" });
+    create_tenant(&srv, &admin, MERCHANTS, shop).await;
+    let shop = json!({ "reseller_id": "res_a", "name": "Shop B" });
+    let generated_merchant = create_tenant(&srv, &admin, MERCHANTS, shop).await;
     for (template, id, what) in [
         (MERCHANT, generated_merchant.as_str(), "Merchant"),
         (MERCHANT, "mer_a", "Merchant"),
