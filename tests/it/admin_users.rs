@@ -3,7 +3,7 @@
 //! disabled and deleted with their credentials revoked at once.
 
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::admin_helpers::*;
 use crate::harness::*;
@@ -364,20 +364,27 @@ async fn setting_a_password_ends_sessions_and_an_own_change_needs_the_current_on
     );
 }
 
+/// Three working credentials of the World member `name`: its World token,
+/// a fresh sign-in (returned too, for its refresh token) and an API key.
+async fn live_credentials(srv: &Server, w: &World, name: &str) -> (Value, [String; 3]) {
+    let member = w.get(name);
+    let (_, key) = new_api_key(srv, &member.token).await;
+    let fresh = srv.login(name, WORLD_PASSWORD).await;
+    let credentials = [member.token.clone(), token_of(&fresh), key];
+    for c in &credentials {
+        assert_eq!(me(srv, c).await, StatusCode::OK);
+    }
+    (fresh, credentials)
+}
+
 #[tokio::test]
-async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
+async fn disabling_an_account_revokes_its_credentials_at_once_and_enabling_restores_only_its_password()
+ {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin");
-
-    // Disable.
     let target = w.get("user2a");
-    let (_, key) = new_api_key(&srv, &target.token).await;
-    let fresh = srv.login("user2a", WORLD_PASSWORD).await;
-    let credentials = [target.token.clone(), token_of(&fresh), key];
-    for c in &credentials {
-        assert_eq!(me(&srv, c).await, StatusCode::OK);
-    }
+    let (fresh, credentials) = live_credentials(&srv, &w, "user2a").await;
     let r = srv
         .act_as(admin, &fill(USER_DISABLE, &[&target.id]))
         .await
@@ -432,15 +439,15 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
     for c in &credentials {
         assert_eq!(me(&srv, c).await, StatusCode::UNAUTHORIZED);
     }
+}
 
-    // Delete.
+#[tokio::test]
+async fn deleting_an_account_revokes_its_credentials_at_once_and_frees_its_name() {
+    let srv = Server::start().await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin");
     let victim = w.get("merchant2a");
-    let (_, key) = new_api_key(&srv, &victim.token).await;
-    let fresh = srv.login("merchant2a", WORLD_PASSWORD).await;
-    let credentials = [victim.token.clone(), token_of(&fresh), key];
-    for c in &credentials {
-        assert_eq!(me(&srv, c).await, StatusCode::OK);
-    }
+    let (fresh, credentials) = live_credentials(&srv, &w, "merchant2a").await;
     srv.delete_as(admin, &fill(USER, &[&victim.id]))
         .await
         .assert(StatusCode::NO_CONTENT);
@@ -484,8 +491,13 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
     for c in &credentials {
         assert_eq!(me(&srv, c).await, StatusCode::UNAUTHORIZED);
     }
+}
 
-    // The admin cannot lock itself out.
+#[tokio::test]
+async fn the_admin_cannot_lock_itself_out() {
+    let srv = Server::start().await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin");
     let me_path = |t: &'static str| fill(t, &[&w.get("admin").id]);
     for (method, path) in [
         (Method::POST, me_path(USER_DISABLE)),
@@ -500,8 +512,13 @@ async fn disabling_or_deleting_an_account_revokes_its_credentials_at_once() {
         get_json(&srv, admin, &me_path(USER)).await["disabled"],
         false
     );
+}
 
-    // Moving an account retires the tokens that carried its old tenant.
+#[tokio::test]
+async fn moving_an_account_retires_the_tokens_that_carried_its_old_tenant() {
+    let srv = Server::start().await;
+    let w = World::build(&srv).await;
+    let admin = w.token("admin");
     let user1a = w.get("user1a");
     let moved = srv
         .patch_as(
