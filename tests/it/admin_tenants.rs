@@ -1,7 +1,6 @@
 //! Tenants still holding merchants, accounts or tokens are not deleted.
 
 use http::StatusCode;
-use serde_json::json;
 
 use crate::admin_helpers::*;
 use crate::harness::*;
@@ -12,20 +11,8 @@ use crate::harness::*;
 async fn tenants_still_holding_merchants_accounts_or_tokens_are_not_deleted() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    create_tenant(
-        &srv,
-        &admin,
-        RESELLERS,
-        json!({ "id": "res_x", "name": "X" }),
-    )
-    .await;
-    create_tenant(
-        &srv,
-        &admin,
-        MERCHANTS,
-        json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_x", "X").await;
+    srv.merchant(&admin, "mer_x", "res_x", "X shop").await;
     let reseller = fill(RESELLER, &["res_x"]);
     let merchant = fill(MERCHANT, &["mer_x"]);
     let refused = |r: Resp, word: &str| {

@@ -57,13 +57,7 @@ async fn a_reseller_is_created_read_and_renamed() {
 async fn a_merchant_is_created_read_and_renamed() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    create_tenant(
-        &srv,
-        &admin,
-        RESELLERS,
-        json!({ "id": "res_a", "name": "A" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_a", "A").await;
     let m = srv
         .post_as(
             &admin,
@@ -107,13 +101,7 @@ async fn a_merchant_is_created_read_and_renamed() {
 async fn an_account_is_created_read_changed_and_deleted_without_showing_its_hash() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    create_tenant(
-        &srv,
-        &admin,
-        RESELLERS,
-        json!({ "id": "res_a", "name": "A" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_a", "A").await;
     let shop = json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" });
     create_tenant(&srv, &admin, MERCHANTS, shop).await;
     let secret = "jane's long password";
@@ -217,13 +205,7 @@ async fn an_account_is_created_read_changed_and_deleted_without_showing_its_hash
 async fn tenants_go_once_empty() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    create_tenant(
-        &srv,
-        &admin,
-        RESELLERS,
-        json!({ "id": "res_a", "name": "A" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_a", "A").await;
     let generated_reseller =
         create_tenant(&srv, &admin, RESELLERS, json!({ "name": "Anon" })).await;
     let shop = json!({ "id": "mer_a", "reseller_id": "res_a", "name": "Shop A" });

@@ -20,7 +20,7 @@ async fn setup() -> Setup {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     for id in ["res_a", "res_b"] {
-        create_tenant(&srv, &admin, RESELLERS, json!({ "id": id, "name": id })).await;
+        srv.reseller(&admin, id, id).await;
     }
     for (id, reseller) in [("mer_a", "res_a"), ("mer_b", "res_b")] {
         let body = json!({ "id": id, "reseller_id": reseller, "name": id });

@@ -621,21 +621,11 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_race", "name": "Race" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_race", "Race").await;
     let rounds = 100;
     for i in 0..rounds {
         let m = format!("mer_race_{i}");
-        srv.created(
-            "/api/v1/admin/merchants",
-            &admin,
-            &json!({ "id": m, "reseller_id": "res_race", "name": "M" }),
-        )
-        .await;
+        srv.merchant(&admin, &m, "res_race", "M").await;
     }
     let mut calls = Vec::new();
     for i in 0..rounds {

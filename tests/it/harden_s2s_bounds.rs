@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 const RESELLERS: &str = "/api/v1/admin/resellers";
-const MERCHANTS: &str = "/api/v1/admin/merchants";
 const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
 /// How long an ended record is kept before it may be deleted (the
 /// server's `RECORD_GRACE`).
@@ -18,15 +17,9 @@ const GRACE: u64 = 3600;
 
 /// Creates reseller `res_a` with merchants `mer_a` and `mer_b`.
 async fn tenants(srv: &Server, admin: &str) {
-    srv.created(RESELLERS, admin, &json!({ "id": "res_a", "name": "A" }))
-        .await;
+    srv.reseller(admin, "res_a", "A").await;
     for m in ["mer_a", "mer_b"] {
-        srv.created(
-            MERCHANTS,
-            admin,
-            &json!({ "id": m, "reseller_id": "res_a", "name": m }),
-        )
-        .await;
+        srv.merchant(admin, m, "res_a", m).await;
     }
 }
 
@@ -231,8 +224,7 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
     tenants(&srv, &admin).await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_b", "name": "B" }))
-        .await;
+    srv.reseller(&admin, "res_b", "B").await;
     let r = srv
         .post_as(
             &admin,
@@ -282,8 +274,7 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_c", "name": "C" }))
-        .await;
+    srv.reseller(&admin, "res_c", "C").await;
     // Five expired unrevoked tokens (as a store written before the cap
     // may hold), then a live one after them.
     let past = now() - 60;

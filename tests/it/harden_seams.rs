@@ -191,18 +191,8 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_x", "name": "X" }),
-    )
-    .await;
-    srv.created(
-        "/api/v1/admin/merchants",
-        &admin,
-        &json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_x", "X").await;
+    srv.merchant(&admin, "mer_x", "res_x", "X shop").await;
     let issue = |body: Value| srv.post("/s2s-token").bearer(&admin).json(&body).send();
     let r = issue(
         json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
@@ -250,12 +240,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         assert_eq!(srv.me_status(token).await, StatusCode::UNAUTHORIZED);
     }
     // A revoked token was never in the way either.
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_y", "name": "Y" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_y", "Y").await;
     let r = issue(json!({ "name": "gone", "role": "reseller", "reseller_id": "res_y" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let gone = r.json()["id"].as_str().map(str::to_string);

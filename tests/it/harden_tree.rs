@@ -9,7 +9,6 @@ use serde_json::json;
 use crate::external::{Answer, GOOGLE_TOKEN, google, google_info, world_with_provider};
 use crate::harness::*;
 
-const RESELLERS: &str = "/api/v1/admin/resellers";
 const MERCHANTS: &str = "/api/v1/admin/merchants";
 const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
 const PASSWORD: &str = "a reseller manager password";
@@ -27,8 +26,7 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_a", "name": "A" }))
-        .await;
+    srv.reseller(&admin, "res_a", "A").await;
     srv.created(
         USERS,
         &admin,
@@ -90,12 +88,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     const MOST: usize = 1000;
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    srv.created(
-        RESELLERS,
-        &admin,
-        &json!({ "id": "res_big", "name": "Big" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_big", "Big").await;
     let create = |id: String| {
         let srv = &srv;
         let admin = &admin;
@@ -132,18 +125,8 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     }
     assert_eq!(stored, MOST);
     // Another reseller's places are its own.
-    srv.created(
-        RESELLERS,
-        &admin,
-        &json!({ "id": "res_small", "name": "Small" }),
-    )
-    .await;
-    srv.created(
-        MERCHANTS,
-        &admin,
-        &json!({ "id": "mer_small", "reseller_id": "res_small", "name": "s" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_small", "Small").await;
+    srv.merchant(&admin, "mer_small", "res_small", "s").await;
     // Deleting one frees its place.
     let r = srv
         .delete_as(&admin, &format!("{MERCHANTS}/mer_0000"))

@@ -242,6 +242,30 @@ impl Server {
         r
     }
 
+    /// Creates reseller `id` called `name` as `admin`; asserts it was
+    /// created and returns its id.
+    pub async fn reseller(&self, admin: &str, id: &str, name: &str) -> String {
+        let body = json!({ "id": id, "name": name });
+        self.created("/api/v1/admin/resellers", admin, &body)
+            .await
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Creates merchant `id` under `reseller`, called `name`, as `admin`;
+    /// asserts it was created and returns its id.
+    pub async fn merchant(&self, admin: &str, id: &str, reseller: &str, name: &str) -> String {
+        let body = json!({ "id": id, "reseller_id": reseller, "name": name });
+        self.created("/api/v1/admin/merchants", admin, &body)
+            .await
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
     /// Creates an account through the admin API with `admin`'s bearer and
     /// exactly this body; asserts it was created and returns its id.
     pub async fn create_account(&self, admin: &str, body: &Value) -> String {
