@@ -232,6 +232,20 @@ pub(crate) async fn microsoft(srv: &Server, email: &str, token: &str) -> Resp {
     srv.post_json("/api/auth/microsoft/token", &body).await
 }
 
+/// Has the stand-in vouch for `email` as Google subject `sub`, signs in
+/// with Google as `email`, asserts it worked, and returns the answer.
+pub(crate) async fn google_signs_in(
+    provider: &StandIn,
+    srv: &Server,
+    email: &str,
+    sub: &str,
+) -> Resp {
+    provider.answer(Answer::Json(200, google_info(email, sub)));
+    let r = google(srv, email, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r
+}
+
 /// A provider stand-in, a server that trusts it, and the [`World`] on it.
 pub(crate) async fn world_with_provider() -> (StandIn, Server, World) {
     let provider = StandIn::start().await;

@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::external::{
-    Answer, GOOGLE_TOKEN, assert_refused, google, google_info, world_with_provider,
+    Answer, GOOGLE_TOKEN, assert_refused, google, google_info, google_signs_in, world_with_provider,
 };
 use crate::harness::*;
 
@@ -184,9 +184,7 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    provider.answer(Answer::Json(200, google_info(mailbox, "mallory-sub")));
-    let r = google(&srv, mailbox, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, mailbox, "mallory-sub").await;
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The operator notices and points the email back.
     let r = srv
@@ -210,12 +208,7 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
     );
     assert!(!entry.to_string().contains(GOOGLE_TOKEN), "{entry}");
     // The account's own mailbox links again at its owner's sign-in.
-    provider.answer(Answer::Json(
-        200,
-        google_info("user1a@example.com", "user1a-sub"),
-    ));
-    let r = google(&srv, "user1a@example.com", GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, "user1a@example.com", "user1a-sub").await;
 }
 
 /// A manager setting an account's password takes it back: the provider
@@ -228,13 +221,9 @@ async fn a_managers_password_reset_ends_the_accounts_provider_links() {
     let user = w.get("user1a");
     // Linked by its email, then the Google account's mailbox is renamed:
     // from now on only the link lets that identity in.
-    provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));
-    let r = google(&srv, &user.email, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, &user.email, "sub-1").await;
     let renamed = "renamed@elsewhere.example";
-    provider.answer(Answer::Json(200, google_info(renamed, "sub-1")));
-    let r = google(&srv, renamed, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, renamed, "sub-1").await;
     // The account's own password change keeps the link.
     let change = json!({ "password": "a brand new password 41",
                          "current_password": WORLD_PASSWORD });

@@ -6,7 +6,7 @@ use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::json;
 
-use crate::external::{Answer, GOOGLE_TOKEN, google, google_info, world_with_provider};
+use crate::external::{google_signs_in, world_with_provider};
 use crate::harness::*;
 
 const MERCHANTS: &str = "/api/v1/admin/merchants";
@@ -145,9 +145,7 @@ async fn an_email_change_that_ends_a_link_ends_the_sessions_it_opened() {
     let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let user = w.get("user1a");
-    provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));
-    let r = google(&srv, &user.email, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = google_signs_in(&provider, &srv, &user.email, "sub-1").await;
     let via_google = r.json()["token"].as_str().expect("token").to_string();
     assert_eq!(srv.me_status(&via_google).await, StatusCode::OK);
     // The control: an account without a link keeps its session.
