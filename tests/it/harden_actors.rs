@@ -465,14 +465,9 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 id.clone(),
             ),
             CredentialKind::OpaqueToken => {
-                let r = srv
-                    .post_json(
-                        "/api/auth/token",
-                        &json!({ "email": format!("{name}@example.com"), "password": PASSWORD }),
-                    )
+                let token = srv
+                    .opaque_token(&format!("{name}@example.com"), PASSWORD)
                     .await;
-                assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-                let token = r.json()["token"].as_str().expect("token").to_string();
                 (token, String::new(), id.clone())
             }
             CredentialKind::ApiKey => {
@@ -618,14 +613,7 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
     let (s2s, _) = s2s_token(&srv, &admin, "n").await;
-    let r = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let admin_id = srv.read(&admin, ME).await["id"]
         .as_str()
         .expect("id")

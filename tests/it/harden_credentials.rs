@@ -96,14 +96,9 @@ async fn a_login_in_flight_does_not_survive_a_revoke_all() {
 /// opaque token, a role token from `/api/account/token`, an API key.
 async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static str, String)> {
     let access = srv.token_of(name, PASSWORD).await;
-    let r = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": format!("{name}@example.com"), "password": PASSWORD }),
-        )
+    let opaque = srv
+        .opaque_token(&format!("{name}@example.com"), PASSWORD)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
     let r = srv
         .post_as(
             &access,
@@ -254,14 +249,7 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     // From the query string: refused; the same token in the header works.
     let r = srv.post(&format!("{KEYS}?token={opaque}")).send().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());

@@ -34,14 +34,8 @@ async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
 
 /// An opaque token of a World member, for use in a URL.
 async fn opaque_token(srv: &Server, name: &str) -> String {
-    let r = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": format!("{name}@example.com"), "password": WORLD_PASSWORD }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["token"].as_str().expect("token").to_string()
+    srv.opaque_token(&format!("{name}@example.com"), WORLD_PASSWORD)
+        .await
 }
 
 /// The account's email as an admin reads it.

@@ -464,14 +464,7 @@ async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let body = json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" });
     let r = srv
         .post_json(&format!("/s2s-token?token={opaque}"), &body)

@@ -336,6 +336,15 @@ impl Server {
         self.post(path).bearer(bearer).send().await
     }
 
+    /// Signs in through the token document (`POST /api/auth/token`) and
+    /// returns its opaque token; asserts 200.
+    pub async fn opaque_token(&self, email: &str, password: &str) -> String {
+        let body = json!({ "email": email, "password": password });
+        let r = self.post_json("/api/auth/token", &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
     /// Gives account `id` these roles through the admin API, as `bearer`.
     pub async fn set_roles(&self, bearer: &str, id: &str, roles: &[&str]) -> Resp {
         let path = format!("{USERS}/{id}");
