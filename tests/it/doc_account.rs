@@ -827,14 +827,7 @@ async fn the_documented_curl_examples_work() {
 #[tokio::test]
 async fn an_opaque_token_of_the_account_also_proves_the_login() {
     let srv = Server::start().await;
-    let opaque = srv
-        .post_json(
-            "/api/auth/token",
-            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
-        )
-        .await
-        .json();
-    let token = opaque["token"].as_str().unwrap().to_string();
+    let token = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let me = srv.read(&token, "/api/v1/auth/me").await;
     let r = srv
         .post_as(
