@@ -23,7 +23,7 @@ async fn custom_roles_are_listed_used_and_deleted_only_when_unused() {
     }
 
     let r = srv
-        .post_as(&admin, ROLES, &json!({ "name": "Customer" }))
+        .create_role(&admin, "Customer")
         .await
         .assert(StatusCode::CREATED);
     assert_eq!(r.json(), json!({ "name": "Customer", "builtin": false }));
@@ -36,10 +36,7 @@ async fn custom_roles_are_listed_used_and_deleted_only_when_unused() {
         ("", StatusCode::UNPROCESSABLE_ENTITY),
         ("bad/name", StatusCode::UNPROCESSABLE_ENTITY),
     ] {
-        let r = srv
-            .post_as(&admin, ROLES, &json!({ "name": name }))
-            .await
-            .assert(want);
+        let r = srv.create_role(&admin, name).await.assert(want);
         if want == StatusCode::UNPROCESSABLE_ENTITY {
             assert_eq!(r.json()["field"], "name");
         }

@@ -102,9 +102,7 @@ struct Account {
 async fn accounts(srv: &Server, names: &[&str]) -> Vec<Account> {
     let admin = srv.admin_token().await;
     for role in ["Customer", "Seller"] {
-        let r = srv
-            .post_as(&admin, "/api/v1/admin/roles", &json!({ "name": role }))
-            .await;
+        let r = srv.create_role(&admin, &role).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
     let mut made = Vec::new();

@@ -603,13 +603,7 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
                        "password": "another password 1", "roles": [legacy["name"]] }),
     )
     .await;
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/roles",
-            &json!({ "name": "Night Lead" }),
-        )
-        .await;
+    let r = srv.create_role(&admin, "Night Lead").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
 
     srv.stop().await;
@@ -642,9 +636,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         ("ADMIN", 409),          // a built-in role in another case
         ("Reseller", 409),
     ] {
-        let r = srv
-            .post_as(&admin, "/api/v1/admin/roles", &json!({ "name": name }))
-            .await;
+        let r = srv.create_role(&admin, &name).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{name}: {}", r.text());
         if status == 422 {
@@ -684,19 +676,10 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     }
 
     // A legitimate name works, once, in whatever case.
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/roles",
-            &json!({ "name": "support-TEAM" }),
-        )
-        .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
+    let r = srv.create_role(&admin, "support-TEAM").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before + 1);
     let id = srv

@@ -120,8 +120,9 @@ async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static s
 
 async fn with_seller_role(srv: &Server, admin: &str) {
     for role in ["Seller", "Buyer"] {
-        srv.created("/api/v1/admin/roles", admin, &json!({ "name": role }))
-            .await;
+        srv.create_role(admin, &role)
+            .await
+            .assert(StatusCode::CREATED);
     }
 }
 

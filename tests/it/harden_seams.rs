@@ -20,12 +20,9 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
     let id = srv
         .create_user(&admin, "sue", PASSWORD, &["support-team", "user"])
         .await;
@@ -421,12 +418,9 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
     let provider = StandIn::start().await;
     let mut srv = Server::start_with(provider.layer()).await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
     srv.layer = Layer {
         external_auto_create: Some(true),
         external_default_role: Some("support-team".into()),

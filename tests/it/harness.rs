@@ -266,6 +266,12 @@ impl Server {
             .to_string()
     }
 
+    /// Asks to create custom role `name` as `bearer`, whatever the answer.
+    pub async fn create_role(&self, bearer: &str, name: &str) -> Resp {
+        let body = json!({ "name": name });
+        self.post_as(bearer, "/api/v1/admin/roles", &body).await
+    }
+
     /// Creates an account through the admin API with `admin`'s bearer and
     /// exactly this body; asserts it was created and returns its id.
     pub async fn create_account(&self, admin: &str, body: &Value) -> String {

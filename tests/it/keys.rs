@@ -257,9 +257,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     let srv = Server::start().await;
     let world = World::build(&srv).await;
     let admin = world.token("admin");
-    let r = srv
-        .post_as(admin, "/api/v1/admin/roles", &json!({ "name": "Customer" }))
-        .await;
+    let r = srv.create_role(admin, "Customer").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv
         .post(USERS)
