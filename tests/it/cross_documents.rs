@@ -102,7 +102,7 @@ struct Account {
 async fn accounts(srv: &Server, names: &[&str]) -> Vec<Account> {
     let admin = srv.admin_token().await;
     for role in ["Customer", "Seller"] {
-        let r = srv.create_role(&admin, &role).await;
+        let r = srv.create_role(&admin, role).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
     let mut made = Vec::new();

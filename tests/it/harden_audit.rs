@@ -636,7 +636,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         ("ADMIN", 409),          // a built-in role in another case
         ("Reseller", 409),
     ] {
-        let r = srv.create_role(&admin, &name).await;
+        let r = srv.create_role(&admin, name).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{name}: {}", r.text());
         if status == 422 {

@@ -120,7 +120,7 @@ async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static s
 
 async fn with_seller_role(srv: &Server, admin: &str) {
     for role in ["Seller", "Buyer"] {
-        srv.create_role(admin, &role)
+        srv.create_role(admin, role)
             .await
             .assert(StatusCode::CREATED);
     }
