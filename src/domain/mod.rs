@@ -9,6 +9,7 @@
 pub mod accounts;
 pub(crate) mod audit;
 pub mod auth;
+mod background;
 pub mod clock;
 pub mod external;
 pub(crate) mod jwt;

@@ -4,13 +4,26 @@
 mod harness;
 
 mod abuse;
-mod admin_api;
+mod admin_access;
+mod admin_audit;
+mod admin_helpers;
+mod admin_isolation;
+mod admin_lists;
+mod admin_roles;
+mod admin_sessions;
+mod admin_tenants;
+mod admin_users;
+mod admin_validation;
 mod cross_documents;
 mod doc_account;
 mod doc_client;
 mod doc_tenant;
 mod doc_token;
 mod doc_v1;
+mod domain_calls;
+mod domain_lockout;
+mod domain_placement;
+mod domain_refresh;
 mod external;
 mod foundation;
 mod harden_actors;

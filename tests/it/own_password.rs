@@ -2,7 +2,7 @@
 //! password without a path under `/admin/`, by the same operation and rules
 //! as the admin route.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::json;
 
@@ -123,9 +123,7 @@ async fn bad_requests_and_credentials_that_cannot_mint_are_refused() {
     // An API key of the account may not set its password.
     let key = srv.created(KEYS, &token, &json!({})).await.json();
     let key = key["apiKey"].as_str().expect("apiKey").to_string();
-    let r = srv
-        .send_as(&key, Method::POST, OWN, Some(body.clone()))
-        .await;
+    let r = srv.post_as(&key, OWN, &body).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     // Nothing changed: the old password still signs in.
     srv.login("fay", PASSWORD).await;
