@@ -37,6 +37,7 @@ mod passwords;
 mod process;
 mod readme;
 mod reload;
+mod review12;
 mod s2s;
 mod storage;
 mod transport;
