@@ -39,3 +39,67 @@ where
     }
     out
 }
+
+/// `recover-admin` takes an account back for the operator, as a manager's
+/// password reset does; the provider identities the account trusted must
+/// go with it. A link is keyed by the provider's immutable id, not by the
+/// email: whoever linked one while holding the account's mailbox would
+/// otherwise keep signing in after the recovery, even once the mailbox is
+/// back with its owner.
+#[tokio::test]
+async fn recover_admin_drops_the_provider_identities_the_account_trusted() {
+    use crate::external::{GOOGLE_TOKEN, StandIn, google, google_info};
+    use latchkey::control::{self, Request};
+
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    // Someone holding a Google identity for the admin's email signs in:
+    // the identity is linked to the admin account.
+    provider.answer(crate::external::Answer::Json(
+        200,
+        google_info(ADMIN_EMAIL, "s-intruder"),
+    ));
+    let r = google(&srv, ADMIN_EMAIL, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let intruder = r.json()["token"].as_str().expect("token").to_string();
+    assert_eq!(srv.me_status(&intruder).await, StatusCode::OK);
+
+    // The operator recovers the admin through the running server's
+    // control socket.
+    let reply = control::call(
+        &srv.data_dir(),
+        &Request::RecoverAdmin {
+            username: Some(ADMIN.into()),
+        },
+    )
+    .await
+    .unwrap_or_else(|_| panic!("recover-admin over the control socket"));
+    let password = reply.answer.password.expect("a new password");
+    assert_eq!(reply.answer.sessions_ended, Some(1));
+    assert_eq!(srv.me_status(&intruder).await, StatusCode::UNAUTHORIZED);
+
+    // The mailbox is back with its owner; the intruder's Google identity
+    // (the same immutable id) now carries the intruder's own address, and
+    // no longer opens the account ...
+    provider.answer(crate::external::Answer::Json(
+        200,
+        google_info("intruder@example.net", "s-intruder"),
+    ));
+    let r = google(&srv, "intruder@example.net", GOOGLE_TOKEN).await;
+    assert_ne!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json().get("token").is_none(), "{}", r.text());
+    // ... while the recovered password does, and the audit log names the
+    // identity that was let go.
+    let admin = srv.token_of(ADMIN, &password).await;
+    let unlinked: Vec<_> = srv
+        .audit(&admin)
+        .await
+        .into_iter()
+        .filter(|e| e["event"] == "external_unlinked")
+        .collect();
+    assert_eq!(unlinked.len(), 1, "{unlinked:?}");
+    assert!(
+        unlinked[0].to_string().contains("s-intruder"),
+        "{unlinked:?}"
+    );
+}
