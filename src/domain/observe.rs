@@ -11,9 +11,10 @@
 //! [`Core::check_password`]: super::login
 //! [`Core::authenticate`]: super::auth
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use super::{Core, Error, auth::CredentialKind};
 use crate::store::StoreError;
@@ -93,10 +94,32 @@ impl Observer for Unobserved {
 pub struct Hooks {
     /// Receives the events.
     observer: Arc<dyn Observer>,
-    /// Set while a readiness probe's write is in progress, so probes that
-    /// arrive meanwhile do not pile up blocking threads behind a stuck
-    /// writer: they answer "not ready" at once.
-    probing: Arc<AtomicBool>,
+    /// The readiness probe's write in progress, if one is: probes that
+    /// arrive meanwhile share its outcome rather than pile up blocking
+    /// threads behind a stuck writer, or answer "not ready" for a store
+    /// that is only busy with another probe.
+    probing: Arc<Mutex<Probing>>,
+}
+
+/// Which readiness probe is writing now.
+#[derive(Default)]
+struct Probing {
+    /// The number of the last probe started, to tell one from the next.
+    started: u64,
+    /// The probe whose write is in progress.
+    flight: Option<Flight>,
+}
+
+/// One readiness probe's write, which later probes join while it lasts.
+struct Flight {
+    /// Its number (see [`Probing::started`]).
+    id: u64,
+    /// Its outcome, once the write has ended.
+    outcome: watch::Receiver<Option<Result<(), String>>>,
+    /// Set once a caller waited [`STORE_PROBE_TIMEOUT`] for it in vain:
+    /// the store is stuck, so later probes answer at once instead of each
+    /// waiting as long again.
+    overdue: bool,
 }
 
 impl Default for Hooks {
@@ -190,28 +213,72 @@ impl Core {
     /// it fails when the store cannot write, and does not finish while
     /// another writer holds the store.
     async fn probe_store(&self) -> Result<(), String> {
-        if self.observe.probing.swap(true, Ordering::AcqRel) {
-            return Err("an earlier readiness probe is still waiting to write".into());
-        }
-        let probing = self.observe.probing.clone();
-        let store = self.store.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            let written = store.write(|_| Ok::<_, StoreError>(()));
-            // Cleared only once the write is over, however long it took.
-            probing.store(false, Ordering::Release);
-            written
-        });
-        match tokio::time::timeout(STORE_PROBE_TIMEOUT, probe).await {
-            Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(e))) => {
-                tracing::warn!(error = %e, "readiness: the store refused a write");
-                Err("the store refused a write".into())
+        let unusable = || "the readiness probe's state is unusable".to_string();
+        let (id, mut outcome) = {
+            let mut probing = self.observe.probing.lock().map_err(|_| unusable())?;
+            match &probing.flight {
+                Some(f) if f.overdue => {
+                    return Err("an earlier readiness probe is still waiting to write".into());
+                }
+                // A write is under way: its outcome answers this probe too,
+                // so a client sending many probes at once neither adds
+                // writes nor makes a healthy store look unready.
+                Some(f) => (f.id, f.outcome.clone()),
+                None => {
+                    probing.started += 1;
+                    let id = probing.started;
+                    let (done, outcome) = watch::channel(None);
+                    probing.flight = Some(Flight {
+                        id,
+                        outcome: outcome.clone(),
+                        overdue: false,
+                    });
+                    let slot = self.observe.probing.clone();
+                    let store = self.store.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let written = store.write(|_| Ok::<_, StoreError>(())).map_err(|e| {
+                            tracing::warn!(error = %e, "readiness: the store refused a write");
+                            "the store refused a write".to_string()
+                        });
+                        // Cleared only once the write is over, however long
+                        // it took, and before its outcome is told: a probe
+                        // arriving later writes for itself.
+                        if let Ok(mut probing) = slot.lock() {
+                            probing.flight = None;
+                        }
+                        let _ = done.send(Some(written));
+                    });
+                    (id, outcome)
+                }
             }
-            Ok(Err(_)) => Err("the store probe failed".into()),
-            Err(_) => Err(format!(
-                "a write did not complete within {} s",
-                STORE_PROBE_TIMEOUT.as_secs()
-            )),
+        };
+        // Only this probe's flight: a later one may have begun since.
+        let forget = |overdue: bool| {
+            let Ok(mut probing) = self.observe.probing.lock() else {
+                return;
+            };
+            match probing.flight.as_mut() {
+                Some(f) if f.id == id && overdue => f.overdue = true,
+                Some(f) if f.id == id => probing.flight = None,
+                _ => {}
+            }
+        };
+        match tokio::time::timeout(STORE_PROBE_TIMEOUT, outcome.wait_for(Option::is_some)).await {
+            Ok(Ok(written)) => (*written)
+                .clone()
+                .unwrap_or_else(|| Err("the store probe failed".into())),
+            Ok(Err(_)) => {
+                // The write's task ended without an outcome (it panicked).
+                forget(false);
+                Err("the store probe failed".into())
+            }
+            Err(_) => {
+                forget(true);
+                Err(format!(
+                    "a write did not complete within {} s",
+                    STORE_PROBE_TIMEOUT.as_secs()
+                ))
+            }
         }
     }
 

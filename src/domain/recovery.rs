@@ -215,6 +215,12 @@ impl Core {
                     }
                 }
                 let ended = revocations.revoke_all_in(tx, id, "admin recovered", now)?;
+                // Taking the account back, as a manager's password reset
+                // does: an identity linked by whoever held it must not
+                // sign in again by its provider id.
+                let unlinked = AuditEntry::new("external_unlinked", Outcome::Success)
+                    .actor("system", "recover-admin");
+                super::users::drop_external_links(tx, &next, unlinked, "admin recovered", now)?;
                 AuditEntry::new("admin_recovered", Outcome::Success)
                     .actor("system", "recover-admin")
                     .target(id.to_string())

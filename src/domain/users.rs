@@ -164,7 +164,7 @@ fn place(
 /// provider vouched for the account's email, so it must not outlive that
 /// email, nor the password reset a manager reaches for to take an account
 /// back. Returns how many links went.
-fn drop_external_links(
+pub(super) fn drop_external_links(
     tx: &mut WriteTx,
     account: &Account,
     audit: AuditEntry,

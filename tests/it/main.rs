@@ -50,6 +50,7 @@ mod passwords;
 mod process;
 mod readme;
 mod reload;
+mod review12;
 mod s2s;
 mod shape;
 mod storage;
