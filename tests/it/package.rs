@@ -803,6 +803,28 @@ fn install_certificate(pki_dir: &Path, tls: &Path) -> PathBuf {
 /// Operations section followed as written, every command the installed
 /// binary run as the service user.
 fn operations_as_readme_tells() {
+    // The commands below are README's: the package's settings through
+    // `LATCHKEY_CONFIG` (as `as_service` sets it), then each command.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let operations = readme
+        .split("## Operations")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("an Operations section");
+    for told in [
+        &format!("export LATCHKEY_CONFIG={PACKAGED_CONFIG}\n"),
+        "sudo cat /var/lib/latchkey/initial-admin-password",
+        "latchkey backup --to ",
+        "latchkey verify /",
+        "latchkey restore --from ",
+        " --data-dir ",
+        "latchkey recover-admin ",
+    ] {
+        assert!(
+            operations.contains(told),
+            "README's Operations no longer say {told:?}"
+        );
+    }
     const NEW_PASSWORD: &str = "the admin's own new password";
     const BOB_PASSWORD: &str = "bob's password before the backup";
     // Owned by the service user, as its backup directory would be.
