@@ -634,7 +634,9 @@ fn operate(args: &[&str]) -> String {
 /// A `latchkey serve` run as the service user, with its stderr kept; killed
 /// when dropped, so a failed step leaves no server behind to block the purge.
 struct Serving {
+    /// The `setpriv` process, which became latchkey (same pid).
     child: std::process::Child,
+    /// Its stderr, line by line, from a thread that reads it.
     lines: std::sync::mpsc::Receiver<String>,
     /// Everything it wrote on stderr so far.
     log: String,
