@@ -508,7 +508,9 @@ fn the_deb_installs_upgrades_removes_and_purges_on_this_machine() {
     );
     let deb = deb().to_str().unwrap().to_string();
 
-    dpkg(&["-i", &deb]);
+    // Purged however the test ends, even when a step below (or the
+    // install itself) fails half-way: a later run refuses to touch an
+    // installed package.
     struct Purge;
     impl Drop for Purge {
         fn drop(&mut self) {
@@ -516,6 +518,7 @@ fn the_deb_installs_upgrades_removes_and_purges_on_this_machine() {
         }
     }
     let _purge = Purge;
+    dpkg(&["-i", &deb]);
 
     let (ok, user) = run(Command::new("getent").args(["passwd", "latchkey"]));
     assert!(ok, "no latchkey user");
@@ -558,54 +561,9 @@ fn the_deb_installs_upgrades_removes_and_purges_on_this_machine() {
         assert!(ok, "{out}");
     }
 
-    // The service user can read its settings and make its store: run the
-    // installed binary as the service would, but on a free port (8080 may
-    // be taken on a shared machine), until it serves.
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=latchkey",
-        "--regid=latchkey",
-        "--init-groups",
-        "--",
-    ])
-    .args([
-        "/usr/bin/latchkey",
-        "serve",
-        "--config",
-        "/etc/latchkey/latchkey.toml",
-    ])
-    .args(["--listen", "127.0.0.1:0"])
-    .env_clear()
-    .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
-    .env("LATCHKEY_ARGON2_ITERATIONS", "1")
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = String::new();
-    while !log.contains("listening on http://127.0.0.1:") {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => log.push_str(&(line + "\n")),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the installed binary did not serve as latchkey: {log}");
-            }
-        }
-    }
-    signal(&child, libc::SIGTERM);
-    assert!(child.wait().unwrap().success(), "{log}");
+    // The service user can read its settings and make its store, and
+    // README's Operations section works as written on what was installed.
+    operations_as_readme_tells();
     let store = "/var/lib/latchkey/latchkey.redb";
     let (_, owner, _) = mode_owner(store);
     assert_eq!(owner, "latchkey", "{store}");
@@ -634,4 +592,412 @@ fn the_deb_installs_upgrades_removes_and_purges_on_this_machine() {
     dpkg(&["--purge", "latchkey"]);
     assert!(!Path::new("/var/lib/latchkey").exists());
     assert!(!Path::new("/etc/latchkey").exists());
+}
+
+// ---------------------------------------------------------------------------
+// README's Operations section, on the installed package
+
+/// The settings file the package installs and its unit names.
+const PACKAGED_CONFIG: &str = "/etc/latchkey/latchkey.toml";
+
+/// The installed `/usr/bin/latchkey` run as the service user, as systemd
+/// would run it (`INVOCATION_ID` set; no admin password given), with the
+/// package's settings found as README's Operations section says
+/// (`LATCHKEY_CONFIG`). Argon2 is made light to keep the test short.
+fn as_service(args: &[&str]) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=latchkey",
+        "--regid=latchkey",
+        "--init-groups",
+        "--",
+        "/usr/bin/latchkey",
+    ])
+    .args(args)
+    .env_clear()
+    .env("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+    .env("LATCHKEY_CONFIG", PACKAGED_CONFIG)
+    .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+    .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+    .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs one command of README's Operations section as the service user;
+/// its output, which must say it succeeded.
+fn operate(args: &[&str]) -> String {
+    let (ok, out) = run(&mut as_service(args));
+    assert!(ok, "latchkey {args:?} failed: {out}");
+    out
+}
+
+/// A `latchkey serve` run as the service user, with its stderr kept; killed
+/// when dropped, so a failed step leaves no server behind to block the purge.
+struct Serving {
+    /// The `setpriv` process, which became latchkey (same pid).
+    child: std::process::Child,
+    /// Its stderr, line by line, from a thread that reads it.
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Everything it wrote on stderr so far.
+    log: String,
+    /// The port it listens on, from its `listening on` line.
+    port: u16,
+}
+
+impl Serving {
+    /// Starts the installed unit's `ExecStart` command, with `config` for
+    /// the settings file it names and `extra` flags, and waits (at most
+    /// 30 s) until it says where it listens.
+    fn start(config: &str, extra: &[&str]) -> Serving {
+        let unit = std::fs::read_to_string("/usr/lib/systemd/system/latchkey.service").unwrap();
+        let exec = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart=/usr/bin/latchkey "))
+            .expect("the installed unit's ExecStart");
+        assert!(exec.contains(PACKAGED_CONFIG), "{exec}");
+        let exec = exec.replace(PACKAGED_CONFIG, config);
+        let mut args: Vec<&str> = exec.split_whitespace().collect();
+        args.extend_from_slice(extra);
+        let mut cmd = as_service(&args);
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut serving = Serving {
+            child,
+            lines,
+            log: String::new(),
+            port: 0,
+        };
+        let port = loop {
+            match serving.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    serving.log.push_str(&line);
+                    serving.log.push('\n');
+                    let port = line
+                        .split_once("listening on http")
+                        .and_then(|(_, rest)| rest.split_whitespace().next())
+                        .and_then(|url| url.rsplit(':').next())
+                        .and_then(|p| p.parse::<u16>().ok());
+                    if let Some(port) = port {
+                        break port;
+                    }
+                }
+                Err(_) => panic!(
+                    "the installed binary did not serve as latchkey with {extra:?}: {}",
+                    serving.log
+                ),
+            }
+        };
+        serving.port = port;
+        serving
+    }
+
+    /// Stops it as systemd does (SIGTERM) and returns all it logged.
+    fn stop(mut self) -> String {
+        signal(&self.child, libc::SIGTERM);
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.log.push_str(&line);
+            self.log.push('\n');
+        }
+        assert!(status.success(), "{}", self.log);
+        std::mem::take(&mut self.log)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One curl call as README's examples make it: the status (0 when no
+/// answer came, e.g. a TLS handshake refused) and the body.
+fn curl(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&str>,
+    ca: Option<&Path>,
+) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-s",
+        "--max-time",
+        "20",
+        "-w",
+        "\n%{http_code}",
+        "-X",
+        method,
+        url,
+    ]);
+    if let Some(token) = bearer {
+        cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+    }
+    if let Some(body) = body {
+        cmd.args(["-H", "Content-Type: application/json", "-d", body]);
+    }
+    if let Some(ca) = ca {
+        cmd.arg("--cacert").arg(ca);
+    }
+    let out = cmd.output().expect("curl (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// Signs in with README's login call; the status and the access token.
+fn sign_in(base: &str, username: &str, password: &str, ca: Option<&Path>) -> (u16, String) {
+    let body = serde_json::json!({ "username": username, "password": password }).to_string();
+    let (status, answer) = curl(
+        "POST",
+        &format!("{base}/api/v1/auth/login"),
+        None,
+        Some(&body),
+        ca,
+    );
+    let token = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v["token"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    (status, token)
+}
+
+/// Gives a path to the service user, as an operator would its backup
+/// directory or certificate copies.
+fn chown_to_service(path: &Path) {
+    let (ok, out) = run(Command::new("chown")
+        .args(["-R", "latchkey:latchkey"])
+        .arg(path));
+    assert!(ok, "{out}");
+}
+
+/// Writes a test CA's certificate and key where the settings name them,
+/// as README's certbot deploy hook does (`install -m 0640 -g latchkey`);
+/// returns the CA a client must trust.
+fn install_certificate(pki_dir: &Path, tls: &Path) -> PathBuf {
+    std::fs::create_dir_all(pki_dir).unwrap();
+    let pki = TestPki::new(pki_dir);
+    for (from, to) in [(&pki.cert, "fullchain.pem"), (&pki.key, "privkey.pem")] {
+        let (ok, out) = run(Command::new("install")
+            .args(["-m", "0640", "-g", "latchkey"])
+            .arg(from)
+            .arg(tls.join(to)));
+        assert!(ok, "{out}");
+    }
+    let ca = pki_dir.join("ca.pem");
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    ca
+}
+
+/// Issue 12's "done when", on the package this run installed: README's
+/// Operations section followed as written, every command the installed
+/// binary run as the service user.
+fn operations_as_readme_tells() {
+    // The commands below are README's: the package's settings through
+    // `LATCHKEY_CONFIG` (as `as_service` sets it), then each command.
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let operations = readme
+        .split("## Operations")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("an Operations section");
+    for told in [
+        &format!("export LATCHKEY_CONFIG={PACKAGED_CONFIG}\n"),
+        "sudo cat /var/lib/latchkey/initial-admin-password",
+        "latchkey backup --to ",
+        "latchkey verify /",
+        "latchkey restore --from ",
+        " --data-dir ",
+        "latchkey recover-admin ",
+    ] {
+        assert!(
+            operations.contains(told),
+            "README's Operations no longer say {told:?}"
+        );
+    }
+    const NEW_PASSWORD: &str = "the admin's own new password";
+    const BOB_PASSWORD: &str = "bob's password before the backup";
+    // Owned by the service user, as its backup directory would be.
+    let work = tempfile::tempdir().unwrap();
+    chown_to_service(work.path());
+
+    // First start under systemd: the password goes to a file only the
+    // service user reads, and the log names the file, never the password.
+    // The login limits are raised so the lockout below, not a rate limit,
+    // is what refuses the admin.
+    let serving = Serving::start(
+        PACKAGED_CONFIG,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--rate-login-per-ip",
+            "1000",
+            "--rate-login-per-account",
+            "1000",
+        ],
+    );
+    let base = format!("http://127.0.0.1:{}", serving.port);
+    let file = "/var/lib/latchkey/initial-admin-password";
+    assert_eq!(
+        mode_owner(file),
+        (0o600, "latchkey".into(), "latchkey".into())
+    );
+    // What `sudo cat` shows: the account and its password, on lines of
+    // their own.
+    let shown = std::fs::read_to_string(file).unwrap();
+    assert!(shown.lines().any(|l| l == "username: admin"), "{shown}");
+    let first = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password line in {file}"));
+    assert!(first.len() >= 16, "a short first password");
+    assert!(serving.log.contains(file), "{}", serving.log);
+    assert!(!serving.log.contains(first), "the password is in the log");
+
+    // Sign in with it, then change it: the file goes.
+    let (status, token) = sign_in(&base, "admin@localhost", first, None);
+    assert_eq!(status, 200, "sign-in with the first password");
+    let change = serde_json::json!({ "current_password": first, "new_password": NEW_PASSWORD });
+    let (status, body) = curl(
+        "POST",
+        &format!("{base}/api/v1/auth/password"),
+        Some(&token),
+        Some(&change.to_string()),
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        !Path::new(file).exists(),
+        "{file} outlived the password change"
+    );
+    assert_eq!(sign_in(&base, "admin@localhost", first, None).0, 401);
+    let (status, token) = sign_in(&base, "admin@localhost", NEW_PASSWORD, None);
+    assert_eq!(status, 200);
+
+    // A write acknowledged just before the backup, taken while serving.
+    let bob = serde_json::json!({
+        "username": "bob", "email": "bob@example.com",
+        "password": BOB_PASSWORD, "roles": ["user"]
+    });
+    let (status, body) = curl(
+        "POST",
+        &format!("{base}/api/v1/admin/users"),
+        Some(&token),
+        Some(&bob.to_string()),
+        None,
+    );
+    assert_eq!(status, 201, "{body}");
+    let backup = work.path().join("latchkey-2026-11-29.backup");
+    let backup_arg = backup.to_str().unwrap();
+    operate(&["backup", "--to", backup_arg]);
+    assert_eq!(
+        mode_owner(backup_arg),
+        (0o600, "latchkey".into(), "latchkey".into())
+    );
+    assert_eq!(
+        curl("GET", &format!("{base}/healthz"), None, None, None).0,
+        200
+    );
+
+    // Lock the admin out, then recover it through the running server.
+    for _ in 0..10 {
+        let (status, _) = sign_in(&base, "admin@localhost", "not the password", None);
+        assert_eq!(status, 401);
+    }
+    let (status, _) = sign_in(&base, "admin@localhost", NEW_PASSWORD, None);
+    assert_ne!(status, 200, "the admin is not locked out");
+    let out = operate(&["recover-admin"]);
+    assert!(out.contains("asked the running server"), "{out}");
+    let recovered = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password printed: {out}"));
+    assert_eq!(
+        sign_in(&base, "admin@localhost", recovered, None).0,
+        200,
+        "sign-in with the recovered password"
+    );
+    let log = serving.stop();
+    assert!(
+        !log.contains(first) && !log.contains(recovered),
+        "a password is in the log"
+    );
+
+    // Restore on a second data directory, check it, and serve it.
+    let restored = work.path().join("restored");
+    let restored_arg = restored.to_str().unwrap();
+    operate(&["verify", backup_arg]);
+    operate(&["restore", "--from", backup_arg, "--data-dir", restored_arg]);
+    operate(&["verify", "--data-dir", restored_arg]);
+
+    // Served over TLS from a copy of the packaged settings with tls_cert
+    // and tls_key set, as README's Package section says.
+    let tls = work.path().join("tls");
+    let (ok, out) = run(Command::new("install")
+        .args(["-d", "-m", "0750", "-g", "latchkey"])
+        .arg(&tls));
+    assert!(ok, "{out}");
+    let old_ca = install_certificate(&work.path().join("pki-old"), &tls);
+    let settings = work.path().join("latchkey.toml");
+    let text = std::fs::read_to_string(PACKAGED_CONFIG).unwrap()
+        + &format!(
+            "\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            tls.join("fullchain.pem").display(),
+            tls.join("privkey.pem").display()
+        );
+    std::fs::write(&settings, text).unwrap();
+    chown_to_service(&settings);
+    let settings_arg = settings.to_str().unwrap();
+    let serving = Serving::start(
+        settings_arg,
+        &["--data-dir", restored_arg, "--listen", "127.0.0.1:0"],
+    );
+    let base = format!("https://127.0.0.1:{}", serving.port);
+    // The restored store holds the write made before the backup, and the
+    // admin's password as it was then.
+    assert_eq!(
+        sign_in(&base, "bob", BOB_PASSWORD, Some(&old_ca)).0,
+        200,
+        "bob, written before the backup, is not in the restored store"
+    );
+    assert_eq!(
+        sign_in(&base, "admin@localhost", NEW_PASSWORD, Some(&old_ca)).0,
+        200
+    );
+
+    // Renew the certificate in place and reload: a new TLS client sees the
+    // new one, and the old CA no longer vouches for what is served.
+    let new_ca = install_certificate(&work.path().join("pki-new"), &tls);
+    let healthz = |ca: &Path| curl("GET", &format!("{base}/healthz"), None, None, Some(ca)).0;
+    assert_eq!(
+        healthz(&new_ca),
+        0,
+        "the new certificate is served before the reload"
+    );
+    signal(&serving.child, libc::SIGHUP);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while healthz(&new_ca) != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate is not served 30 s after SIGHUP"
+        );
+    }
+    assert_eq!(healthz(&old_ca), 0, "the old certificate is still served");
+    assert_eq!(
+        sign_in(&base, "admin@localhost", NEW_PASSWORD, Some(&new_ca)).0,
+        200
+    );
+    serving.stop();
 }
