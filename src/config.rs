@@ -219,6 +219,52 @@ pub struct Layer {
     /// Log format: text or json [default: text]
     #[arg(long, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Write a generated first-admin password to <data-dir>/initial-admin-password (0600) instead of printing it [default: true under systemd, else false]
+    #[arg(long, env = "LATCHKEY_ADMIN_PASSWORD_FILE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub admin_password_file: Option<bool>,
+    /// Log filter: a level (error, warn, info, debug, trace) or tracing directives; LATCHKEY_LOG, when set, wins; reloaded on SIGHUP [default: info]
+    #[arg(long, env = "LATCHKEY_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Bearer secret /metrics requires from every client when set (16 to 256 visible ASCII characters; prefer the variable or the file to the flag, which others can read in the process list) [default: none: /metrics answers loopback clients only]
+    #[arg(
+        long,
+        env = "LATCHKEY_METRICS_TOKEN",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<Secret>,
+
+    /// Serve /metrics on this address (plain HTTP) instead of the main listener [default: none]
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// A secret setting: never shown by `Debug`, so no log line or error that
+/// prints the settings carries it.
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one comparison that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 /// How log lines are written.
@@ -282,6 +328,10 @@ impl Layer {
             external_default_reseller_id,
             external_default_merchant_id,
             log_format,
+            admin_password_file,
+            log_level,
+            metrics_token,
+            metrics_listen,
         )
     }
 
@@ -333,6 +383,15 @@ pub struct Settings {
     pub provider_ca_files: Vec<PathBuf>,
     pub provider_timeout: u64,
     pub log_format: LogFormat,
+    /// Whether a generated first-admin password goes to a file in the data
+    /// directory rather than to stderr (which systemd keeps in the journal).
+    pub admin_password_file: bool,
+    /// The log filter (`log_level`), checked to parse.
+    pub log_level: String,
+    /// The bearer secret `/metrics` requires, if any.
+    pub metrics_token: Option<Secret>,
+    /// A listener of its own for `/metrics`, if any.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A setting that cannot be used.
@@ -422,6 +481,10 @@ impl Settings {
             provider_ca_files: layer.provider_ca_files.unwrap_or_default(),
             provider_timeout: layer.provider_timeout.unwrap_or(5).max(1),
             log_format: layer.log_format.unwrap_or_default(),
+            admin_password_file: layer.admin_password_file.unwrap_or_else(under_systemd),
+            log_level: layer.log_level.unwrap_or_else(|| "info".into()),
+            metrics_token: layer.metrics_token,
+            metrics_listen: layer.metrics_listen,
         };
         settings.check()?;
         Ok(settings)
@@ -465,6 +528,9 @@ impl Settings {
         if self.lockout_threshold == 0 || self.lockout_seconds == 0 {
             return bad("--lockout-threshold and --lockout-seconds must be at least 1".into());
         }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log_level) {
+            return bad(format!("--log-level {:?}: {e}", self.log_level));
+        }
         for url in [
             &self.external.google_tokeninfo_url,
             &self.external.microsoft_userinfo_url,
@@ -482,11 +548,36 @@ impl Settings {
                     .into(),
             );
         }
+        if let Some(token) = &self.metrics_token {
+            let t = token.expose();
+            if !(16..=256).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                return bad(
+                    "--metrics-token must be 16 to 256 visible ASCII characters (no spaces)".into(),
+                );
+            }
+        }
+        if let Some(addr) = self.metrics_listen {
+            if addr == self.listen && addr.port() != 0 {
+                return bad("--metrics-listen must differ from --listen".into());
+            }
+            if !addr.ip().is_loopback() && !self.insecure_http {
+                return bad(format!(
+                    "refusing to serve /metrics as plain HTTP on {addr}: the metrics listener has no TLS. \
+                     Listen on a loopback address, or pass --insecure-http if the network to it is private"
+                ));
+            }
+        }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());
         }
         crate::domain::password::validate_params(self.hash_params).map_err(ConfigError::Invalid)
     }
+}
+
+/// Whether systemd started this process: it sets `NOTIFY_SOCKET` for a
+/// notify unit and `INVOCATION_ID` for every unit.
+fn under_systemd() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some() || std::env::var_os("INVOCATION_ID").is_some()
 }
 
 /// A comma-separated list, trimmed, without empty entries.
@@ -561,6 +652,44 @@ mod tests {
             ..Layer::default()
         };
         assert!(Settings::resolve(v6).is_ok());
+    }
+
+    #[test]
+    fn metrics_settings_are_checked_and_the_token_never_shown() {
+        let short = Layer {
+            metrics_token: Some("too-short".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(short).unwrap_err().to_string();
+        assert!(err.contains("--metrics-token"), "{err}");
+        let secret = "a-long-enough-metrics-token";
+        let file: Layer = toml::from_str(&format!("metrics_token = \"{secret}\"")).unwrap();
+        assert!(!format!("{file:?}").contains(secret));
+        let settings = Settings::resolve(file).unwrap();
+        assert_eq!(
+            settings.metrics_token.as_ref().map(Secret::expose),
+            Some(secret)
+        );
+        assert!(!format!("{settings:?}").contains(secret));
+
+        let public = Layer {
+            metrics_listen: Some("0.0.0.0:9090".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(public.clone()).unwrap_err().to_string();
+        assert!(err.contains("/metrics"), "{err}");
+        let asked = Layer {
+            insecure_http: Some(true),
+            ..public
+        };
+        assert!(Settings::resolve(asked).is_ok());
+        let same = Layer {
+            listen: Some("127.0.0.1:8080".parse().unwrap()),
+            metrics_listen: Some("127.0.0.1:8080".parse().unwrap()),
+            ..Layer::default()
+        };
+        let err = Settings::resolve(same).unwrap_err().to_string();
+        assert!(err.contains("--metrics-listen"), "{err}");
     }
 
     #[test]

@@ -15,6 +15,14 @@
 //!   migrations, typed records.
 //! - [`config`] and [`cli`]: settings from flags, environment, file and
 //!   defaults.
+//! - [`control`]: the Unix socket in the data directory through which the
+//!   operator's commands reach a running server.
+//! - [`ops`]: those commands (`recover-admin`, `backup`, `restore`,
+//!   `verify`, `check-config`, `healthcheck`) and the backup format.
+//! - [`reload`] and [`systemd`]: SIGHUP reloads, and readiness, watchdog
+//!   and reload notifications for `Type=notify`.
+//! - [`metrics`]: the Prometheus registry the domain and the server report
+//!   to, and `GET /metrics`.
 //!
 //! [`start`] wires them together; `main.rs` only parses the command line,
 //! sets up logging and waits for a signal.
@@ -22,9 +30,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod domain;
+pub mod metrics;
+pub mod ops;
+pub mod reload;
 pub mod server;
 pub mod store;
+pub mod systemd;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +45,8 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::domain::accounts::{Email, NewAccount, Username};
-use crate::domain::password::Password;
-use crate::domain::{AuditEntry, Clock, Core, CoreConfig, Error, Outcome, StartError};
+use crate::domain::recovery::{Bootstrapped, FirstAdmin};
+use crate::domain::{Clock, Core, CoreConfig, Error, StartError};
 
 /// The first admin account, made on first start with an empty store.
 #[derive(Debug, Clone, Default)]
@@ -66,12 +78,17 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// Whether it speaks TLS.
     pub tls: bool,
-    /// A password generated for the first admin, to show once.
-    pub generated_admin_password: Option<String>,
+    /// The first admin, when this start made it: its names, and its
+    /// generated password (to show once) or the file that holds it.
+    pub first_admin: Option<Bootstrapped>,
     /// The domain, kept for the final flush at shutdown.
     core: Arc<Core>,
     /// The listener and its connections.
     listening: server::Listening,
+    /// The control socket, when it could be bound.
+    control: Option<control::ControlServer>,
+    /// The metrics listener (`metrics_listen`), when there is one.
+    metrics_listening: Option<server::Listening>,
     /// Periodic upkeep.
     housekeeping: JoinHandle<()>,
     /// Tells the upkeep loop to stop between rounds.
@@ -104,6 +121,11 @@ impl Running {
         &self.core
     }
 
+    /// The address of the metrics listener, when `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listening.as_ref().map(|l| l.addr)
+    }
+
     /// Runs one round of upkeep now (what the periodic loop does).
     pub async fn housekeeping(&self) {
         if let Err(e) = self.core.housekeeping().await {
@@ -116,7 +138,13 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.stop_housekeeping.send(true);
         let _ = self.housekeeping.await;
+        if let Some(control) = self.control {
+            control.stop().await;
+        }
         self.listening.shutdown().await;
+        if let Some(metrics) = self.metrics_listening {
+            metrics.shutdown().await;
+        }
         if let Err(e) = self.core.flush().await {
             tracing::warn!(error = %e, "could not write API key usage at shutdown");
         }
@@ -131,13 +159,9 @@ impl Running {
     }
 }
 
-/// Opens the store, makes the first admin if needed, and starts listening.
-pub async fn start(
-    settings: &Settings,
-    clock: Clock,
-    bootstrap: Bootstrap,
-) -> Result<Running, StartError> {
-    let core_config = CoreConfig {
+/// What the domain needs from the settings.
+fn core_config(settings: &Settings) -> CoreConfig {
+    CoreConfig {
         data_dir: settings.data_dir.clone(),
         issuer: settings.issuer.clone(),
         audience: settings.audience.clone(),
@@ -157,7 +181,17 @@ pub async fn start(
             .unwrap_or(usize::MAX),
         s2s_max_ttl: seconds(settings.s2s_max_ttl),
         external: settings.external.clone(),
-    };
+    }
+}
+
+/// Opens the store and the domain on it, as `serve` does, without
+/// listening: for the operator's commands on a stopped server.
+pub async fn open_core(settings: &Settings) -> Result<Core, StartError> {
+    open_core_with(settings, Clock::system()).await
+}
+
+async fn open_core_with(settings: &Settings, clock: Clock) -> Result<Core, StartError> {
+    let core_config = core_config(settings);
     let fetch: Arc<dyn domain::external::Fetch> = Arc::new(
         server::outbound::HttpsClient::new(
             &settings.provider_ca_files,
@@ -165,19 +199,42 @@ pub async fn start(
         )
         .map_err(StartError::Config)?,
     );
-    let core = {
-        let clock = clock.clone();
-        tokio::task::spawn_blocking(move || Core::open(core_config, clock, fetch))
-            .await
-            .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??
-    };
+    tokio::task::spawn_blocking(move || Core::open(core_config, clock, fetch))
+        .await
+        .map_err(|e| StartError::Config(format!("startup task failed: {e}")))?
+}
+
+/// Opens the store, starts listening, and then makes the first admin if
+/// the store has none: only once the server can serve (store open,
+/// listener bound, certificate loaded), so a start that fails leaves no
+/// admin whose password no one saw.
+pub async fn start(
+    settings: &Settings,
+    clock: Clock,
+    bootstrap: Bootstrap,
+) -> Result<Running, StartError> {
+    let core = open_core_with(settings, clock).await?;
     core.check_external_defaults().map_err(StartError::Config)?;
+    let routes: Vec<&'static str> = api::routes().iter().map(|r| r.path).collect();
+    let metrics = Arc::new(
+        metrics::Metrics::new(
+            metrics::Access {
+                token: settings.metrics_token.clone(),
+                own_listener: settings.metrics_listen.is_some(),
+            },
+            &routes,
+        )
+        .map_err(StartError::Config)?,
+    );
+    let mut core = core;
+    core.set_observer(metrics.clone());
     let core = Arc::new(core);
-    let generated_admin_password = bootstrap_admin(&core, bootstrap).await?;
+    let first = first_admin(bootstrap, settings.admin_password_file);
     let app = api::App::new(
         core.clone(),
         api::ApiOptions {
             token_query_param: settings.token_query_param,
+            metrics: metrics.clone(),
         },
     )
     .map_err(StartError::Config)?;
@@ -192,9 +249,52 @@ pub async fn start(
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout),
         trusted_proxies: settings.trusted_proxies.clone(),
     };
+    let metrics_listening = match settings.metrics_listen {
+        Some(addr) => {
+            let config = server::ServerConfig {
+                listen: addr,
+                tls: None,
+                ..server_config.clone()
+            };
+            let endpoint = metrics::Endpoint {
+                core: core.clone(),
+                metrics,
+            };
+            Some(
+                server::listen(config, Arc::new(endpoint))
+                    .await
+                    .map_err(|e| StartError::Config(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
     let listening = server::listen(server_config, Arc::new(api::Api(app)))
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
+    let first_admin = match core.bootstrap_admin(first).await {
+        Ok(made) => made,
+        Err(e) => {
+            listening.shutdown().await;
+            return Err(match e {
+                Error::Busy { .. } => StartError::Config("hashing pool unavailable".into()),
+                Error::Invalid { message, .. } => StartError::Config(message),
+                other => StartError::Domain(other),
+            });
+        }
+    };
+    core.forget_changed_initial_password();
+    let control = match control::ControlServer::start(&settings.data_dir, core.clone()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            // The server serves without it; only the operator's commands
+            // that need a running server are unavailable, and say so.
+            tracing::warn!(
+                error = %e,
+                "cannot open the control socket in the data directory; recover-admin and backup will not reach this server"
+            );
+            None
+        }
+    };
     let (stop_housekeeping, mut stopped) = tokio::sync::watch::channel(false);
     let housekeeping = {
         let core = core.clone();
@@ -209,15 +309,18 @@ pub async fn start(
                 if let Err(e) = core.housekeeping().await {
                     tracing::warn!(error = %e, "housekeeping failed");
                 }
+                core.forget_changed_initial_password();
             }
         })
     };
     Ok(Running {
         addr: listening.addr,
         tls: settings.tls.is_some(),
-        generated_admin_password,
+        first_admin,
         core,
         listening,
+        control,
+        metrics_listening,
         housekeeping,
         stop_housekeeping,
         shutdown_timeout: Duration::from_secs(settings.shutdown_timeout.max(1)),
@@ -233,44 +336,12 @@ fn seconds(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Creates the first admin when the store has no accounts. Returns the
-/// password if it was generated here.
-async fn bootstrap_admin(core: &Core, bootstrap: Bootstrap) -> Result<Option<String>, StartError> {
-    if core.store.read()?.account_count()? > 0 {
-        return Ok(None);
-    }
-    let username = Username::parse(bootstrap.username.as_deref().unwrap_or("admin"))
-        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_USERNAME: {e}")))?;
-    let email = Email::parse(bootstrap.email.as_deref().unwrap_or("admin@localhost"))
-        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_EMAIL: {e}")))?;
-    let (password, generated) = match bootstrap.password {
-        Some(p) => (p, None),
-        None => {
-            let p = domain::secrets::random_id(24);
-            (p.clone(), Some(p))
-        }
-    };
-    let password = Password::new(&password)
-        .map_err(|e| StartError::Config(format!("LATCHKEY_ADMIN_PASSWORD: {e}")))?;
-    let created = core
-        .create_account(
-            NewAccount {
-                username,
-                email,
-                password,
-                roles: vec!["admin".into()],
-                reseller_id: None,
-                merchant_id: None,
-                attributes: Default::default(),
-            },
-            AuditEntry::new("account_created", Outcome::Success)
-                .actor("system", "bootstrap")
-                .detail("first admin"),
-        )
-        .await;
-    match created {
-        Ok(_) => Ok(generated),
-        Err(Error::Busy { .. }) => Err(StartError::Config("hashing pool unavailable".into())),
-        Err(e) => Err(StartError::Domain(e)),
+/// The first admin as the `LATCHKEY_ADMIN_*` variables ask for it.
+fn first_admin(bootstrap: Bootstrap, to_file: bool) -> FirstAdmin {
+    FirstAdmin {
+        username: bootstrap.username.unwrap_or_else(|| "admin".into()),
+        email: bootstrap.email.unwrap_or_else(|| "admin@localhost".into()),
+        password: bootstrap.password,
+        to_file,
     }
 }

@@ -14,15 +14,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::http::{BodyError, Req, internal, json, json_body, retry_after};
-use super::{App, Route, route};
+use super::http::{BodyError, Req, internal_error, json, json_body};
+use super::{App, Document, Handled, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::LoginId;
+use crate::domain::auth::Principal;
+use crate::domain::role_choice::chosen_role;
+
+/// Whose words this adapter speaks.
+const DOC: Document = Document::AccountRolesToken;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(POST, "/api/account/roles", roles),
-        route!(POST, "/api/account/token", token),
+        route!(DOC, POST, "/api/account/roles", public roles),
+        route!(DOC, POST, "/api/account/token", maybe_principal token),
     ]
 }
 
@@ -35,39 +40,49 @@ const INVALID_LOGIN: &str = "Invalid email or password";
 const LOCKED: &str = "Account has been locked due to multiple failed login attempts";
 const DISABLED: &str = "Account has been disabled";
 
-fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+/// This document's words for each domain error.
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => say(StatusCode::NOT_FOUND, INVALID_LOGIN),
-        Error::Locked { retry_after: s } => retry_after(say(StatusCode::FORBIDDEN, LOCKED), *s),
+        Error::Locked { .. } => say(StatusCode::FORBIDDEN, LOCKED),
         Error::Disabled => say(StatusCode::FORBIDDEN, DISABLED),
         Error::Invalid { message, .. } => say(StatusCode::BAD_REQUEST, message),
-        Error::RateLimited { retry_after: s } => retry_after(
-            say(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many login attempts. Please try again later.",
-            ),
-            *s,
+        Error::NoSession => say(
+            StatusCode::BAD_REQUEST,
+            "This credential has no session to log out of",
         ),
-        Error::Busy { retry_after: s } => retry_after(
-            say(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Server busy, try again shortly",
-            ),
-            *s,
+        Error::NotUtf8(what) => say(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
         ),
-        Error::Unauthenticated => super::http::challenge(
-            say(
-                StatusCode::UNAUTHORIZED,
-                "Login required: call /api/account/roles first, or send a token of this account",
-            ),
-            req,
+        Error::Paging(why) => say(StatusCode::BAD_REQUEST, &why.to_string()),
+        Error::RateLimited { .. } => say(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login attempts. Please try again later.",
         ),
+        Error::Busy { .. } => say(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server busy, try again shortly",
+        ),
+        Error::Unauthenticated => say(
+            StatusCode::UNAUTHORIZED,
+            "Login required: call /api/account/roles first, or send a token of this account",
+        ),
+        Error::InvalidRefresh => say(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token"),
         Error::NotFound(_) => say(StatusCode::NOT_FOUND, "Account not found"),
+        Error::ProviderDisabled(p) => {
+            say(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))
+        }
         Error::Forbidden => say(
             StatusCode::FORBIDDEN,
             "User doesn't have the requested role",
         ),
-        other => internal(req, other),
+        Error::Conflict(message) => say(StatusCode::CONFLICT, message),
+        Error::Provider(failure) => {
+            let (status, message) = super::http::provider_failure(failure);
+            say(status, message)
+        }
+        Error::Store(_) | Error::Internal(_) => internal_error(),
     }
 }
 
@@ -91,34 +106,23 @@ struct RolesBody {
     password: String,
 }
 
-async fn roles(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body = match json_body::<RolesBody>(&req) {
-        Ok(body) => body,
-        Err(e) => return body_error(INVALID_REQUEST, &e),
-    };
-    let email = match LoginId::parse(&body.email, "email") {
-        Ok(id) => id,
-        Err(e) => return error_response(&req, &e),
-    };
+async fn roles(app: Arc<App>, req: Req) -> Handled {
+    let body = json_body::<RolesBody>(&req).map_err(|e| body_error(INVALID_REQUEST, &e))?;
+    let email = LoginId::parse(&body.email, "email")?;
     let client = req.client();
-    match app
+    let account = app
         .core
-        .password_login(&email, &body.password, &client, "account-roles-token")
-        .await
-    {
-        Ok(account) => {
-            app.core.grant_role_choice(&account, &client);
-            json(
-                StatusCode::OK,
-                &json!({
-                    "accountId": account.id.to_string(),
-                    "email": account.email,
-                    "roles": account.roles,
-                }),
-            )
-        }
-        Err(e) => error_response(&req, &e),
-    }
+        .password_login(&email, &body.password, &client, DOC)
+        .await?;
+    app.core.grant_role_choice(&account, &client);
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "accountId": account.id.to_string(),
+            "email": account.email,
+            "roles": account.roles,
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -128,34 +132,18 @@ struct TokenBody {
     role: String,
 }
 
-async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
+async fn token(app: Arc<App>, req: Req, principal: Option<Principal>) -> Handled {
     const INVALID: &str = "Invalid role or account ID";
-    let body = match json_body::<TokenBody>(&req) {
-        Ok(body) => body,
-        Err(e) => return body_error(INVALID, &e),
+    let body = json_body::<TokenBody>(&req).map_err(|e| body_error(INVALID, &e))?;
+    let (Ok(account_id), Some(role)) = (
+        Uuid::parse_str(body.account_id.trim()),
+        chosen_role(&body.role),
+    ) else {
+        return Ok(say(StatusCode::BAD_REQUEST, INVALID));
     };
-    let Ok(account_id) = Uuid::parse_str(body.account_id.trim()) else {
-        return say(StatusCode::BAD_REQUEST, INVALID);
-    };
-    let role = body.role.trim();
-    if role.is_empty() || role.chars().count() > 64 {
-        return say(StatusCode::BAD_REQUEST, INVALID);
-    }
-    let client = req.client();
-    let principal = match req.bearer() {
-        Ok(Some(token)) => match app.core.authenticate(token, client.ip) {
-            Ok(p) => Some(p),
-            Err(e) => return error_response(&req, &e),
-        },
-        Ok(None) => None,
-        Err(_) => return error_response(&req, &Error::Unauthenticated),
-    };
-    match app
+    let jwt = app
         .core
-        .token_for_role(account_id, role, &client, principal.as_ref())
-        .await
-    {
-        Ok(jwt) => json(StatusCode::OK, &Value::String(jwt)),
-        Err(e) => error_response(&req, &e),
-    }
+        .token_for_role(account_id, role, &req.client(), principal.as_ref())
+        .await?;
+    Ok(json(StatusCode::OK, &Value::String(jwt)))
 }

@@ -14,117 +14,67 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::http::{Req, error, json, json_body, no_content};
-use super::v1::{account_view, authenticate, body_error, error_response, key_view};
-use super::{App, Route, route};
-use crate::domain::Page;
+use super::v1::{account_view, body_error, key_view};
+use super::{App, Document, Handled, Route, route};
+use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::ListedS2s;
+use crate::domain::sessions::Session;
+use crate::domain::tenants::{Merchant, Reseller};
 use crate::domain::users::{UserFilter, UserPatch, UserRequest};
-use crate::store::{AuditEvent, Merchant, Reseller, Session};
+use crate::domain::{Page, PageRequest};
+
+/// The admin API speaks the canonical document's words.
+const DOC: Document = Document::V1;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(GET, "/api/v1/admin/users", list_users),
-        route!(POST, "/api/v1/admin/users", create_user),
-        route!(GET, "/api/v1/admin/users/{id}", get_user),
-        route!(PATCH, "/api/v1/admin/users/{id}", update_user),
-        route!(DELETE, "/api/v1/admin/users/{id}", delete_user),
-        route!(POST, "/api/v1/admin/users/{id}/password", set_password),
-        route!(POST, "/api/v1/admin/users/{id}/unlock", unlock_user),
-        route!(POST, "/api/v1/admin/users/{id}/disable", disable_user),
-        route!(POST, "/api/v1/admin/users/{id}/enable", enable_user),
-        route!(GET, "/api/v1/admin/users/{id}/sessions", list_sessions),
-        route!(DELETE, "/api/v1/admin/users/{id}/sessions", revoke_sessions),
-        route!(
-            DELETE,
-            "/api/v1/admin/users/{id}/sessions/{session}",
-            revoke_session
-        ),
-        route!(GET, "/api/v1/admin/users/{id}/keys", list_user_keys),
-        route!(
-            DELETE,
-            "/api/v1/admin/users/{id}/keys/{keyId}",
-            delete_user_key
-        ),
-        route!(GET, "/api/v1/admin/resellers", list_resellers),
-        route!(POST, "/api/v1/admin/resellers", create_reseller),
-        route!(GET, "/api/v1/admin/resellers/{id}", get_reseller),
-        route!(PATCH, "/api/v1/admin/resellers/{id}", update_reseller),
-        route!(DELETE, "/api/v1/admin/resellers/{id}", delete_reseller),
-        route!(GET, "/api/v1/admin/merchants", list_merchants),
-        route!(POST, "/api/v1/admin/merchants", create_merchant),
-        route!(GET, "/api/v1/admin/merchants/{id}", get_merchant),
-        route!(PATCH, "/api/v1/admin/merchants/{id}", update_merchant),
-        route!(DELETE, "/api/v1/admin/merchants/{id}", delete_merchant),
-        route!(GET, "/api/v1/admin/roles", list_roles),
-        route!(POST, "/api/v1/admin/roles", create_role),
-        route!(DELETE, "/api/v1/admin/roles/{name}", delete_role),
-        route!(GET, "/api/v1/admin/s2s-tokens", list_s2s),
-        route!(DELETE, "/api/v1/admin/s2s-tokens/{id}", revoke_s2s),
-        route!(GET, "/api/v1/admin/audit", list_audit),
+        route!(DOC, GET, "/api/v1/admin/users", principal list_users),
+        route!(DOC, POST, "/api/v1/admin/users", principal create_user),
+        route!(DOC, GET, "/api/v1/admin/users/{id}", principal get_user),
+        route!(DOC, PATCH, "/api/v1/admin/users/{id}", principal update_user),
+        route!(DOC, DELETE, "/api/v1/admin/users/{id}", principal delete_user),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/password", principal set_password),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/unlock", principal unlock_user),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/disable", principal disable_user),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/enable", principal enable_user),
+        route!(DOC, GET, "/api/v1/admin/users/{id}/sessions", principal list_sessions),
+        route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions", principal revoke_sessions),
+        route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions/{session}", principal revoke_session),
+        route!(DOC, GET, "/api/v1/admin/users/{id}/keys", principal list_user_keys),
+        route!(DOC, DELETE, "/api/v1/admin/users/{id}/keys/{keyId}", principal delete_user_key),
+        route!(DOC, GET, "/api/v1/admin/resellers", principal list_resellers),
+        route!(DOC, POST, "/api/v1/admin/resellers", principal create_reseller),
+        route!(DOC, GET, "/api/v1/admin/resellers/{id}", principal get_reseller),
+        route!(DOC, PATCH, "/api/v1/admin/resellers/{id}", principal update_reseller),
+        route!(DOC, DELETE, "/api/v1/admin/resellers/{id}", principal delete_reseller),
+        route!(DOC, GET, "/api/v1/admin/merchants", principal list_merchants),
+        route!(DOC, POST, "/api/v1/admin/merchants", principal create_merchant),
+        route!(DOC, GET, "/api/v1/admin/merchants/{id}", principal get_merchant),
+        route!(DOC, PATCH, "/api/v1/admin/merchants/{id}", principal update_merchant),
+        route!(DOC, DELETE, "/api/v1/admin/merchants/{id}", principal delete_merchant),
+        route!(DOC, GET, "/api/v1/admin/roles", principal list_roles),
+        route!(DOC, POST, "/api/v1/admin/roles", principal create_role),
+        route!(DOC, DELETE, "/api/v1/admin/roles/{name}", principal delete_role),
+        route!(DOC, GET, "/api/v1/admin/s2s-tokens", principal list_s2s),
+        route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
+        route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
     ]
 }
 
 type Reply = Response<Bytes>;
 
-/// Runs a handler body that needs a principal; every `Err` is already a
-/// response.
-async fn with_principal<F, Fut>(app: Arc<App>, req: Req, f: F) -> Reply
-where
-    F: FnOnce(Arc<App>, Req, Principal) -> Fut,
-    Fut: std::future::Future<Output = Result<Reply, Reply>>,
-{
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match f(app, req, principal).await {
-        Ok(r) | Err(r) => r,
-    }
-}
-
 fn body<T: DeserializeOwned>(req: &Req) -> Result<T, Reply> {
     json_body(req).map_err(body_error)
 }
 
-fn fail(req: &Req) -> impl Fn(crate::domain::Error) -> Reply + '_ {
-    move |e| error_response(req, &e)
-}
-
-/// `?limit=` and `?cursor=`.
-fn paging(req: &Req) -> Result<(usize, Option<String>), Reply> {
-    let limit = match req.query("limit") {
-        None => 50,
-        Some(raw) => match raw.parse::<usize>() {
-            Ok(n) if (1..=1000).contains(&n) => n,
-            _ => {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "limit must be a number from 1 to 1000",
-                ));
-            }
-        },
-    };
-    Ok((limit, req.query("cursor").filter(|c| !c.is_empty())))
-}
-
-/// Pages a short list held whole in memory (roles, an account's sessions
-/// or keys) by `?limit=` and `?cursor=`; the cursor is how many items came
-/// before.
-fn page_in_memory<T>(req: &Req, items: Vec<T>) -> Result<Page<T>, Reply> {
-    let (limit, cursor) = paging(req)?;
-    let skip = match cursor {
-        Some(c) => c
-            .parse::<usize>()
-            .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid cursor"))?,
-        None => 0,
-    };
-    let total = items.len();
-    let items: Vec<T> = items.into_iter().skip(skip).take(limit).collect();
-    let end = skip.saturating_add(items.len());
-    let next = (end < total).then(|| end.to_string());
-    Ok(Page { items, next })
+/// `?limit=` and `?cursor=`, as every list takes them.
+fn paging(req: &Req) -> Result<PageRequest, crate::domain::Error> {
+    PageRequest::parse(
+        req.query("limit").as_deref(),
+        req.query("cursor").as_deref(),
+    )
 }
 
 fn page<T>(page: Page<T>, view: impl Fn(&T) -> Value) -> Reply {
@@ -187,7 +137,7 @@ fn session_view(s: &Session) -> Value {
 
 /// An S2S token in a list: with its expiry and whether the account that
 /// issued it still exists (the token outlives it).
-pub fn s2s_view(listed: &ListedS2s) -> Value {
+pub(crate) fn s2s_view(listed: &ListedS2s) -> Value {
     let t = &listed.token;
     json!({
         "id": t.id,
@@ -237,61 +187,42 @@ struct CreateUser {
     attributes: BTreeMap<String, String>,
 }
 
-async fn create_user(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: CreateUser = body(&req)?;
-        let account = app
-            .core
-            .admin_create_user(
-                &p,
-                UserRequest {
-                    username: b.username,
-                    email: b.email,
-                    password: b.password,
-                    roles: b.roles,
-                    reseller_id: b.reseller_id,
-                    merchant_id: b.merchant_id,
-                    attributes: b.attributes,
-                },
-            )
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::CREATED, &account_view(&account)))
-    })
-    .await
+async fn create_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: CreateUser = body(&req)?;
+    let account = app
+        .core
+        .admin_create_user(
+            &p,
+            UserRequest {
+                username: b.username,
+                email: b.email,
+                password: b.password,
+                roles: b.roles,
+                reseller_id: b.reseller_id,
+                merchant_id: b.merchant_id,
+                attributes: b.attributes,
+            },
+        )
+        .await?;
+    Ok(json(StatusCode::CREATED, &account_view(&account)))
 }
 
-async fn list_users(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let (limit, cursor) = paging(&req)?;
-        let after = match cursor {
-            Some(c) => c
-                .parse::<u64>()
-                .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid cursor"))?,
-            None => 0,
-        };
-        let filter = UserFilter {
-            reseller_id: req.query("reseller_id"),
-            merchant_id: req.query("merchant_id"),
-            role: req.query("role"),
-            q: req.query("q"),
-        };
-        let found = app
-            .core
-            .admin_list_users(&p, &filter, after, limit)
-            .map_err(fail(&req))?;
-        Ok(page(found, account_view))
-    })
-    .await
+async fn list_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let filter = UserFilter {
+        reseller_id: req.query("reseller_id"),
+        merchant_id: req.query("merchant_id"),
+        role: req.query("role"),
+        q: req.query("q"),
+    };
+    let found = app.core.admin_list_users(&p, &filter, &paging)?;
+    Ok(page(found, account_view))
 }
 
-async fn get_user(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let account = app.core.admin_get_user(&p, id).map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &account_view(&account)))
-    })
-    .await
+async fn get_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let account = app.core.admin_get_user(&p, id)?;
+    Ok(json(StatusCode::OK, &account_view(&account)))
 }
 
 #[derive(Deserialize)]
@@ -311,41 +242,31 @@ struct PatchUser {
     attributes: Option<BTreeMap<String, String>>,
 }
 
-async fn update_user(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let b: PatchUser = body(&req)?;
-        let account = app
-            .core
-            .admin_update_user(
-                &p,
-                id,
-                UserPatch {
-                    username: b.username,
-                    email: b.email,
-                    roles: b.roles,
-                    reseller_id: b.reseller_id,
-                    merchant_id: b.merchant_id,
-                    attributes: b.attributes,
-                },
-            )
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &account_view(&account)))
-    })
-    .await
+async fn update_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let b: PatchUser = body(&req)?;
+    let account = app
+        .core
+        .admin_update_user(
+            &p,
+            id,
+            UserPatch {
+                username: b.username,
+                email: b.email,
+                roles: b.roles,
+                reseller_id: b.reseller_id,
+                merchant_id: b.merchant_id,
+                attributes: b.attributes,
+            },
+        )
+        .await?;
+    Ok(json(StatusCode::OK, &account_view(&account)))
 }
 
-async fn delete_user(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        app.core
-            .admin_delete_user(&p, id)
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn delete_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    app.core.admin_delete_user(&p, id).await?;
+    Ok(no_content())
 }
 
 #[derive(Deserialize)]
@@ -356,106 +277,65 @@ struct SetPassword {
     current_password: Option<String>,
 }
 
-async fn set_password(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let b: SetPassword = body(&req)?;
-        app.core
-            .admin_set_password(&p, id, &b.password, b.current_password.as_deref())
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn set_password(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let b: SetPassword = body(&req)?;
+    app.core
+        .admin_set_password(&p, id, &b.password, b.current_password.as_deref())
+        .await?;
+    Ok(no_content())
 }
 
-async fn set_disabled(app: Arc<App>, req: Req, disabled: bool) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let account = app
-            .core
-            .admin_set_disabled(&p, id, disabled)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &account_view(&account)))
-    })
-    .await
+async fn unlock_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let was_locked = app.core.admin_unlock(&p, id).await?;
+    Ok(json(StatusCode::OK, &json!({ "was_locked": was_locked })))
 }
 
-async fn unlock_user(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let was_locked = app.core.admin_unlock(&p, id).await.map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &json!({ "was_locked": was_locked })))
-    })
-    .await
+async fn disable_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let account = app.core.disable_user(&p, user_id(&req)?).await?;
+    Ok(json(StatusCode::OK, &account_view(&account)))
 }
 
-async fn disable_user(app: Arc<App>, req: Req) -> Reply {
-    set_disabled(app, req, true).await
+async fn enable_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let account = app.core.enable_user(&p, user_id(&req)?).await?;
+    Ok(json(StatusCode::OK, &account_view(&account)))
 }
 
-async fn enable_user(app: Arc<App>, req: Req) -> Reply {
-    set_disabled(app, req, false).await
+async fn list_sessions(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let sessions = app.core.admin_list_sessions(&p, id, &paging(&req)?)?;
+    Ok(page(sessions, session_view))
 }
 
-async fn list_sessions(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let sessions = app.core.admin_list_sessions(&p, id).map_err(fail(&req))?;
-        Ok(page(page_in_memory(&req, sessions)?, session_view))
-    })
-    .await
+async fn revoke_sessions(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let n = app.core.revoke_user_sessions(&p, id).await?;
+    Ok(json(StatusCode::OK, &json!({ "revoked": n })))
 }
 
-async fn revoke_sessions(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let n = app
-            .core
-            .admin_revoke_sessions(&p, id, None)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &json!({ "revoked": n })))
-    })
-    .await
+async fn revoke_session(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let session = req
+        .param("session")
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "Session not found"))?;
+    app.core.revoke_user_session(&p, id, session).await?;
+    Ok(no_content())
 }
 
-async fn revoke_session(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let session = req
-            .param("session")
-            .and_then(|s| Uuid::parse_str(s).ok())
-            .ok_or_else(|| error(StatusCode::NOT_FOUND, "Session not found"))?;
-        app.core
-            .admin_revoke_sessions(&p, id, Some(session))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn list_user_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let keys = app.core.admin_user_keys(&p, id, &paging(&req)?)?;
+    Ok(page(keys, key_view))
 }
 
-async fn list_user_keys(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        let keys = app.core.admin_user_keys(&p, id).map_err(fail(&req))?;
-        Ok(page(page_in_memory(&req, keys)?, key_view))
-    })
-    .await
-}
-
-async fn delete_user_key(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let id = user_id(&req)?;
-        app.core
-            .admin_delete_user_key(&p, id, &param(&req, "keyId"))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn delete_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    app.core
+        .admin_delete_user_key(&p, id, &param(&req, "keyId"))
+        .await?;
+    Ok(no_content())
 }
 
 // ---- tenants ----
@@ -476,226 +356,126 @@ struct Rename {
     name: String,
 }
 
-async fn create_reseller(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: CreateTenant = body(&req)?;
-        if b.reseller_id.is_some() {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "unknown field `reseller_id`",
-            ));
-        }
-        let r = app
-            .core
-            .create_reseller(&p, b.id, &b.name)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::CREATED, &reseller_view(&r)))
-    })
-    .await
+async fn create_reseller(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: CreateTenant = body(&req)?;
+    if b.reseller_id.is_some() {
+        return Ok(error(
+            StatusCode::BAD_REQUEST,
+            "unknown field `reseller_id`",
+        ));
+    }
+    let r = app.core.create_reseller(&p, b.id, &b.name).await?;
+    Ok(json(StatusCode::CREATED, &reseller_view(&r)))
 }
 
-async fn list_resellers(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let (limit, cursor) = paging(&req)?;
-        let found = app
-            .core
-            .list_resellers(&p, cursor.as_deref().unwrap_or(""), limit)
-            .map_err(fail(&req))?;
-        Ok(page(found, reseller_view))
-    })
-    .await
+async fn list_resellers(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let found = app.core.list_resellers(&p, &paging(&req)?)?;
+    Ok(page(found, reseller_view))
 }
 
-async fn get_reseller(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let r = app
-            .core
-            .get_reseller(&p, &param(&req, "id"))
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &reseller_view(&r)))
-    })
-    .await
+async fn get_reseller(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let r = app.core.get_reseller(&p, &param(&req, "id"))?;
+    Ok(json(StatusCode::OK, &reseller_view(&r)))
 }
 
-async fn update_reseller(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: Rename = body(&req)?;
-        let r = app
-            .core
-            .update_reseller(&p, &param(&req, "id"), &b.name)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &reseller_view(&r)))
-    })
-    .await
+async fn update_reseller(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: Rename = body(&req)?;
+    let r = app
+        .core
+        .update_reseller(&p, &param(&req, "id"), &b.name)
+        .await?;
+    Ok(json(StatusCode::OK, &reseller_view(&r)))
 }
 
-async fn delete_reseller(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        app.core
-            .delete_reseller(&p, &param(&req, "id"))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn delete_reseller(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    app.core.delete_reseller(&p, &param(&req, "id")).await?;
+    Ok(no_content())
 }
 
-async fn create_merchant(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: CreateTenant = body(&req)?;
-        let m = app
-            .core
-            .create_merchant(&p, b.id, b.reseller_id, &b.name)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::CREATED, &merchant_view(&m)))
-    })
-    .await
+async fn create_merchant(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: CreateTenant = body(&req)?;
+    let m = app
+        .core
+        .create_merchant(&p, b.id, b.reseller_id, &b.name)
+        .await?;
+    Ok(json(StatusCode::CREATED, &merchant_view(&m)))
 }
 
-async fn list_merchants(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let (limit, cursor) = paging(&req)?;
-        let found = app
-            .core
-            .list_merchants(
-                &p,
-                req.query("reseller_id").as_deref(),
-                cursor.as_deref().unwrap_or(""),
-                limit,
-            )
-            .map_err(fail(&req))?;
-        Ok(page(found, merchant_view))
-    })
-    .await
+async fn list_merchants(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let found = app
+        .core
+        .list_merchants(&p, req.query("reseller_id").as_deref(), &paging)?;
+    Ok(page(found, merchant_view))
 }
 
-async fn get_merchant(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let m = app
-            .core
-            .get_merchant(&p, &param(&req, "id"))
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &merchant_view(&m)))
-    })
-    .await
+async fn get_merchant(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let m = app.core.get_merchant(&p, &param(&req, "id"))?;
+    Ok(json(StatusCode::OK, &merchant_view(&m)))
 }
 
-async fn update_merchant(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: Rename = body(&req)?;
-        let m = app
-            .core
-            .update_merchant(&p, &param(&req, "id"), &b.name)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(StatusCode::OK, &merchant_view(&m)))
-    })
-    .await
+async fn update_merchant(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: Rename = body(&req)?;
+    let m = app
+        .core
+        .update_merchant(&p, &param(&req, "id"), &b.name)
+        .await?;
+    Ok(json(StatusCode::OK, &merchant_view(&m)))
 }
 
-async fn delete_merchant(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        app.core
-            .delete_merchant(&p, &param(&req, "id"))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn delete_merchant(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    app.core.delete_merchant(&p, &param(&req, "id")).await?;
+    Ok(no_content())
 }
 
 // ---- roles ----
 
-async fn list_roles(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let roles = app.core.list_roles(&p).map_err(fail(&req))?;
-        Ok(page(
-            page_in_memory(&req, roles)?,
-            |(name, builtin)| json!({ "name": name, "builtin": builtin }),
-        ))
-    })
-    .await
+async fn list_roles(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let roles = app.core.list_roles(&p, &paging(&req)?)?;
+    Ok(page(
+        roles,
+        |(name, builtin)| json!({ "name": name, "builtin": builtin }),
+    ))
 }
 
-async fn create_role(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let b: Rename = body(&req)?;
-        let role = app
-            .core
-            .create_role(&p, &b.name)
-            .await
-            .map_err(fail(&req))?;
-        Ok(json(
-            StatusCode::CREATED,
-            &json!({ "name": role.name, "builtin": false }),
-        ))
-    })
-    .await
+async fn create_role(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: Rename = body(&req)?;
+    let role = app.core.create_role(&p, &b.name).await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({ "name": role.name, "builtin": false }),
+    ))
 }
 
-async fn delete_role(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        app.core
-            .delete_role(&p, &param(&req, "name"))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn delete_role(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    app.core.delete_role(&p, &param(&req, "name")).await?;
+    Ok(no_content())
 }
 
 // ---- S2S tokens ----
 
-async fn list_s2s(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let (limit, cursor) = paging(&req)?;
-        let listed = app
-            .core
-            .list_s2s(&p, cursor.as_deref().unwrap_or(""), limit)
-            .map_err(fail(&req))?;
-        Ok(page(listed, s2s_view))
-    })
-    .await
+async fn list_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let listed = app.core.list_s2s(&p, &paging(&req)?)?;
+    Ok(page(listed, s2s_view))
 }
 
-async fn revoke_s2s(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        app.core
-            .revoke_s2s(&p, &param(&req, "id"))
-            .await
-            .map_err(fail(&req))?;
-        Ok(no_content())
-    })
-    .await
+async fn revoke_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    app.core.revoke_s2s(&p, &param(&req, "id")).await?;
+    Ok(no_content())
 }
 
 // ---- audit ----
 
-async fn list_audit(app: Arc<App>, req: Req) -> Reply {
-    with_principal(app, req, |app, req, p| async move {
-        let (limit, cursor) = paging(&req)?;
-        let before = match cursor {
-            Some(c) => c
-                .parse::<u64>()
-                .map_err(|_| error(StatusCode::BAD_REQUEST, "invalid cursor"))?,
-            None => u64::MAX,
-        };
-        let filter = crate::domain::audit::AuditFilter {
-            event: req.query("event"),
-            outcome: req.query("outcome"),
-            actor: req.query("actor"),
-            target: req.query("target"),
-            reseller_id: req.query("reseller_id"),
-            merchant_id: req.query("merchant_id"),
-        };
-        let found = app
-            .core
-            .list_audit(&p, &filter, before, limit)
-            .map_err(fail(&req))?;
-        Ok(page(found, audit_view))
-    })
-    .await
+async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let filter = AuditFilter {
+        event: req.query("event"),
+        outcome: req.query("outcome"),
+        actor: req.query("actor"),
+        target: req.query("target"),
+        reseller_id: req.query("reseller_id"),
+        merchant_id: req.query("merchant_id"),
+    };
+    let found = app.core.list_audit(&p, &filter, &paging)?;
+    Ok(page(found, audit_view))
 }

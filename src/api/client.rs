@@ -12,19 +12,22 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::http::{BodyError, Req, internal, json, json_body, retry_after};
-use super::{App, Route, route};
+use super::http::{BodyError, Req, internal_error, json, json_body};
+use super::{App, Document, Handled, Route, route};
 use crate::domain::Error;
-use crate::domain::accounts::LoginId;
+use crate::domain::accounts::{Account, LoginId};
+use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
-use crate::domain::sessions::{Issued, SessionRequest};
-use crate::store::{Account, SessionKind};
+use crate::domain::sessions::Issued;
+
+/// Whose words this adapter speaks.
+const DOC: Document = Document::ClientLoginRefresh;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(POST, "/auth/login", login),
-        route!(POST, "/auth/refresh", refresh),
-        route!(POST, "/auth/logout", logout),
+        route!(DOC, POST, "/auth/login", public login),
+        route!(DOC, POST, "/auth/refresh", public refresh),
+        route!(DOC, POST, "/auth/logout", maybe_principal logout),
     ]
 }
 
@@ -32,7 +35,8 @@ fn err(status: StatusCode, code: &str, message: &str) -> Response<Bytes> {
     json(status, &json!({ "error": code, "message": message }))
 }
 
-fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+/// This document's words for each domain error.
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => err(
             StatusCode::UNAUTHORIZED,
@@ -44,41 +48,60 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             "unauthorized",
             "Invalid or expired refresh token",
         ),
-        Error::Unauthenticated => super::http::challenge(
-            err(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Authentication required",
-            ),
-            req,
+        Error::Unauthenticated => err(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
         ),
-        Error::RateLimited { retry_after: s } => retry_after(
-            err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too Many Requests",
-                "Too many login attempts. Please try again later.",
-            ),
-            *s,
+        Error::RateLimited { .. } => err(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too Many Requests",
+            "Too many login attempts. Please try again later.",
         ),
-        Error::Locked { retry_after: s } => retry_after(
-            err(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "Account locked due to repeated failed login attempts",
-            ),
-            *s,
+        Error::Locked { .. } => err(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Account locked due to repeated failed login attempts",
         ),
         Error::Disabled => err(StatusCode::FORBIDDEN, "forbidden", "Account disabled"),
+        Error::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
         Error::Invalid { message, .. } => err(StatusCode::BAD_REQUEST, "validation_error", message),
-        Error::Busy { retry_after: s } => retry_after(
-            err(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "service_unavailable",
-                "Server busy, try again shortly",
-            ),
-            *s,
+        Error::NoSession => err(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            "This credential has no session to log out of",
         ),
-        other => internal(req, other),
+        Error::NotUtf8(what) => err(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            &format!("The {what} is not valid UTF-8"),
+        ),
+        Error::Paging(why) => err(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            &why.to_string(),
+        ),
+        Error::NotFound(what) => err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &format!("{what} not found"),
+        ),
+        Error::ProviderDisabled(p) => err(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            &super::http::provider_disabled(*p),
+        ),
+        Error::Conflict(message) => err(StatusCode::CONFLICT, "conflict", message),
+        Error::Busy { .. } => err(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Server busy, try again shortly",
+        ),
+        Error::Provider(failure) => {
+            let (status, message) = super::http::provider_failure(failure);
+            err(status, "provider_error", message)
+        }
+        Error::Store(_) | Error::Internal(_) => internal_error(),
     }
 }
 
@@ -126,40 +149,21 @@ struct LoginBody {
 
 const CREDENTIALS_REQUIRED: &str = "Username and password are required";
 
-async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body: LoginBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e, CREDENTIALS_REQUIRED),
-    };
+async fn login(app: Arc<App>, req: Req) -> Handled {
+    let body: LoginBody = json_body(&req).map_err(|e| body_error(e, CREDENTIALS_REQUIRED))?;
     let (Some(username), Some(password)) = (text(body.username), text(body.password)) else {
-        return err(
+        return Ok(err(
             StatusCode::BAD_REQUEST,
             "validation_error",
             CREDENTIALS_REQUIRED,
-        );
+        ));
     };
-    let username = match LoginId::parse(&username, "username") {
-        Ok(id) => id,
-        Err(e) => return error_response(&req, &e),
-    };
-    let signed_in = app
+    let username = LoginId::parse(&username, "username")?;
+    let (account, issued) = app
         .core
-        .sign_in(
-            &username,
-            &password,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Jwt,
-                role: None,
-                with_refresh: true,
-            },
-            "client-login-refresh",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => json(StatusCode::OK, &tokens(&account, &issued)),
-        Err(e) => error_response(&req, &e),
-    }
+        .sign_in(&username, &password, &req.client(), DOC)
+        .await?;
+    Ok(json(StatusCode::OK, &tokens(&account, &issued)))
 }
 
 #[derive(Deserialize, Default)]
@@ -169,76 +173,35 @@ struct RefreshBody {
 
 const REFRESH_REQUIRED: &str = "refresh_token is required";
 
-async fn refresh(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body: RefreshBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e, REFRESH_REQUIRED),
-    };
+async fn refresh(app: Arc<App>, req: Req) -> Handled {
+    let body: RefreshBody = json_body(&req).map_err(|e| body_error(e, REFRESH_REQUIRED))?;
     let Some(token) = text(body.refresh_token) else {
-        return err(
+        return Ok(err(
             StatusCode::BAD_REQUEST,
             "validation_error",
             REFRESH_REQUIRED,
-        );
+        ));
     };
-    match app.core.refresh(&token, &req.client()).await {
-        Ok((account, issued)) => json(StatusCode::OK, &tokens(&account, &issued)),
-        Err(e) => error_response(&req, &e),
-    }
+    let (account, issued) = app.core.refresh(&token, &req.client()).await?;
+    Ok(json(StatusCode::OK, &tokens(&account, &issued)))
 }
 
-async fn logout(app: Arc<App>, req: Req) -> Response<Bytes> {
+/// With a credential in the header, ends its session; without one, ends
+/// the session of the refresh token in the body. Either way a caller that
+/// shows nothing usable is told to authenticate.
+async fn logout(app: Arc<App>, req: Req, principal: Option<Principal>) -> Handled {
     let client = req.client();
-    let done = match req.bearer() {
-        Ok(Some(token)) => match app.core.authenticate(token, client.ip) {
-            Ok(principal) => match principal.session {
-                Some(session) => {
-                    let audit = match app.core.actor_entry(
-                        &principal,
-                        "logout",
-                        crate::domain::Outcome::Success,
-                    ) {
-                        Ok(a) => a.client(&client).detail("client-login-refresh"),
-                        Err(e) => return error_response(&req, &e),
-                    };
-                    app.core.revoke_session(session, "logout", audit).await
-                }
-                None => {
-                    return err(
-                        StatusCode::BAD_REQUEST,
-                        "validation_error",
-                        "This credential has no session to log out of",
-                    );
-                }
-            },
-            Err(e) => Err(e),
-        },
-        Ok(None) => {
+    match principal {
+        Some(principal) => app.core.logout(&principal, &client, DOC).await?,
+        None => {
             let body: RefreshBody = if req.body.is_empty() {
                 RefreshBody::default()
             } else {
-                match json_body(&req) {
-                    Ok(b) => b,
-                    Err(e) => return body_error(e, REFRESH_REQUIRED),
-                }
+                json_body(&req).map_err(|e| body_error(e, REFRESH_REQUIRED))?
             };
-            match text(body.refresh_token) {
-                Some(token) => {
-                    app.core
-                        .revoke_by_refresh(&token, &client)
-                        .await
-                        .map_err(|e| match e {
-                            Error::InvalidRefresh => Error::Unauthenticated,
-                            other => other,
-                        })
-                }
-                None => Err(Error::Unauthenticated),
-            }
+            let token = text(body.refresh_token).ok_or(Error::Unauthenticated)?;
+            app.core.logout_by_refresh(&token, &client).await?;
         }
-        Err(_) => Err(Error::Unauthenticated),
-    };
-    match done {
-        Ok(()) => json(StatusCode::OK, &json!({ "message": "Logged out" })),
-        Err(e) => error_response(&req, &e),
     }
+    Ok(json(StatusCode::OK, &json!({ "message": "Logged out" })))
 }

@@ -3,10 +3,12 @@
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::domain::auth::Principal;
+use crate::domain::external::Provider;
 use crate::domain::{ClientInfo, Error};
 use crate::server::RequestContext;
 
@@ -15,7 +17,6 @@ const MAX_USER_AGENT: usize = 256;
 
 /// A request as adapters see it: head, full body, route parameters.
 pub struct Req {
-    pub method: Method,
     pub uri: http::Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -50,13 +51,21 @@ impl Req {
             .map(|(_, v)| v.as_str())
     }
 
-    /// A query parameter, percent-decoded.
+    /// A query parameter, percent-decoded (`None` also for a query string
+    /// that is not UTF-8, which the dispatcher refuses first).
     pub fn query(&self, name: &str) -> Option<String> {
         let query = self.uri.query()?;
-        form_pairs(query.as_bytes())
+        form_pairs(query.as_bytes())?
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
+    }
+
+    /// Whether the query string, if any, decodes to UTF-8.
+    pub fn query_is_utf8(&self) -> bool {
+        self.uri
+            .query()
+            .is_none_or(|q| form_pairs(q.as_bytes()).is_some())
     }
 
     /// The credential of an `Authorization: Bearer` header. `Err` when the
@@ -317,44 +326,16 @@ impl<'de> serde::de::MapAccess<'de> for FieldAccess {
     }
 }
 
-/// Decodes `application/x-www-form-urlencoded` pairs.
-pub fn form_pairs(input: &[u8]) -> Vec<(String, String)> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let mut it = pair.splitn(2, |&b| b == b'=');
-            let k = percent_decode(it.next().unwrap_or(b""));
-            let v = percent_decode(it.next().unwrap_or(b""));
-            (k, v)
-        })
-        .collect()
-}
-
-fn percent_decode(input: &[u8]) -> String {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while let Some(&b) = input.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = input
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Decodes `application/x-www-form-urlencoded` pairs (a form body or a
+/// query string), or `None` when the decoded bytes are not UTF-8: such
+/// input is refused, not guessed at. `form_urlencoded` itself would put
+/// U+FFFD in place of the bad bytes, so the whole input is first decoded
+/// strictly; names and values are split at ASCII bytes (`&`, `=`), which
+/// never fall inside a character, so the whole is UTF-8 exactly when
+/// every name and value is.
+pub fn form_pairs(input: &[u8]) -> Option<Vec<(String, String)>> {
+    percent_encoding::percent_decode(input).decode_utf8().ok()?;
+    Some(form_urlencoded::parse(input).into_owned().collect())
 }
 
 /// A JSON response. Every API response is `no-store`: most carry a token
@@ -392,13 +373,60 @@ pub fn retry_after(mut response: Response<Bytes>, seconds: u64) -> Response<Byte
     response
 }
 
+/// What a refusal needs to know of the request it answers, taken before
+/// the handler has the request.
+pub struct Asked {
+    /// Whether the request presented a credential (a header, or a `token`
+    /// query parameter), which decides the challenge's words.
+    presented: bool,
+    /// The request id, for the log line of a failure that is ours.
+    request_id: String,
+}
+
+impl Asked {
+    /// What a refusal needs, made up (unit tests of the mapping).
+    #[cfg(test)]
+    pub(crate) fn made_up(presented: bool) -> Asked {
+        Asked {
+            presented,
+            request_id: "test".into(),
+        }
+    }
+
+    pub fn of(req: &Req) -> Asked {
+        Asked {
+            presented: req.headers.contains_key(http::header::AUTHORIZATION)
+                || req.query("token").is_some(),
+            request_id: req.ctx.request_id.clone(),
+        }
+    }
+}
+
+/// A domain error said in a document's `words`, with what every document
+/// adds the same way: `Retry-After` on a refusal that passes with time
+/// (a lock, a rate limit, a full pool), the RFC 6750 challenge on a 401
+/// for a missing or refused credential, and a log line, with the request
+/// id, for a failure that is ours (whose words never say its cause).
+pub fn refusal(asked: &Asked, e: &Error, words: Response<Bytes>) -> Response<Bytes> {
+    if matches!(e, Error::Store(_) | Error::Internal(_)) {
+        tracing::error!(request_id = %asked.request_id, error = %e, "request failed");
+    }
+    let response = match e.retry_after() {
+        Some(seconds) => retry_after(words, seconds),
+        None => words,
+    };
+    if matches!(e, Error::Unauthenticated) {
+        challenge(response, asked)
+    } else {
+        response
+    }
+}
+
 /// Adds the RFC 6750 challenge to a 401: `error="invalid_token"` when the
 /// request presented a credential that was refused, the bare challenge when
 /// it presented none (RFC 6750 section 3.1).
-pub fn challenge(mut response: Response<Bytes>, req: &Req) -> Response<Bytes> {
-    let presented =
-        req.headers.contains_key(http::header::AUTHORIZATION) || req.query("token").is_some();
-    let value = if presented {
+fn challenge(mut response: Response<Bytes>, asked: &Asked) -> Response<Bytes> {
+    let value = if asked.presented {
         r#"Bearer realm="latchkey", error="invalid_token""#
     } else {
         r#"Bearer realm="latchkey""#
@@ -409,26 +437,26 @@ pub fn challenge(mut response: Response<Bytes>, req: &Req) -> Response<Bytes> {
     response
 }
 
-/// Authenticates the request's credential (see [`Req::credential`]) with
-/// the one domain function; `refuse` answers every failure in the calling
-/// document's words.
-pub fn authenticate(
+/// The principal behind the request's credential (see
+/// [`Req::credential`]), when it presents one, through the one domain
+/// function; a malformed `Authorization` header or a refused credential
+/// is [`Error::Unauthenticated`] or what the domain says. The dispatcher
+/// calls this once per request, for the routes that need it.
+pub fn principal(
     app: &super::App,
     req: &Req,
-    refuse: impl Fn(&Req, &Error) -> Response<Bytes>,
-) -> Result<crate::domain::auth::Principal, Response<Bytes>> {
-    match req.credential(app.options.token_query_param) {
+    query_tokens: bool,
+) -> Result<Option<Principal>, Error> {
+    match req.credential(query_tokens) {
         Ok(Some(token)) => {
-            let mut principal = app
-                .core
-                .authenticate(&token, req.ctx.client_ip)
-                .map_err(|e| refuse(req, &e))?;
+            let mut principal = app.core.authenticate(&token, req.ctx.client_ip)?;
             // No header means the credential came from the query string;
             // the domain decides what such a credential may not do.
             principal.from_query = matches!(req.bearer(), Ok(None));
-            Ok(principal)
+            Ok(Some(principal))
         }
-        Ok(None) | Err(_) => Err(refuse(req, &Error::Unauthenticated)),
+        Ok(None) => Ok(None),
+        Err(MalformedAuthorization) => Err(Error::Unauthenticated),
     }
 }
 
@@ -444,11 +472,16 @@ pub fn seconds(n: &serde_json::Number) -> u64 {
     }
 }
 
-/// Logs an error that is ours (store, internal) with the request id, and
-/// answers with a body that says nothing about the cause.
-pub fn internal(req: &Req, error: &Error) -> Response<Bytes> {
-    tracing::error!(request_id = %req.ctx.request_id, error = %error, "request failed");
+/// The answer to a failure that is ours, in every document: a body that
+/// says nothing about the cause ([`refusal`] logs it).
+pub fn internal_error() -> Response<Bytes> {
     self::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// The 404 words of an identity provider that is not configured, which
+/// the documents that sign in through one share.
+pub fn provider_disabled(provider: Provider) -> String {
+    format!("{} sign-in is not enabled", provider.title())
 }
 
 /// The status and words for an identity provider that could not be asked
@@ -472,13 +505,11 @@ pub fn provider_failure(e: &crate::domain::external::FetchError) -> (StatusCode,
     }
 }
 
-/// 503 with Retry-After, for a full hashing pool.
-pub fn busy(retry: u64) -> Response<Bytes> {
-    retry_after(
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server busy, try again shortly",
-        ),
-        retry,
+/// The words of a full hashing pool, which every document but two
+/// shares ([`refusal`] adds `Retry-After`).
+pub fn busy() -> Response<Bytes> {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Server busy, try again shortly",
     )
 }

@@ -10,18 +10,18 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response};
 
 use super::http::Req;
-use super::{App, Route, route};
+use super::{App, Document, Handled, Route, route};
 
 /// The document, as served.
 pub const DOCUMENT: &str = include_str!("openapi.json");
 
 pub fn routes() -> Vec<Route> {
-    vec![route!(GET, "/api/v1/openapi.json", document)]
+    vec![route!(Document::V1, GET, "/api/v1/openapi.json", public document)]
 }
 
 /// The document holds no secret and changes only with the binary, so
 /// unlike the rest of the API it may be cached.
-async fn document(_app: Arc<App>, _req: Req) -> Response<Bytes> {
+async fn document(_app: Arc<App>, _req: Req) -> Handled {
     let mut response = Response::new(Bytes::from_static(DOCUMENT.as_bytes()));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -29,5 +29,5 @@ async fn document(_app: Arc<App>, _req: Req) -> Response<Bytes> {
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
-    response
+    Ok(response)
 }

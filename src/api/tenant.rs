@@ -11,20 +11,21 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{BodyError, Req, busy, challenge, internal, json, json_body, retry_after};
-use super::{App, Route, route};
+use super::http::{BodyError, Req, busy, internal_error, json, json_body};
+use super::{App, Document, Handled, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::{Email, LoginId};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::NewS2s;
-use crate::domain::sessions::SessionRequest;
-use crate::store::SessionKind;
+
+/// Whose words this adapter speaks.
+const DOC: Document = Document::TenantLoginAndS2s;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(POST, "/login", login),
-        route!(POST, "/s2s-token", s2s_token),
+        route!(DOC, POST, "/login", public login),
+        route!(DOC, POST, "/s2s-token", principal s2s_token),
     ]
 }
 
@@ -32,11 +33,12 @@ fn detail(status: StatusCode, message: &str) -> Response<Bytes> {
     json(status, &json!({ "detail": message }))
 }
 
-/// This document's answer to a domain error.
-fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+/// This document's words for each domain error.
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
-        Error::Unauthenticated => {
-            challenge(detail(StatusCode::UNAUTHORIZED, "Not authenticated"), req)
+        Error::Unauthenticated => detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
+        Error::InvalidRefresh => {
+            detail(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
         }
         Error::Forbidden => detail(
             StatusCode::FORBIDDEN,
@@ -46,31 +48,37 @@ fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             StatusCode::UNPROCESSABLE_ENTITY,
             "Incorrect email or password",
         ),
-        Error::Locked { retry_after: s } => retry_after(
-            detail(
-                StatusCode::FORBIDDEN,
-                "Account locked due to repeated failed login attempts",
-            ),
-            *s,
+        Error::Locked { .. } => detail(
+            StatusCode::FORBIDDEN,
+            "Account locked due to repeated failed login attempts",
         ),
         Error::Disabled => detail(StatusCode::FORBIDDEN, "Account disabled"),
         Error::Invalid { message, .. } => detail(StatusCode::UNPROCESSABLE_ENTITY, message),
-        Error::RateLimited { retry_after: s } => retry_after(
-            detail(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many login attempts. Please try again later.",
-            ),
-            *s,
+        Error::NoSession => detail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "This credential has no session to log out of",
         ),
-        Error::Busy { retry_after: s } => busy(*s),
+        Error::NotUtf8(what) => detail(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
+        ),
+        Error::Paging(why) => detail(StatusCode::UNPROCESSABLE_ENTITY, &why.to_string()),
+        Error::RateLimited { .. } => detail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login attempts. Please try again later.",
+        ),
+        Error::Busy { .. } => busy(),
         Error::NotFound(what) => detail(StatusCode::NOT_FOUND, &format!("{what} not found")),
+        Error::ProviderDisabled(p) => {
+            detail(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))
+        }
         Error::Conflict(message) => detail(StatusCode::CONFLICT, message),
-        other => internal(req, other),
+        Error::Provider(failure) => {
+            let (status, message) = super::http::provider_failure(failure);
+            detail(status, message)
+        }
+        Error::Store(_) | Error::Internal(_) => internal_error(),
     }
-}
-
-fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    super::http::authenticate(app, req, error_response)
 }
 
 fn body_error(e: BodyError) -> Response<Bytes> {
@@ -89,59 +97,41 @@ struct LoginBody {
     password: Option<serde_json::Value>,
 }
 
-async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body: LoginBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e),
-    };
+async fn login(app: Arc<App>, req: Req) -> Handled {
+    let body: LoginBody = json_body(&req).map_err(body_error)?;
     let (Some(serde_json::Value::String(email)), Some(serde_json::Value::String(password))) =
         (body.email, body.password)
     else {
-        return detail(
+        return Ok(detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "email and password are required strings",
-        );
+        ));
     };
-    let id = match LoginId::parse(&email, "email") {
-        Ok(id) => id,
-        Err(e) => return error_response(&req, &e),
-    };
-    if Email::parse(&email).is_err() {
-        return detail(
+    // The identifier's bound first, in the words every login uses.
+    LoginId::parse(&email, "email")?;
+    let Ok(email) = Email::parse(&email) else {
+        return Ok(detail(
             StatusCode::UNPROCESSABLE_ENTITY,
             "email is not a valid address",
-        );
-    }
-    let signed_in = app
+        ));
+    };
+    let (account, issued) = app
         .core
-        .sign_in(
-            &id,
-            &password,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Jwt,
-                role: None,
-                with_refresh: false,
+        .sign_in(&email.into(), &password, &req.client(), DOC)
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "user": {
+                "id": account.id.to_string(),
+                "email": account.email,
+                "role": account.primary_role(),
+                "reseller_id": account.reseller_id,
             },
-            "tenant-login-and-s2s",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => json(
-            StatusCode::OK,
-            &json!({
-                "access_token": issued.access_token,
-                "token_type": "bearer",
-                "user": {
-                    "id": account.id.to_string(),
-                    "email": account.email,
-                    "role": account.primary_role(),
-                    "reseller_id": account.reseller_id,
-                },
-            }),
-        ),
-        Err(e) => error_response(&req, &e),
-    }
+        }),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -155,16 +145,9 @@ struct S2sBody {
     expires_in: Option<serde_json::Number>,
 }
 
-async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let body: S2sBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e),
-    };
-    let issued = app
+async fn s2s_token(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let body: S2sBody = json_body(&req).map_err(body_error)?;
+    let (token, secret) = app
         .core
         .issue_s2s(
             &principal,
@@ -176,20 +159,17 @@ async fn s2s_token(app: Arc<App>, req: Req) -> Response<Bytes> {
                 expires_in: body.expires_in.as_ref().map(super::http::seconds),
             },
         )
-        .await;
-    match issued {
-        Ok((token, secret)) => json(
-            StatusCode::OK,
-            &json!({
-                "token": secret,
-                "name": token.name,
-                "role": token.role,
-                "reseller_id": token.reseller_id,
-                "merchant_id": token.merchant_id,
-                "created_at": rfc3339(token.created_at),
-                "expires_at": token.expires_at.map(rfc3339),
-            }),
-        ),
-        Err(e) => error_response(&req, &e),
-    }
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "token": secret,
+            "name": token.name,
+            "role": token.role,
+            "reseller_id": token.reseller_id,
+            "merchant_id": token.merchant_id,
+            "created_at": rfc3339(token.created_at),
+            "expires_at": token.expires_at.map(rfc3339),
+        }),
+    ))
 }

@@ -12,56 +12,71 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Req, busy, error, form_pairs, internal, json, retry_after};
-use super::{App, Route, route};
+use super::http::{Req, busy, error, form_pairs, internal_error, json};
+use super::{App, Document, Handled, Refused, Route, route};
 use crate::domain::Error;
-use crate::domain::accounts::LoginId;
+use crate::domain::accounts::{Account, LoginId};
 use crate::domain::external::Provider;
-use crate::domain::sessions::SessionRequest;
-use crate::store::{Account, SessionKind};
+
+/// Whose words this adapter speaks.
+const DOC: Document = Document::TokenAndSocialLogin;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(POST, "/api/auth/token", token),
-        route!(POST, "/api/auth/google/token", google),
-        route!(POST, "/api/auth/microsoft/token", microsoft),
+        route!(DOC, POST, "/api/auth/token", public token),
+        route!(DOC, POST, "/api/auth/google/token", public google),
+        route!(DOC, POST, "/api/auth/microsoft/token", public microsoft),
     ]
 }
 
-/// This document's answer to a refused sign-in.
-pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+/// This document's words for each domain error.
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => error(StatusCode::FORBIDDEN, "Invalid email or password."),
-        Error::Locked { retry_after: s } => retry_after(
-            error(
-                StatusCode::FORBIDDEN,
-                "Account locked due to repeated failed login attempts.",
-            ),
-            *s,
+        Error::Locked { .. } => error(
+            StatusCode::FORBIDDEN,
+            "Account locked due to repeated failed login attempts.",
         ),
         Error::Disabled => error(StatusCode::FORBIDDEN, "Account disabled."),
-        Error::RateLimited { retry_after: s } => retry_after(
-            error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many login attempts. Please try again later.",
-            ),
-            *s,
+        Error::RateLimited { .. } => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login attempts. Please try again later.",
         ),
-        Error::Busy { retry_after: s } => busy(*s),
+        Error::Busy { .. } => busy(),
         Error::Invalid { message, .. } => error(StatusCode::BAD_REQUEST, message),
+        Error::NoSession => error(
+            StatusCode::BAD_REQUEST,
+            "This credential has no session to log out of.",
+        ),
+        Error::Paging(why) => error(StatusCode::BAD_REQUEST, &why.to_string()),
+        Error::NotUtf8(what) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8."),
+        ),
+        Error::Unauthenticated => error(StatusCode::UNAUTHORIZED, "Authentication required."),
+        Error::InvalidRefresh => error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid or expired refresh token.",
+        ),
+        Error::Forbidden => error(StatusCode::FORBIDDEN, "Forbidden."),
+        Error::NotFound(what) => error(StatusCode::NOT_FOUND, &format!("{what} not found.")),
+        Error::ProviderDisabled(p) => {
+            error(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))
+        }
+        Error::Conflict(message) => error(StatusCode::CONFLICT, message),
         Error::Provider(failure) => {
             let (status, message) = super::http::provider_failure(failure);
             error(status, message)
         }
-        other => internal(req, other),
+        Error::Store(_) | Error::Internal(_) => internal_error(),
     }
 }
 
 /// The named parameters of a JSON object or form body; each must be a
 /// string.
-pub fn params(req: &Req, names: &[&'static str]) -> Result<Vec<String>, Response<Bytes>> {
+fn params<const N: usize>(req: &Req, names: [&'static str; N]) -> Result<[String; N], Refused> {
     let found: Vec<Option<Value>> = if req.is_form() {
-        let pairs = form_pairs(&req.body);
+        let pairs = form_pairs(&req.body).ok_or(Error::NotUtf8("form"))?;
         names
             .iter()
             .map(|n| {
@@ -73,34 +88,40 @@ pub fn params(req: &Req, names: &[&'static str]) -> Result<Vec<String>, Response
             .collect()
     } else if req.is_json() {
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&req.body) else {
-            return Err(error(StatusCode::BAD_REQUEST, "Malformed JSON body"));
+            return Err(error(StatusCode::BAD_REQUEST, "Malformed JSON body").into());
         };
         names.iter().map(|n| object.remove(*n)).collect()
     } else {
         return Err(error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type must be application/json or application/x-www-form-urlencoded",
-        ));
+        )
+        .into());
     };
-    names
-        .iter()
-        .zip(found)
-        .map(|(name, value)| match value {
-            Some(Value::String(s)) => Ok(s),
-            Some(_) => Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!("{name} must be a String"),
-            )),
-            None => Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!("Missing parameter {name}"),
-            )),
-        })
-        .collect()
+    let mut values = found.into_iter();
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (name, slot) in names.iter().zip(out.iter_mut()) {
+        *slot = match values.next().flatten() {
+            Some(Value::String(s)) => s,
+            Some(_) => {
+                return Err(
+                    error(StatusCode::BAD_REQUEST, &format!("{name} must be a String")).into(),
+                );
+            }
+            None => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Missing parameter {name}"),
+                )
+                .into());
+            }
+        };
+    }
+    Ok(out)
 }
 
 /// The document's success body.
-pub fn token_body(account: &Account, token: Option<String>) -> Response<Bytes> {
+fn token_body(account: &Account, token: Option<String>) -> Response<Bytes> {
     json(
         StatusCode::OK,
         &json!({
@@ -111,43 +132,21 @@ pub fn token_body(account: &Account, token: Option<String>) -> Response<Bytes> {
     )
 }
 
-async fn token(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let (email, password) = match params(&req, &["email", "password"]) {
-        Ok(mut v) => {
-            let password = v.pop().unwrap_or_default();
-            (v.pop().unwrap_or_default(), password)
-        }
-        Err(response) => return response,
-    };
-    let email = match LoginId::parse(&email, "email") {
-        Ok(id) => id,
-        Err(e) => return error_response(&req, &e),
-    };
-    let signed_in = app
+async fn token(app: Arc<App>, req: Req) -> Handled {
+    let [email, password] = params(&req, ["email", "password"])?;
+    let email = LoginId::parse(&email, "email")?;
+    let (account, issued) = app
         .core
-        .sign_in(
-            &email,
-            &password,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Opaque,
-                role: None,
-                with_refresh: false,
-            },
-            "token-and-social-login",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => token_body(&account, issued.access_token),
-        Err(e) => error_response(&req, &e),
-    }
+        .sign_in(&email, &password, &req.client(), DOC)
+        .await?;
+    Ok(token_body(&account, issued.access_token))
 }
 
-async fn google(app: Arc<App>, req: Req) -> Response<Bytes> {
+async fn google(app: Arc<App>, req: Req) -> Handled {
     external(app, req, Provider::Google, "google_access_token").await
 }
 
-async fn microsoft(app: Arc<App>, req: Req) -> Response<Bytes> {
+async fn microsoft(app: Arc<App>, req: Req) -> Handled {
     external(app, req, Provider::Microsoft, "microsoft_access_token").await
 }
 
@@ -156,43 +155,12 @@ async fn external(
     req: Req,
     provider: Provider,
     token_param: &'static str,
-) -> Response<Bytes> {
-    if !app.core.provider_enabled(provider) {
-        return error(StatusCode::NOT_FOUND, &disabled_message(provider));
-    }
-    let (email, access_token) = match params(&req, &["email", token_param]) {
-        Ok(mut v) => {
-            let token = v.pop().unwrap_or_default();
-            (v.pop().unwrap_or_default(), token)
-        }
-        Err(response) => return response,
-    };
-    let signed_in = app
+) -> Handled {
+    let provider = app.core.enabled_provider(provider)?;
+    let [email, access_token] = params(&req, ["email", token_param])?;
+    let (account, issued) = app
         .core
-        .external_sign_in(
-            provider,
-            &email,
-            &access_token,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Opaque,
-                role: None,
-                with_refresh: false,
-            },
-            "token-and-social-login",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => token_body(&account, issued.access_token),
-        Err(e) => error_response(&req, &e),
-    }
-}
-
-/// The 404 of a provider that is not configured.
-pub fn disabled_message(provider: Provider) -> String {
-    let name = match provider {
-        Provider::Google => "Google",
-        Provider::Microsoft => "Microsoft",
-    };
-    format!("{name} sign-in is not enabled")
+        .external_sign_in(provider, &email, &access_token, &req.client(), DOC)
+        .await?;
+    Ok(token_body(&account, issued.access_token))
 }

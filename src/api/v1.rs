@@ -10,53 +10,45 @@ use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::http::{
-    BodyError, Req, busy, challenge, error, internal, json, json_body, no_content, retry_after,
-};
-use super::{App, Route, route};
-use crate::domain::accounts::LoginId;
+use super::http::{BodyError, Req, busy, error, internal_error, json, json_body, no_content};
+use super::{App, Document, Handled, Route, route};
+use crate::domain::Error;
+use crate::domain::accounts::{Account, LoginId};
 use crate::domain::auth::Principal;
-use crate::domain::clock::rfc3339;
+use crate::domain::clock::{parse_rfc3339, rfc3339};
 use crate::domain::external::Provider;
-use crate::domain::keys::NewKey;
-use crate::domain::sessions::{Issued, SessionRequest};
-use crate::domain::{Error, Outcome};
-use crate::store::{Account, ApiKey, SessionKind};
+use crate::domain::keys::{ApiKey, KeyExpiry, NewKey};
+use crate::domain::sessions::Issued;
+
+/// Whose words this adapter speaks.
+const DOC: Document = Document::V1;
 
 pub fn routes() -> Vec<Route> {
     vec![
-        route!(POST, "/api/v1/auth/login", login),
-        route!(POST, "/api/v1/auth/refresh", refresh),
-        route!(POST, "/api/v1/auth/logout", logout),
-        route!(GET, "/api/v1/auth/me", me),
-        route!(POST, "/api/v1/auth/external/{provider}", external),
-        route!(POST, "/api/v1/auth/keys", create_key),
-        route!(GET, "/api/v1/auth/keys", list_keys),
-        route!(DELETE, "/api/v1/auth/keys/{keyId}", delete_key),
+        route!(DOC, POST, "/api/v1/auth/login", public login),
+        route!(DOC, POST, "/api/v1/auth/refresh", public refresh),
+        route!(DOC, POST, "/api/v1/auth/logout", principal logout),
+        route!(DOC, GET, "/api/v1/auth/me", principal me),
+        route!(DOC, POST, "/api/v1/auth/password", principal change_password),
+        route!(DOC, POST, "/api/v1/auth/external/{provider}", public external),
+        route!(DOC, POST, "/api/v1/auth/keys", principal create_key),
+        route!(DOC, GET, "/api/v1/auth/keys", principal list_keys),
+        route!(DOC, DELETE, "/api/v1/auth/keys/{keyId}", principal delete_key),
     ]
 }
 
-/// The canonical answer to a domain error.
-pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
+/// The canonical words for each domain error (also the admin API's).
+pub(crate) fn words(e: &Error) -> Response<Bytes> {
     match e {
         Error::InvalidCredentials => error(StatusCode::UNAUTHORIZED, "Invalid credentials"),
-        Error::Locked { retry_after: s } => retry_after(
-            error(
-                StatusCode::FORBIDDEN,
-                "Account locked due to repeated failed login attempts",
-            ),
-            *s,
+        Error::Locked { .. } => error(
+            StatusCode::FORBIDDEN,
+            "Account locked due to repeated failed login attempts",
         ),
         Error::Disabled => error(StatusCode::FORBIDDEN, "Account disabled"),
-        Error::RateLimited { retry_after: s } => retry_after(
-            error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
-            *s,
-        ),
-        Error::Busy { retry_after: s } => busy(*s),
-        Error::Unauthenticated => challenge(
-            error(StatusCode::UNAUTHORIZED, "Authentication required"),
-            req,
-        ),
+        Error::RateLimited { .. } => error(StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+        Error::Busy { .. } => busy(),
+        Error::Unauthenticated => error(StatusCode::UNAUTHORIZED, "Authentication required"),
         Error::InvalidRefresh => {
             error(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
         }
@@ -74,7 +66,19 @@ pub fn error_response(req: &Req, e: &Error) -> Response<Bytes> {
             let (status, message) = super::http::provider_failure(failure);
             error(status, message)
         }
-        Error::Store(_) | Error::Internal(_) => internal(req, e),
+        Error::ProviderDisabled(p) => {
+            error(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))
+        }
+        Error::NoSession => error(
+            StatusCode::BAD_REQUEST,
+            "This credential has no session to log out of",
+        ),
+        Error::Paging(why) => error(StatusCode::BAD_REQUEST, &why.to_string()),
+        Error::NotUtf8(what) => error(
+            StatusCode::BAD_REQUEST,
+            &format!("The {what} is not valid UTF-8"),
+        ),
+        Error::Store(_) | Error::Internal(_) => internal_error(),
     }
 }
 
@@ -87,7 +91,7 @@ fn capitalise(s: &str) -> String {
 }
 
 /// The canonical answer to a body that is not the expected JSON.
-pub fn body_error(e: BodyError) -> Response<Bytes> {
+pub(crate) fn body_error(e: BodyError) -> Response<Bytes> {
     match e {
         BodyError::UnsupportedMediaType => error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -104,14 +108,8 @@ pub fn body_error(e: BodyError) -> Response<Bytes> {
     }
 }
 
-/// Authenticates the request's credential, answering in canonical words
-/// on failure.
-pub fn authenticate(app: &App, req: &Req) -> Result<Principal, Response<Bytes>> {
-    super::http::authenticate(app, req, error_response)
-}
-
 /// The canonical view of an account. Never includes the password hash.
-pub fn account_view(account: &Account) -> serde_json::Value {
+pub(crate) fn account_view(account: &Account) -> serde_json::Value {
     json!({
         "id": account.id.to_string(),
         "number": account.number,
@@ -134,39 +132,20 @@ struct LoginBody {
     password: Option<String>,
 }
 
-async fn login(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body: LoginBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e),
-    };
+async fn login(app: Arc<App>, req: Req) -> Handled {
+    let body: LoginBody = json_body(&req).map_err(body_error)?;
     let (Some(username), Some(password)) = (body.username, body.password) else {
-        return error(
+        return Ok(error(
             StatusCode::BAD_REQUEST,
             "username and password are required",
-        );
+        ));
     };
-    let username = match LoginId::parse(&username, "username") {
-        Ok(id) => id,
-        Err(e) => return error_response(&req, &e),
-    };
-    let signed_in = app
+    let username = LoginId::parse(&username, "username")?;
+    let (account, issued) = app
         .core
-        .sign_in(
-            &username,
-            &password,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Jwt,
-                role: None,
-                with_refresh: true,
-            },
-            "v1",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => login_body(&account, &issued),
-        Err(e) => error_response(&req, &e),
-    }
+        .sign_in(&username, &password, &req.client(), DOC)
+        .await?;
+    Ok(login_body(&account, &issued))
 }
 
 /// The document's login answer.
@@ -192,58 +171,33 @@ struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-async fn refresh(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let body: RefreshBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e),
-    };
+async fn refresh(app: Arc<App>, req: Req) -> Handled {
+    let body: RefreshBody = json_body(&req).map_err(body_error)?;
     let Some(token) = body.refresh_token else {
-        return error(StatusCode::BAD_REQUEST, "refreshToken is required");
+        return Ok(error(StatusCode::BAD_REQUEST, "refreshToken is required"));
     };
-    match app.core.refresh(&token, &req.client()).await {
-        Ok((_, issued)) => json(
-            StatusCode::OK,
-            &json!({
-                "token": issued.access_token,
-                "expires_in": issued.access_expires_at - issued.issued_at,
-                "refreshToken": issued.refresh_token,
-            }),
-        ),
-        Err(e) => error_response(&req, &e),
-    }
+    let (_, issued) = app.core.refresh(&token, &req.client()).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "token": issued.access_token,
+            "expires_in": issued.access_expires_at - issued.issued_at,
+            "refreshToken": issued.refresh_token,
+        }),
+    ))
 }
 
-async fn logout(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
-    let Some(session) = principal.session else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "This credential has no session to log out of",
-        );
-    };
-    let audit = match app.core.actor_entry(&principal, "logout", Outcome::Success) {
-        Ok(entry) => entry.client(&req.client()),
-        Err(e) => return error_response(&req, &e),
-    };
-    match app.core.revoke_session(session, "logout", audit).await {
-        Ok(()) => json(
-            StatusCode::OK,
-            &json!({ "message": "Successfully logged out" }),
-        ),
-        Err(e) => error_response(&req, &e),
-    }
+async fn logout(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    app.core.logout(&principal, &req.client(), DOC).await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "message": "Successfully logged out" }),
+    ))
 }
 
 /// The principal behind any credential: the account (access token, API
 /// key), or the S2S token's name, role and scope.
-async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+async fn me(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
     let credential = json!({
         "kind": principal.kind.as_str(),
         "id": principal.credential_id,
@@ -251,8 +205,8 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
         "roles": principal.roles,
         "expires_at": principal.expires_at.map(rfc3339),
     });
-    let Some(id) = principal.account else {
-        return json(
+    let Some(account) = app.core.own_account(&principal)? else {
+        return Ok(json(
             StatusCode::OK,
             &json!({
                 "name": principal.name,
@@ -261,12 +215,7 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
                 "merchant_id": principal.merchant_id,
                 "credential": credential,
             }),
-        );
-    };
-    let account = match app.core.store.read().and_then(|tx| tx.account(id)) {
-        Ok(Some(a)) => a,
-        Ok(None) => return error_response(&req, &Error::Unauthenticated),
-        Err(e) => return error_response(&req, &Error::Store(e)),
+        ));
     };
     let mut view = account_view(&account);
     if let Some(obj) = view.as_object_mut() {
@@ -274,13 +223,56 @@ async fn me(app: Arc<App>, req: Req) -> Response<Bytes> {
         // account (a token or key for one role).
         obj.insert("credential".into(), credential);
     }
-    json(StatusCode::OK, &view)
+    Ok(json(StatusCode::OK, &view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    /// The password the account has now, checked like a login.
+    current_password: String,
+    /// The password it is to have.
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: the caller changes its own password. The
+/// document has no such route; it is the admin API's password change
+/// (`POST /api/v1/admin/users/{id}/password`) for one's own account, with
+/// the same rules, limits, audit and answers, so a user need not know its
+/// id or use a path under `/admin/`. Answers 204.
+async fn change_password(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let body: ChangePasswordBody = json_body(&req).map_err(body_error)?;
+    // An S2S token has no account; it could not set a password anyway.
+    let own = principal.account.ok_or(Error::Forbidden)?;
+    let changed = app
+        .core
+        .admin_set_password(
+            &principal,
+            own,
+            &body.new_password,
+            Some(&body.current_password),
+        )
+        .await;
+    match changed {
+        Ok(()) => Ok(no_content()),
+        // The domain names the new password `password`, as the admin
+        // route's body does; this body calls it `new_password`.
+        Err(Error::Invalid {
+            field: "password",
+            message,
+        }) => Err(Error::Invalid {
+            field: "new_password",
+            message,
+        }
+        .into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// An API key as the document lists it; `role` (narrowed to one role),
 /// `roles` (narrowed at creation) and `expiresAt` appear only on keys that
 /// have them.
-pub fn key_view(key: &ApiKey) -> serde_json::Value {
+pub(crate) fn key_view(key: &ApiKey) -> serde_json::Value {
     let mut view = json!({
         "keyId": key.id,
         "name": key.name,
@@ -322,31 +314,25 @@ struct CreateKeyBody {
 /// one makes a key called "API key" with the caller's roles, and a JSON
 /// body may name it, narrow it (`role` or `roles`), and give it an expiry
 /// (`expiresAt` or `expiresIn`). The domain decides what is allowed.
-async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+async fn create_key(app: Arc<App>, req: Req, principal: Principal) -> Handled {
     let body: CreateKeyBody = if req.body.is_empty() {
         CreateKeyBody::default()
     } else {
-        match json_body(&req) {
-            Ok(b) => b,
-            Err(e) => return body_error(e),
-        }
+        json_body(&req).map_err(body_error)?
     };
-    let expires_at = match (body.expires_at, &body.expires_in) {
+    let expiry = match (body.expires_at, &body.expires_in) {
         (Some(_), Some(_)) => {
-            return error(
+            return Ok(error(
                 StatusCode::BAD_REQUEST,
                 "give expiresAt or expiresIn, not both",
-            );
+            ));
         }
         (Some(at), None) => match parse_rfc3339(&at) {
-            Some(t) => Some(t),
-            None => return error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339"),
+            Some(t) => Some(KeyExpiry::At(t)),
+            None => return Ok(error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339")),
         },
-        (None, _) => None,
+        (None, Some(n)) => Some(KeyExpiry::In(super::http::seconds(n))),
+        (None, None) => None,
     };
     let created = app
         .core
@@ -356,8 +342,7 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
                 name: body.name,
                 role: body.role,
                 roles: body.roles,
-                expires_at,
-                expires_in: body.expires_in.as_ref().map(super::http::seconds),
+                expiry,
             },
         )
         .await;
@@ -370,13 +355,13 @@ async fn create_key(app: Arc<App>, req: Req) -> Response<Bytes> {
                 "createdAt": rfc3339(key.created_at),
             });
             add_key_extras(&mut view, &key);
-            json(StatusCode::CREATED, &view)
+            Ok(json(StatusCode::CREATED, &view))
         }
-        Err(Error::Forbidden) => error(
+        Err(Error::Forbidden) => Ok(error(
             StatusCode::FORBIDDEN,
             "API keys are created with a signed-in account's token in the Authorization header; an API key, an S2S token or a token from the URL cannot create one",
-        ),
-        Err(e) => error_response(&req, &e),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -387,43 +372,24 @@ fn no_account() -> Response<Bytes> {
     )
 }
 
-async fn list_keys(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+async fn list_keys(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
     let Some(account) = principal.account else {
-        return no_account();
+        return Ok(no_account());
     };
-    match app.core.list_api_keys(account) {
-        Ok(keys) => json(
-            StatusCode::OK,
-            &keys.iter().map(key_view).collect::<Vec<_>>(),
-        ),
-        Err(e) => error_response(&req, &e),
-    }
+    let keys = app.core.list_api_keys(account)?;
+    Ok(json(
+        StatusCode::OK,
+        &keys.iter().map(key_view).collect::<Vec<_>>(),
+    ))
 }
 
-async fn delete_key(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let principal = match authenticate(&app, &req) {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
+async fn delete_key(app: Arc<App>, req: Req, principal: Principal) -> Handled {
     let Some(account) = principal.account else {
-        return error(StatusCode::NOT_FOUND, "API key not found");
+        return Ok(error(StatusCode::NOT_FOUND, "API key not found"));
     };
-    let key_id = req.param("keyId").unwrap_or_default().to_string();
-    match app.core.delete_api_key(&principal, account, &key_id).await {
-        Ok(()) => no_content(),
-        Err(e) => error_response(&req, &e),
-    }
-}
-
-/// Parses RFC 3339 to Unix seconds.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
+    let key_id = req.param("keyId").unwrap_or_default();
+    app.core.delete_api_key(&principal, account, key_id).await?;
+    Ok(no_content())
 }
 
 #[derive(Deserialize)]
@@ -434,42 +400,21 @@ struct ExternalBody {
 
 /// `POST /api/v1/auth/external/{provider}` {email, access_token}: sign in
 /// with a Google or Microsoft access token, answering like login.
-async fn external(app: Arc<App>, req: Req) -> Response<Bytes> {
-    let provider = req.param("provider").and_then(Provider::parse);
-    let Some(provider) = provider.filter(|p| app.core.provider_enabled(*p)) else {
-        let message = match provider {
-            Some(p) => super::token::disabled_message(p),
-            None => "Unknown identity provider".to_string(),
-        };
-        return error(StatusCode::NOT_FOUND, &message);
+async fn external(app: Arc<App>, req: Req) -> Handled {
+    let Some(provider) = req.param("provider").and_then(Provider::parse) else {
+        return Ok(error(StatusCode::NOT_FOUND, "Unknown identity provider"));
     };
-    let body: ExternalBody = match json_body(&req) {
-        Ok(b) => b,
-        Err(e) => return body_error(e),
-    };
+    let provider = app.core.enabled_provider(provider)?;
+    let body: ExternalBody = json_body(&req).map_err(body_error)?;
     let (Some(email), Some(access_token)) = (body.email, body.access_token) else {
-        return error(
+        return Ok(error(
             StatusCode::BAD_REQUEST,
             "email and access_token are required",
-        );
+        ));
     };
-    let signed_in = app
+    let (account, issued) = app
         .core
-        .external_sign_in(
-            provider,
-            &email,
-            &access_token,
-            &req.client(),
-            SessionRequest {
-                kind: SessionKind::Jwt,
-                role: None,
-                with_refresh: true,
-            },
-            "v1",
-        )
-        .await;
-    match signed_in {
-        Ok((account, issued)) => login_body(&account, &issued),
-        Err(e) => error_response(&req, &e),
-    }
+        .external_sign_in(provider, &email, &access_token, &req.client(), DOC)
+        .await?;
+    Ok(login_body(&account, &issued))
 }

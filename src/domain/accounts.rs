@@ -7,7 +7,10 @@ use uuid::Uuid;
 
 use super::password::Password;
 use super::{AuditEntry, Core, Error};
-use crate::store::{Account, IndexKeys, ReadTx, StoreError, WriteTx};
+/// The account record as adapters may see it (they shape it, never
+/// write it).
+pub use crate::store::Account;
+use crate::store::{IndexKeys, ReadTx, StoreError, WriteTx};
 
 /// The built-in roles, whose scope rules the domain knows.
 pub const BUILTIN_ROLES: [&str; 4] = ["admin", "reseller", "merchant", "user"];
@@ -140,6 +143,18 @@ impl Username {
 /// A plausible email address, trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
+
+impl From<Email> for LoginId {
+    /// An address already parsed is an identifier within the bound; it
+    /// names the same account, and counts against the same lock, as the
+    /// text it was parsed from.
+    fn from(email: Email) -> LoginId {
+        LoginId {
+            key: identifier_key(&email.0),
+            raw: email.0,
+        }
+    }
+}
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Email, Error> {

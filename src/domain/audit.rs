@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use super::rbac::Scope;
 use super::{ClientInfo, Core, Error};
-use crate::store::{Account, AuditEvent, ReadTx, StoreError, WriteTx};
+/// An audit event as a list shows it.
+pub use crate::store::AuditEvent;
+use crate::store::{Account, ReadTx, StoreError, WriteTx};
 
 /// Most characters any audit field but `detail` keeps.
 pub const FIELD_CHARS: usize = 128;
@@ -376,9 +378,10 @@ impl Core {
         &self,
         principal: &super::auth::Principal,
         filter: &AuditFilter,
-        before: u64,
-        limit: usize,
+        page: &super::PageRequest,
     ) -> Result<super::Page<AuditEvent>, Error> {
+        let before = page.number(u64::MAX)?;
+        let limit = page.limit();
         let scope = principal.scope();
         let own = principal.actor_id();
         let in_scope = |e: &AuditEvent| match &scope {

@@ -44,6 +44,23 @@ impl CredentialKind {
             CredentialKind::OpaqueToken => "opaque_token",
         }
     }
+
+    /// The kind a bearer string is, told by its shape alone: refresh
+    /// tokens (`lk_rt_`) and empty strings are no bearer credential; what
+    /// carries no known prefix is taken for an access token (a JWT).
+    pub fn of(bearer: &str) -> Option<CredentialKind> {
+        if bearer.is_empty() || bearer.starts_with(REFRESH_PREFIX) {
+            None
+        } else if bearer.starts_with(keys::PREFIX) {
+            Some(CredentialKind::ApiKey)
+        } else if bearer.starts_with(s2s::PREFIX) {
+            Some(CredentialKind::S2s)
+        } else if bearer.starts_with(OPAQUE_PREFIX) {
+            Some(CredentialKind::OpaqueToken)
+        } else {
+            Some(CredentialKind::AccessToken)
+        }
+    }
 }
 
 /// Who is calling, with the roles and scope the credential grants.
@@ -161,22 +178,41 @@ pub(crate) fn actor_still_valid(
 }
 
 impl Core {
+    /// The account a principal acts for, as stored now: `None` for a
+    /// credential of no account (an S2S token), and
+    /// [`Error::Unauthenticated`] for an account gone since the credential
+    /// was checked.
+    pub fn own_account(&self, principal: &Principal) -> Result<Option<Account>, Error> {
+        let Some(id) = principal.account else {
+            return Ok(None);
+        };
+        match self.store.read()?.account(id)? {
+            Some(account) => Ok(Some(account)),
+            None => Err(Error::Unauthenticated),
+        }
+    }
+}
+
+impl Core {
     /// Authenticates a bearer credential. Every failure is
     /// [`Error::Unauthenticated`]; the cause is not told to the client.
+    /// Each attempt is reported to the observer (the metrics) here, once.
     pub fn authenticate(&self, bearer: &str, client_ip: IpAddr) -> Result<Principal, Error> {
-        if bearer.is_empty() || bearer.starts_with(REFRESH_PREFIX) {
-            return Err(Error::Unauthenticated);
-        }
-        if bearer.starts_with(keys::PREFIX) {
-            return self.authenticate_api_key(bearer, client_ip);
-        }
-        if bearer.starts_with(s2s::PREFIX) {
-            return self.authenticate_s2s(bearer, client_ip);
-        }
-        if bearer.starts_with(OPAQUE_PREFIX) {
-            return self.authenticate_opaque(bearer, client_ip);
-        }
-        self.authenticate_access_token(bearer, client_ip)
+        let kind = CredentialKind::of(bearer);
+        let result = match kind {
+            None => Err(Error::Unauthenticated),
+            Some(CredentialKind::ApiKey) => self.authenticate_api_key(bearer, client_ip),
+            Some(CredentialKind::S2s) => self.authenticate_s2s(bearer, client_ip),
+            Some(CredentialKind::OpaqueToken) => self.authenticate_opaque(bearer, client_ip),
+            Some(CredentialKind::AccessToken) => self.authenticate_access_token(bearer, client_ip),
+        };
+        let accepted = match &result {
+            Ok(_) => Ok(true),
+            Err(Error::Unauthenticated) => Ok(false),
+            Err(_) => Err(()),
+        };
+        self.observe.observer().authenticated(kind, accepted);
+        result
     }
 
     fn authenticate_access_token(

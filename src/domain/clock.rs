@@ -92,6 +92,13 @@ impl governor::clock::Clock for Clock {
 }
 
 /// Formats Unix seconds as RFC 3339 in UTC (`2024-01-15T10:30:00Z`).
+/// Parses an RFC 3339 date and time (any offset) to Unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 pub fn rfc3339(unix_seconds: i64) -> String {
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");

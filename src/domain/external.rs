@@ -52,8 +52,8 @@ use uuid::Uuid;
 use super::accounts::{Username, email_key};
 use super::password::Password;
 use super::secrets::{b64_decode, random_id, random_token};
-use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
+use super::sessions::Issued;
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lookup};
 
 /// A request to a provider.
@@ -111,6 +111,14 @@ impl Provider {
         }
     }
 
+    /// The provider's name as people write it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Provider::Google => "Google",
+            Provider::Microsoft => "Microsoft",
+        }
+    }
+
     pub fn parse(name: &str) -> Option<Provider> {
         match name {
             "google" => Some(Provider::Google),
@@ -164,8 +172,15 @@ const MAX_PROVIDER_ID: usize = 255;
 
 impl Core {
     /// Whether sign-in with `provider` is configured.
-    pub fn provider_enabled(&self, provider: Provider) -> bool {
-        !self.client_ids(provider).is_empty()
+    /// The provider, when sign-in through it is configured (it has
+    /// client ids to check tokens against); otherwise
+    /// [`Error::ProviderDisabled`]. Adapters ask before reading a body, so
+    /// a provider that is off answers the same whatever is sent.
+    pub fn enabled_provider(&self, provider: Provider) -> Result<Provider, Error> {
+        if self.client_ids(provider).is_empty() {
+            return Err(Error::ProviderDisabled(provider));
+        }
+        Ok(provider)
     }
 
     fn client_ids(&self, provider: Provider) -> &[String] {
@@ -195,9 +210,9 @@ impl Core {
         claimed_email: &str,
         access_token: &str,
         client: &ClientInfo,
-        request: SessionRequest,
-        via: &str,
+        via: Document,
     ) -> Result<(Account, Issued), Error> {
+        self.enabled_provider(provider)?;
         self.check_rate(client, Some(claimed_email))?;
         let audit = |outcome, detail: String| {
             let shown: String = claimed_email.chars().take(64).collect();
@@ -244,7 +259,7 @@ impl Core {
         let issued = self
             .open_session(
                 &account,
-                request,
+                via.session(),
                 client,
                 AuditEntry::new("external_login", Outcome::Success)
                     .actor_account(&account)
@@ -259,7 +274,9 @@ impl Core {
     }
 
     async fn ask_google(&self, claimed: &str, token: &str) -> Result<Identity, Refusal> {
-        let body = format!("access_token={}", form_encode(token));
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("access_token", token)
+            .finish();
         let answer = self
             .fetch
             .fetch(OutboundRequest {
@@ -592,28 +609,9 @@ fn jwt_payload(token: &str) -> Option<serde_json::Map<String, Value>> {
     }
 }
 
-/// Percent-encodes a form value.
-fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(form_encode("ya29.a0-_~"), "ya29.a0-_~");
-        assert_eq!(form_encode("a b&c=d/+"), "a%20b%26c%3Dd%2F%2B");
-    }
 
     #[test]
     fn answers() {

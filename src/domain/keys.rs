@@ -16,7 +16,8 @@ use super::auth::{CredentialKind, Principal, actor_still_valid, split_secret};
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
 use super::tenants::{holds, role_matches};
 use super::{AuditEntry, Core, Error, Outcome};
-use crate::store::ApiKey;
+/// An API key as it is listed (its secret only as a digest).
+pub use crate::store::ApiKey;
 
 /// Prefix of API keys.
 pub const PREFIX: &str = "sk_live_";
@@ -115,10 +116,18 @@ pub struct NewKey {
     /// The roles to act with; each must be one the creating credential
     /// holds. Absent: all of the creating credential's roles.
     pub roles: Option<Vec<String>>,
-    /// An absolute expiry, Unix seconds.
-    pub expires_at: Option<i64>,
-    /// A lifetime in seconds from now (as sent; checked here).
-    pub expires_in: Option<u64>,
+    /// When the key stops working; `None`: never.
+    pub expiry: Option<KeyExpiry>,
+}
+
+/// When a new key is to expire, as asked: one way or the other, never
+/// both.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyExpiry {
+    /// At this time, Unix seconds.
+    At(i64),
+    /// This many seconds from now (as sent; bounded here).
+    In(u64),
 }
 
 impl Core {
@@ -201,7 +210,7 @@ impl Core {
         }
         let narrowed = request.role.is_some() || request.roles.is_some();
         let roles = key_roles(principal, request.role, request.roles)?;
-        let expires_at = key_expiry(now, request.expires_at, request.expires_in)?;
+        let expires_at = key_expiry(now, request.expiry)?;
         let id_part = random_id(16);
         let secret = format!("{PREFIX}{id_part}{}", random_token());
         let key = ApiKey {
@@ -317,8 +326,19 @@ impl Core {
         Ok(())
     }
 
-    /// Writes due last-use times (all of them when `all`, at shutdown).
-    pub async fn flush_key_usage(&self, all: bool) -> Result<(), Error> {
+    /// Writes the last-use times that are due (each key's at most once a
+    /// minute).
+    pub async fn flush_key_usage(&self) -> Result<(), Error> {
+        self.write_key_usage(false).await
+    }
+
+    /// Writes every last-use time still held only in memory, at shutdown.
+    pub async fn flush_key_usage_at_shutdown(&self) -> Result<(), Error> {
+        self.write_key_usage(true).await
+    }
+
+    /// Writes due last-use times (all of them when `all`).
+    async fn write_key_usage(&self, all: bool) -> Result<(), Error> {
         let due = self.key_usage.due(self.clock.now(), all);
         if due.is_empty() {
             return Ok(());
@@ -378,22 +398,14 @@ fn key_roles(
     Ok(chosen)
 }
 
-/// A new key's expiry: `expires_at` or `now + expires_in` (not both), in
+/// A new key's expiry: the time asked for, or now plus the lifetime, in
 /// the future and at most [`MAX_LIFETIME`] away. The sum is checked, so an
 /// enormous lifetime is refused instead of wrapping into the past.
-fn key_expiry(
-    now: i64,
-    expires_at: Option<i64>,
-    expires_in: Option<u64>,
-) -> Result<Option<i64>, Error> {
+fn key_expiry(now: i64, expiry: Option<KeyExpiry>) -> Result<Option<i64>, Error> {
     let latest = now.checked_add(MAX_LIFETIME);
-    match (expires_at, expires_in) {
-        (Some(_), Some(_)) => Err(Error::invalid(
-            "expiresIn",
-            "give expiresAt or expiresIn, not both",
-        )),
-        (None, None) => Ok(None),
-        (None, Some(secs)) => i64::try_from(secs)
+    match expiry {
+        None => Ok(None),
+        Some(KeyExpiry::In(secs)) => i64::try_from(secs)
             .ok()
             .filter(|s| (1..=MAX_LIFETIME).contains(s))
             .and_then(|s| now.checked_add(s))
@@ -404,7 +416,7 @@ fn key_expiry(
                     format!("expiresIn must be between 1 and {MAX_LIFETIME} seconds"),
                 )
             }),
-        (Some(at), None) => {
+        Some(KeyExpiry::At(at)) => {
             if at <= now {
                 Err(Error::invalid(
                     "expiresAt",
@@ -429,20 +441,25 @@ mod tests {
     #[test]
     fn expiry_is_bounded_and_never_wraps() {
         let now = 1_700_000_000;
-        assert_eq!(key_expiry(now, None, None).ok(), Some(None));
-        assert_eq!(key_expiry(now, None, Some(60)).ok(), Some(Some(now + 60)));
+        assert_eq!(key_expiry(now, None).ok(), Some(None));
+        assert_eq!(
+            key_expiry(now, Some(KeyExpiry::In(60))).ok(),
+            Some(Some(now + 60))
+        );
         let max = u64::try_from(MAX_LIFETIME).unwrap_or(0);
         assert_eq!(
-            key_expiry(now, None, Some(max)).ok(),
+            key_expiry(now, Some(KeyExpiry::In(max))).ok(),
             Some(Some(now + MAX_LIFETIME))
         );
         for secs in [0, max + 1, u64::MAX, i64::MAX as u64] {
-            assert!(key_expiry(now, None, Some(secs)).is_err(), "{secs}");
+            assert!(
+                key_expiry(now, Some(KeyExpiry::In(secs))).is_err(),
+                "{secs}"
+            );
         }
-        assert!(key_expiry(i64::MAX - 5, None, Some(60)).is_err());
-        assert!(key_expiry(now, Some(now), None).is_err());
-        assert!(key_expiry(now, Some(now + MAX_LIFETIME + 1), None).is_err());
-        assert!(key_expiry(now, Some(i64::MAX), None).is_err());
-        assert!(key_expiry(now, Some(now + 1), Some(1)).is_err());
+        assert!(key_expiry(i64::MAX - 5, Some(KeyExpiry::In(60))).is_err());
+        assert!(key_expiry(now, Some(KeyExpiry::At(now))).is_err());
+        assert!(key_expiry(now, Some(KeyExpiry::At(now + MAX_LIFETIME + 1))).is_err());
+        assert!(key_expiry(now, Some(KeyExpiry::At(i64::MAX))).is_err());
     }
 }

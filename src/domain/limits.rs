@@ -42,18 +42,34 @@ type Keyed<K> = RateLimiter<
 /// One keyed limiter that can be reset whole.
 struct Limiter<K: std::hash::Hash + Eq + Clone> {
     inner: RwLock<Keyed<K>>,
-    quota: Quota,
+    /// The quota `inner` was built with; a reload may change it.
+    quota: std::sync::Mutex<Quota>,
     clock: Clock,
 }
 
 impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
     fn new(per_minute: u32, clock: &Clock) -> Limiter<K> {
-        let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::per_minute(n);
+        let quota = quota(per_minute);
         Limiter {
             inner: RwLock::new(RateLimiter::dashmap_with_clock(quota, clock.clone())),
-            quota,
+            quota: std::sync::Mutex::new(quota),
             clock: clock.clone(),
+        }
+    }
+
+    /// Uses a new rate from now on. A governor limiter cannot change its
+    /// quota, so a changed rate starts a fresh limiter: that forgets at
+    /// most the last minute's attempts (lockout counters live in the
+    /// store). An unchanged rate keeps everything.
+    fn set_per_minute(&self, per_minute: u32) {
+        let quota = quota(per_minute);
+        let mut current = self.quota.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == quota {
+            return;
+        }
+        if let Ok(mut limiter) = self.inner.write() {
+            *limiter = RateLimiter::dashmap_with_clock(quota, self.clock.clone());
+            *current = quota;
         }
     }
 
@@ -82,8 +98,9 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
                 max = MAX_KEYS,
                 "a rate limiter outgrew its bound; resetting it"
             );
+            let quota = *self.quota.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(mut limiter) = self.inner.write() {
-                *limiter = RateLimiter::dashmap_with_clock(self.quota, self.clock.clone());
+                *limiter = RateLimiter::dashmap_with_clock(quota, self.clock.clone());
             }
         }
     }
@@ -139,6 +156,18 @@ impl Limits {
     pub fn sizes(&self) -> (usize, usize) {
         (self.per_ip.len(), self.per_account.len())
     }
+
+    /// Applies reloaded rates (attempts a minute per address and per
+    /// identifier).
+    pub fn set_rates(&self, per_ip: u32, per_account: u32) {
+        self.per_ip.set_per_minute(per_ip);
+        self.per_account.set_per_minute(per_account);
+    }
+}
+
+/// `per_minute` attempts at once and `per_minute` a minute after that.
+fn quota(per_minute: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN))
 }
 
 /// IPv4 addresses as they are; IPv6 addresses by their /64 network. The

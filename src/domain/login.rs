@@ -35,9 +35,10 @@
 use uuid::Uuid;
 
 use super::accounts::LoginId;
+use super::observe::CheckOutcome;
 use super::password::{Lane, Password};
-use super::sessions::{Issued, SessionRequest};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome, accounts};
+use super::sessions::Issued;
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome, accounts};
 use crate::store::{Account, Lockout, StoreError, WriteTx};
 
 /// What a failed attempt changed.
@@ -59,11 +60,11 @@ enum Whom<'a> {
 }
 
 /// Where and why a password is checked, for the audit entries.
-struct Check<'a> {
+struct Check {
     /// The audit event: `login` or `password_check`.
     event: &'static str,
     /// The document (or operation) that asked, named in `detail`.
-    via: &'a str,
+    via: &'static str,
     /// The share of the hashing pool it may use.
     lane: Lane,
 }
@@ -88,15 +89,14 @@ struct Refusal {
 }
 
 impl Core {
-    /// A whole sign-in: the password check, then a session of the asked
-    /// kind, with a `login` audit entry naming the document (`via`).
+    /// A whole sign-in: the password check, then a session of the kind
+    /// the document (`via`) issues, with a `login` audit entry naming it.
     pub async fn sign_in(
         self: &std::sync::Arc<Self>,
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        request: SessionRequest,
-        via: &str,
+        via: Document,
     ) -> Result<(Account, Issued), Error> {
         let account = self
             .check_login_password(identifier, password, client, via)
@@ -104,12 +104,12 @@ impl Core {
         let issued = self
             .open_session(
                 &account,
-                request,
+                via.session(),
                 client,
                 AuditEntry::new("login", Outcome::Success)
                     .actor_account(&account)
                     .client(client)
-                    .detail(via),
+                    .detail(via.as_str()),
             )
             .await?;
         // The account as the session saw it, which may have changed while
@@ -126,7 +126,7 @@ impl Core {
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        via: &str,
+        via: Document,
     ) -> Result<Account, Error> {
         let account = self
             .check_login_password(identifier, password, client, via)
@@ -137,7 +137,7 @@ impl Core {
                 .tenant_of(&account)
                 .target(account.id.to_string())
                 .client(client)
-                .detail(via),
+                .detail(via.as_str()),
         )
         .await?;
         Ok(account)
@@ -150,7 +150,7 @@ impl Core {
         identifier: &LoginId,
         password: &str,
         client: &ClientInfo,
-        via: &str,
+        via: Document,
     ) -> Result<Account, Error> {
         self.check_password(
             Whom::Identifier(identifier),
@@ -158,7 +158,7 @@ impl Core {
             client,
             Check {
                 event: "login",
-                via,
+                via: via.as_str(),
                 lane: Lane::SignIn,
             },
         )
@@ -189,13 +189,31 @@ impl Core {
         .await
     }
 
-    /// The one password check; see the module comment for its order.
+    /// The one password check; see the module comment for its order. Its
+    /// outcome is reported to the observer (the metrics) here, once.
     async fn check_password(
         &self,
         whom: Whom<'_>,
         password: &str,
         client: &ClientInfo,
-        check: Check<'_>,
+        check: Check,
+    ) -> Result<Account, Error> {
+        let (event, via) = (check.event, check.via);
+        let result = self
+            .check_password_once(whom, password, client, check)
+            .await;
+        self.observe
+            .observer()
+            .password_checked(event, via, CheckOutcome::of(&result));
+        result
+    }
+
+    async fn check_password_once(
+        &self,
+        whom: Whom<'_>,
+        password: &str,
+        client: &ClientInfo,
+        check: Check,
     ) -> Result<Account, Error> {
         let password = Password::for_login(password);
         // A place in the pool first: an attempt refused as busy is charged
@@ -306,8 +324,8 @@ impl Core {
     /// (and a `lockout` entry when this failure locks).
     async fn refuse(&self, refusal: Refusal, answer: Error) -> Error {
         let now = self.clock.now();
-        let threshold = self.config.lockout_threshold;
-        let lock_for = self.config.lockout_seconds;
+        let threshold = self.lockout.threshold();
+        let lock_for = self.lockout.seconds();
         let written = self
             .store
             .write_grouped(move |tx| {

@@ -7,22 +7,26 @@
 //! credentials, or an [`Error`] they map to their document's words.
 
 pub mod accounts;
-pub mod audit;
+pub(crate) mod audit;
 pub mod auth;
+mod background;
 pub mod clock;
 pub mod external;
-pub mod jwt;
+pub(crate) mod jwt;
 pub mod keys;
-pub mod limits;
-pub mod login;
+pub(crate) mod limits;
+pub(crate) mod login;
+pub mod observe;
 pub mod password;
-pub mod rbac;
-pub mod role_choice;
+pub(crate) mod rbac;
+pub mod recovery;
+mod reload;
+pub(crate) mod role_choice;
 pub mod s2s;
-pub mod secrets;
+pub(crate) mod secrets;
 pub mod sessions;
-pub mod signing;
-pub mod tenants;
+pub(crate) mod signing;
+pub(crate) mod tenants;
 pub mod users;
 
 use std::net::IpAddr;
@@ -31,6 +35,7 @@ use std::sync::Arc;
 
 pub use audit::{AuditEntry, Outcome};
 pub use clock::Clock;
+pub use reload::ReloadableSettings;
 
 use crate::store::{Store, StoreError};
 
@@ -84,6 +89,60 @@ pub struct ClientInfo {
     pub user_agent: String,
 }
 
+/// The API documents a request can come through. The domain names the
+/// document in the audit entries of sign-ins and logouts (a lock, by
+/// contrast, follows the account whatever the document); each adapter
+/// answers in its own document's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// `v1-auth-and-keys.txt`, whose words the admin API shares.
+    V1,
+    /// `client-login-refresh.txt`.
+    ClientLoginRefresh,
+    /// `tenant-login-and-s2s.txt`.
+    TenantLoginAndS2s,
+    /// `token-and-social-login.txt`.
+    TokenAndSocialLogin,
+    /// `account-roles-token.txt`.
+    AccountRolesToken,
+}
+
+impl Document {
+    /// The name stored in audit entries; these strings are in stored
+    /// entries already, so they never change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Document::V1 => "v1",
+            Document::ClientLoginRefresh => "client-login-refresh",
+            Document::TenantLoginAndS2s => "tenant-login-and-s2s",
+            Document::TokenAndSocialLogin => "token-and-social-login",
+            Document::AccountRolesToken => "account-roles-token",
+        }
+    }
+}
+
+impl Document {
+    /// The kind of session a sign-in through this document opens: each
+    /// document issues one kind, so its adapter never chooses.
+    pub fn session(self) -> sessions::SessionRequest {
+        match self {
+            Document::V1 | Document::ClientLoginRefresh => {
+                sessions::SessionRequest::jwt_with_refresh()
+            }
+            Document::TenantLoginAndS2s | Document::AccountRolesToken => {
+                sessions::SessionRequest::jwt()
+            }
+            Document::TokenAndSocialLogin => sessions::SessionRequest::opaque(),
+        }
+    }
+}
+
+impl std::fmt::Display for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Domain failures. Each adapter chooses its document's status and body for
 /// each variant; the text here is for logs and canonical-API messages.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +187,20 @@ pub enum Error {
     /// An identity provider could not be asked properly.
     #[error("provider: {0}")]
     Provider(external::FetchError),
+    /// Sign-in through this identity provider is not configured.
+    #[error("{} sign-in is not enabled", .0.name())]
+    ProviderDisabled(external::Provider),
+    /// A logout with a credential that belongs to no session (an API key,
+    /// an S2S token): there is nothing to end.
+    #[error("this credential has no session to log out of")]
+    NoSession,
+    /// A form or query string whose decoded bytes are not UTF-8: refused,
+    /// never guessed at. Names what was malformed.
+    #[error("the {0} is not valid UTF-8")]
+    NotUtf8(&'static str),
+    /// A list's `limit` or `cursor` is not one this list can use.
+    #[error("{0}")]
+    Paging(PageError),
     /// The store failed; the detail goes to the log only.
     #[error("store: {0}")]
     Store(#[from] StoreError),
@@ -137,6 +210,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The seconds a client should wait before trying again, for the
+    /// refusals that pass with time (a lock, a rate limit, a full pool).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::Locked { retry_after }
+            | Error::RateLimited { retry_after }
+            | Error::Busy { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Error {
         Error::Invalid {
             field,
@@ -145,14 +229,15 @@ impl Error {
     }
 }
 
-/// The domain core.
+/// The domain core. Its fields are private to `domain`: adapters ask it
+/// for what they need through its operations, never read its store.
 pub struct Core {
     /// Every record.
-    pub store: Store,
+    store: Store,
     /// The only time source.
-    pub clock: Clock,
+    clock: Clock,
     /// Lifetimes, issuer, hashing parameters.
-    pub config: CoreConfig,
+    config: CoreConfig,
     /// Bounded argon2id pool.
     hasher: password::Hasher,
     /// Signing key and published verification keys.
@@ -168,6 +253,8 @@ pub struct Core {
     s2s_usage: s2s::S2sUsage,
     /// Login rate limiters.
     limits: limits::Limits,
+    /// The lockout rule in force (reloadable).
+    lockout: reload::Lockout,
     /// Writes started in the background, which shutdown waits for.
     background: Arc<Background>,
     /// Recent `/api/account/roles` logins, for choosing a role.
@@ -178,6 +265,9 @@ pub struct Core {
     external: external::ExternalConfig,
     /// When ended records were last pruned (Unix seconds).
     last_record_prune: std::sync::Mutex<i64>,
+    /// Who is told of sign-ins and authentications (the metrics), and the
+    /// readiness probe's state.
+    observe: observe::Hooks,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -225,8 +315,96 @@ const FAILURES_KEPT: i64 = 24 * 3600;
 /// One page of a list, and the cursor of the next page if there is one.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
+    /// The items of this page, in the list's order.
     pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
     pub next: Option<String>,
+}
+
+/// The most items a page may hold.
+pub const MAX_PAGE: usize = 1000;
+/// The items a page holds when the request does not say.
+const DEFAULT_PAGE: usize = 50;
+
+/// Why a page cannot be served as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The limit is not a whole number from 1 to [`MAX_PAGE`].
+    #[error("limit must be a number from 1 to 1000")]
+    Limit,
+    /// The cursor is not one this list hands out.
+    #[error("invalid cursor")]
+    Cursor,
+}
+
+/// What page of a list a request asks for: parsed once, the same way for
+/// every list. Each list reads the cursor in its own form (an id to go on
+/// after, a sequence number, or a count of items already shown) and
+/// refuses one it cannot read with [`PageError::Cursor`].
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    /// How many items at most, 1 to [`MAX_PAGE`].
+    limit: usize,
+    /// The `next` of the previous page; `None` for the first.
+    cursor: Option<String>,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        PageRequest {
+            limit: DEFAULT_PAGE,
+            cursor: None,
+        }
+    }
+}
+
+impl PageRequest {
+    /// The page a request's `limit` and `cursor` name (absent: the first
+    /// page of 50; an empty cursor is the first page too).
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<PageRequest, Error> {
+        let limit = match limit {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or(Error::Paging(PageError::Limit))?,
+        };
+        Ok(PageRequest {
+            limit,
+            cursor: cursor.filter(|c| !c.is_empty()).map(str::to_string),
+        })
+    }
+
+    /// How many items at most.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A cursor that is the id to go on after ("" for the first page).
+    pub(crate) fn after_id(&self) -> &str {
+        self.cursor.as_deref().unwrap_or("")
+    }
+
+    /// A cursor that is a number (`first` for the first page).
+    pub(crate) fn number(&self, first: u64) -> Result<u64, Error> {
+        match &self.cursor {
+            None => Ok(first),
+            Some(c) => c.parse().map_err(|_| Error::Paging(PageError::Cursor)),
+        }
+    }
+
+    /// Pages a short list held whole in memory (roles, an account's
+    /// sessions or keys); the cursor is how many items came before.
+    pub(crate) fn in_memory<T>(&self, items: Vec<T>) -> Result<Page<T>, Error> {
+        let skip =
+            usize::try_from(self.number(0)?).map_err(|_| Error::Paging(PageError::Cursor))?;
+        let total = items.len();
+        let items: Vec<T> = items.into_iter().skip(skip).take(self.limit).collect();
+        let end = skip.saturating_add(items.len());
+        let next = (end < total).then(|| end.to_string());
+        Ok(Page { items, next })
+    }
 }
 
 impl Core {
@@ -263,13 +441,28 @@ impl Core {
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
+            lockout: reload::Lockout::new(config.lockout_threshold, config.lockout_seconds),
             background: Arc::default(),
             role_grants: role_choice::RoleGrants::default(),
             fetch,
             external: config.external.clone(),
             config,
             last_record_prune: std::sync::Mutex::new(0),
+            observe: observe::Hooks::default(),
         })
+    }
+
+    /// The store, for the process's own tools (start-up, backup, tests
+    /// that hold its writer): an adapter that needs a record asks the
+    /// domain instead, and `api/` names nothing from `store` (a test in
+    /// `api` holds it to that).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether the store answers reads (the health check).
+    pub fn store_answers(&self) -> bool {
+        self.store.read().is_ok()
     }
 
     /// The JWKS document: the keys that verify now.
@@ -315,7 +508,7 @@ impl Core {
     /// retired signing keys no token can still need.
     pub async fn housekeeping(&self) -> Result<(), Error> {
         self.limits.prune();
-        self.flush_key_usage(false).await?;
+        self.flush_key_usage().await?;
         let now = self.clock.now();
         self.role_grants.prune(now);
         self.revoked.prune(now);
@@ -362,7 +555,7 @@ impl Core {
     /// the last-use times still held in memory.
     pub async fn flush(&self) -> Result<(), Error> {
         self.background.wait().await;
-        self.flush_key_usage(true).await
+        self.flush_key_usage_at_shutdown().await
     }
 
     /// Runs a store write without making the caller wait for it; shutdown
@@ -421,4 +614,48 @@ pub enum StartError {
     Config(String),
     #[error("{0}")]
     Domain(#[from] Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `limit` and `cursor` as every list reads them.
+    #[test]
+    fn pages_are_asked_for_one_way() {
+        let limit = |raw: Option<&str>| PageRequest::parse(raw, None).map(|p| p.limit());
+        assert_eq!(limit(None).ok(), Some(50));
+        for (raw, want) in [("1", Some(1)), ("1000", Some(1000)), ("0", None)] {
+            assert_eq!(limit(Some(raw)).ok(), want, "{raw}");
+        }
+        for raw in ["1001", "-1", "ten", "", " 5", "99999999999999999999999"] {
+            assert!(
+                matches!(limit(Some(raw)), Err(Error::Paging(PageError::Limit))),
+                "{raw}"
+            );
+        }
+        // An empty cursor is the first page; a number cursor must be one.
+        let first = PageRequest::parse(None, Some("")).unwrap_or_default();
+        assert_eq!(first.number(9).ok(), Some(9));
+        assert_eq!(first.after_id(), "");
+        let bad = PageRequest::parse(None, Some("x")).unwrap_or_default();
+        assert!(matches!(
+            bad.number(0),
+            Err(Error::Paging(PageError::Cursor))
+        ));
+        assert_eq!(bad.after_id(), "x");
+
+        // In memory the cursor counts what came before.
+        let page = |limit: &str, cursor: Option<&str>| {
+            PageRequest::parse(Some(limit), cursor)
+                .and_then(|p| p.in_memory((1..=5).collect::<Vec<u32>>()))
+                .map(|p| (p.items, p.next))
+                .ok()
+        };
+        assert_eq!(page("2", None), Some((vec![1, 2], Some("2".into()))));
+        assert_eq!(page("2", Some("4")), Some((vec![5], None)));
+        assert_eq!(page("5", None), Some(((1..=5).collect(), None)));
+        assert_eq!(page("2", Some("9")), Some((vec![], None)));
+        assert_eq!(page("2", Some("-1")), None);
+    }
 }

@@ -192,6 +192,10 @@ pub struct Hasher {
     /// argon2 verifications run since start, counted where they run, so
     /// tests can prove that every attempt costs exactly one.
     verifications: Arc<AtomicU64>,
+    /// Hashes allowed to run at once (the permits of `running`).
+    workers: usize,
+    /// Admissions refused as busy since start, for the metrics.
+    refused: AtomicU64,
     /// The dedicated hashing threads every job runs on.
     pool: Pool,
 }
@@ -262,6 +266,8 @@ impl Hasher {
             other_capacity: (capacity / 2).max(1),
             decoy,
             verifications: Arc::new(AtomicU64::new(0)),
+            workers,
+            refused: AtomicU64::new(0),
             pool: Pool::start(workers, block_count, idle_release)?,
         })
     }
@@ -286,16 +292,30 @@ impl Hasher {
         self.pool.stats()
     }
 
+    /// Hashes running on a worker right now (the rest of
+    /// [`Hasher::in_flight`] wait).
+    pub fn running(&self) -> usize {
+        self.workers
+            .saturating_sub(self.running.available_permits())
+    }
+
+    /// Admissions refused as busy since start.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Acquire)
+    }
+
     /// Reserves a place in the pool for one job of `lane`, or says the pool
     /// (or the lane's share of it) is full.
     pub fn admit(&self, lane: Lane) -> Result<Slot<'_>, Busy> {
         if lane == Lane::Other && !take(&self.admitted_other, self.other_capacity) {
+            self.refused.fetch_add(1, Ordering::AcqRel);
             return Err(Busy);
         }
         if !take(&self.admitted, self.capacity) {
             if lane == Lane::Other {
                 self.admitted_other.fetch_sub(1, Ordering::AcqRel);
             }
+            self.refused.fetch_add(1, Ordering::AcqRel);
             return Err(Busy);
         }
         Ok(Slot { hasher: self, lane })

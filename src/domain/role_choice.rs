@@ -31,9 +31,8 @@ use uuid::Uuid;
 
 use super::auth::Principal;
 use super::secrets::digest;
-use super::sessions::SessionRequest;
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome};
-use crate::store::{Account, SessionKind};
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome};
+use crate::store::Account;
 
 /// How long after `/api/account/roles` a role may be chosen without a token.
 pub const GRANT_SECONDS: i64 = 120;
@@ -43,6 +42,16 @@ const MAX_GRANTS: usize = 100_000;
 /// User-Agent); past this its oldest goes first, so one account cannot
 /// fill the table by varying its User-Agent and push out everyone else's.
 pub const MAX_GRANTS_PER_ACCOUNT: usize = 8;
+/// The longest role name a choice may name, in characters; no role is
+/// longer, so a longer one is refused before any other work.
+const MAX_CHOSEN_ROLE_CHARS: usize = 64;
+
+/// The role a `/api/account/token` request names, as the choice reads it
+/// (without surrounding spaces), or `None` when it cannot name a role.
+pub fn chosen_role(raw: &str) -> Option<&str> {
+    let role = raw.trim();
+    (!role.is_empty() && role.chars().count() <= MAX_CHOSEN_ROLE_CHARS).then_some(role)
+}
 
 #[derive(Clone, Copy)]
 struct Grant {
@@ -288,11 +297,7 @@ impl Core {
                     let issued = self
                         .open_session(
                             &proved,
-                            SessionRequest {
-                                kind: SessionKind::Jwt,
-                                role: None,
-                                with_refresh: false,
-                            },
+                            Document::AccountRolesToken.session(),
                             client,
                             AuditEntry::new("login", Outcome::Success)
                                 .actor_account(&account)

@@ -278,9 +278,9 @@ impl Core {
     pub fn list_s2s(
         &self,
         principal: &Principal,
-        after: &str,
-        limit: usize,
+        page: &super::PageRequest,
     ) -> Result<super::Page<ListedS2s>, Error> {
+        let (after, limit) = (page.after_id(), page.limit());
         let scope = principal.scope();
         if !scope.manages() {
             return Err(Error::Forbidden);

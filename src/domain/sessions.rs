@@ -13,10 +13,13 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
+use super::auth::Principal;
 use super::jwt::{AccessClaims, KeySet, LEEWAY_SECS};
 use super::secrets::{digest, random_token};
-use super::{AuditEntry, ClientInfo, Core, Error, Outcome};
-use crate::store::{Account, RefreshRecord, Session, SessionKind, WriteTx};
+use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome};
+use crate::store::{Account, RefreshRecord, WriteTx};
+/// A session as it is listed, and its kind.
+pub use crate::store::{Session, SessionKind};
 
 /// Prefix of refresh tokens.
 pub const REFRESH_PREFIX: &str = "lk_rt_";
@@ -32,6 +35,38 @@ pub struct SessionRequest {
     pub role: Option<String>,
     /// Hand out a refresh token too.
     pub with_refresh: bool,
+}
+
+impl SessionRequest {
+    /// A JWT session that a refresh token renews (the canonical and the
+    /// client documents' logins).
+    pub fn jwt_with_refresh() -> SessionRequest {
+        SessionRequest {
+            kind: SessionKind::Jwt,
+            role: None,
+            with_refresh: true,
+        }
+    }
+
+    /// A JWT session that ends with its access token (the tenant
+    /// document's login, a chosen role).
+    pub fn jwt() -> SessionRequest {
+        SessionRequest {
+            kind: SessionKind::Jwt,
+            role: None,
+            with_refresh: false,
+        }
+    }
+
+    /// A session whose token is opaque (`lk_ot_`), looked up on each use
+    /// (the token document).
+    pub fn opaque() -> SessionRequest {
+        SessionRequest {
+            kind: SessionKind::Opaque,
+            role: None,
+            with_refresh: false,
+        }
+    }
 }
 
 /// Credentials issued to a client. Shown once; never stored in clear.
@@ -344,26 +379,28 @@ impl Core {
             .await
     }
 
-    /// Ends the session a refresh token belongs to (a logout by refresh
-    /// token, for clients whose access token has already expired).
-    pub async fn revoke_by_refresh(
+    /// Logout by refresh token, for clients whose access token has already
+    /// expired: ends the session the token belongs to. Here the token is
+    /// the caller's credential, so one that does not work (unknown,
+    /// expired, revoked) is [`Error::Unauthenticated`].
+    pub async fn logout_by_refresh(
         self: &std::sync::Arc<Self>,
         refresh_token: &str,
         client: &ClientInfo,
     ) -> Result<(), Error> {
         self.check_rate(client, None)?;
         if !refresh_token.starts_with(REFRESH_PREFIX) || refresh_token.len() > 256 {
-            return Err(Error::InvalidRefresh);
+            return Err(Error::Unauthenticated);
         }
         let tx = self.store.read()?;
         let record = tx
             .refresh_token(&digest(refresh_token.as_bytes()))?
-            .ok_or(Error::InvalidRefresh)?;
+            .ok_or(Error::Unauthenticated)?;
         let now = self.clock.now();
         let session = tx
             .session(record.session)?
             .filter(|s| s.revoked_at.is_none() && s.expires_at > now && record.expires_at > now)
-            .ok_or(Error::InvalidRefresh)?;
+            .ok_or(Error::Unauthenticated)?;
         let audit = match tx.account(session.account)? {
             Some(a) => AuditEntry::new("logout", Outcome::Success).actor_account(&a),
             None => AuditEntry::new("logout", Outcome::Success),
@@ -372,6 +409,24 @@ impl Core {
         .detail("by refresh token");
         drop(tx);
         self.revoke_session(session.id, "logout", audit).await
+    }
+
+    /// Logout: ends the session of the credential that asks, with a
+    /// `logout` audit entry naming the document. A credential without a
+    /// session (an API key, an S2S token) has nothing to end
+    /// ([`Error::NoSession`]).
+    pub async fn logout(
+        self: &std::sync::Arc<Self>,
+        principal: &Principal,
+        client: &ClientInfo,
+        via: Document,
+    ) -> Result<(), Error> {
+        let session = principal.session.ok_or(Error::NoSession)?;
+        let audit = self
+            .actor_entry(principal, "logout", Outcome::Success)?
+            .client(client)
+            .detail(via.as_str());
+        self.revoke_session(session, "logout", audit).await
     }
 
     /// Whether a session's tokens have been revoked.

@@ -165,7 +165,7 @@ fn seal(master: &[u8; 32], kid: &str, pkcs8: &[u8]) -> Result<String, StartError
     Ok(b64(&out))
 }
 
-fn unseal(master: &[u8; 32], record: &SigningKey) -> Option<Vec<u8>> {
+pub(crate) fn unseal(master: &[u8; 32], record: &SigningKey) -> Option<Vec<u8>> {
     let key = aead_key(master).ok()?;
     let bytes = b64_decode(&record.sealed_private_key)?;
     let (nonce, sealed) = bytes.split_at_checked(NONCE_LEN)?;

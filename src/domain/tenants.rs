@@ -3,8 +3,10 @@
 use super::auth::{Principal, actor_still_valid};
 use super::rbac::{Scope, is_builtin};
 use super::secrets::random_id;
-use super::{Core, Error, Outcome, Page};
-use crate::store::{CustomRole, Merchant, Reseller, S2sToken, WriteTx, merchant_key, reseller_key};
+use super::{Core, Error, Outcome, Page, PageRequest};
+use crate::store::{CustomRole, S2sToken, WriteTx, merchant_key, reseller_key};
+/// Resellers and merchants as they are listed.
+pub use crate::store::{Merchant, Reseller};
 
 /// Tenant ids: 1 to 64 letters, digits, `_` and `-`.
 pub fn parse_tenant_id(field: &'static str, raw: &str) -> Result<String, Error> {
@@ -249,9 +251,9 @@ impl Core {
     pub fn list_resellers(
         &self,
         principal: &Principal,
-        after: &str,
-        limit: usize,
+        page: &PageRequest,
     ) -> Result<Page<Reseller>, Error> {
+        let (after, limit) = (page.after_id(), page.limit());
         let tx = self.store.read()?;
         match principal.scope() {
             Scope::All => {
@@ -439,9 +441,9 @@ impl Core {
         &self,
         principal: &Principal,
         reseller: Option<&str>,
-        after: &str,
-        limit: usize,
+        page: &PageRequest,
     ) -> Result<Page<Merchant>, Error> {
+        let (after, limit) = (page.after_id(), page.limit());
         let tx = self.store.read()?;
         let items = match (principal.scope(), reseller) {
             (Scope::All, filter) => tx.merchants_after(filter, after, limit)?,
@@ -558,7 +560,11 @@ impl Core {
     }
 
     /// Built-in roles first, then custom ones by name.
-    pub fn list_roles(&self, principal: &Principal) -> Result<Vec<(String, bool)>, Error> {
+    pub fn list_roles(
+        &self,
+        principal: &Principal,
+        page: &PageRequest,
+    ) -> Result<Page<(String, bool)>, Error> {
         if !principal.scope().manages() {
             return Err(Error::Forbidden);
         }
@@ -573,7 +579,7 @@ impl Core {
                 .into_iter()
                 .map(|r| (r.name, false)),
         );
-        Ok(roles)
+        page.in_memory(roles)
     }
 
     pub async fn create_role(

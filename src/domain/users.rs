@@ -15,7 +15,7 @@ use super::audit::AuditEntry;
 use super::auth::{Principal, actor_still_valid};
 use super::password::Password;
 use super::rbac::{Scope, is_builtin, level};
-use super::{Core, Error, Outcome, Page};
+use super::{Core, Error, Outcome, Page, PageRequest};
 use crate::store::{Account, Lookup, Session, WriteTx};
 
 /// A new account, as the admin API receives it.
@@ -164,7 +164,7 @@ fn place(
 /// provider vouched for the account's email, so it must not outlive that
 /// email, nor the password reset a manager reaches for to take an account
 /// back. Returns how many links went.
-fn drop_external_links(
+pub(super) fn drop_external_links(
     tx: &mut WriteTx,
     account: &Account,
     audit: AuditEntry,
@@ -292,9 +292,10 @@ impl Core {
         &self,
         principal: &Principal,
         filter: &UserFilter,
-        after: u64,
-        limit: usize,
+        page: &PageRequest,
     ) -> Result<Page<Account>, Error> {
+        let after = page.number(0)?;
+        let limit = page.limit();
         let scope = principal.scope();
         let tenant_key = match (&scope, &filter.merchant_id, &filter.reseller_id) {
             (Scope::Own(_) | Scope::Nothing, _, _) => return Err(Error::Forbidden),
@@ -484,7 +485,21 @@ impl Core {
             .await
     }
 
-    pub async fn admin_set_disabled(
+    /// Disables an account in scope: its sessions and API keys end with it,
+    /// and it can sign in nowhere until enabled again.
+    pub async fn disable_user(&self, principal: &Principal, id: Uuid) -> Result<Account, Error> {
+        self.set_disabled(principal, id, true).await
+    }
+
+    /// Enables an account in scope again. Nothing it had is given back:
+    /// its sessions and keys ended when it was disabled.
+    pub async fn enable_user(&self, principal: &Principal, id: Uuid) -> Result<Account, Error> {
+        self.set_disabled(principal, id, false).await
+    }
+
+    /// The one write behind [`Core::disable_user`] and [`Core::enable_user`]:
+    /// the same checks either way, and what a disable ends.
+    async fn set_disabled(
         &self,
         principal: &Principal,
         id: Uuid,
@@ -637,7 +652,8 @@ impl Core {
         let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let actor = principal.clone();
-        self.store
+        let changed: Result<(), Error> = self
+            .store
             .write_async(move |tx| {
                 // The actor and the scope again, as they are now: the
                 // account may have been promoted out of reach while the
@@ -674,7 +690,11 @@ impl Core {
                     .append(tx, now)?;
                 Ok(())
             })
-            .await
+            .await;
+        if changed.is_ok() {
+            self.forget_changed_initial_password();
+        }
+        changed
     }
 
     /// Ends the account's lock (and clears its failure count), and clears
@@ -729,7 +749,8 @@ impl Core {
         &self,
         principal: &Principal,
         id: Uuid,
-    ) -> Result<Vec<Session>, Error> {
+        page: &PageRequest,
+    ) -> Result<Page<Session>, Error> {
         let scope = principal.scope();
         let tx = self.store.read()?;
         self.visible(&scope, tx.account(id)?)?;
@@ -740,12 +761,35 @@ impl Core {
             .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
             .collect();
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        Ok(sessions)
+        page.in_memory(sessions)
     }
 
-    /// Ends one session of an account (`Some`) or all of them (`None`).
-    /// Returns how many ended.
-    pub async fn admin_revoke_sessions(
+    /// Ends every session of an account in scope, and any login still in
+    /// flight for it. Returns how many sessions ended.
+    pub async fn revoke_user_sessions(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+    ) -> Result<usize, Error> {
+        self.revoke_sessions_of(principal, id, None).await
+    }
+
+    /// Ends one live session of an account in scope; one that is not the
+    /// account's, or already ended, is "not found".
+    pub async fn revoke_user_session(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        session: Uuid,
+    ) -> Result<(), Error> {
+        self.revoke_sessions_of(principal, id, Some(session))
+            .await
+            .map(|_| ())
+    }
+
+    /// The one write behind [`Core::revoke_user_sessions`] and
+    /// [`Core::revoke_user_session`]: one session (`Some`) or all (`None`).
+    async fn revoke_sessions_of(
         &self,
         principal: &Principal,
         id: Uuid,
@@ -809,10 +853,11 @@ impl Core {
         &self,
         principal: &Principal,
         id: Uuid,
-    ) -> Result<Vec<crate::store::ApiKey>, Error> {
+        page: &PageRequest,
+    ) -> Result<Page<crate::store::ApiKey>, Error> {
         let scope = principal.scope();
         self.visible(&scope, self.store.read()?.account(id)?)?;
-        self.list_api_keys(id)
+        page.in_memory(self.list_api_keys(id)?)
     }
 
     /// Deletes a key of an account in scope.

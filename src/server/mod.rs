@@ -41,6 +41,7 @@
 
 pub mod context;
 pub mod outbound;
+pub mod probe;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -51,8 +52,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::body::Incoming;
@@ -61,6 +63,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 pub use context::RequestContext;
 
@@ -85,6 +88,11 @@ pub type ResponseFuture = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
 /// a [`RequestContext`] in its extensions, produce a response.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request<Bytes>) -> ResponseFuture;
+
+    /// Told of every answered request, the transport's own refusals
+    /// included, once its response is ready (for the metrics). `path` has
+    /// no query string. It runs on the request path, so it must be cheap.
+    fn completed(&self, _method: &Method, _path: &str, _status: StatusCode, _elapsed: Duration) {}
 }
 
 /// Transport settings.
@@ -122,6 +130,9 @@ pub struct Listening {
     task: JoinHandle<()>,
     /// Swappable certificate, when serving TLS.
     pub certificate: Option<Arc<tls::ReloadableCert>>,
+    /// Who may set X-Forwarded-For; swapped whole on reload, read once per
+    /// accepted connection and once per request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
 }
 
 impl Listening {
@@ -130,6 +141,11 @@ impl Listening {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+
+    /// Trusts these proxies from the next connection and request on.
+    pub fn set_trusted_proxies(&self, proxies: context::TrustedProxies) {
+        self.trusted_proxies.store(Arc::new(proxies));
     }
 }
 
@@ -172,12 +188,21 @@ pub async fn listen(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, tls, config, handler, stopped));
+    let trusted_proxies = Arc::new(ArcSwap::from_pointee(config.trusted_proxies.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        tls,
+        config,
+        trusted_proxies.clone(),
+        handler,
+        stopped,
+    ));
     Ok(Listening {
         addr,
         stop,
         task,
         certificate,
+        trusted_proxies,
     })
 }
 
@@ -219,6 +244,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     config: ServerConfig,
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     handler: Arc<dyn Handler>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -260,7 +286,7 @@ async fn accept_loop(
             _ = stopped.changed() => break,
         };
         let accepted_at = tokio::time::Instant::now();
-        let address_slot = if config.trusted_proxies.trusts(peer.ip()) {
+        let address_slot = if trusted_proxies.load().trusts(peer.ip()) {
             None
         } else {
             match per_address.admit(peer.ip()) {
@@ -277,6 +303,7 @@ async fn accept_loop(
             builder: builder.clone(),
             handler: handler.clone(),
             config: config.clone(),
+            trusted_proxies: trusted_proxies.clone(),
             peer,
             activity: Arc::new(watch::Sender::new(Activity {
                 in_flight: 0,
@@ -447,6 +474,8 @@ struct Connection {
     handler: Arc<dyn Handler>,
     /// Transport settings.
     config: Arc<ServerConfig>,
+    /// Who may set X-Forwarded-For, as of each request.
+    trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     /// The TCP peer.
     peer: SocketAddr,
     /// Requests in progress, for the idle deadline, and whether to close.
@@ -498,6 +527,7 @@ impl Connection {
         let service = {
             let handler = self.handler.clone();
             let config = self.config.clone();
+            let trusted_proxies = self.trusted_proxies.clone();
             let peer = self.peer;
             let tls_on = tls.is_some();
             let activity = self.activity.clone();
@@ -508,10 +538,19 @@ impl Connection {
                 let mut in_flight = InFlight::start(&activity, peer);
                 let handler = handler.clone();
                 let config = config.clone();
+                let trusted = trusted_proxies.load_full();
                 let budget = budget.clone();
                 async move {
-                    let (response, close) =
-                        handle(req, peer, tls_on, &config, &budget, handler.as_ref()).await;
+                    let (response, close) = handle(
+                        req,
+                        peer,
+                        tls_on,
+                        &config,
+                        &trusted,
+                        &budget,
+                        handler.as_ref(),
+                    )
+                    .await;
                     if close {
                         in_flight.activity.send_modify(|a| a.closing = true);
                     }
@@ -572,6 +611,7 @@ async fn handle(
     peer: SocketAddr,
     tls: bool,
     config: &ServerConfig,
+    trusted_proxies_now: &context::TrustedProxies,
     budget: &BodyBudget,
     handler: &dyn Handler,
 ) -> (Response<Full<Bytes>>, bool) {
@@ -580,38 +620,46 @@ async fn handle(
     let method = req.method().clone();
     // The path only: a query string may carry a token and is never logged.
     let path: String = req.uri().path().chars().take(256).collect();
-    let (context, response) =
-        match RequestContext::new(peer, tls, req.headers(), &config.trusted_proxies) {
+    let (context, response, span) =
+        match RequestContext::new(peer, tls, req.headers(), trusted_proxies_now) {
             Ok(context) => {
+                // Every line logged while this request is handled, and its
+                // access line, carry its id.
+                let span = tracing::info_span!("request", request_id = %context.request_id);
                 let (parts, body) = req.into_parts();
-                let response = match read_body(&parts, body, config.max_body_bytes, budget).await {
-                    Ok((bytes, held)) => {
-                        let mut request = Request::from_parts(parts, bytes);
-                        request.extensions_mut().insert(context.clone());
-                        let response = handler.handle(request).await;
-                        // The body's share of the budget goes back only once
-                        // the handler, which holds the body, is done.
-                        drop(held);
-                        response
-                    }
-                    Err(BodyRefused::Busy(refusal)) => refusal,
-                    Err(BodyRefused::Bad(refusal)) => {
-                        close = true;
-                        refusal
+                let answer = async {
+                    match read_body(&parts, body, config.max_body_bytes, budget).await {
+                        Ok((bytes, held)) => {
+                            let mut request = Request::from_parts(parts, bytes);
+                            request.extensions_mut().insert(context.clone());
+                            let response = handler.handle(request).await;
+                            // The body's share of the budget goes back only
+                            // once the handler, which holds the body, is done.
+                            drop(held);
+                            response
+                        }
+                        Err(BodyRefused::Busy(refusal)) => refusal,
+                        Err(BodyRefused::Bad(refusal)) => {
+                            close = true;
+                            refusal
+                        }
                     }
                 };
-                (context, response)
+                let response = answer.instrument(span.clone()).await;
+                (context, response, span)
             }
             // Keying this request by the proxy's own address would share one
             // rate-limit bucket among everyone behind it; see
             // `TrustedProxies::client_ip`.
-            Err(context::Unforwarded) => (
-                RequestContext::of_peer(peer, tls),
-                refuse(
+            Err(context::Unforwarded) => {
+                let context = RequestContext::of_peer(peer, tls);
+                let span = tracing::info_span!("request", request_id = %context.request_id);
+                let refusal = refuse(
                     StatusCode::BAD_REQUEST,
                     "a trusted proxy sent this request without a client address in X-Forwarded-For",
-                ),
-            ),
+                );
+                (context, refusal, span)
+            }
         };
     let (mut parts, body) = response.into_parts();
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
@@ -621,16 +669,19 @@ async fn handle(
         http::header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    tracing::info!(
-        target: "latchkey::access",
-        method = %method,
-        path = %path,
-        status = parts.status.as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        client = %context.client_ip,
-        request_id = %context.request_id,
-        "request"
-    );
+    let elapsed = started.elapsed();
+    handler.completed(&method, &path, parts.status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "latchkey::access",
+            method = %method,
+            path = %path,
+            status = parts.status.as_u16(),
+            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client = %context.client_ip,
+            "request"
+        )
+    });
     (Response::from_parts(parts, Full::new(body)), close)
 }
 

@@ -28,10 +28,27 @@ impl ReloadableCert {
     /// Loads the files again and, if they are good, uses them for new
     /// handshakes. A bad pair leaves the old certificate in place.
     pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
-        self.current.store(Arc::new(load(cert, key)?));
+        self.install(Self::prepare(cert, key)?);
         Ok(())
     }
+
+    /// Reads and checks a certificate chain and its key (readable, parsed,
+    /// the key matching the leaf) without using them yet, so a reload can
+    /// check everything before it changes anything.
+    pub fn prepare(cert: &Path, key: &Path) -> Result<PreparedCert, String> {
+        Ok(PreparedCert(Arc::new(load(cert, key)?)))
+    }
+
+    /// Uses a prepared pair for every handshake from now on. Connections
+    /// already established keep the certificate they were shown.
+    pub fn install(&self, prepared: PreparedCert) {
+        self.current.store(prepared.0);
+    }
 }
+
+/// A certificate and key that loaded and matched, not yet in use.
+#[derive(Debug)]
+pub struct PreparedCert(Arc<CertifiedKey>);
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

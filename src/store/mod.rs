@@ -19,14 +19,17 @@
 //!   the reads both share, written once over redb's `ReadableTable`;
 //! - `writes.rs`: the writes of a [`WriteTx`];
 //! - `commit.rs`: the group commit ([`Store::write_grouped`]);
-//! - `keyfile.rs`: the master key file beside the store.
+//! - `keyfile.rs`: the master key file beside the store;
+//! - `backup.rs`: the online snapshot and the checks behind `verify`.
 
+pub mod backup;
 mod commit;
 pub mod keyfile;
 mod migrate;
 mod open;
 mod reads;
 pub mod records;
+mod stats;
 mod tables;
 mod writes;
 

@@ -131,7 +131,7 @@ fn tighten_file(path: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
+pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     let path = path.to_path_buf();
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },

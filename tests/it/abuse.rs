@@ -25,14 +25,6 @@ async fn admin_token_via(srv: &Server, client: &str) -> String {
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-fn limits(per_ip: u32, per_account: u32) -> Layer {
-    Layer {
-        rate_login_per_ip: Some(per_ip),
-        rate_login_per_account: Some(per_account),
-        ..Default::default()
-    }
-}
-
 fn assert_limited(r: &Resp, retry: &str) {
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
     assert_eq!(r.header("retry-after"), Some(retry));
@@ -51,9 +43,10 @@ async fn the_address_limit_trips_at_its_number_and_recovers() {
     assert_limited(&r, "12");
     // Refresh exchanges a credential: the same address limit covers it.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": "lk_rt_x" }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": "lk_rt_x" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // One attempt's credit comes back every 12 s.
@@ -118,7 +111,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
             .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    srv.until_hashes_in_flight(1).await;
     // A place in the pool is taken before any allowance is charged (issue
     // 9, item 7): while it is full, attempts are busy and cost nothing.
     for _ in 0..2 {
@@ -157,11 +150,8 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         srv.admin_token().await
     };
     let events = srv
-        .get("/api/v1/admin/audit?event=login&outcome=failure")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/audit?event=login&outcome=failure")
+        .await;
     for e in events["items"].as_array().unwrap() {
         assert_eq!(e["client_ip"], "127.0.0.1");
     }
@@ -337,12 +327,7 @@ async fn an_admin_ends_a_lock_and_both_are_audited() {
         StatusCode::OK
     );
 
-    let audit = srv
-        .get("/api/v1/admin/audit")
-        .bearer(w.token("admin"))
-        .send()
-        .await
-        .json();
+    let audit = srv.read(w.token("admin"), "/api/v1/admin/audit").await;
     let events: Vec<&Value> = audit["items"].as_array().unwrap().iter().collect();
     let lock = events
         .iter()
@@ -419,7 +404,7 @@ async fn every_refusal_costs_one_hash() {
             .json(&json!({ "username": "reseller1", "password": WORLD_PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    srv.until_hashes_in_flight(1).await;
     for (who, password) in [
         ("nobody", "wrong password"),
         ("reseller2", "wrong password"),

@@ -102,12 +102,7 @@ struct Account {
 async fn accounts(srv: &Server, names: &[&str]) -> Vec<Account> {
     let admin = srv.admin_token().await;
     for role in ["Customer", "Seller"] {
-        let r = srv
-            .post("/api/v1/admin/roles")
-            .bearer(&admin)
-            .json(&json!({ "name": role }))
-            .send()
-            .await;
+        let r = srv.create_role(&admin, role).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     }
     let mut made = Vec::new();
@@ -142,21 +137,23 @@ fn three_others(i: usize) -> [&'static Doc; 3] {
     [1, 2, 3].map(|k| &DOCS[(i + k) % DOCS.len()])
 }
 
-fn retry_after(r: &Resp) -> u64 {
-    r.header("retry-after")
-        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
-        .parse()
-        .expect("Retry-After in seconds")
+/// A refusal by a rate limit in `doc`'s words, after three failures
+/// through the other documents, with a `Retry-After`.
+fn assert_limited(doc: &Doc, r: &Resp) {
+    assert_eq!(
+        r.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{} after three failures elsewhere: {}",
+        doc.name,
+        r.text()
+    );
+    assert!((doc.limited)(&r.json()), "{}: {}", doc.name, r.text());
+    assert!(retry_after(r) >= 1);
 }
 
 #[tokio::test]
 async fn one_identifier_limit_covers_every_login_route() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_account: Some(3),
-        rate_login_per_ip: Some(10_000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(10_000, 3)).await;
     let people = accounts(&srv, &["a0", "a1", "a2", "a3", "a4"]).await;
     for (i, (doc, who)) in DOCS.iter().zip(&people).enumerate() {
         for other in three_others(i) {
@@ -164,26 +161,13 @@ async fn one_identifier_limit_covers_every_login_route() {
             assert_eq!(r.status, other.wrong, "{}: {}", other.name, r.text());
         }
         let r = attempt(&srv, doc, &who.email, PASSWORD).await;
-        assert_eq!(
-            r.status,
-            StatusCode::TOO_MANY_REQUESTS,
-            "{} after three failures elsewhere: {}",
-            doc.name,
-            r.text()
-        );
-        assert!((doc.limited)(&r.json()), "{}: {}", doc.name, r.text());
-        assert!(retry_after(&r) >= 1);
+        assert_limited(doc, &r);
     }
 }
 
 #[tokio::test]
 async fn one_address_limit_covers_every_login_route() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 10_000)).await;
     let people = accounts(&srv, &["b0", "b1", "b2", "b3"]).await;
     for (i, doc) in DOCS.iter().enumerate() {
         // A full allowance (the set-up's and the last round's attempts
@@ -194,15 +178,7 @@ async fn one_address_limit_covers_every_login_route() {
             assert_eq!(r.status, other.wrong, "{}: {}", other.name, r.text());
         }
         let r = attempt(&srv, doc, &people[3].email, PASSWORD).await;
-        assert_eq!(
-            r.status,
-            StatusCode::TOO_MANY_REQUESTS,
-            "{} after three failures elsewhere: {}",
-            doc.name,
-            r.text()
-        );
-        assert!((doc.limited)(&r.json()), "{}: {}", doc.name, r.text());
-        assert!(retry_after(&r) >= 1);
+        assert_limited(doc, &r);
     }
 }
 
@@ -210,9 +186,7 @@ async fn one_address_limit_covers_every_login_route() {
 async fn one_lockout_covers_every_login_route() {
     let srv = Server::start_with(Layer {
         lockout_threshold: Some(3),
-        rate_login_per_ip: Some(10_000),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
+        ..limits(10_000, 10_000)
     })
     .await;
     let people = accounts(&srv, &["c0", "c1", "c2", "c3", "c4"]).await;
@@ -314,10 +288,7 @@ async fn sign_in_everywhere(srv: &Server, who: &Account) -> Vec<Credential> {
     );
 
     let v1 = ok(
-        &srv.post("/api/v1/auth/login")
-            .json(&json!({ "username": who.username, "password": PASSWORD }))
-            .send()
-            .await,
+        &srv.try_login(&who.username, PASSWORD).await,
         "/api/v1/auth/login",
     );
     assert_eq!(v1["user"]["id"], who.id.as_str());
@@ -370,15 +341,10 @@ async fn api_key(srv: &Server, token: &str) -> Credential {
     }
 }
 
-/// `GET /api/v1/auth/me` with the credential as Bearer.
-async fn me(srv: &Server, token: &str) -> Resp {
-    srv.get(ME).bearer(token).send().await
-}
-
 /// Asserts that every use of `c` is refused: as Bearer, in `?token=`, and
 /// its refresh token.
 async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
-    let r = me(srv, &c.token).await;
+    let r = srv.me(&c.token).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}: {}", c.from);
     let r = srv.get(&format!("{ME}?token={}", c.token)).send().await;
     assert_eq!(
@@ -388,11 +354,7 @@ async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
         c.from
     );
     if let Some((path, field, refresh)) = &c.refresh {
-        let r = srv
-            .post(path)
-            .json(&json!({ *field: refresh }))
-            .send()
-            .await;
+        let r = srv.post_json(path, &json!({ *field: refresh })).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
@@ -405,7 +367,7 @@ async fn assert_refused(srv: &Server, c: &Credential, why: &str) {
 
 /// Asserts that `c` still names `who`.
 async fn assert_accepted(srv: &Server, c: &Credential, who: &Account, why: &str) {
-    let r = me(srv, &c.token).await;
+    let r = srv.me(&c.token).await;
     assert_eq!(r.status, StatusCode::OK, "{why}: {}: {}", c.from, r.text());
     assert_eq!(r.json()["id"], who.id.as_str(), "{why}: {}", c.from);
 }
@@ -418,7 +380,7 @@ async fn every_document_signs_in_the_same_account() {
     let mut credentials = sign_in_everywhere(&srv, casey).await;
     credentials.push(api_key(&srv, &credentials[4].token).await);
     for c in &credentials {
-        let r = me(&srv, &c.token).await;
+        let r = srv.me(&c.token).await;
         assert_eq!(r.status, StatusCode::OK, "{}: {}", c.from, r.text());
         let body = r.json();
         assert_eq!(body["id"], casey.id.as_str(), "{}", c.from);
@@ -441,9 +403,7 @@ async fn every_document_signs_in_the_same_account() {
 /// Limits no test here should meet.
 fn roomy() -> Layer {
     Layer {
-        rate_login_per_ip: Some(10_000),
-        rate_login_per_account: Some(10_000),
-        ..Default::default()
+        ..limits(10_000, 10_000)
     }
 }
 
@@ -480,9 +440,10 @@ async fn login_refused(srv: &Server, doc: &Doc, who: &Account) -> bool {
         _ => &who.email,
     };
     let r = srv
-        .post(doc.path)
-        .json(&json!({ doc.id_field: identifier, "password": PASSWORD }))
-        .send()
+        .post_json(
+            doc.path,
+            &json!({ doc.id_field: identifier, "password": PASSWORD }),
+        )
         .await;
     !r.status.is_success()
 }
@@ -509,9 +470,10 @@ async fn disabling_or_deleting_the_account_ends_every_documents_credentials() {
         credentials.push(api_key(&srv, &credentials[4].token).await);
         // A role choice still open from the login just made.
         let r = srv
-            .post("/api/account/roles")
-            .json(&json!({ "email": who.email, "password": PASSWORD }))
-            .send()
+            .post_json(
+                "/api/account/roles",
+                &json!({ "email": who.email, "password": PASSWORD }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK);
 
@@ -554,20 +516,16 @@ async fn an_api_key_is_not_a_login_for_choosing_a_role() {
         json!({ "name": "plain" }),
     ];
     for body in keys {
-        let r = srv
-            .post("/api/v1/auth/keys")
-            .bearer(token)
-            .json(&body)
-            .send()
-            .await;
+        let r = srv.post_as(token, "/api/v1/auth/keys", &body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
         for role in ["Customer", "Seller"] {
             let r = srv
-                .post("/api/account/token")
-                .bearer(&key)
-                .json(&json!({ "accountId": casey.id, "role": role }))
-                .send()
+                .post_as(
+                    &key,
+                    "/api/account/token",
+                    &json!({ "accountId": casey.id, "role": role }),
+                )
                 .await;
             assert_eq!(
                 r.status,

@@ -655,7 +655,7 @@ async fn switching_roles_stays_in_one_session_and_one_logout_ends_it() {
     ] {
         let r = token(&srv, Some(phone), Some(t), &casey.id, "Customer").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
-        let r = srv.get("/api/v1/auth/me").bearer(t).send().await;
+        let r = srv.me(t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {}", r.text());
     }
     // The other login is another session, untouched.
@@ -827,38 +827,22 @@ async fn the_documented_curl_examples_work() {
 #[tokio::test]
 async fn an_opaque_token_of_the_account_also_proves_the_login() {
     let srv = Server::start().await;
-    let opaque = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
-    let token = opaque["token"].as_str().unwrap().to_string();
-    let me = srv
-        .get("/api/v1/auth/me")
-        .bearer(&token)
-        .send()
-        .await
-        .json();
+    let token = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let me = srv.read(&token, "/api/v1/auth/me").await;
     let r = srv
-        .post("/api/account/token")
-        .bearer(&token)
-        .json(&json!({ "accountId": me["id"], "role": "admin" }))
-        .send()
+        .post_as(
+            &token,
+            "/api/account/token",
+            &json!({ "accountId": me["id"], "role": "admin" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let jwt = r.json().as_str().unwrap().to_string();
-    assert_eq!(
-        srv.get("/api/v1/auth/me").bearer(&jwt).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(&jwt).await.status, StatusCode::OK);
     // Same session: ending the opaque token's session ends the chosen one.
     let r = srv.post("/api/v1/auth/logout").bearer(&token).send().await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(
-        srv.get("/api/v1/auth/me").bearer(&jwt).send().await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(srv.me(&jwt).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -869,9 +853,10 @@ async fn choosing_a_role_is_under_the_address_rate_limit() {
     })
     .await;
     let roles = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
         .await
         .json();
     let choose = || {

@@ -7,8 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
@@ -94,9 +92,7 @@ async fn create_account(srv: &Server, username: &str) -> u64 {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let id = r.json()["id"].as_str().expect("id").to_string();
     let r = srv
-        .get(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["number"].as_u64().expect("number")
@@ -145,32 +141,6 @@ fn assert_body(r: &Resp, status: StatusCode, body: &Value) {
     assert_eq!(r.status, status, "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(&r.json(), body);
-}
-
-/// A JWT: three base64url parts, the first two JSON objects.
-fn assert_jwt(token: &str) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWT: {token}");
-    for (i, part) in parts.iter().enumerate() {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap_or_else(|e| panic!("part {i} of {token} is not base64url: {e}"));
-        if i < 2 {
-            let json: Value = serde_json::from_slice(&bytes).expect("JWT part is JSON");
-            assert!(json.is_object(), "JWT part {i}: {json}");
-        } else {
-            assert!(!bytes.is_empty(), "empty signature");
-        }
-    }
-}
-
-/// An RFC 3339 UTC timestamp ("...Z"); returns its Unix seconds.
-fn rfc3339_utc(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
-    assert!(s.ends_with('Z'), "not UTC: {s}");
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {s}"))
-        .unix_timestamp()
 }
 
 /// A success body as documented: exactly the documented fields, of the
@@ -340,12 +310,7 @@ async fn wrong_password_and_unknown_username_are_the_same_401() {
 
 #[tokio::test]
 async fn too_many_login_attempts_get_the_documented_429() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 1000)).await;
     for i in 0..3 {
         let r = login(&srv, &format!("someone{i}"), "wrong_password").await;
         assert_body(&r, StatusCode::UNAUTHORIZED, &invalid_credentials());

@@ -7,8 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
@@ -176,32 +174,6 @@ fn assert_detail(r: &Resp, status: StatusCode) -> String {
     let detail = body["detail"].as_str().expect("detail is a string");
     assert!(!detail.is_empty(), "empty detail");
     detail.to_string()
-}
-
-/// A JWT: three base64url parts, the first two JSON objects.
-fn assert_jwt(token: &str) {
-    let parts: Vec<&str> = token.split('.').collect();
-    assert_eq!(parts.len(), 3, "not a JWT: {token}");
-    for (i, part) in parts.iter().enumerate() {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(part)
-            .unwrap_or_else(|e| panic!("part {i} of {token} is not base64url: {e}"));
-        if i < 2 {
-            let json: Value = serde_json::from_slice(&bytes).expect("JWT part is JSON");
-            assert!(json.is_object(), "JWT part {i}: {json}");
-        } else {
-            assert!(!bytes.is_empty(), "empty signature");
-        }
-    }
-}
-
-/// An RFC 3339 UTC timestamp ("...Z"); returns its Unix seconds.
-fn rfc3339_utc(v: &Value) -> i64 {
-    let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
-    assert!(s.ends_with('Z'), "not UTC: {s}");
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {s}"))
-        .unix_timestamp()
 }
 
 #[tokio::test]
@@ -497,12 +469,7 @@ async fn a_locked_or_disabled_account_gets_403_with_a_detail() {
 
 #[tokio::test]
 async fn too_many_login_attempts_get_429_with_retry_after() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(3),
-        rate_login_per_account: Some(1000),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(3, 1000)).await;
     for _ in 0..3 {
         let r = login(&srv, ADMIN_EMAIL, "wrong-password").await;
         assert_detail(&r, StatusCode::UNPROCESSABLE_ENTITY);

@@ -126,26 +126,6 @@ async fn token_of(srv: &Server, account: &Account) -> String {
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-/// The field names of an object, sorted.
-fn fields(v: &Value) -> Vec<String> {
-    let mut names: Vec<String> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect();
-    names.sort();
-    names
-}
-
-/// The `Retry-After` of a response, in seconds.
-fn retry_after(r: &Resp) -> u64 {
-    r.header("retry-after")
-        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
-        .parse()
-        .expect("Retry-After in seconds")
-}
-
 #[tokio::test]
 async fn json_and_form_logins_answer_the_documented_success_shape() {
     let srv = Server::start().await;
@@ -361,7 +341,7 @@ async fn the_token_works_as_a_bearer_header_and_as_a_token_parameter() {
         let who = &people[0];
         let token = token_of(&srv, who).await;
 
-        let by_header = srv.get(ME).bearer(&token).send().await;
+        let by_header = srv.me(&token).await;
         assert_eq!(by_header.status, StatusCode::OK, "{}", by_header.text());
         let me = by_header.json();
         assert_eq!(me["id"], who.id.as_str());
@@ -388,7 +368,7 @@ async fn the_token_works_as_a_bearer_header_and_as_a_token_parameter() {
         for bad in [forged.as_str(), "rH8xoroj1-yCQM4uuRGT", ""] {
             let r = srv.get(&format!("{ME}?token={bad}")).send().await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "?token={bad}");
-            let r = srv.get(ME).bearer(bad).send().await;
+            let r = srv.me(bad).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "Bearer {bad}");
         }
     }

@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-const LOGIN: &str = "/api/v1/auth/login";
 const REFRESH: &str = "/api/v1/auth/refresh";
 const LOGOUT: &str = "/api/v1/auth/logout";
 const KEYS: &str = "/api/v1/auth/keys";
@@ -96,10 +95,7 @@ async fn jane(srv: &Server) -> String {
 }
 
 async fn login(srv: &Server, username: &str, password: &str) -> Resp {
-    srv.post(LOGIN)
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
+    srv.try_login(username, password).await
 }
 
 async fn refresh(srv: &Server, refresh_token: &str) -> Resp {

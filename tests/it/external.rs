@@ -223,17 +223,35 @@ pub(crate) fn ms_token_in(app: &str, tenant: &str) -> String {
 }
 
 pub(crate) async fn google(srv: &Server, email: &str, token: &str) -> Resp {
-    srv.post("/api/auth/google/token")
-        .json(&json!({ "email": email, "google_access_token": token }))
-        .send()
-        .await
+    let body = json!({ "email": email, "google_access_token": token });
+    srv.post_json("/api/auth/google/token", &body).await
 }
 
 pub(crate) async fn microsoft(srv: &Server, email: &str, token: &str) -> Resp {
-    srv.post("/api/auth/microsoft/token")
-        .json(&json!({ "email": email, "microsoft_access_token": token }))
-        .send()
-        .await
+    let body = json!({ "email": email, "microsoft_access_token": token });
+    srv.post_json("/api/auth/microsoft/token", &body).await
+}
+
+/// Has the stand-in vouch for `email` as Google subject `sub`, signs in
+/// with Google as `email`, asserts it worked, and returns the answer.
+pub(crate) async fn google_signs_in(
+    provider: &StandIn,
+    srv: &Server,
+    email: &str,
+    sub: &str,
+) -> Resp {
+    provider.answer(Answer::Json(200, google_info(email, sub)));
+    let r = google(srv, email, GOOGLE_TOKEN).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r
+}
+
+/// A provider stand-in, a server that trusts it, and the [`World`] on it.
+pub(crate) async fn world_with_provider() -> (StandIn, Server, World) {
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(provider.layer()).await;
+    let w = World::build(&srv).await;
+    (provider, srv, w)
 }
 
 pub(crate) fn assert_refused(r: &Resp) {
@@ -255,7 +273,7 @@ async fn google_sign_in_matches_then_is_keyed_by_sub() {
     let body = r.json();
     assert_eq!(body["user_id"], 1);
     let token = body["token"].as_str().unwrap();
-    let me = srv.get("/api/v1/auth/me").bearer(token).send().await;
+    let me = srv.me(token).await;
     assert_eq!(me.json()["username"], ADMIN);
 
     // The token went in a POST body to tokeninfo, never in the URL.
@@ -278,11 +296,8 @@ async fn google_sign_in_matches_then_is_keyed_by_sub() {
     // Every attempt is in the audit log with the provider's name.
     let admin = srv.admin_token().await;
     let audit = srv
-        .get("/api/v1/admin/audit?event=external_login")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/audit?event=external_login")
+        .await;
     let items = audit["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
     assert!(
@@ -477,9 +492,7 @@ async fn microsoft_sign_in_checks_the_app_and_the_mailbox() {
 
 #[tokio::test]
 async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     provider.answer(Answer::Json(
         200,
         google_info("stranger@example.com", "s-stranger"),
@@ -524,11 +537,8 @@ async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
     let r = google(&srv2, "new.person@example.com", GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let me = srv2
-        .get("/api/v1/auth/me")
-        .bearer(r.json()["token"].as_str().unwrap())
-        .send()
-        .await
-        .json();
+        .read(r.json()["token"].as_str().unwrap(), "/api/v1/auth/me")
+        .await;
     assert_eq!(me["email"], "new.person@example.com");
     assert_eq!(me["roles"], json!(["user"]));
     assert_eq!(me["merchant_id"], "mer_1a");
@@ -550,9 +560,10 @@ async fn a_provider_without_client_ids_is_switched_off() {
         json!({ "error": "Google sign-in is not enabled" })
     );
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(provider.seen().is_empty());
@@ -570,34 +581,33 @@ async fn the_canonical_exchange_answers_like_its_login() {
     let srv = Server::start_with(provider.layer()).await;
     provider.answer(Answer::Json(200, google_info(ADMIN_EMAIL, "sub-canonical")));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = r.json();
     assert_eq!(body["expires_in"], 900);
     assert_eq!(body["user"]["username"], ADMIN);
     assert!(body["refreshToken"].as_str().unwrap().starts_with("lk_rt_"));
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(body["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(body["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
 
     provider.answer(Answer::Json(200, google_info("other@example.com", "x")));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     let r = srv
-        .post("/api/v1/auth/external/facebook")
-        .json(&json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/facebook",
+            &json!({ "email": ADMIN_EMAIL, "access_token": GOOGLE_TOKEN }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "Unknown identity provider" }));
@@ -643,9 +653,7 @@ async fn form_parameters_work_as_the_document_shows() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .post("/api/auth/google/token")
-        .json(&json!({ "email": ADMIN_EMAIL }))
-        .send()
+        .post_json("/api/auth/google/token", &json!({ "email": ADMIN_EMAIL }))
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(

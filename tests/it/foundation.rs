@@ -9,11 +9,7 @@ use crate::harness::*;
 #[tokio::test]
 async fn login_me_refresh_logout_and_old_token_refused() {
     let srv = Server::start().await;
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let body = r.json();
@@ -24,7 +20,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     assert_eq!(body["user"]["email"], ADMIN_EMAIL);
     let id = body["user"]["id"].as_str().unwrap().to_string();
 
-    let me = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let me = srv.me(&token).await;
     assert_eq!(me.status, StatusCode::OK);
     let me = me.json();
     assert_eq!(me["id"], id.as_str());
@@ -32,9 +28,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     assert!(me.get("password_hash").is_none());
 
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -50,7 +44,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     // Both access tokens of the session are refused from now on, on every
     // protected route.
     for t in [&token, &token2] {
-        let r = srv.get("/api/v1/auth/me").bearer(t).send().await;
+        let r = srv.me(t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(
             r.header("www-authenticate"),
@@ -62,9 +56,10 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     }
     // And the session's refresh token is dead too.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": rotated["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": rotated["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
@@ -81,16 +76,8 @@ async fn username_may_be_the_email_in_any_case() {
 #[tokio::test]
 async fn wrong_username_and_wrong_password_look_the_same() {
     let srv = Server::start().await;
-    let wrong_user = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "nobody", "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
-    let wrong_password = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "not the password" }))
-        .send()
-        .await;
+    let wrong_user = srv.try_login("nobody", ADMIN_PASSWORD).await;
+    let wrong_password = srv.try_login(ADMIN, "not the password").await;
     assert_eq!(wrong_user.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_password.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong_user.body, wrong_password.body);
@@ -153,9 +140,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     let access = login["token"].as_str().unwrap().to_string();
 
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": first }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let second = r.json()["refreshToken"].as_str().unwrap().to_string();
@@ -164,9 +149,7 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     // The rotated-out token is refused, and presenting it revokes the
     // whole session: the current refresh token and every access token die.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": first }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -174,22 +157,16 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
         json!({ "error": "Invalid or expired refresh token" })
     );
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": second }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": second }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for t in [&access, &access2] {
-        let r = srv.get("/api/v1/auth/me").bearer(t).send().await;
+        let r = srv.me(t).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // Another session of the same account is untouched.
     let other = srv.login(ADMIN, ADMIN_PASSWORD).await;
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(other["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(other["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -206,11 +183,7 @@ async fn refresh_rejects_garbage() {
         let r = srv.post("/api/v1/auth/refresh").json(&bad).send().await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{bad}");
     }
-    let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({}))
-        .send()
-        .await;
+    let r = srv.post_json("/api/v1/auth/refresh", &json!({})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -219,10 +192,10 @@ async fn access_token_expires_after_its_lifetime() {
     let srv = Server::start().await;
     let token = srv.admin_token().await;
     srv.advance(900 + 29);
-    let r = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::OK, "within the leeway");
     srv.advance(2);
-    let r = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.header("www-authenticate"),
@@ -246,17 +219,16 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     let idle = srv.login(ADMIN, ADMIN_PASSWORD).await;
     srv.advance(3601);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": idle["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": idle["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Refreshed in time, it keeps going, but never past the session's end.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(
         r.status,
@@ -268,9 +240,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     for _ in 0..2 {
         srv.advance(3000);
         let r = srv
-            .post("/api/v1/auth/refresh")
-            .json(&json!({ "refreshToken": refresh }))
-            .send()
+            .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
             .await;
         assert_eq!(r.status, StatusCode::OK);
         refresh = r.json()["refreshToken"].as_str().unwrap().to_string();
@@ -278,9 +248,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     // 6000 s into the session, which ends at 10800 s.
     srv.advance(3000);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let last = r.json();
@@ -290,9 +258,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     refresh = last["refreshToken"].as_str().unwrap().to_string();
     srv.advance(1801);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": refresh }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
         .await;
     // The refresh token alone would live until 12600 s; the session's end
     // is what refuses it.
@@ -303,28 +269,15 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     );
 }
 
-fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 #[tokio::test]
 async fn forged_and_foreign_tokens_are_refused() {
     let srv = Server::start().await;
     let login = srv.login(ADMIN, ADMIN_PASSWORD).await;
     let token = login["token"].as_str().unwrap();
     let parts: Vec<&str> = token.split('.').collect();
-    let header: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[0])
-            .unwrap(),
-    )
-    .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&unb64(parts[0])).unwrap();
     let kid = header["kid"].as_str().unwrap();
-    let mut claims: serde_json::Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, parts[1])
-            .unwrap(),
-    )
-    .unwrap();
+    let mut claims: serde_json::Value = serde_json::from_slice(&unb64(parts[1])).unwrap();
 
     // alg none with the same claims.
     let none = format!(
@@ -359,7 +312,7 @@ async fn forged_and_foreign_tokens_are_refused() {
     let refresh = login["refreshToken"].as_str().unwrap().to_string();
 
     for bad in [none, hs, tampered, huge, refresh, "garbage".to_string()] {
-        let r = srv.get("/api/v1/auth/me").bearer(&bad).send().await;
+        let r = srv.me(&bad).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
@@ -384,7 +337,7 @@ async fn forged_and_foreign_tokens_are_refused() {
     // A token signed by another latchkey (another key) is refused.
     let other = Server::start().await;
     let foreign = other.admin_token().await;
-    let r = srv.get("/api/v1/auth/me").bearer(&foreign).send().await;
+    let r = srv.me(&foreign).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 

@@ -32,25 +32,14 @@ async fn slow_hashing() -> Server {
     .await
 }
 
-async fn wait_in_flight(srv: &Server, n: usize) {
-    while srv.running().hashes_in_flight() < n {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
-async fn wait_idle(srv: &Server) {
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-}
-
 /// Issues an S2S token as the admin; returns (token, id).
 async fn s2s_token(srv: &Server, admin: &str, name: &str) -> (String, String) {
     let r = srv
-        .post("/s2s-token")
-        .bearer(admin)
-        .json(&json!({ "name": name, "role": "reseller", "reseller_id": "res_1" }))
-        .send()
+        .post_as(
+            admin,
+            "/s2s-token",
+            &json!({ "name": name, "role": "reseller", "reseller_id": "res_1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
@@ -90,37 +79,22 @@ async fn a_resellers_reset_does_not_land_on_an_account_promoted_out_of_reach_mea
             json!({ "reseller_id": "res_1" }),
         )
         .await;
-    wait_idle(&srv).await;
+    srv.until_pool_idle().await;
     let reset = tokio::spawn(
         srv.post(&format!("{USERS}/{id}/password"))
             .bearer(&reseller)
             .json(&json!({ "password": NEW_PASSWORD }))
             .send(),
     );
-    wait_in_flight(&srv, 1).await;
-    let r = srv
-        .send_as(
-            &admin,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({"roles": ["admin"]})),
-        )
-        .await;
+    srv.until_hashes_in_flight(1).await;
+    let r = srv.set_roles(&admin, &id, &["admin"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let reset = reset.await.expect("reset");
     // Answered as the snapshot check answers an account out of scope.
     assert_eq!(reset.status, StatusCode::NOT_FOUND, "{}", reset.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops", "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("ops", NEW_PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("ops", PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
 }
 
@@ -137,7 +111,7 @@ impl OnAccount {
     async fn run(self, core: &Core, p: &Principal, id: Uuid, key: &str) -> Result<(), Error> {
         match self {
             OnAccount::Unlock => core.admin_unlock(p, id).await.map(drop),
-            OnAccount::RevokeSessions => core.admin_revoke_sessions(p, id, None).await.map(drop),
+            OnAccount::RevokeSessions => core.revoke_user_sessions(p, id).await.map(drop),
             OnAccount::DeleteKey => core.admin_delete_user_key(p, id, key).await,
             OnAccount::SetPassword => core.admin_set_password(p, id, NEW_PASSWORD, None).await,
         }
@@ -197,7 +171,7 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
             // Hold the writer until told to change the account.
             let (held_tx, held) = std::sync::mpsc::channel::<()>();
             let (go, go_rx) = std::sync::mpsc::channel::<()>();
-            let store = core.store.clone();
+            let store = core.store().clone();
             let holder = std::thread::spawn(move || {
                 store.write(|tx| {
                     let _ = held_tx.send(());
@@ -228,27 +202,19 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
 
             // And nothing was done to it.
             let path = format!("{USERS}/{id}");
-            let sessions = srv
-                .send_as(&admin, Method::GET, &format!("{path}/sessions"), None)
-                .await;
+            let sessions = srv.get_as(&admin, &format!("{path}/sessions")).await;
             assert_eq!(
                 sessions.json()["items"].as_array().map(Vec::len),
                 Some(1),
                 "{op:?} {how}"
             );
-            let keys = srv
-                .send_as(&admin, Method::GET, &format!("{path}/keys"), None)
-                .await;
+            let keys = srv.get_as(&admin, &format!("{path}/keys")).await;
             assert_eq!(
                 keys.json()["items"].as_array().map(Vec::len),
                 Some(1),
                 "{op:?} {how}"
             );
-            let login = srv
-                .post("/api/v1/auth/login")
-                .json(&json!({ "username": name, "password": PASSWORD }))
-                .send()
-                .await;
+            let login = srv.try_login(&name, PASSWORD).await;
             assert_eq!(
                 login.status,
                 StatusCode::OK,
@@ -256,9 +222,10 @@ async fn a_managers_change_lands_only_on_an_account_still_in_its_scope() {
                 login.text()
             );
             let r = srv
-                .get(&format!("/api/v1/admin/audit?target={id}&limit=100"))
-                .bearer(&admin)
-                .send()
+                .get_as(
+                    &admin,
+                    &format!("/api/v1/admin/audit?target={id}&limit=100"),
+                )
                 .await;
             let events: Vec<String> = r.json()["items"]
                 .as_array()
@@ -289,7 +256,7 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
     let admin = world.token("admin").to_string();
     let reseller = world.token("reseller1").to_string();
     let reseller_id = world.get("reseller1").id.clone();
-    wait_idle(&srv).await;
+    srv.until_pool_idle().await;
     let create = tokio::spawn(
         srv.post(USERS)
             .bearer(&reseller)
@@ -299,29 +266,16 @@ async fn a_disabled_resellers_account_creation_in_flight_is_refused() {
             )
             .send(),
     );
-    wait_in_flight(&srv, 1).await;
+    srv.until_hashes_in_flight(1).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            &format!("{USERS}/{reseller_id}/disable"),
-            None,
-        )
+        .act_as(&admin, &format!("{USERS}/{reseller_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let create = create.await.expect("create");
     assert_eq!(create.status, StatusCode::UNAUTHORIZED, "{}", create.text());
-    let r = srv
-        .get(&format!("{USERS}?q=sleeper"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}?q=sleeper")).await;
     assert_eq!(r.json()["items"], json!([]), "the account was stored");
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "sleeper", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("sleeper", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
 }
 
@@ -418,10 +372,10 @@ impl Write {
                 )
                 .await
                 .map(drop),
-            Write::DisableUser => core.admin_set_disabled(p, target, true).await.map(drop),
+            Write::DisableUser => core.disable_user(p, target).await.map(drop),
             Write::SetPassword => core.admin_set_password(p, target, NEW_PASSWORD, None).await,
             Write::Unlock => core.admin_unlock(p, target).await.map(drop),
-            Write::RevokeSessions => core.admin_revoke_sessions(p, target, None).await.map(drop),
+            Write::RevokeSessions => core.revoke_user_sessions(p, target).await.map(drop),
             Write::CreateMerchant => core
                 .create_merchant(p, Some(format!("mer_new{n}")), None, "New")
                 .await
@@ -511,13 +465,9 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
                 id.clone(),
             ),
             CredentialKind::OpaqueToken => {
-                let r = srv
-                    .post("/api/auth/token")
-                    .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
-                    .send()
+                let token = srv
+                    .opaque_token(&format!("{name}@example.com"), PASSWORD)
                     .await;
-                assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-                let token = r.json()["token"].as_str().expect("token").to_string();
                 (token, String::new(), id.clone())
             }
             CredentialKind::ApiKey => {
@@ -537,54 +487,27 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
         assert_eq!(principal.kind, kind);
 
         let change = match stale {
-            Stale::Disabled => {
-                srv.send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
-                    .await
-            }
-            Stale::Demoted => {
-                srv.send_as(
-                    &admin,
-                    Method::PATCH,
-                    &format!("{USERS}/{id}"),
-                    Some(json!({ "roles": ["user"] })),
-                )
-                .await
-            }
+            Stale::Disabled => srv.act_as(&admin, &format!("{USERS}/{id}/disable")).await,
+            Stale::Demoted => srv.set_roles(&admin, &id, &["user"]).await,
             Stale::Moved => {
-                srv.send_as(
+                srv.patch_as(
                     &admin,
-                    Method::PATCH,
                     &format!("{USERS}/{id}"),
-                    Some(json!({ "reseller_id": "res_2" })),
+                    &json!({ "reseller_id": "res_2" }),
                 )
                 .await
             }
             Stale::SessionsRevoked => {
-                srv.send_as(
-                    &admin,
-                    Method::DELETE,
-                    &format!("{USERS}/{id}/sessions"),
-                    None,
-                )
-                .await
+                srv.delete_as(&admin, &format!("{USERS}/{id}/sessions"))
+                    .await
             }
             Stale::KeyDeleted => {
-                srv.send_as(
-                    &admin,
-                    Method::DELETE,
-                    &format!("{USERS}/{id}/keys/{credential}"),
-                    None,
-                )
-                .await
+                srv.delete_as(&admin, &format!("{USERS}/{id}/keys/{credential}"))
+                    .await
             }
             Stale::S2sRevoked => {
-                srv.send_as(
-                    &admin,
-                    Method::DELETE,
-                    &format!("/api/v1/admin/s2s-tokens/{credential}"),
-                    None,
-                )
-                .await
+                srv.delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{credential}"))
+                    .await
             }
         };
         assert!(
@@ -619,42 +542,22 @@ async fn every_write_refuses_an_actor_that_went_stale_after_authenticating() {
     }
 
     // Nothing any of them tried took effect.
-    let user1a = srv
-        .send_as(&admin, Method::GET, &format!("{USERS}/{target}"), None)
-        .await;
+    let user1a = srv.get_as(&admin, &format!("{USERS}/{target}")).await;
     assert_eq!(user1a.json()["disabled"], json!(false));
     assert_eq!(user1a.json()["attributes"], json!({}));
     let token = world.token("user1a");
-    assert_eq!(
-        srv.get(ME).bearer(token).send().await.status,
-        StatusCode::OK
-    );
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "user1a", "password": WORLD_PASSWORD }))
-        .send()
-        .await;
+    assert_eq!(srv.me(token).await.status, StatusCode::OK);
+    let login = srv.try_login("user1a", WORLD_PASSWORD).await;
     assert_eq!(login.status, StatusCode::OK, "{}", login.text());
-    let merchant = srv
-        .send_as(&admin, Method::GET, "/api/v1/admin/merchants/mer_1a", None)
-        .await;
+    let merchant = srv.get_as(&admin, "/api/v1/admin/merchants/mer_1a").await;
     assert_eq!(merchant.json()["name"], json!("Merchant mer_1a"));
     let merchants = srv
-        .send_as(
-            &admin,
-            Method::GET,
-            "/api/v1/admin/merchants?reseller_id=res_1",
-            None,
-        )
+        .get_as(&admin, "/api/v1/admin/merchants?reseller_id=res_1")
         .await;
     assert_eq!(merchants.json()["items"].as_array().map(Vec::len), Some(2));
-    let r = srv
-        .send_as(&admin, Method::GET, &format!("{USERS}?q=made"), None)
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}?q=made")).await;
     assert_eq!(r.json()["items"], json!([]));
-    let tokens = srv
-        .send_as(&admin, Method::GET, "/api/v1/admin/s2s-tokens", None)
-        .await;
+    let tokens = srv.get_as(&admin, "/api/v1/admin/s2s-tokens").await;
     let tokens = tokens.json();
     let items = tokens["items"].as_array().expect("items");
     let victim = items
@@ -691,11 +594,7 @@ async fn an_s2s_token_cannot_breed_through_an_account_it_makes() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.json()["error"].is_string(), "{}", r.text());
-    let login = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "minted", "password": PASSWORD }))
-        .send()
-        .await;
+    let login = srv.try_login("minted", PASSWORD).await;
     assert_eq!(login.status, StatusCode::UNAUTHORIZED, "{}", login.text());
 }
 
@@ -714,14 +613,8 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
     let (s2s, _) = s2s_token(&srv, &admin, "n").await;
-    let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
-    let admin_id = srv.get(ME).bearer(&admin).send().await.json()["id"]
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_id = srv.read(&admin, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -783,38 +676,19 @@ async fn keys_s2s_tokens_and_url_tokens_cannot_create_accounts_or_set_passwords(
         let r = send(Method::GET, format!("{USERS}/{target}"), json!({})).await;
         assert_eq!(r.status, StatusCode::OK, "{what}: {}", r.text());
     }
-    let r = srv
-        .send_as(&admin, Method::GET, &format!("{USERS}?q=bred"), None)
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}?q=bred")).await;
     assert_eq!(r.json()["items"], json!([]));
     for (name, password) in [("user1a", WORLD_PASSWORD), (ADMIN, ADMIN_PASSWORD)] {
-        let login = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": name, "password": password }))
-            .send()
-            .await;
+        let login = srv.try_login(name, password).await;
         assert_eq!(login.status, StatusCode::OK, "{name}: {}", login.text());
     }
 
     // The admin's own sign-in, in the header, does both.
-    let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            USERS,
-            Some(json!({ "username": "made", "email": "made@example.com",
-                     "password": PASSWORD, "roles": ["user"], "reseller_id": "res_1" })),
-        )
-        .await;
+    let made = json!({ "username": "made", "email": "made@example.com",
+                       "password": PASSWORD, "roles": ["user"], "reseller_id": "res_1" });
+    let r = srv.post_as(&admin, USERS, &made).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            &format!("{USERS}/{target}/password"),
-            Some(json!({ "password": NEW_PASSWORD })),
-        )
-        .await;
+    let r = srv.set_password(&admin, &target, NEW_PASSWORD).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
@@ -828,35 +702,27 @@ async fn a_refused_update_changes_nothing() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            "/api/v1/admin/roles",
-            Some(json!({"name": "support"})),
-        )
+        .post_as(&admin, "/api/v1/admin/roles", &json!({"name": "support"}))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let id = srv
         .create_user(&admin, "bob", PASSWORD, &["user", "support"])
         .await;
     let bob = srv.token_of("bob", PASSWORD).await;
-    assert_eq!(srv.get(ME).bearer(&bob).send().await.status, StatusCode::OK);
+    assert_eq!(srv.me(&bob).await.status, StatusCode::OK);
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{id}"),
-            Some(json!({"roles": ["user"], "username": "admin"})),
+            &json!({"roles": ["user"], "username": "admin"}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    let stored = srv
-        .send_as(&admin, Method::GET, &format!("{USERS}/{id}"), None)
-        .await;
+    let stored = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
     assert_eq!(stored.json()["roles"], json!(["user", "support"]));
     assert_eq!(stored.json()["username"], json!("bob"));
     assert_eq!(
-        srv.get(ME).bearer(&bob).send().await.status,
+        srv.me(&bob).await.status,
         StatusCode::OK,
         "a refused update (409, nothing stored) killed bob's token"
     );

@@ -36,10 +36,11 @@ async fn body_errors_name_the_field_in_each_documents_words_and_never_the_parser
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/v1/admin/resellers")
-        .bearer(&admin)
-        .json(&json!({ "id": "res-x", "name": "X" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/v1/admin/resellers",
+            &json!({ "id": "res-x", "name": "X" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     // (what, path, bearer, body, status, field named, document's shape key)
@@ -483,17 +484,9 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
         )
         .await;
     // The placed admin signs in and fails once.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops-admin", "password": "ops admin password" }))
-        .send()
-        .await;
+    let r = srv.try_login("ops-admin", "ops admin password").await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "ops-admin", "password": "wrong password!" }))
-        .send()
-        .await;
+    let r = srv.try_login("ops-admin", "wrong password!").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let everything = srv.audit(admin).await;
@@ -528,9 +521,10 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
 
     // A deleted account's events leave every view but the admin's.
     let r = srv
-        .delete(&format!("/api/v1/admin/users/{user}"))
-        .bearer(world.token("reseller1"))
-        .send()
+        .delete_as(
+            world.token("reseller1"),
+            &format!("/api/v1/admin/users/{user}"),
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let reseller = srv.audit(world.token("reseller1")).await;
@@ -547,15 +541,7 @@ async fn a_reseller_sees_no_event_of_an_admin_placed_in_its_tenant() {
 
 #[tokio::test]
 async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v2");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in ["latchkey.redb", "master.key"] {
-        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
-    }
+    let (dir, meta) = fixture_store("store-v2");
     let clock = latchkey::domain::Clock::manual(meta["written_at"].as_i64().unwrap() + 60);
     let mut srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
     let admin = srv
@@ -593,17 +579,19 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
     // signs in and chooses it.
     let legacy = &meta["legacy_role"];
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": "lead@example.com", "password": legacy["password"] }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": "lead@example.com", "password": legacy["password"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["roles"], json!([legacy["name"]]));
     let id = r.json()["accountId"].clone();
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": id, "role": legacy["name"] }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": id, "role": legacy["name"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // It can still be given by its exact name; no new one of its form can
@@ -615,12 +603,7 @@ async fn a_schema_2_store_retires_the_tenant_ids_its_audit_log_names() {
                        "password": "another password 1", "roles": [legacy["name"]] }),
     )
     .await;
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "Night Lead" }))
-        .send()
-        .await;
+    let r = srv.create_role(&admin, "Night Lead").await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
 
     srv.stop().await;
@@ -653,12 +636,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         ("ADMIN", 409),          // a built-in role in another case
         ("Reseller", 409),
     ] {
-        let r = srv
-            .post("/api/v1/admin/roles")
-            .bearer(&admin)
-            .json(&json!({ "name": name }))
-            .send()
-            .await;
+        let r = srv.create_role(&admin, name).await;
         assert_eq!(r.status.as_u16(), status, "{name}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{name}: {}", r.text());
         if status == 422 {
@@ -686,11 +664,7 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     assert_eq!(roles_now(&srv).await, before);
     // No account was made by any of those attempts but, at most, one for
     // a built-in role named in another case, which is that built-in role.
-    let r = srv
-        .get("/api/v1/admin/users?limit=1000")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, "/api/v1/admin/users?limit=1000").await;
     for u in r.json()["items"].as_array().unwrap() {
         for role in u["roles"].as_array().unwrap() {
             let role = role.as_str().unwrap();
@@ -702,18 +676,10 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     }
 
     // A legitimate name works, once, in whatever case.
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(&admin)
-        .json(&json!({ "name": "support-TEAM" }))
-        .send()
-        .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
+    let r = srv.create_role(&admin, "support-TEAM").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before + 1);
     let id = srv
@@ -724,21 +690,21 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
         )
         .await;
     let r = srv
-        .get(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;
     assert_eq!(r.json()["roles"], json!(["Support-Team", "user"]));
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": "helper@example.com", "password": "helper password 1" }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": "helper@example.com", "password": "helper password 1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": id, "role": "SUPPORT-team" }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "SUPPORT-team" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
@@ -747,16 +713,15 @@ async fn custom_roles_cannot_imitate_built_in_ones_and_are_found_in_any_case() {
     );
     // Deleting it needs no exact case either (once no account holds it).
     let r = srv
-        .patch(&format!("/api/v1/admin/users/{id}"))
-        .bearer(&admin)
-        .json(&json!({ "roles": ["user"] }))
-        .send()
+        .patch_as(
+            &admin,
+            &format!("/api/v1/admin/users/{id}"),
+            &json!({ "roles": ["user"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .delete("/api/v1/admin/roles/SUPPORT-TEAM")
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, "/api/v1/admin/roles/SUPPORT-TEAM")
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     assert_eq!(roles_now(&srv).await, before);

@@ -5,7 +5,7 @@
 //! admin removed; a key expiry that overflows; an S2S token left without
 //! its tenant.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
@@ -32,9 +32,7 @@ async fn a_login_in_flight_does_not_survive_a_disable() {
         .await;
 
     let login = srv.login_in_flight("mallory", PASSWORD).await;
-    let r = srv
-        .send_as(&admin, Method::POST, &format!("{USERS}/{id}/disable"), None)
-        .await;
+    let r = srv.act_as(&admin, &format!("{USERS}/{id}/disable")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((_, token)) = landed(login).await {
         assert_eq!(
@@ -44,11 +42,7 @@ async fn a_login_in_flight_does_not_survive_a_disable() {
         );
     }
     // The store and every authentication agree: nothing of mallory works.
-    let r = srv
-        .get(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.json()["disabled"], true);
 }
 
@@ -59,37 +53,19 @@ async fn a_login_in_flight_does_not_survive_a_demotion() {
     let id = srv.create_user(&admin, "eve", PASSWORD, &["admin"]).await;
 
     let login = srv.login_in_flight("eve", PASSWORD).await;
-    let r = srv
-        .send_as(
-            &admin,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["user"] })),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     if let Some((body, token)) = landed(login).await {
         assert_ne!(body["user"]["role"], "admin", "{body}");
-        let me = srv.get(ME).bearer(&token).send().await;
+        let me = srv.me(&token).await;
         if me.status == StatusCode::OK {
             assert_eq!(me.json()["credential"]["roles"], json!(["user"]));
         }
         // It cannot promote itself back.
-        let r = srv
-            .send_as(
-                &token,
-                Method::PATCH,
-                &format!("{USERS}/{id}"),
-                Some(json!({ "roles": ["admin"] })),
-            )
-            .await;
+        let r = srv.set_roles(&token, &id, &["admin"]).await;
         assert!(!r.status.is_success(), "{}", r.text());
     }
-    let r = srv
-        .get(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.json()["roles"], json!(["user"]));
 }
 
@@ -101,12 +77,7 @@ async fn a_login_in_flight_does_not_survive_a_revoke_all() {
 
     let login = srv.login_in_flight("trent", PASSWORD).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     if let Some((_, token)) = landed(login).await {
@@ -125,18 +96,15 @@ async fn a_login_in_flight_does_not_survive_a_revoke_all() {
 /// opaque token, a role token from `/api/account/token`, an API key.
 async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static str, String)> {
     let access = srv.token_of(name, PASSWORD).await;
-    let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
-        .send()
+    let opaque = srv
+        .opaque_token(&format!("{name}@example.com"), PASSWORD)
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
     let r = srv
-        .post("/api/account/token")
-        .bearer(&access)
-        .json(&json!({ "accountId": id, "role": "Seller" }))
-        .send()
+        .post_as(
+            &access,
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "Seller" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let role_token = r.json().as_str().expect("a bare token").to_string();
@@ -152,8 +120,9 @@ async fn every_credential(srv: &Server, name: &str, id: &str) -> Vec<(&'static s
 
 async fn with_seller_role(srv: &Server, admin: &str) {
     for role in ["Seller", "Buyer"] {
-        srv.created("/api/v1/admin/roles", admin, &json!({ "name": role }))
-            .await;
+        srv.create_role(admin, role)
+            .await
+            .assert(StatusCode::CREATED);
     }
 }
 
@@ -170,14 +139,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
         assert_eq!(srv.me_status(c).await, StatusCode::OK, "{kind}");
     }
     // Seller is taken away: every credential acting with it is refused.
-    let r = srv
-        .send_as(
-            &admin,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["Buyer"] })),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["Buyer"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for (kind, c) in &credentials {
         assert_eq!(
@@ -188,14 +150,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
     }
     // Given back, nothing of before comes back to life, not even after a
     // new sign-in (the key was deleted with the role).
-    let r = srv
-        .send_as(
-            &admin,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["Seller", "Buyer"] })),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["Seller", "Buyer"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let fresh = srv.token_of("sam", PASSWORD).await;
     assert_eq!(srv.me_status(&fresh).await, StatusCode::OK);
@@ -206,7 +161,7 @@ async fn every_credential_dies_with_the_role_it_acts_with_and_stays_dead() {
             "{kind} after its role came back"
         );
     }
-    let keys = srv.get(KEYS).bearer(&fresh).send().await.json();
+    let keys = srv.read(&fresh, KEYS).await;
     assert_eq!(keys, json!([]));
 }
 
@@ -220,9 +175,7 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
         .await;
     let credentials = every_credential(&srv, "dana", &id).await;
     for path in ["disable", "enable"] {
-        let r = srv
-            .send_as(&admin, Method::POST, &format!("{USERS}/{id}/{path}"), None)
-            .await;
+        let r = srv.act_as(&admin, &format!("{USERS}/{id}/{path}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         for (kind, c) in &credentials {
             assert_eq!(
@@ -236,9 +189,7 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
     let token = srv.token_of("dana", PASSWORD).await;
     assert_eq!(srv.me_status(&token).await, StatusCode::OK);
     // Deleted: that one too.
-    let r = srv
-        .send_as(&admin, Method::DELETE, &format!("{USERS}/{id}"), None)
-        .await;
+    let r = srv.delete_as(&admin, &format!("{USERS}/{id}")).await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(srv.me_status(&token).await, StatusCode::UNAUTHORIZED);
 }
@@ -247,26 +198,20 @@ async fn re_enabling_an_account_resurrects_none_of_its_credentials() {
 async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let id = srv.get(ME).bearer(&admin).send().await.json()["id"]
+    let id = srv.read(&admin, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
     // The admin chooses a token limited to `user`.
-    let r = srv
-        .send_as(
-            &admin,
-            Method::PATCH,
-            &format!("{USERS}/{id}"),
-            Some(json!({ "roles": ["admin", "user"] })),
-        )
-        .await;
+    let r = srv.set_roles(&admin, &id, &["admin", "user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let admin = srv.admin_token().await;
     let r = srv
-        .post("/api/account/token")
-        .bearer(&admin)
-        .json(&json!({ "accountId": id, "role": "user" }))
-        .send()
+        .post_as(
+            &admin,
+            "/api/account/token",
+            &json!({ "accountId": id, "role": "user" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let user_token = r.json().as_str().expect("token").to_string();
@@ -275,7 +220,7 @@ async fn a_key_carries_at_most_the_roles_of_the_token_that_made_it() {
     let r = srv.post(KEYS).bearer(&user_token).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
-    let me = srv.get(ME).bearer(&key).send().await.json();
+    let me = srv.read(&key, ME).await;
     assert_eq!(me["credential"]["roles"], json!(["user"]), "{me}");
     assert_eq!(
         srv.get(USERS).bearer(&key).send().await.status,
@@ -305,13 +250,7 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     // From the query string: refused; the same token in the header works.
     let r = srv.post(&format!("{KEYS}?token={opaque}")).send().await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -321,10 +260,11 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
 
     let r = srv
-        .post("/s2s-token")
-        .bearer(&admin)
-        .json(&json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" }))
-        .send()
+        .post_as(
+            &admin,
+            "/s2s-token",
+            &json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let s2s = r.json()["token"].as_str().expect("token").to_string();
@@ -334,22 +274,19 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{what}");
         let r = srv
-            .post("/s2s-token")
-            .bearer(bearer)
-            .json(&json!({ "name": "child", "role": "reseller", "reseller_id": "res_1" }))
-            .send()
+            .post_as(
+                bearer,
+                "/s2s-token",
+                &json!({ "name": "child", "role": "reseller", "reseller_id": "res_1" }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text());
         assert!(r.json()["detail"].is_string(), "{what}");
     }
     // Only the admin's two S2S issuances... one: nothing else was stored.
-    let r = srv
-        .get("/api/v1/admin/s2s-tokens")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, "/api/v1/admin/s2s-tokens").await;
     assert_eq!(r.json()["items"].as_array().map(Vec::len), Some(1));
-    let keys = srv.get(KEYS).bearer(&admin).send().await.json();
+    let keys = srv.read(&admin, KEYS).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(1), "{keys}");
 }
 
@@ -376,13 +313,13 @@ async fn an_account_holds_at_most_the_configured_number_of_keys() {
         "{}",
         r.text()
     );
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
     // An expired key does not count, and is gone from the list.
     srv.advance(61);
     let r = srv.post(KEYS).bearer(&admin).send().await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
 }
 
@@ -402,10 +339,7 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         json!(12.5),
     ] {
         let r = srv
-            .post(KEYS)
-            .bearer(&admin)
-            .json(&json!({ "expiresIn": huge }))
-            .send()
+            .post_as(&admin, KEYS, &json!({ "expiresIn": huge }))
             .await;
         assert_eq!(
             r.status,
@@ -427,7 +361,7 @@ async fn a_key_lifetime_beyond_the_maximum_is_refused_not_wrapped() {
         .unix_timestamp();
     assert_eq!(parsed, srv.clock.now() + max, "{at}");
     // Nothing was stored by the refusals.
-    let listed = srv.get(KEYS).bearer(&admin).send().await.json();
+    let listed = srv.read(&admin, KEYS).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 }
 
@@ -476,12 +410,7 @@ async fn an_s2s_token_lives_as_long_as_asked_at_most_the_cap() {
     };
     assert_eq!(rfc(&short["expires_at"]), now + 60, "{short}");
     assert_eq!(rfc(&default["expires_at"]), now + 3600, "{default}");
-    let listed = srv
-        .get("/api/v1/admin/s2s-tokens")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+    let listed = srv.read(&admin, "/api/v1/admin/s2s-tokens").await;
     let mut ends: Vec<i64> = listed["items"]
         .as_array()
         .expect("items")
@@ -508,12 +437,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
     let w = World::build(&srv).await;
     let admin = srv.admin_token().await;
     let reseller = w.get("reseller1");
-    let r = srv
-        .post("/s2s-token")
-        .bearer(&reseller.token)
-        .json(&json!({ "name": "feed", "role": "merchant", "reseller_id": "res_1", "merchant_id": "mer_1a" }))
-        .send()
-        .await;
+    let r = srv.post_as(&reseller.token, "/s2s-token", &json!({ "name": "feed", "role": "merchant", "reseller_id": "res_1", "merchant_id": "mer_1a" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
     let issuer_exists = |srv: &Server| {
@@ -528,12 +452,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
     };
     assert_eq!(issuer_exists(&srv).await, true);
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{}", reseller.id),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{}", reseller.id))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     assert_eq!(srv.me_status(&token).await, StatusCode::OK);
@@ -544,7 +463,7 @@ async fn an_s2s_token_outlives_the_account_that_issued_it() {
 async fn the_last_enabled_admin_cannot_be_removed() {
     let srv = Server::start().await;
     let root = srv.admin_token().await;
-    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+    let root_id = srv.read(&root, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
@@ -553,66 +472,37 @@ async fn the_last_enabled_admin_cannot_be_removed() {
         .await;
     let eve = srv.token_of("eve", PASSWORD).await;
     let eve_user = format!("{USERS}/{eve_id}");
-    let drop_admin = Some(json!({ "roles": ["user"] }));
+    let drop_admin = ["user"];
 
     // The attack: eve disables the bootstrap admin, then drops her own
     // admin role, which would leave no enabled admin.
     let r = srv
-        .send_as(
-            &eve,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
+        .act_as(&eve, &format!("{USERS}/{root_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&eve, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(
         r.json()["error"]
             .as_str()
             .is_some_and(|e| e.contains("admin"))
     );
-    let r = srv.get(&eve_user).bearer(&eve).send().await;
+    let r = srv.get_as(&eve, &eve_user).await;
     assert_eq!(r.json()["roles"], json!(["admin", "user"]));
     assert_eq!(srv.me_status(&eve).await, StatusCode::OK);
 
     // With another enabled admin, she still may not drop her own role;
     // root may take it from her, and then root is the last.
-    let r = srv
-        .send_as(
-            &eve,
-            Method::POST,
-            &format!("{USERS}/{root_id}/enable"),
-            None,
-        )
-        .await;
+    let r = srv.act_as(&eve, &format!("{USERS}/{root_id}/enable")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(&eve, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&eve, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "own role: {}", r.text());
     let root = srv.admin_token().await;
-    let r = srv
-        .send_as(&root, Method::PATCH, &eve_user, drop_admin.clone())
-        .await;
+    let r = srv.set_roles(&root, &eve_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .send_as(
-            &root,
-            Method::PATCH,
-            &format!("{USERS}/{root_id}"),
-            drop_admin,
-        )
-        .await;
+    let r = srv.set_roles(&root, &root_id, &drop_admin).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    let r = srv
-        .get(&format!("{USERS}/{root_id}"))
-        .bearer(&root)
-        .send()
-        .await;
+    let r = srv.get_as(&root, &format!("{USERS}/{root_id}")).await;
     assert_eq!(r.json()["roles"], json!(["admin"]));
 }
 
@@ -623,19 +513,14 @@ async fn two_admins_alone(srv: &Server) -> (String, String, String, String) {
     let root = srv.admin_token().await;
     let a_id = srv.create_user(&root, "alice", PASSWORD, &["admin"]).await;
     let b_id = srv.create_user(&root, "bob", PASSWORD, &["admin"]).await;
-    let root_id = srv.get(ME).bearer(&root).send().await.json()["id"]
+    let root_id = srv.read(&root, ME).await["id"]
         .as_str()
         .expect("id")
         .to_string();
     let alice = srv.token_of("alice", PASSWORD).await;
     let bob = srv.token_of("bob", PASSWORD).await;
     let r = srv
-        .send_as(
-            &alice,
-            Method::POST,
-            &format!("{USERS}/{root_id}/disable"),
-            None,
-        )
+        .act_as(&alice, &format!("{USERS}/{root_id}/disable"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     (alice, a_id, bob, b_id)
@@ -661,11 +546,7 @@ async fn two_admins_demoting_each_other_at_once_leave_one() {
         } else {
             (&bob, &b_id)
         };
-        let r = srv
-            .get(&format!("{USERS}/{id}"))
-            .bearer(survivor)
-            .send()
-            .await;
+        let r = srv.get_as(survivor, &format!("{USERS}/{id}")).await;
         assert_eq!(r.status, StatusCode::OK, "round {round}: {}", r.text());
         assert_eq!(r.json()["roles"], json!(["admin"]), "round {round}");
         assert_eq!(r.json()["disabled"], false, "round {round}");
@@ -709,12 +590,7 @@ async fn two_demotions_both_authenticated_first_leave_one_admin() {
     );
     // One enabled admin is left, as the store says.
     let survivor = if passed[0] { &alice } else { &bob };
-    let listed = srv
-        .get(&format!("{USERS}?role=admin"))
-        .bearer(survivor)
-        .send()
-        .await
-        .json();
+    let listed = srv.read(survivor, &format!("{USERS}?role=admin")).await;
     let enabled: Vec<&Value> = listed["items"]
         .as_array()
         .expect("items")
@@ -734,21 +610,11 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_race", "name": "Race" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_race", "Race").await;
     let rounds = 100;
     for i in 0..rounds {
         let m = format!("mer_race_{i}");
-        srv.created(
-            "/api/v1/admin/merchants",
-            &admin,
-            &json!({ "id": m, "reseller_id": "res_race", "name": "M" }),
-        )
-        .await;
+        srv.merchant(&admin, &m, "res_race", "M").await;
     }
     let mut calls = Vec::new();
     for i in 0..rounds {
@@ -777,17 +643,12 @@ async fn no_s2s_token_outlives_its_tenant_under_interleaved_issue_and_delete() {
     }
     // Every stored token's merchant still exists.
     let listed = srv
-        .get("/api/v1/admin/s2s-tokens?limit=1000")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+        .read(&admin, "/api/v1/admin/s2s-tokens?limit=1000")
+        .await;
     for t in listed["items"].as_array().expect("items") {
         let m = t["merchant_id"].as_str().expect("merchant_id");
         let r = srv
-            .get(&format!("/api/v1/admin/merchants/{m}"))
-            .bearer(&admin)
-            .send()
+            .get_as(&admin, &format!("/api/v1/admin/merchants/{m}"))
             .await;
         assert_eq!(r.status, StatusCode::OK, "token {t} has no merchant");
     }

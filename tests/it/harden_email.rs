@@ -7,7 +7,9 @@
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::external::{Answer, GOOGLE_TOKEN, StandIn, assert_refused, google, google_info};
+use crate::external::{
+    Answer, GOOGLE_TOKEN, assert_refused, google, google_info, google_signs_in, world_with_provider,
+};
 use crate::harness::*;
 
 /// An API key of `token`'s account.
@@ -20,10 +22,11 @@ async fn api_key(srv: &Server, token: &str) -> String {
 /// A reseller S2S token for res_1, issued by the admin.
 async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
     let r = srv
-        .post("/s2s-token")
-        .bearer(admin)
-        .json(&json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }))
-        .send()
+        .post_as(
+            admin,
+            "/s2s-token",
+            &json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["token"].as_str().expect("token").to_string()
@@ -31,20 +34,13 @@ async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
 
 /// An opaque token of a World member, for use in a URL.
 async fn opaque_token(srv: &Server, name: &str) -> String {
-    let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": WORLD_PASSWORD }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["token"].as_str().expect("token").to_string()
+    srv.opaque_token(&format!("{name}@example.com"), WORLD_PASSWORD)
+        .await
 }
 
 /// The account's email as an admin reads it.
 async fn email_of(srv: &Server, admin: &str, id: &str) -> String {
-    let r = srv
-        .send_as(admin, Method::GET, &format!("{USERS}/{id}"), None)
-        .await;
+    let r = srv.get_as(admin, &format!("{USERS}/{id}")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["email"].as_str().expect("email").to_string()
 }
@@ -52,12 +48,7 @@ async fn email_of(srv: &Server, admin: &str, id: &str) -> String {
 /// The `external_unlinked` audit entries, newest first.
 async fn unlinked_entries(srv: &Server, admin: &str) -> Vec<Value> {
     let r = srv
-        .send_as(
-            admin,
-            Method::GET,
-            "/api/v1/admin/audit?event=external_unlinked",
-            None,
-        )
+        .get_as(admin, "/api/v1/admin/audit?event=external_unlinked")
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"].as_array().cloned().unwrap_or_default()
@@ -72,9 +63,7 @@ async fn unlinked_entries(srv: &Server, admin: &str) -> Vec<Value> {
 /// mailbox) and other fields.
 #[tokio::test]
 async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let key = api_key(&srv, w.token("reseller1")).await;
     let s2s = s2s_for_res_1(&srv, &admin).await;
@@ -145,7 +134,7 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
         let r = google(&srv, &mailbox, GOOGLE_TOKEN).await;
         if r.status == StatusCode::OK {
             let token = r.json()["token"].as_str().unwrap_or_default().to_string();
-            let me = srv.get("/api/v1/auth/me").bearer(&token).send().await;
+            let me = srv.me(&token).await;
             taken.push(format!("{case}: signed in as {}", me.json()["username"]));
         }
         // The same mailbox in other letters, and another field: allowed.
@@ -158,11 +147,10 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
     // A person's own sign-in, in the header, may change it.
     let victim = w.get("user1a");
     let r = srv
-        .send_as(
+        .patch_as(
             w.token("reseller1"),
-            Method::PATCH,
             &format!("{USERS}/{}", victim.id),
-            Some(json!({ "email": "user1a-new@example.com" })),
+            &json!({ "email": "user1a-new@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -178,32 +166,26 @@ async fn a_credential_that_may_not_mint_cannot_change_an_accounts_email() {
 /// unlinked (never the provider's token).
 #[tokio::test]
 async fn a_link_made_by_an_email_ends_when_the_email_changes() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let victim = w.get("user1a").id.clone();
     let mailbox = "mallory@attacker.example";
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{victim}"),
-            Some(json!({ "email": mailbox })),
+            &json!({ "email": mailbox }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    provider.answer(Answer::Json(200, google_info(mailbox, "mallory-sub")));
-    let r = google(&srv, mailbox, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, mailbox, "mallory-sub").await;
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The operator notices and points the email back.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{victim}"),
-            Some(json!({ "email": "user1a@example.com" })),
+            &json!({ "email": "user1a@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
@@ -220,12 +202,7 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
     );
     assert!(!entry.to_string().contains(GOOGLE_TOKEN), "{entry}");
     // The account's own mailbox links again at its owner's sign-in.
-    provider.answer(Answer::Json(
-        200,
-        google_info("user1a@example.com", "user1a-sub"),
-    ));
-    let r = google(&srv, "user1a@example.com", GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, "user1a@example.com", "user1a-sub").await;
 }
 
 /// A manager setting an account's password takes it back: the provider
@@ -233,41 +210,29 @@ async fn a_link_made_by_an_email_ends_when_the_email_changes() {
 /// moved on). The account changing its own password keeps its links.
 #[tokio::test]
 async fn a_managers_password_reset_ends_the_accounts_provider_links() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let user = w.get("user1a");
     // Linked by its email, then the Google account's mailbox is renamed:
     // from now on only the link lets that identity in.
-    provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));
-    let r = google(&srv, &user.email, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, &user.email, "sub-1").await;
     let renamed = "renamed@elsewhere.example";
-    provider.answer(Answer::Json(200, google_info(renamed, "sub-1")));
-    let r = google(&srv, renamed, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    google_signs_in(&provider, &srv, renamed, "sub-1").await;
     // The account's own password change keeps the link.
-    let r = srv
-        .send_as(
-            &user.token,
-            Method::POST,
-            &format!("{USERS}/{}/password", user.id),
-            Some(json!({ "password": "a brand new password 41",
-                     "current_password": WORLD_PASSWORD })),
-        )
-        .await;
+    let change = json!({ "password": "a brand new password 41",
+                         "current_password": WORLD_PASSWORD });
+    let path = format!("{USERS}/{}/password", user.id);
+    let r = srv.post_as(&user.token, &path, &change).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = google(&srv, renamed, GOOGLE_TOKEN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(unlinked_entries(&srv, &admin).await.is_empty());
     // The admin's reset ends it.
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             &format!("{USERS}/{}/password", user.id),
-            Some(json!({ "password": "a brand new password 42" })),
+            &json!({ "password": "a brand new password 42" }),
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text());

@@ -5,7 +5,7 @@
 //! still audited (item 19); a tenant sees no event from before it was
 //! created (item 10, upgraded stores).
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
@@ -45,6 +45,43 @@ async fn logins_by(srv: &Server, admin: &str, id: &str) -> Vec<Value> {
 
 // ---- items 6 / 22: a grant ends with the account's sessions ----
 
+/// Writes two anonymous sign-in events of reseller `reseller` (one with
+/// the merchant given, one without), dated `at`, straight into the store
+/// with the server stopped, as an earlier tenant of the same ids left
+/// them; then starts the server again.
+async fn plant_logins(
+    srv: &mut Server,
+    at: i64,
+    reseller: &str,
+    actor_name: &str,
+    events: [(Option<&str>, &str); 2],
+) {
+    srv.stop().await;
+    let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
+    store
+        .write(|tx| {
+            for (merchant, ip) in events {
+                tx.append_audit(latchkey::store::AuditEvent {
+                    seq: 0,
+                    at,
+                    event: "login".into(),
+                    outcome: "success".into(),
+                    actor: Some("anonymous".into()),
+                    actor_name: Some(actor_name.into()),
+                    target: None,
+                    reseller_id: Some(reseller.into()),
+                    merchant_id: merchant.map(Into::into),
+                    client_ip: Some(ip.into()),
+                    detail: None,
+                })?;
+            }
+            Ok::<_, latchkey::store::StoreError>(())
+        })
+        .expect("written");
+    drop(store);
+    srv.restart().await;
+}
+
 #[tokio::test]
 async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token() {
     let srv = Server::start().await;
@@ -54,29 +91,17 @@ async fn a_role_choice_grant_proved_before_a_reset_and_revoke_all_gives_no_token
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let before = logins_by(&srv, &admin, &id).await.len();
     // The owner, alarmed, resets the password and ends every session.
-    let r = srv
-        .send_as(
-            &admin,
-            Method::POST,
-            &format!("{USERS}/{id}/password"),
-            Some(json!({ "password": NEW_PASSWORD })),
-        )
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
     let mut me = StatusCode::IM_A_TEAPOT;
     if r.status == StatusCode::OK {
         let token = r.json().as_str().unwrap_or_default().to_string();
-        me = srv.get(ME).bearer(&token).send().await.status;
+        me = srv.me(&token).await.status;
     }
     assert_eq!(
         r.status,
@@ -103,12 +128,7 @@ async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does(
     let r = prove(&srv, "hana", "app").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, "app", None, &id, "user").await;
@@ -119,20 +139,12 @@ async fn a_grant_proved_before_a_revoke_all_gives_no_token_and_a_new_proof_does(
     let r = choose(&srv, "app", None, &id, "user").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json().as_str().expect("jwt").to_string();
-    assert_eq!(
-        srv.get(ME).bearer(&token).send().await.status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(&token).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn one_account_holds_at_most_eight_grants_and_its_oldest_goes_first() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(1000),
-        rate_login_per_account: Some(1000),
-        ..Layer::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(1000, 1000)).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "ivy", PASSWORD, &["user"]).await;
     // Nine proofs from one address, each with another User-Agent.
@@ -172,10 +184,7 @@ async fn a_token_narrowed_to_user_cannot_choose_admin() {
     if r.status == StatusCode::OK {
         let admin_token = r.json().as_str().unwrap_or_default().to_string();
         key = srv
-            .post("/api/v1/auth/keys")
-            .bearer(&admin_token)
-            .json(&json!({ "name": "k" }))
-            .send()
+            .post_as(&admin_token, "/api/v1/auth/keys", &json!({ "name": "k" }))
             .await
             .json();
     }
@@ -241,25 +250,16 @@ async fn a_correct_password_refused_at_open_session_leaves_one_failure_entry() {
     .await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "trudy", PASSWORD, &["user"]).await;
-    while srv.running().hashes_in_flight() != 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    srv.until_pool_idle().await;
     let before = logins_by(&srv, &admin, &id).await.len();
     let login = tokio::spawn(
         srv.post("/api/v1/auth/login")
             .json(&json!({ "username": "trudy", "password": PASSWORD }))
             .send(),
     );
-    while srv.running().hashes_in_flight() < 1 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    srv.until_hashes_in_flight(1).await;
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{USERS}/{id}/sessions"),
-            None,
-        )
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let login = login.await.expect("login");
@@ -291,31 +291,14 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
     // An event of an earlier `mer_2a` (deleted and re-created before the
     // store was upgraded), and one of an earlier `res_2`, both stamped
     // with today's ids and dated a day before today's tenants existed.
-    srv.stop().await;
-    {
-        let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
-        store
-            .write(|tx| {
-                for (merchant, ip) in [(Some("mer_2a"), "198.51.100.77"), (None, "198.51.100.78")] {
-                    tx.append_audit(latchkey::store::AuditEvent {
-                        seq: 0,
-                        at: now() - 86_400,
-                        event: "login".into(),
-                        outcome: "success".into(),
-                        actor: Some("anonymous".into()),
-                        actor_name: Some("old-owner@example.com".into()),
-                        target: None,
-                        reseller_id: Some("res_2".into()),
-                        merchant_id: merchant.map(Into::into),
-                        client_ip: Some(ip.into()),
-                        detail: None,
-                    })?;
-                }
-                Ok::<_, latchkey::store::StoreError>(())
-            })
-            .expect("written");
-    }
-    srv.restart().await;
+    plant_logins(
+        &mut srv,
+        now() - 86_400,
+        "res_2",
+        "old-owner@example.com",
+        [(Some("mer_2a"), "198.51.100.77"), (None, "198.51.100.78")],
+    )
+    .await;
     for (name, before, extra) in [
         ("merchant2a", merchant_before, 1),
         // The merchant's login just made is the reseller's too.
@@ -348,21 +331,19 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             "/api/v1/admin/resellers",
-            Some(json!({ "id": "res_9", "name": "Nine" })),
+            &json!({ "id": "res_9", "name": "Nine" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     srv.advance(500);
     let r = srv
-        .send_as(
+        .post_as(
             &admin,
-            Method::POST,
             "/api/v1/admin/merchants",
-            Some(json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" })),
+            &json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -379,32 +360,14 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
     let merchant_made = now() + 500;
     // Two events dated between the reseller's creation and the merchant's:
     // one of the reseller itself, one of an earlier `shop-42`.
-    srv.stop().await;
-    {
-        let store = latchkey::store::Store::open(&srv.data_dir()).expect("store");
-        store
-            .write(|tx| {
-                for (merchant, ip) in [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")]
-                {
-                    tx.append_audit(latchkey::store::AuditEvent {
-                        seq: 0,
-                        at: merchant_made - 250,
-                        event: "login".into(),
-                        outcome: "success".into(),
-                        actor: Some("anonymous".into()),
-                        actor_name: Some("someone@example.com".into()),
-                        target: None,
-                        reseller_id: Some("res_9".into()),
-                        merchant_id: merchant.map(Into::into),
-                        client_ip: Some(ip.into()),
-                        detail: None,
-                    })?;
-                }
-                Ok::<_, latchkey::store::StoreError>(())
-            })
-            .expect("written");
-    }
-    srv.restart().await;
+    plant_logins(
+        &mut srv,
+        merchant_made - 250,
+        "res_9",
+        "someone@example.com",
+        [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")],
+    )
+    .await;
     let token = srv.login("nine", PASSWORD).await["token"]
         .as_str()
         .expect("token")

@@ -282,13 +282,20 @@ async fn an_http2_connection_is_closed_after_a_body_timeout() {
             .expect("request")
     };
     let first = tokio::spawn(sender.clone().send_request(held()));
+    // Real time is what is under test here: the second stream opens after
+    // the header timeout (1 s) has passed with the first in progress, and
+    // long before the first's 408.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let second = tokio::spawn(sender.clone().send_request(held()));
     let response = first.await.expect("task").expect("a 408");
     assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
-    // Lets the GOAWAY exchange (GOAWAY, PING, PONG, final GOAWAY) finish on
-    // loopback before the next request, so it is not a race.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Waits for the GOAWAY exchange (GOAWAY, PING, PONG, final GOAWAY) to
+    // close the connection on the client's side before the next request,
+    // so it is not a race; a connection that is never closed fails here.
+    until("the client to see the connection closed", || {
+        sender.is_closed()
+    })
+    .await;
     let mut sender = sender;
     let request = http::Request::get(format!("http://{}/healthz", srv.addr))
         .body(Either::Right(Empty::new()))
@@ -328,9 +335,7 @@ async fn resetting_http2_streams_does_not_keep_a_connection_open() {
         if sender.ready().await.is_err() {
             break;
         }
-        while srv.running().hashes_in_flight() != 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        srv.until_pool_idle().await;
         let request = http::Request::post(format!("http://{}/api/v1/auth/login", srv.addr))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(login.clone())))
@@ -348,6 +353,8 @@ async fn resetting_http2_streams_does_not_keep_a_connection_open() {
         answer.abort();
         let _ = answer.await;
         resets += 1;
+        // Real time is what is under test: the resets must span more
+        // than two header timeouts.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert!(resets > 0, "no login reached its hash");

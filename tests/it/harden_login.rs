@@ -7,7 +7,7 @@ use http::StatusCode;
 use latchkey::config::Layer;
 use serde_json::{Value, json};
 
-use crate::harness::{Resp, Server};
+use crate::harness::{Resp, Server, limits, until};
 
 const PASSWORD: &str = "the right password";
 const WRONG: &str = "not the password";
@@ -110,10 +110,8 @@ fn docs() -> Vec<Doc> {
 /// Generous rate limits, so only the lockout and the pool refuse.
 fn open_limits(threshold: u32) -> Layer {
     Layer {
-        rate_login_per_ip: Some(100_000),
-        rate_login_per_account: Some(100_000),
         lockout_threshold: Some(threshold),
-        ..Default::default()
+        ..limits(100_000, 100_000)
     }
 }
 
@@ -131,11 +129,7 @@ fn assert_answer(r: &Resp, want: &(u16, Value), what: &str) {
 
 /// The newest audit entry's sequence number: how many entries exist.
 async fn audit_len(srv: &Server, admin: &str) -> u64 {
-    let r = srv
-        .get("/api/v1/admin/audit?limit=1")
-        .bearer(admin)
-        .send()
-        .await;
+    let r = srv.get_as(admin, "/api/v1/admin/audit?limit=1").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["items"][0]["seq"].as_u64().unwrap_or(0)
 }
@@ -143,9 +137,7 @@ async fn audit_len(srv: &Server, admin: &str) -> u64 {
 /// The newest `n` audit entries.
 async fn audit_tail(srv: &Server, admin: &str, n: usize) -> Vec<Value> {
     let r = srv
-        .get(&format!("/api/v1/admin/audit?limit={n}"))
-        .bearer(admin)
-        .send()
+        .get_as(admin, &format!("/api/v1/admin/audit?limit={n}"))
         .await;
     r.json()["items"].as_array().cloned().unwrap_or_default()
 }
@@ -264,21 +256,17 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
         }
     }
     let r = srv
-        .post("/api/account/token")
-        .json(&json!({ "accountId": huge, "role": "user" }))
-        .send()
+        .post_json(
+            "/api/account/token",
+            &json!({ "accountId": huge, "role": "user" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     for body in [
         json!({ "username": huge, "email": "x@example.com", "password": PASSWORD, "roles": ["user"] }),
         json!({ "username": "x", "email": format!("{huge}@example.com"), "password": PASSWORD, "roles": ["user"] }),
     ] {
-        let r = srv
-            .post("/api/v1/admin/users")
-            .bearer(&admin)
-            .json(&body)
-            .send()
-            .await;
+        let r = srv.post_as(&admin, "/api/v1/admin/users", &body).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
         assert!(
             r.json()["error"]
@@ -289,10 +277,11 @@ async fn over_long_identifiers_are_refused_before_any_work_and_nothing_grows() {
     }
     let alice = srv.create_user(&admin, "alice", PASSWORD, &["user"]).await;
     let r = srv
-        .patch(&format!("/api/v1/admin/users/{alice}"))
-        .bearer(&admin)
-        .json(&json!({ "username": huge }))
-        .send()
+        .patch_as(
+            &admin,
+            &format!("/api/v1/admin/users/{alice}"),
+            &json!({ "username": huge }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     assert_eq!(r.json()["field"], "username");
@@ -397,12 +386,7 @@ async fn a_lock_follows_the_account_across_spellings_and_documents() {
         assert_eq!(r.status, StatusCode::OK, "{}: {}", doc.path, r.text());
     }
     // The lockout entry names the account, not the spelling.
-    let events = srv
-        .get("/api/v1/admin/audit?event=lockout")
-        .bearer(&admin)
-        .send()
-        .await
-        .json();
+    let events = srv.read(&admin, "/api/v1/admin/audit?event=lockout").await;
     assert!(
         events["items"]
             .as_array()
@@ -425,12 +409,7 @@ async fn change_own(srv: &Server, token: &str, id: &str, current: &str) -> Resp 
 // audited like a login; the lock it causes refuses sign-ins too.
 #[tokio::test]
 async fn current_password_guesses_are_limited_and_locked_like_logins() {
-    let srv = Server::start_with(Layer {
-        rate_login_per_ip: Some(100_000),
-        rate_login_per_account: Some(20),
-        ..Default::default()
-    })
-    .await;
+    let srv = Server::start_with(limits(100_000, 20)).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     let token = srv.login("victim", PASSWORD).await["token"]
@@ -482,11 +461,7 @@ async fn current_password_guesses_are_limited_and_locked_like_logins() {
     let r = change_own(&srv, &token, &id, "a brand new password").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     // The lock is the account's: signing in is refused too.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "victim", "password": "a brand new password" }))
-        .send()
-        .await;
+    let r = srv.try_login("victim", "a brand new password").await;
     assert_answer(&r, &docs()[0].locked, "sign-in after the guesses");
 }
 
@@ -503,18 +478,6 @@ fn slow_pool(workers: usize, queue: usize, per_account: u32) -> Layer {
         lockout_threshold: Some(1000),
         ..Default::default()
     }
-}
-
-/// Waits (without asserting anything about time) until the pool holds at
-/// least `n` jobs.
-async fn until_in_flight(srv: &Server, n: usize) {
-    for _ in 0..2000 {
-        if srv.running().hashes_in_flight() >= n {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-    panic!("the pool never held {n} jobs");
 }
 
 // Item 7: a flood of current-password checks fills only the share of the
@@ -542,12 +505,10 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
             .bearer(&token)
             .json(&json!({ "password": "a brand new password", "current_password": format!("guess {i}") }));
         let h = tokio::spawn(async move { call.send().await.status });
-        for _ in 0..2000 {
-            if h.is_finished() || srv.running().hashes_in_flight() > before {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
+        until("the check to take a place or be refused", || {
+            h.is_finished() || srv.running().hashes_in_flight() > before
+        })
+        .await;
         flood.push(h);
     }
     assert_eq!(
@@ -555,11 +516,7 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
         2,
         "other work holds its share"
     );
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "bystander", "password": PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("bystander", PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let mut busy = 0;
     for h in flood {
@@ -586,7 +543,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
             .json(&json!({ "username": "holder", "password": PASSWORD }));
         tokio::spawn(async move { call.send().await.status })
     };
-    until_in_flight(&srv, 1).await;
+    srv.until_hashes_in_flight(1).await;
     let mut busy = 0;
     for _ in 0..5 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;

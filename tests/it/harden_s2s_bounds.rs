@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 const RESELLERS: &str = "/api/v1/admin/resellers";
-const MERCHANTS: &str = "/api/v1/admin/merchants";
 const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
 /// How long an ended record is kept before it may be deleted (the
 /// server's `RECORD_GRACE`).
@@ -18,15 +17,9 @@ const GRACE: u64 = 3600;
 
 /// Creates reseller `res_a` with merchants `mer_a` and `mer_b`.
 async fn tenants(srv: &Server, admin: &str) {
-    srv.created(RESELLERS, admin, &json!({ "id": "res_a", "name": "A" }))
-        .await;
+    srv.reseller(admin, "res_a", "A").await;
     for m in ["mer_a", "mer_b"] {
-        srv.created(
-            MERCHANTS,
-            admin,
-            &json!({ "id": m, "reseller_id": "res_a", "name": m }),
-        )
-        .await;
+        srv.merchant(admin, m, "res_a", m).await;
     }
 }
 
@@ -50,11 +43,7 @@ async fn issue(
     if let Some(secs) = expires_in {
         body["expires_in"] = json!(secs);
     }
-    srv.post("/s2s-token")
-        .bearer(bearer)
-        .json(&body)
-        .send()
-        .await
+    srv.post_as(bearer, "/s2s-token", &body).await
 }
 
 /// Issues a token that must be granted; returns its secret.
@@ -70,25 +59,9 @@ async fn mint(
     r.json()["token"].as_str().expect("token").to_string()
 }
 
-/// Every S2S token the admin list shows, following `next` to the end.
-async fn listed(srv: &Server, bearer: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut path = format!("{S2S_TOKENS}?limit=1000");
-    loop {
-        let r = srv.get(&path).bearer(bearer).send().await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let page = r.json();
-        out.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => path = format!("{S2S_TOKENS}?limit=1000&cursor={next}"),
-            None => return out,
-        }
-    }
-}
-
 /// The id of the listed token named `name`.
 async fn id_of(srv: &Server, bearer: &str, name: &str) -> String {
-    listed(srv, bearer)
+    srv.all_pages(bearer, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .find(|t| t["name"] == name)
@@ -99,11 +72,7 @@ async fn id_of(srv: &Server, bearer: &str, name: &str) -> String {
 
 async fn revoke(srv: &Server, admin: &str, name: &str) {
     let id = id_of(srv, admin, name).await;
-    let r = srv
-        .delete(&format!("{S2S_TOKENS}/{id}"))
-        .bearer(admin)
-        .send()
-        .await;
+    let r = srv.delete_as(admin, &format!("{S2S_TOKENS}/{id}")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }
 
@@ -130,7 +99,12 @@ async fn a_tenant_holds_at_most_the_configured_number_of_live_s2s_tokens() {
     let r = issue(&srv, &admin, "third", Some("mer_a"), None).await;
     refused(&r, "the most it may hold (2)");
     // The refusal wrote nothing.
-    assert_eq!(listed(&srv, &admin).await.len(), 2);
+    assert_eq!(
+        srv.all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+            .await
+            .len(),
+        2
+    );
 
     // The cap is the merchant's: another merchant, and the reseller's own
     // tokens, have places of their own.
@@ -160,7 +134,8 @@ async fn a_tenant_holds_at_most_the_configured_number_of_live_s2s_tokens() {
     let admin = srv.admin_token().await;
     mint(&srv, &admin, "after grace", Some("mer_a"), None).await;
     // The issuance deleted the merchant's records ended past the grace.
-    let mut mer_a: Vec<String> = listed(&srv, &admin)
+    let mut mer_a: Vec<String> = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .filter(|t| t["merchant_id"] == "mer_a")
@@ -187,13 +162,20 @@ async fn housekeeping_deletes_s2s_tokens_ended_longer_than_the_grace_ago() {
     srv.advance(GRACE);
     srv.running().housekeeping().await;
     let admin = srv.admin_token().await;
-    assert_eq!(listed(&srv, &admin).await.len(), 3);
+    assert_eq!(
+        srv.all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+            .await
+            .len(),
+        3
+    );
 
     // Past it, they go; the live one stays and still works.
     srv.advance(GRACE);
     srv.running().housekeeping().await;
     let admin = srv.admin_token().await;
-    let left = listed(&srv, &admin).await;
+    let left = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+        .await;
     assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(left[0]["name"], "live");
     assert_eq!(srv.me_status(&live).await, StatusCode::OK);
@@ -242,13 +224,13 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
     tenants(&srv, &admin).await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_b", "name": "B" }))
-        .await;
+    srv.reseller(&admin, "res_b", "B").await;
     let r = srv
-        .post("/s2s-token")
-        .bearer(&admin)
-        .json(&json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }))
-        .send()
+        .post_as(
+            &admin,
+            "/s2s-token",
+            &json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let b_feed = r.json()["token"].as_str().expect("token").to_string();
@@ -264,19 +246,13 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
 
     // The first page stops after 10,000 records: nothing for B, and a
     // cursor where the scan stopped; the next page finds B's token.
-    let r = srv
-        .get(&format!("{S2S_TOKENS}?limit=10"))
-        .bearer(&b_feed)
-        .send()
-        .await;
+    let r = srv.get_as(&b_feed, &format!("{S2S_TOKENS}?limit=10")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let first = r.json();
     assert_eq!(first["items"].as_array().map(Vec::len), Some(0), "{first}");
     assert_eq!(first["next"], "!00009999");
     let r = srv
-        .get(&format!("{S2S_TOKENS}?limit=10&cursor=!00009999"))
-        .bearer(&b_feed)
-        .send()
+        .get_as(&b_feed, &format!("{S2S_TOKENS}?limit=10&cursor=!00009999"))
         .await;
     let second = r.json();
     let names: Vec<&str> = second["items"]
@@ -298,8 +274,7 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_c", "name": "C" }))
-        .await;
+    srv.reseller(&admin, "res_c", "C").await;
     // Five expired unrevoked tokens (as a store written before the cap
     // may hold), then a live one after them.
     let past = now() - 60;
@@ -309,28 +284,20 @@ async fn deleting_a_tenant_ends_all_its_tokens_however_many_outlive_the_cap() {
 
     // The live one, past the first batches, still refuses the deletion.
     let admin = srv.admin_token().await;
-    let r = srv
-        .delete(&format!("{RESELLERS}/res_c"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, &format!("{RESELLERS}/res_c")).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
 
     // Once it is revoked, the deletion goes through and every expired
     // one is marked revoked with the tenant.
     let r = srv
-        .delete(&format!("{S2S_TOKENS}/!00000005"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("{S2S_TOKENS}/!00000005"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    let r = srv
-        .delete(&format!("{RESELLERS}/res_c"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, &format!("{RESELLERS}/res_c")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    let tokens = listed(&srv, &admin).await;
+    let tokens = srv
+        .all_pages(&admin, &format!("{S2S_TOKENS}?limit=1000"))
+        .await;
     assert_eq!(tokens.len(), 6, "{tokens:?}");
     assert!(
         tokens.iter().all(|t| !t["revoked_at"].is_null()),

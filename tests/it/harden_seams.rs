@@ -20,12 +20,9 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
     let id = srv
         .create_user(&admin, "sue", PASSWORD, &["support-team", "user"])
         .await;
@@ -44,7 +41,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
         assert_eq!(r.status, StatusCode::CREATED, "{body}: {}", r.text());
         assert_eq!(r.json()["roles"], json!(["Support-Team"]), "{body}");
         let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
-        let me = srv.get(ME).bearer(&key).send().await;
+        let me = srv.me(&key).await;
         assert_eq!(me.status, StatusCode::OK, "{body}: {}", me.text());
         assert_eq!(
             me.json()["credential"]["roles"],
@@ -68,16 +65,12 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
         );
         assert!(r.json()["error"].is_string(), "{body}");
     }
-    let keys = srv.get(KEYS).bearer(&sue).send().await.json();
+    let keys = srv.read(&sue, KEYS).await;
     assert_eq!(keys.as_array().map(Vec::len), Some(2), "{keys}");
 
     // The admin's list finds the account by the role in any case.
     for asked in ["Support-Team", "support-team", "SUPPORT-TEAM"] {
-        let r = srv
-            .get(&format!("{USERS}?role={asked}"))
-            .bearer(&admin)
-            .send()
-            .await;
+        let r = srv.get_as(&admin, &format!("{USERS}?role={asked}")).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         let found: Vec<Value> = r.json()["items"]
             .as_array()
@@ -89,18 +82,9 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     }
 
     // Taking the role away still kills the keys made in another case.
-    let r = srv
-        .patch(&format!("{USERS}/{id}"))
-        .bearer(&admin)
-        .json(&json!({ "roles": ["user"] }))
-        .send()
-        .await;
+    let r = srv.set_roles(&admin, &id, &["user"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .get(&format!("{USERS}/{id}/keys"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{id}/keys")).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let left = r.json();
     let left = left.get("items").unwrap_or(&left);
@@ -116,12 +100,7 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
     let id = srv.create_user(&admin, "pat", PASSWORD, &["user"]).await;
 
     let login = srv.login_in_flight("pat", PASSWORD).await;
-    let r = srv
-        .post(&format!("{USERS}/{id}/password"))
-        .bearer(&admin)
-        .json(&json!({ "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = login.await.expect("login task");
     if r.status == StatusCode::OK {
@@ -136,17 +115,9 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
         assert!(r.json()["error"].is_string());
     }
     // The new password works; the old one does not.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "pat", "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("pat", NEW_PASSWORD).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "pat", "password": PASSWORD }))
-        .send()
-        .await;
+    let r = srv.try_login("pat", PASSWORD).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 }
 
@@ -154,9 +125,10 @@ async fn a_login_in_flight_does_not_survive_a_password_change() {
 /// without a token relies on.
 async fn prove(srv: &Server, name: &str) -> String {
     let r = srv
-        .post("/api/account/roles")
-        .json(&json!({ "email": format!("{name}@example.com"), "password": PASSWORD }))
-        .send()
+        .post_json(
+            "/api/account/roles",
+            &json!({ "email": format!("{name}@example.com"), "password": PASSWORD }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     r.json()["accountId"]
@@ -182,12 +154,7 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
     // The proof is given, then the password changes (by the admin, or by
     // the owner), or every session is revoked: the proof opens nothing.
     let id = prove(&srv, "rory").await;
-    let r = srv
-        .post(&format!("{USERS}/{id}/password"))
-        .bearer(&admin)
-        .json(&json!({ "password": NEW_PASSWORD }))
-        .send()
-        .await;
+    let r = srv.set_password(&admin, &id, NEW_PASSWORD).await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, &id).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
@@ -195,9 +162,7 @@ async fn a_role_choice_proved_with_the_old_password_opens_nothing_after_a_change
 
     let id = prove(&srv, "rita").await;
     let r = srv
-        .delete(&format!("{USERS}/{id}/sessions"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("{USERS}/{id}/sessions"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = choose(&srv, &id).await;
@@ -223,18 +188,8 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_x", "name": "X" }),
-    )
-    .await;
-    srv.created(
-        "/api/v1/admin/merchants",
-        &admin,
-        &json!({ "id": "mer_x", "reseller_id": "res_x", "name": "X shop" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_x", "X").await;
+    srv.merchant(&admin, "mer_x", "res_x", "X shop").await;
     let issue = |body: Value| srv.post("/s2s-token").bearer(&admin).json(&body).send();
     let r = issue(
         json!({ "name": "shop", "role": "merchant", "reseller_id": "res_x",
@@ -252,11 +207,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     let chain = r.json()["token"].as_str().expect("token").to_string();
 
     // Live, each holds its tenant.
-    let r = srv
-        .delete("/api/v1/admin/merchants/mer_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/merchants/mer_x").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.json()["error"].is_string());
     assert_eq!(srv.me_status(&shop).await, StatusCode::OK);
@@ -264,26 +215,14 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
     // Expired, it does not, and it is revoked with its tenant.
     srv.advance(60);
     assert_eq!(srv.me_status(&shop).await, StatusCode::UNAUTHORIZED);
-    let r = srv
-        .delete("/api/v1/admin/merchants/mer_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/merchants/mer_x").await;
     assert!(r.status.is_success(), "{}", r.text());
     // The reseller's token still lives and holds the reseller.
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_x").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert_eq!(srv.me_status(&chain).await, StatusCode::OK);
     srv.advance(60);
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_x")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_x").await;
     assert!(r.status.is_success(), "{}", r.text());
 
     let listed = srv.items(&admin, "/api/v1/admin/s2s-tokens").await;
@@ -298,12 +237,7 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
         assert_eq!(srv.me_status(token).await, StatusCode::UNAUTHORIZED);
     }
     // A revoked token was never in the way either.
-    srv.created(
-        "/api/v1/admin/resellers",
-        &admin,
-        &json!({ "id": "res_y", "name": "Y" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_y", "Y").await;
     let r = issue(json!({ "name": "gone", "role": "reseller", "reseller_id": "res_y" })).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let gone = r.json()["id"].as_str().map(str::to_string);
@@ -319,16 +253,10 @@ async fn an_expired_s2s_token_does_not_hold_its_tenant_and_dies_with_it() {
             .to_string(),
     };
     let r = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{gone}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{gone}"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
-    let r = srv
-        .delete("/api/v1/admin/resellers/res_y")
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.delete_as(&admin, "/api/v1/admin/resellers/res_y").await;
     assert!(r.status.is_success(), "{}", r.text());
 }
 
@@ -392,10 +320,7 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < 900 {
                 n += 1;
                 let r = srv
-                    .patch(&path)
-                    .bearer(&admin)
-                    .json(&json!({ "username": format!("ext{n}") }))
-                    .send()
+                    .patch_as(&admin, &path, &json!({ "username": format!("ext{n}") }))
                     .await;
                 assert_eq!(r.status, StatusCode::OK, "{}", r.text());
             }
@@ -405,9 +330,10 @@ async fn an_external_sign_in_answers_with_the_account_its_session_saw() {
     let mut shown = Vec::new();
     for _ in 0..60 {
         let r = srv
-            .post("/api/v1/auth/external/google")
-            .json(&json!({ "email": "ext0@example.com", "access_token": "ya29.token" }))
-            .send()
+            .post_json(
+                "/api/v1/auth/external/google",
+                &json!({ "email": "ext0@example.com", "access_token": "ya29.token" }),
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
         shown.push(r.json()["user"]["username"].clone());
@@ -492,12 +418,9 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
     let provider = StandIn::start().await;
     let mut srv = Server::start_with(provider.layer()).await;
     let admin = srv.admin_token().await;
-    srv.created(
-        "/api/v1/admin/roles",
-        &admin,
-        &json!({ "name": "Support-Team" }),
-    )
-    .await;
+    srv.create_role(&admin, "Support-Team")
+        .await
+        .assert(StatusCode::CREATED);
     srv.layer = Layer {
         external_auto_create: Some(true),
         external_default_role: Some("support-team".into()),
@@ -509,13 +432,14 @@ async fn the_external_default_role_is_named_in_any_case_and_given_as_stored() {
         google_info("newcomer@example.com", "sub-new"),
     ));
     let r = srv
-        .post("/api/v1/auth/external/google")
-        .json(&json!({ "email": "newcomer@example.com", "access_token": "ya29.t" }))
-        .send()
+        .post_json(
+            "/api/v1/auth/external/google",
+            &json!({ "email": "newcomer@example.com", "access_token": "ya29.t" }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let token = r.json()["token"].as_str().expect("token").to_string();
-    let me = srv.get(ME).bearer(&token).send().await;
+    let me = srv.me(&token).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     assert_eq!(me.json()["roles"], json!(["Support-Team"]));
     // The one role is held as stored, so a key narrowed to it works.
@@ -534,29 +458,16 @@ async fn a_url_token_issues_no_s2s_token_on_the_tenant_route() {
     let srv = Server::start().await;
     let _w = World::build(&srv).await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let opaque = r.json()["token"].as_str().expect("token").to_string();
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let body = json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" });
     let r = srv
-        .post(&format!("/s2s-token?token={opaque}"))
-        .json(&body)
-        .send()
+        .post_json(&format!("/s2s-token?token={opaque}"), &body)
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.json()["detail"].is_string(), "{}", r.text());
     assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 0);
     // The same token in the header may.
-    let r = srv
-        .post("/s2s-token")
-        .bearer(&opaque)
-        .json(&body)
-        .send()
-        .await;
+    let r = srv.post_as(&opaque, "/s2s-token", &body).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(srv.items(&admin, "/api/v1/admin/s2s-tokens").await.len(), 1);
 }

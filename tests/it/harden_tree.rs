@@ -2,33 +2,16 @@
 //! bound (merchants per reseller, live S2S tokens in the whole tree), and
 //! an email change that ends provider links ends the sessions they opened.
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 use latchkey::config::Layer;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::external::{Answer, GOOGLE_TOKEN, StandIn, google, google_info};
+use crate::external::{google_signs_in, world_with_provider};
 use crate::harness::*;
 
-const RESELLERS: &str = "/api/v1/admin/resellers";
 const MERCHANTS: &str = "/api/v1/admin/merchants";
 const S2S_TOKENS: &str = "/api/v1/admin/s2s-tokens";
 const PASSWORD: &str = "a reseller manager password";
-
-/// Every S2S token `bearer` can list, following `next` to the end.
-async fn listed(srv: &Server, bearer: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut path = format!("{S2S_TOKENS}?limit=1000");
-    loop {
-        let r = srv.get(&path).bearer(bearer).send().await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-        let page = r.json();
-        out.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next"].as_str() {
-            Some(next) => path = format!("{S2S_TOKENS}?limit=1000&cursor={next}"),
-            None => return out,
-        }
-    }
-}
 
 /// Merchants are tenants of their own, each with `cap` live S2S tokens,
 /// and a reseller's manager creates them: without a bound on the whole
@@ -43,8 +26,7 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
     })
     .await;
     let admin = srv.admin_token().await;
-    srv.created(RESELLERS, &admin, &json!({ "id": "res_a", "name": "A" }))
-        .await;
+    srv.reseller(&admin, "res_a", "A").await;
     srv.created(
         USERS,
         &admin,
@@ -85,7 +67,8 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
             granted += 1;
         }
     }
-    let live = listed(&srv, &manager)
+    let live = srv
+        .all_pages(&manager, &format!("{S2S_TOKENS}?limit=1000"))
         .await
         .iter()
         .filter(|t| t["revoked_at"].is_null())
@@ -105,12 +88,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     const MOST: usize = 1000;
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    srv.created(
-        RESELLERS,
-        &admin,
-        &json!({ "id": "res_big", "name": "Big" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_big", "Big").await;
     let create = |id: String| {
         let srv = &srv;
         let admin = &admin;
@@ -129,11 +107,7 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     let r = create("mer_over".into()).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
     assert!(r.json()["error"].is_string(), "{}", r.text());
-    let r = srv
-        .get(&format!("{MERCHANTS}/mer_over"))
-        .bearer(&admin)
-        .send()
-        .await;
+    let r = srv.get_as(&admin, &format!("{MERCHANTS}/mer_over")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
     let mut stored = 0;
     let mut path = format!("{MERCHANTS}?reseller_id=res_big&limit=1000");
@@ -151,26 +125,11 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
     }
     assert_eq!(stored, MOST);
     // Another reseller's places are its own.
-    srv.created(
-        RESELLERS,
-        &admin,
-        &json!({ "id": "res_small", "name": "Small" }),
-    )
-    .await;
-    srv.created(
-        MERCHANTS,
-        &admin,
-        &json!({ "id": "mer_small", "reseller_id": "res_small", "name": "s" }),
-    )
-    .await;
+    srv.reseller(&admin, "res_small", "Small").await;
+    srv.merchant(&admin, "mer_small", "res_small", "s").await;
     // Deleting one frees its place.
     let r = srv
-        .send_as(
-            &admin,
-            Method::DELETE,
-            &format!("{MERCHANTS}/mer_0000"),
-            None,
-        )
+        .delete_as(&admin, &format!("{MERCHANTS}/mer_0000"))
         .await;
     assert!(r.status.is_success(), "{}", r.text());
     let r = create("mer_over".into()).await;
@@ -183,36 +142,30 @@ async fn a_reseller_has_at_most_a_thousand_merchants() {
 /// link leaves its sessions alone.
 #[tokio::test]
 async fn an_email_change_that_ends_a_link_ends_the_sessions_it_opened() {
-    let provider = StandIn::start().await;
-    let srv = Server::start_with(provider.layer()).await;
-    let w = World::build(&srv).await;
+    let (provider, srv, w) = world_with_provider().await;
     let admin = w.token("admin").to_string();
     let user = w.get("user1a");
-    provider.answer(Answer::Json(200, google_info(&user.email, "sub-1")));
-    let r = google(&srv, &user.email, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = google_signs_in(&provider, &srv, &user.email, "sub-1").await;
     let via_google = r.json()["token"].as_str().expect("token").to_string();
     assert_eq!(srv.me_status(&via_google).await, StatusCode::OK);
     // The control: an account without a link keeps its session.
     let other = w.get("user2a");
     assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{}", other.id),
-            Some(json!({ "email": "user2a.renamed@example.com" })),
+            &json!({ "email": "user2a.renamed@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(srv.me_status(&other.token).await, StatusCode::OK);
     // The linked account's email changes: the link and its session end.
     let r = srv
-        .send_as(
+        .patch_as(
             &admin,
-            Method::PATCH,
             &format!("{USERS}/{}", user.id),
-            Some(json!({ "email": "user1a.renamed@example.com" })),
+            &json!({ "email": "user1a.renamed@example.com" }),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());

@@ -3,8 +3,6 @@
 //! HTTP client that opens a real connection (optionally TLS, optionally
 //! HTTP/2) for every request.
 
-#![allow(dead_code)]
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +24,8 @@ pub const ADMIN: &str = "admin";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
+/// The canonical API's login route.
+pub const LOGIN: &str = "/api/v1/auth/login";
 /// The admin API's collection of accounts.
 pub const USERS: &str = "/api/v1/admin/users";
 /// The caller's own account.
@@ -43,6 +43,15 @@ pub fn light(layer: Layer) -> Layer {
         argon2_iterations: layer.argon2_iterations.or(Some(1)),
         argon2_parallelism: layer.argon2_parallelism.or(Some(1)),
         ..layer
+    }
+}
+
+/// Login rate limits: attempts a minute per address and per account.
+pub fn limits(per_ip: u32, per_account: u32) -> Layer {
+    Layer {
+        rate_login_per_ip: Some(per_ip),
+        rate_login_per_account: Some(per_account),
+        ..Layer::default()
     }
 }
 
@@ -200,13 +209,16 @@ impl Server {
 
     /// Logs in through the canonical API; returns the login response.
     pub async fn login(&self, username: &str, password: &str) -> Value {
-        let r = self
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": username, "password": password }))
-            .send()
-            .await;
+        let r = self.try_login(username, password).await;
         assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text());
         r.json()
+    }
+
+    /// Tries a login through the canonical API, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Resp {
+        login_call(self.post(LOGIN), username, password)
+            .send()
+            .await
     }
 
     /// The admin's access token.
@@ -228,6 +240,36 @@ impl Server {
         let r = self.post(path).bearer(bearer).json(body).send().await;
         assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text());
         r
+    }
+
+    /// Creates reseller `id` called `name` as `admin`; asserts it was
+    /// created and returns its id.
+    pub async fn reseller(&self, admin: &str, id: &str, name: &str) -> String {
+        let body = json!({ "id": id, "name": name });
+        self.created("/api/v1/admin/resellers", admin, &body)
+            .await
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Creates merchant `id` under `reseller`, called `name`, as `admin`;
+    /// asserts it was created and returns its id.
+    pub async fn merchant(&self, admin: &str, id: &str, reseller: &str, name: &str) -> String {
+        let body = json!({ "id": id, "reseller_id": reseller, "name": name });
+        self.created("/api/v1/admin/merchants", admin, &body)
+            .await
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_string()
+    }
+
+    /// Asks to create custom role `name` as `bearer`, whatever the answer.
+    pub async fn create_role(&self, bearer: &str, name: &str) -> Resp {
+        let body = json!({ "name": name });
+        self.post_as(bearer, "/api/v1/admin/roles", &body).await
     }
 
     /// Creates an account through the admin API with `admin`'s bearer and
@@ -274,20 +316,86 @@ impl Server {
         self.create_account(admin, &body).await
     }
 
-    /// Sends one request with this bearer, method and path, and a JSON
-    /// body if given.
-    pub async fn send_as(
-        &self,
-        bearer: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Resp {
-        let mut call = self.call(method, path).bearer(bearer);
-        if let Some(body) = body {
-            call = call.json(&body);
+    /// `GET path` with this bearer.
+    pub async fn get_as(&self, bearer: &str, path: &str) -> Resp {
+        self.get(path).bearer(bearer).send().await
+    }
+
+    /// `POST path` with this bearer and JSON body.
+    pub async fn post_as(&self, bearer: &str, path: &str, body: &Value) -> Resp {
+        self.post(path).bearer(bearer).json(body).send().await
+    }
+
+    /// `PATCH path` with this bearer and JSON body.
+    pub async fn patch_as(&self, bearer: &str, path: &str, body: &Value) -> Resp {
+        self.patch(path).bearer(bearer).json(body).send().await
+    }
+
+    /// `DELETE path` with this bearer.
+    pub async fn delete_as(&self, bearer: &str, path: &str) -> Resp {
+        self.delete(path).bearer(bearer).send().await
+    }
+
+    /// `POST path` with this bearer and no body: an action such as
+    /// disabling an account or making an API key.
+    pub async fn act_as(&self, bearer: &str, path: &str) -> Resp {
+        self.post(path).bearer(bearer).send().await
+    }
+
+    /// Signs in through the token document (`POST /api/auth/token`) and
+    /// returns its opaque token; asserts 200.
+    pub async fn opaque_token(&self, email: &str, password: &str) -> String {
+        let body = json!({ "email": email, "password": password });
+        let r = self.post_json("/api/auth/token", &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
+    /// Gives account `id` these roles through the admin API, as `bearer`.
+    pub async fn set_roles(&self, bearer: &str, id: &str, roles: &[&str]) -> Resp {
+        let path = format!("{USERS}/{id}");
+        self.patch_as(bearer, &path, &json!({ "roles": roles }))
+            .await
+    }
+
+    /// Sets account `id`'s password through the admin API, as `bearer`.
+    pub async fn set_password(&self, bearer: &str, id: &str, password: &str) -> Resp {
+        let path = format!("{USERS}/{id}/password");
+        self.post_as(bearer, &path, &json!({ "password": password }))
+            .await
+    }
+
+    /// `POST path` with this JSON body and no credential.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.post(path).json(body).send().await
+    }
+
+    /// The JSON body `GET path` answers this bearer, whatever the status.
+    pub async fn read(&self, bearer: &str, path: &str) -> Value {
+        self.get(path).bearer(bearer).send().await.json()
+    }
+
+    /// `GET /api/v1/auth/me` with this bearer.
+    pub async fn me(&self, bearer: &str) -> Resp {
+        self.get(ME).bearer(bearer).send().await
+    }
+
+    /// Every item of a paged list route (`{"items": [..], "next": ..}`),
+    /// following `next` cursors; asserts 200 on every page. `path` has a
+    /// query string already.
+    pub async fn all_pages(&self, bearer: &str, path: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut page_path = path.to_string();
+        loop {
+            let r = self.get(&page_path).bearer(bearer).send().await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            let page = r.json();
+            out.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => page_path = format!("{path}&cursor={next}"),
+                None => return out,
+            }
         }
-        call.send().await
     }
 
     /// The status `GET /api/v1/auth/me` answers this bearer: whether the
@@ -330,17 +438,54 @@ impl Server {
     ) -> tokio::task::JoinHandle<Resp> {
         // The hashes of earlier requests are over before their answers,
         // but wait rather than assume it.
-        while self.running().hashes_in_flight() != 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.until_pool_idle().await;
         let call = self
             .post("/api/v1/auth/login")
             .json(&json!({ "username": name, "password": password }));
         let login = tokio::spawn(call.send());
-        while self.running().hashes_in_flight() == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        self.until_hashes_in_flight(1).await;
         login
+    }
+
+    /// Returns once the hashing pool holds at least `n` jobs (running or
+    /// queued): requests sent before have reached it.
+    pub async fn until_hashes_in_flight(&self, n: usize) {
+        let running = self.running();
+        until(&format!("{n} hashes in flight"), || {
+            running.hashes_in_flight() >= n
+        })
+        .await;
+    }
+
+    /// Returns once the hashing pool holds no job.
+    pub async fn until_pool_idle(&self) {
+        let running = self.running();
+        until("an idle hashing pool", || running.hashes_in_flight() == 0).await;
+    }
+
+    /// Waits for every write the server started in the background (the
+    /// first-use audit events and last-use times of credentials) to be in
+    /// the store, so what a test reads next is the settled state.
+    pub async fn settle(&self) {
+        self.running().core().drain_background().await;
+    }
+}
+
+/// How long [`until`] waits for its condition before failing the test.
+/// A bound on a poll, not a timing assertion: every condition polled is
+/// expected within milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `done` every millisecond until it holds; panics naming `what`
+/// if it still does not after [`PATIENCE`].
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
@@ -362,12 +507,67 @@ pub fn bootstrap() -> Bootstrap {
 
 /// The claims of a JWT: its payload, base64url-decoded and parsed.
 pub fn jwt_claims(jwt: &str) -> Value {
-    use base64::Engine;
     let payload = jwt.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
+    serde_json::from_slice(&unb64(payload)).expect("JSON claims")
+}
+
+/// A JWT: three base64url parts, the first two JSON objects, the third a
+/// non-empty signature.
+pub fn assert_jwt(token: &str) {
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "not a JWT: {token}");
+    for (i, part) in parts.iter().enumerate() {
+        let bytes = unb64(part);
+        if i < 2 {
+            let json: Value = serde_json::from_slice(&bytes).expect("JWT part is JSON");
+            assert!(json.is_object(), "JWT part {i}: {json}");
+        } else {
+            assert!(!bytes.is_empty(), "empty signature");
+        }
+    }
+}
+
+/// An RFC 3339 time in UTC (`Z`), as Unix seconds.
+pub fn rfc3339_utc(v: &Value) -> i64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+    assert!(s.ends_with('Z'), "not UTC: {s}");
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {s}"))
+        .unix_timestamp()
+}
+
+/// base64url without padding, as JWTs and our secrets use it.
+pub fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The bytes of base64url without padding; panics on anything else.
+pub fn unb64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("{text} is not base64url: {e}"))
+}
+
+/// The field names of a JSON object, sorted.
+pub fn fields(v: &Value) -> Vec<String> {
+    let mut names: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// The `Retry-After` of a response, in seconds.
+pub fn retry_after(r: &Resp) -> u64 {
+    r.header("retry-after")
+        .unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
+        .parse()
+        .expect("Retry-After in seconds")
 }
 
 /// Real Unix time, where manual clocks start.
@@ -378,11 +578,28 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A canonical login request for this username and password.
+fn login_call(call: Call, username: &str, password: &str) -> Call {
+    call.json(&json!({ "username": username, "password": password }))
+}
+
 /// Requests to an address that is not a harness [`Server`] (a spawned
 /// binary, say).
 pub struct At(pub SocketAddr);
 
 impl At {
+    /// `GET /api/v1/auth/me` with this bearer.
+    pub async fn me(&self, bearer: &str) -> Resp {
+        self.get(ME).bearer(bearer).send().await
+    }
+
+    /// Tries a login through the canonical API, whatever the answer.
+    pub async fn try_login(&self, username: &str, password: &str) -> Resp {
+        login_call(self.post(LOGIN), username, password)
+            .send()
+            .await
+    }
+
     pub fn get(&self, path: &str) -> Call {
         self.call(Method::GET, path)
     }
@@ -530,6 +747,14 @@ pub struct Resp {
 }
 
 impl Resp {
+    /// Asserts the status (showing the body if it differs) and passes the
+    /// response on.
+    #[track_caller]
+    pub fn assert(self, want: StatusCode) -> Resp {
+        assert_eq!(self.status, want, "{}", self.text());
+        self
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
@@ -594,6 +819,25 @@ impl TestPki {
     }
 }
 
+/// A store written by an earlier build, copied from `tests/fixtures/<name>`
+/// into a new temporary data directory: the directory (holding `data/`)
+/// and the fixture's description (`fixture.json`).
+pub fn fixture_store(name: &str) -> (TempDir, Value) {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).expect("fixture.json"))
+            .expect("fixture.json is JSON");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    for f in ["latchkey.redb", "master.key"] {
+        std::fs::copy(fixture.join(f), data.join(f)).expect("copy the fixture");
+    }
+    (dir, meta)
+}
+
 /// Runs the `latchkey` binary.
 pub fn binary() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
@@ -605,6 +849,9 @@ pub struct Proc {
     pub addr: SocketAddr,
     /// Everything the process wrote to stderr so far.
     pub stderr: Arc<std::sync::Mutex<String>>,
+    /// Receives once the process's stderr is closed and read to the end:
+    /// the process has exited (or is exiting) and nothing more will come.
+    closed: std::sync::mpsc::Receiver<()>,
 }
 
 impl Proc {
@@ -626,6 +873,7 @@ impl Proc {
         let stderr = child.stderr.take().expect("stderr");
         let collected = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
+        let (closed_tx, closed) = std::sync::mpsc::channel();
         {
             let collected = collected.clone();
             std::thread::spawn(move || {
@@ -645,6 +893,7 @@ impl Proc {
                     all.push_str(&line);
                     all.push('\n');
                 }
+                let _ = closed_tx.send(());
             });
         }
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -661,6 +910,7 @@ impl Proc {
             child,
             addr,
             stderr: collected,
+            closed,
         }
     }
 
@@ -681,18 +931,16 @@ impl Proc {
         }
     }
 
-    /// Waits for the process to exit (up to 30 s) and returns its status.
+    /// Waits for the process to exit (up to [`PATIENCE`]) and returns its
+    /// status, with all it wrote to stderr collected.
     pub fn wait(&mut self) -> std::process::ExitStatus {
-        for _ in 0..300 {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader thread drain what is left.
-                std::thread::sleep(Duration::from_millis(50));
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if self.closed.recv_timeout(PATIENCE).is_err() {
+            let _ = self.child.kill();
+            panic!("latchkey did not exit: {}", self.stderr());
         }
-        let _ = self.child.kill();
-        panic!("latchkey did not exit: {}", self.stderr());
+        // Its stderr is closed, so it has exited or is about to: reaping
+        // it does not wait long.
+        self.child.wait().expect("wait")
     }
 }
 
@@ -701,6 +949,47 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `latchkey serve` on `data` with light hashing, the harness's admin
+/// password and these extra variables, expecting it to refuse to start;
+/// returns its exit code and output. One still running after [`PATIENCE`]
+/// has started, so it is killed and reported with no exit code.
+pub fn serve_refused(data: &Path, extra: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = binary();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .envs(extra.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("spawn latchkey");
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(PATIENCE) {
+        Ok(out) => out,
+        Err(_) => {
+            // SAFETY: kill(2) with the pid of our own child, not yet reaped
+            // (the thread above reaps it only once it has exited).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            rx.recv().expect("the waiting thread answers")
+        }
+    }
+    .expect("output");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 /// Runs `latchkey` to completion with these arguments and environment;
@@ -739,14 +1028,24 @@ pub struct World {
 #[derive(Debug, Clone)]
 pub struct Member {
     pub id: String,
-    pub number: u64,
-    pub username: String,
     pub email: String,
     /// A fresh access token.
     pub token: String,
 }
 
 pub const WORLD_PASSWORD: &str = "world password 123";
+
+/// A new account's request body, with the world's password.
+pub fn person(name: &str, role: &str, reseller: Option<&str>, merchant: Option<&str>) -> Value {
+    json!({
+        "username": name,
+        "email": format!("{name}@example.com"),
+        "password": WORLD_PASSWORD,
+        "roles": [role],
+        "reseller_id": reseller,
+        "merchant_id": merchant,
+    })
+}
 
 impl World {
     pub async fn build(srv: &Server) -> World {
@@ -786,17 +1085,7 @@ impl World {
         let mut accounts = std::collections::BTreeMap::new();
         for (name, role, reseller, merchant) in people {
             let resp = srv
-                .post("/api/v1/admin/users")
-                .bearer(&admin)
-                .json(&json!({
-                    "username": name,
-                    "email": format!("{name}@example.com"),
-                    "password": WORLD_PASSWORD,
-                    "roles": [role],
-                    "reseller_id": reseller,
-                    "merchant_id": merchant,
-                }))
-                .send()
+                .post_as(&admin, USERS, &person(name, role, reseller, merchant))
                 .await;
             assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text());
             let body = resp.json();
@@ -808,25 +1097,16 @@ impl World {
                 name.to_string(),
                 Member {
                     id: body["id"].as_str().expect("id").to_string(),
-                    number: body["number"].as_u64().expect("number"),
-                    username: name.to_string(),
                     email: format!("{name}@example.com"),
                     token,
                 },
             );
         }
-        let me = srv
-            .get("/api/v1/auth/me")
-            .bearer(&admin)
-            .send()
-            .await
-            .json();
+        let me = srv.read(&admin, "/api/v1/auth/me").await;
         accounts.insert(
             "admin".to_string(),
             Member {
                 id: me["id"].as_str().expect("id").to_string(),
-                number: me["number"].as_u64().expect("number"),
-                username: ADMIN.into(),
                 email: ADMIN_EMAIL.into(),
                 token: admin,
             },

@@ -18,18 +18,6 @@ fn rfc3339(unix: i64) -> String {
         .expect("format")
 }
 
-/// The field names of a JSON object, sorted.
-fn fields(v: &Value) -> Vec<&str> {
-    let mut names: Vec<&str> = v
-        .as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .map(String::as_str)
-        .collect();
-    names.sort_unstable();
-    names
-}
-
 /// Creates a key with `body`, asserting 201; returns the response body.
 async fn new_key(srv: &Server, token: &str, body: Value) -> Value {
     let r = srv.post(KEYS).bearer(token).json(&body).send().await;
@@ -81,10 +69,7 @@ async fn create_list_and_delete_have_the_documented_shapes() {
 
     // POST with a name: exactly the four documented fields.
     let r = srv
-        .post(KEYS)
-        .bearer(owner)
-        .json(&json!({ "name": "My Integration Key" }))
-        .send()
+        .post_as(owner, KEYS, &json!({ "name": "My Integration Key" }))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("cache-control"), Some("no-store"));
@@ -150,9 +135,7 @@ async fn create_list_and_delete_have_the_documented_shapes() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "API key not found" }));
     let r = srv
-        .delete(&format!("{KEYS}/key_0000000000000000"))
-        .bearer(owner)
-        .send()
+        .delete_as(owner, &format!("{KEYS}/key_0000000000000000"))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json(), json!({ "error": "API key not found" }));
@@ -222,7 +205,7 @@ async fn a_key_acts_as_its_owner_within_the_owners_scope() {
     let key = api_key(&created);
 
     // /me: the owner's account, through an API key.
-    let r = srv.get(ME).bearer(&key).send().await;
+    let r = srv.me(&key).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let me = r.json();
     assert_eq!(me["id"], reseller1.id.as_str());
@@ -274,12 +257,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     let srv = Server::start().await;
     let world = World::build(&srv).await;
     let admin = world.token("admin");
-    let r = srv
-        .post("/api/v1/admin/roles")
-        .bearer(admin)
-        .json(&json!({ "name": "Customer" }))
-        .send()
-        .await;
+    let r = srv.create_role(admin, "Customer").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = srv
         .post(USERS)
@@ -311,7 +289,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
         (&narrow, json!(["Customer"]), StatusCode::FORBIDDEN),
         (&full, json!(["merchant", "Customer"]), StatusCode::OK),
     ] {
-        let me = srv.get(ME).bearer(key).send().await.json();
+        let me = srv.read(key, ME).await;
         assert_eq!(me["id"], shopkeeper.as_str());
         assert_eq!(me["credential"]["kind"], "api_key");
         assert_eq!(me["credential"]["roles"], roles);
@@ -320,12 +298,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
 
     // Only a role the caller holds.
     for role in ["admin", "reseller", "user", "Nonexistent"] {
-        let r = srv
-            .post(KEYS)
-            .bearer(&token)
-            .json(&json!({ "role": role }))
-            .send()
-            .await;
+        let r = srv.post_as(&token, KEYS, &json!({ "role": role })).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{role}");
         assert_eq!(r.json()["field"], "role", "{role}");
     }
@@ -346,12 +319,7 @@ async fn a_key_can_be_narrowed_to_one_of_its_owners_roles() {
     // A key acting with a role its owner loses stops working: the
     // narrowed one, and the unnarrowed one, which carries the roles of the
     // token that made it (issue 9, item 6).
-    let r = srv
-        .patch(&format!("{USERS}/{shopkeeper}"))
-        .bearer(admin)
-        .json(&json!({ "roles": ["merchant"] }))
-        .send()
-        .await;
+    let r = srv.set_roles(admin, &shopkeeper, &["merchant"]).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     for key in [&narrow, &full] {
         assert_eq!(status_of(&srv, ME, key).await, StatusCode::UNAUTHORIZED);
@@ -380,10 +348,7 @@ async fn a_key_with_an_expiry_stops_working_at_it() {
     }
     // A key cannot make another (issue 9, item 9), so none outlives it.
     let r = srv
-        .post(KEYS)
-        .bearer(&keys[2].0)
-        .json(&json!({ "name": "child" }))
-        .send()
+        .post_as(&keys[2].0, KEYS, &json!({ "name": "child" }))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
 
@@ -464,12 +429,13 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
     let key = api_key(&created);
     assert_eq!(status_of(&srv, ME, &key).await, StatusCode::OK);
     let r = srv
-        .delete(&format!("{KEYS}/{}", created["keyId"].as_str().unwrap()))
-        .bearer(owner)
-        .send()
+        .delete_as(
+            owner,
+            &format!("{KEYS}/{}", created["keyId"].as_str().unwrap()),
+        )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = srv.get(ME).bearer(&key).send().await;
+    let r = srv.me(&key).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Authentication required" }));
 
@@ -502,9 +468,7 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
                 );
             }
             let r = srv
-                .post("/api/v1/auth/refresh")
-                .json(&json!({ "refreshToken": refresh }))
-                .send()
+                .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
                 .await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{name} {when}");
         };
@@ -525,11 +489,7 @@ async fn revocation_of_keys_and_accounts_is_immediate() {
             assert_eq!(r.status, StatusCode::OK);
             assert_eq!(r.json()["items"], json!([]));
         } else {
-            let r = srv
-                .post("/api/v1/auth/login")
-                .json(&json!({ "username": name, "password": WORLD_PASSWORD }))
-                .send()
-                .await;
+            let r = srv.try_login(name, WORLD_PASSWORD).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         }
     }
@@ -544,9 +504,7 @@ async fn credential_kinds_and_altered_keys_are_refused() {
 
     // An API key is not a refresh token, nor a refresh token a bearer.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": a }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": a }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
@@ -588,7 +546,7 @@ async fn credential_kinds_and_altered_keys_are_refused() {
     ];
     for (what, key) in &altered {
         assert_ne!(key, &a);
-        let r = srv.get(ME).bearer(key).send().await;
+        let r = srv.me(key).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}");
         assert_eq!(
             r.json(),
@@ -660,11 +618,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
     let mut access_tokens = Vec::new();
 
     let login = async |username: &str, password: &str| -> (String, String) {
-        let r = at
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": username, "password": password }))
-            .send()
-            .await;
+        let r = at.try_login(username, password).await;
         assert_eq!(r.status, StatusCode::OK, "{username}: {}", r.text());
         let body = r.json();
         (
@@ -673,11 +627,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
         )
     };
     let (admin, admin_refresh) = login("admin", admin_password).await;
-    let r = at
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": wrong_password }))
-        .send()
-        .await;
+    let r = at.try_login("admin", wrong_password).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     for (path, body) in [
@@ -775,7 +725,7 @@ async fn no_secret_is_stored_or_logged_in_clear() {
         user.clone(),
     ]);
     for credential in access_tokens.iter().chain([&key, &s2s]) {
-        let r = at.get(ME).bearer(credential).send().await;
+        let r = at.me(credential).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
 

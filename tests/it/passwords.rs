@@ -7,11 +7,7 @@ use serde_json::json;
 use crate::harness::*;
 
 async fn login_status(srv: &Server, username: &str, password: &str) -> StatusCode {
-    srv.post("/api/v1/auth/login")
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
-        .status
+    srv.try_login(username, password).await.status
 }
 
 #[tokio::test]
@@ -74,18 +70,15 @@ async fn saturated() -> (Server, Vec<tokio::task::JoinHandle<StatusCode>>) {
             .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
         slow.push(tokio::spawn(async move { call.send().await.status }));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    // Both are in the pool, one hashing and one queued.
+    srv.until_hashes_in_flight(2).await;
     (srv, slow)
 }
 
 #[tokio::test]
 async fn a_full_hashing_pool_answers_503_with_retry_after() {
     let (srv, slow) = saturated().await;
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "some wrong password" }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, "some wrong password").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(r.json()["error"].is_string());
@@ -113,11 +106,7 @@ async fn an_absurdly_long_password_is_refused_before_any_hash() {
     let (srv, slow) = saturated().await;
     // The pool is full, so anything that reached it would get 503; this
     // answer comes without touching it.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "x".repeat(5000) }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, &"x".repeat(5000)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.json(), json!({ "error": "Invalid credentials" }));
     for h in slow {

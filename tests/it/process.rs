@@ -34,12 +34,7 @@ async fn first_start_prints_a_generated_admin_password_once() {
         .unwrap_or_else(|| panic!("no password printed: {err}"))
         .to_string();
     assert!(password.len() >= 16);
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": password }))
-        .send()
-        .await;
+    let r = p.at().try_login("admin", &password).await;
     assert_eq!(r.status, StatusCode::OK);
     p.signal(libc::SIGTERM);
     assert!(p.wait().success());
@@ -50,12 +45,7 @@ async fn first_start_prints_a_generated_admin_password_once() {
         &[],
         &env_with(data, &[("LATCHKEY_ADMIN_PASSWORD", "another password")]),
     );
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": password }))
-        .send()
-        .await;
+    let r = p.at().try_login("admin", &password).await;
     assert_eq!(r.status, StatusCode::OK);
     p.signal(libc::SIGTERM);
     p.wait();
@@ -80,9 +70,7 @@ async fn first_admin_from_the_environment() {
     assert!(!p.stderr().contains("password:"));
     let r = p
         .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "root@example.org", "password": "a long enough password" }))
-        .send()
+        .try_login("root@example.org", "a long enough password")
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["user"]["username"], "root");
@@ -194,12 +182,7 @@ async fn settings_precedence_is_flag_then_env_then_file_then_default() {
         let mut env = env_with(&data, &extra);
         env.push(("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD));
         let mut p = Proc::spawn(&args, &env);
-        let r = p
-            .at()
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-            .send()
-            .await;
+        let r = p.at().try_login("admin", ADMIN_PASSWORD).await;
         assert_eq!(r.json()["expires_in"], expected, "{args:?} {extra:?}");
         p.signal(libc::SIGTERM);
         p.wait();
@@ -218,6 +201,7 @@ fn an_unknown_key_in_the_settings_file_is_an_error() {
 
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // Slow hashing makes a login an in-flight request worth waiting for.
@@ -228,17 +212,34 @@ async fn sigterm_finishes_in_flight_requests_then_exits_cleanly() {
     ];
     env.push(("LATCHKEY_ARGON2_ITERATIONS", "40"));
     let mut p = Proc::spawn(&[], &env);
-    let at = p.at();
-    let login = tokio::spawn(async move {
-        at.post("/api/v1/auth/login")
-            .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-            .send()
-            .await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // The login asks to continue before its body: the server's
+    // `100 Continue` is what proves the request is in its hands (accepted,
+    // its head read, its handler reading the body). The binary's internals
+    // cannot be polled from here, and this needs no waiting at all.
+    let body = json!({ "username": "admin", "password": ADMIN_PASSWORD }).to_string();
+    let mut s = tokio::net::TcpStream::connect(p.addr).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).await.unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
     p.signal(libc::SIGTERM);
-    let r = login.await.unwrap();
-    assert_eq!(r.status, StatusCode::OK, "the in-flight login finished");
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight login finished: {answer}"
+    );
+    assert!(answer.contains("\"token\""), "{answer}");
     assert!(p.wait().success());
     assert!(p.stderr().contains("stopped"));
     // New connections are refused once it has stopped.
@@ -254,13 +255,7 @@ async fn a_logout_survives_a_crash_right_after_its_response() {
         &[("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)],
     );
     let p = Proc::spawn(&[], &env);
-    let login = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
+    let login = p.at().try_login("admin", ADMIN_PASSWORD).await.json();
     let token = login["token"].as_str().unwrap();
     let r = p
         .at()
@@ -298,16 +293,8 @@ async fn secrets_never_reach_the_log() {
     let mut p = Proc::spawn(&[], &env);
     let at = p.at();
     let wrong = "wrong password that is secret";
-    at.post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": wrong }))
-        .send()
-        .await;
-    let login = at
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "admin", "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
+    at.try_login("admin", wrong).await;
+    let login = at.try_login("admin", ADMIN_PASSWORD).await.json();
     let token = login["token"].as_str().unwrap().to_string();
     let refresh = login["refreshToken"].as_str().unwrap().to_string();
     at.get(&format!("/api/v1/auth/me?token={token}"))

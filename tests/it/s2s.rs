@@ -4,7 +4,6 @@
 //! expiry, listing, revocation and the audit log.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -25,11 +24,7 @@ fn request(name: &str, role: &str, reseller: &str, merchant: Option<&str>) -> Va
 }
 
 async fn issue(srv: &Server, bearer: &str, body: &Value) -> Resp {
-    srv.post("/s2s-token")
-        .bearer(bearer)
-        .json(body)
-        .send()
-        .await
+    srv.post_as(bearer, "/s2s-token", body).await
 }
 
 /// Issues a token that must be granted; returns the response body.
@@ -49,11 +44,6 @@ async fn mint(
 /// The secret of an issuance response.
 fn secret(issued: &Value) -> String {
     issued["token"].as_str().expect("token").to_string()
-}
-
-/// `GET /api/v1/auth/me` with this bearer.
-async fn me(srv: &Server, bearer: &str) -> Resp {
-    srv.get("/api/v1/auth/me").bearer(bearer).send().await
 }
 
 /// The S2S token listing as `bearer` sees it (the raw response).
@@ -91,9 +81,10 @@ async fn listed(srv: &Server, admin: &str, name: &str) -> Value {
 /// Audit events of one kind, newest first, as the admin sees them.
 async fn audit(srv: &Server, admin: &str, event: &str) -> Vec<Value> {
     let r = srv
-        .get(&format!("/api/v1/admin/audit?event={event}&limit=1000"))
-        .bearer(admin)
-        .send()
+        .get_as(
+            admin,
+            &format!("/api/v1/admin/audit?event={event}&limit=1000"),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "audit: {}", r.text());
     r.json()["items"].as_array().expect("items").clone()
@@ -109,42 +100,11 @@ async fn audit_for(srv: &Server, admin: &str, event: &str, target: &str) -> Vec<
 }
 
 /// The first-use event is appended off the request path (the request does
-/// not wait for it), so it is polled for: every poll is a full HTTP round
-/// trip, and there is no sleep.
+/// not wait for it): the server's background writes are drained first, so
+/// the events read are the settled ones.
 async fn first_use_events(srv: &Server, admin: &str, id: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found = audit_for(srv, admin, "s2s_token_first_used", id).await;
-        if !found.is_empty() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no s2s_token_first_used event for {id}"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Waits until the background writes of each token's first use (the audit
-/// event and `last_used`) are in the store, polling as above.
-async fn first_use_settled(srv: &Server, admin: &str, ids: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for id in ids {
-        first_use_events(srv, admin, id).await;
-        loop {
-            let token = listing(srv, admin)
-                .await
-                .into_iter()
-                .find(|t| t["id"] == *id)
-                .unwrap_or_else(|| panic!("no S2S token {id}"));
-            if !token["last_used"].is_null() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "last_used never set on {id}");
-            tokio::task::yield_now().await;
-        }
-    }
+    srv.settle().await;
+    audit_for(srv, admin, "s2s_token_first_used", id).await
 }
 
 /// `{"detail": "<non-empty>"}` and nothing else: the document's error shape.
@@ -178,16 +138,6 @@ fn assert_challenged(r: &Resp, context: &str) {
         "{context}: WWW-Authenticate missing: {:?}",
         r.headers
     );
-}
-
-fn assert_rfc3339_z(value: &Value, context: &str) -> i64 {
-    let s = value
-        .as_str()
-        .unwrap_or_else(|| panic!("{context}: not a string: {value}"));
-    assert!(s.ends_with('Z'), "{context}: {s}");
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{context}: {s} is not RFC 3339: {e}"))
-        .unix_timestamp()
 }
 
 /// One row of the issuance table: requested role, `reseller_id`,
@@ -248,7 +198,7 @@ async fn check(srv: &Server, admin: &str, callers: &[(&str, String); 7], rows: &
                 failures.push(format!("{cell}: granted {body}"));
                 continue;
             }
-            let who = me(srv, &secret(&body)).await;
+            let who = srv.me(&secret(&body)).await;
             let who_body = who.json();
             let got_me = (
                 who_body["name"].as_str().unwrap_or("?"),
@@ -422,7 +372,7 @@ async fn a_granted_token_has_exactly_the_documented_shape() {
         assert_eq!(body["role"], role);
         assert_eq!(body["reseller_id"], "res_1");
         assert_eq!(body["merchant_id"], json!(merchant), "{role}");
-        let created = assert_rfc3339_z(&body["created_at"], role);
+        let created = rfc3339_utc(&body["created_at"]);
         assert_eq!(created, now, "created_at is the server's clock");
     }
 }
@@ -441,9 +391,7 @@ async fn bad_credentials_bodies_and_content_types_are_refused() {
         .expect("id")
         .to_string();
     let del = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{id}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{id}"))
         .await;
     assert_eq!(del.status, StatusCode::NO_CONTENT, "{}", del.text());
     let refresh = srv.login("merchant1a", WORLD_PASSWORD).await["refreshToken"]
@@ -631,7 +579,7 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
         (&reseller, "partner sync", "reseller", Value::Null),
         (&user, "user sync", "user", json!("mer_1a")),
     ] {
-        let r = me(&srv, bearer).await;
+        let r = srv.me(bearer).await;
         assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
         let body = r.json();
         let id = listed(&srv, &admin, name).await["id"].clone();
@@ -665,11 +613,7 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     let set = |v: &[&str]| -> BTreeSet<String> { v.iter().map(|s| s.to_string()).collect() };
 
     // The merchant token sees its merchant's accounts only.
-    let r = srv
-        .get("/api/v1/admin/users")
-        .bearer(&merchant)
-        .send()
-        .await;
+    let r = srv.get_as(&merchant, "/api/v1/admin/users").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(usernames(&r), set(&["merchant1a", "user1a"]));
     let account = |name: &str| format!("/api/v1/admin/users/{}", w.get(name).id);
@@ -694,25 +638,13 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     }
 
     // The reseller token sees its reseller's merchants and accounts only.
-    let r = srv
-        .get("/api/v1/admin/merchants")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/merchants").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(ids(&r), set(&["mer_1a", "mer_1b"]));
-    let r = srv
-        .get("/api/v1/admin/resellers")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/resellers").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(ids(&r), set(&["res_1"]));
-    let r = srv
-        .get("/api/v1/admin/users")
-        .bearer(&reseller)
-        .send()
-        .await;
+    let r = srv.get_as(&reseller, "/api/v1/admin/users").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(
         usernames(&r),
@@ -751,20 +683,16 @@ async fn a_token_without_a_lifetime_lasts_the_maximum() {
     let token = secret(&issued);
     let year = 365 * 24 * 3600;
     let expires = srv.clock.now() + year;
-    assert_eq!(
-        assert_rfc3339_z(&issued["expires_at"], "issued"),
-        expires,
-        "{issued}"
-    );
+    assert_eq!(rfc3339_utc(&issued["expires_at"]), expires, "{issued}");
     srv.advance(u64::try_from(year).expect("positive") - 1);
-    let r = me(&srv, &token).await;
+    let r = srv.me(&token).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["credential"]["expires_at"], issued["expires_at"]);
     let r = srv.get("/api/v1/admin/users").bearer(&token).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     // The admin's access token of a year ago is long gone, and the S2S
     // token issues nothing (issue 9, item 9).
-    assert_challenged(&me(&srv, &admin).await, "year-old access token");
+    assert_challenged(&srv.me(&admin).await, "year-old access token");
     let r = issue(
         &srv,
         &token,
@@ -773,7 +701,7 @@ async fn a_token_without_a_lifetime_lasts_the_maximum() {
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     srv.advance(1);
-    assert_challenged(&me(&srv, &token).await, "expired S2S token");
+    assert_challenged(&srv.me(&token).await, "expired S2S token");
 }
 
 #[tokio::test]
@@ -878,7 +806,7 @@ async fn revocation_is_immediate_and_scoped() {
     let doomed_id = id_of(listed(&srv, &admin, "doomed").await);
     let sibling_id = id_of(listed(&srv, &admin, "sibling").await);
     let kept_id = id_of(listed(&srv, &admin, "kept").await);
-    assert_eq!(me(&srv, &doomed).await.status, StatusCode::OK);
+    assert_eq!(srv.me(&doomed).await.status, StatusCode::OK);
 
     let revoke = |bearer: String, id: String| {
         let call = srv
@@ -896,7 +824,7 @@ async fn revocation_is_immediate_and_scoped() {
         let r = revoke(bearer.to_string(), doomed_id.clone()).await;
         assert_eq!(r.status, want, "{who}: {}", r.text());
         assert_eq!(
-            me(&srv, &doomed).await.status,
+            srv.me(&doomed).await.status,
             StatusCode::OK,
             "after {who}'s attempt"
         );
@@ -908,7 +836,7 @@ async fn revocation_is_immediate_and_scoped() {
     let r = revoke(admin.clone(), doomed_id.clone()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     assert!(r.body.is_empty());
-    assert_challenged(&me(&srv, &doomed).await, "/me after revocation");
+    assert_challenged(&srv.me(&doomed).await, "/me after revocation");
     let r = srv.get("/api/v1/admin/users").bearer(&doomed).send().await;
     assert_challenged(&r, "admin API after revocation");
     let r = issue(
@@ -922,8 +850,8 @@ async fn revocation_is_immediate_and_scoped() {
     // A reseller revokes a token under its reseller.
     let r = revoke(w.token("reseller1").to_string(), sibling_id.clone()).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
-    assert_challenged(&me(&srv, &sibling).await, "sibling after revocation");
-    assert_eq!(me(&srv, &kept).await.status, StatusCode::OK);
+    assert_challenged(&srv.me(&sibling).await, "sibling after revocation");
+    assert_eq!(srv.me(&kept).await.status, StatusCode::OK);
 
     // The listing tells when.
     let now = srv.clock.now();
@@ -931,7 +859,7 @@ async fn revocation_is_immediate_and_scoped() {
         let name = t["name"].as_str().expect("name");
         match name {
             "doomed" | "sibling" => {
-                assert_eq!(assert_rfc3339_z(&t["revoked_at"], name), now);
+                assert_eq!(rfc3339_utc(&t["revoked_at"]), now);
             }
             _ => assert_eq!(t["revoked_at"], Value::Null, "{t}"),
         }
@@ -940,10 +868,20 @@ async fn revocation_is_immediate_and_scoped() {
     // Both outlive a restart: the revoked stays refused, the other works.
     // (The first-use writes are let finish first: a restart while they are
     // in flight is the subject of its own test below.)
-    first_use_settled(&srv, &admin, &[&doomed_id, &kept_id]).await;
+    srv.settle().await;
+    for id in [&doomed_id, &kept_id] {
+        let events = audit_for(&srv, &admin, "s2s_token_first_used", id).await;
+        assert_eq!(events.len(), 1, "first use of {id}: {events:?}");
+        let token = listing(&srv, &admin)
+            .await
+            .into_iter()
+            .find(|t| t["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no S2S token {id}"));
+        assert!(!token["last_used"].is_null(), "last_used of {id}: {token}");
+    }
     srv.restart().await;
-    assert_challenged(&me(&srv, &doomed).await, "revoked, after restart");
-    assert_eq!(me(&srv, &kept).await.status, StatusCode::OK);
+    assert_challenged(&srv.me(&doomed).await, "revoked, after restart");
+    assert_eq!(srv.me(&kept).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -965,7 +903,7 @@ async fn a_restart_right_after_first_uses_loses_nothing() {
         tokens.push((id, token));
     }
     for (_, token) in &tokens {
-        assert_eq!(me(&srv, token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(token).await.status, StatusCode::OK);
     }
     srv.restart().await;
     let admin = srv.admin_token().await;
@@ -978,7 +916,7 @@ async fn a_restart_right_after_first_uses_loses_nothing() {
             .find(|t| t["id"] == id.as_str())
             .expect("listed");
         assert!(!entry["last_used"].is_null(), "last_used of {id}: {entry}");
-        assert_eq!(me(&srv, token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(token).await.status, StatusCode::OK);
     }
 }
 
@@ -1021,7 +959,7 @@ async fn the_audit_log_names_the_token() {
 
     // First use, then several more: one first-use event, by the token.
     for _ in 0..3 {
-        assert_eq!(me(&srv, &token).await.status, StatusCode::OK);
+        assert_eq!(srv.me(&token).await.status, StatusCode::OK);
     }
     let first = first_use_events(&srv, &admin, &id).await;
     assert_eq!(first.len(), 1, "{first:?}");
@@ -1066,18 +1004,14 @@ async fn the_audit_log_names_the_token() {
 
     // Revocation is recorded too, and no secret is ever written.
     let r = srv
-        .delete(&format!("/api/v1/admin/s2s-tokens/{id}"))
-        .bearer(&admin)
-        .send()
+        .delete_as(&admin, &format!("/api/v1/admin/s2s-tokens/{id}"))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
     let revoked = audit_for(&srv, &admin, "s2s_token_revoked", &id).await;
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["actor"], admin_id.as_str(), "{}", revoked[0]);
     let all = srv
-        .get("/api/v1/admin/audit?limit=1000")
-        .bearer(&admin)
-        .send()
+        .get_as(&admin, "/api/v1/admin/audit?limit=1000")
         .await
         .text();
     assert!(
@@ -1095,9 +1029,7 @@ async fn credential_kinds_are_not_interchangeable() {
 
     // An S2S token is not a refresh token.
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": token }))
-        .send()
+        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": token }))
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 
@@ -1123,10 +1055,10 @@ async fn credential_kinds_are_not_interchangeable() {
     ];
     for (label, bad) in &mutations {
         assert_ne!(bad, &token, "{label}");
-        assert_challenged(&me(&srv, bad).await, label);
+        assert_challenged(&srv.me(bad).await, label);
         let r = srv.get("/api/v1/admin/users").bearer(bad).send().await;
         assert_challenged(&r, label);
     }
     // Refusals do not harm the real token.
-    assert_eq!(me(&srv, &token).await.status, StatusCode::OK);
+    assert_eq!(srv.me(&token).await.status, StatusCode::OK);
 }

@@ -85,22 +85,15 @@ async fn sessions_revocations_and_keys_survive_a_restart() {
     srv.restart().await;
 
     assert_eq!(srv.get("/.well-known/jwks.json").send().await.json(), jwks);
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(kept["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(kept["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK, "signing key kept");
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(ended["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(ended["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "revocation kept");
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": kept["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": kept["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "refresh token kept");
 }
@@ -119,21 +112,10 @@ async fn a_lost_master_key_means_a_new_signing_key_not_a_broken_server() {
     assert!(keys.contains(&old_jwks["keys"][0]));
     // Tokens signed before still verify until they expire; new ones use the
     // new key.
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(before["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(before["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::OK);
     let after = srv.admin_token().await;
-    assert_eq!(
-        srv.get("/api/v1/auth/me")
-            .bearer(&after)
-            .send()
-            .await
-            .status,
-        StatusCode::OK
-    );
+    assert_eq!(srv.me(&after).await.status, StatusCode::OK);
 }
 
 #[cfg(unix)]
@@ -205,11 +187,7 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_login() {
     };
     srv.restart().await;
     // A failed login changes nothing.
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": "wrong password" }))
-        .send()
-        .await;
+    let r = srv.try_login(ADMIN, "wrong password").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     srv.stop().await;
     assert_eq!(stored_admin_hash(&srv.data_dir()), old);
@@ -226,39 +204,29 @@ async fn a_hash_with_old_parameters_is_upgraded_at_the_next_login() {
 
 #[tokio::test]
 async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v1");
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("fixture.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    for f in ["latchkey.redb", "master.key"] {
-        std::fs::copy(fixture.join(f), data.join(f)).unwrap();
-    }
+    let (dir, meta) = fixture_store("store-v1");
     // The fixture's tokens are judged at the time they were written.
     let clock = Clock::manual(meta["written_at"].as_i64().unwrap() + 60);
     let srv = Server::start_in(dir, Layer::default(), clock, None, bootstrap()).await;
 
     let live = meta["live"]["token"].as_str().unwrap();
-    let r = srv.get("/api/v1/auth/me").bearer(live).send().await;
+    let r = srv.me(live).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["username"], "admin");
-    let r = srv
-        .get("/api/v1/auth/me")
-        .bearer(meta["logged_out"]["token"].as_str().unwrap())
-        .send()
-        .await;
+    let r = srv.me(meta["logged_out"]["token"].as_str().unwrap()).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": meta["live"]["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": meta["live"]["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = srv
-        .post("/api/v1/auth/refresh")
-        .json(&json!({ "refreshToken": meta["logged_out"]["refreshToken"] }))
-        .send()
+        .post_json(
+            "/api/v1/auth/refresh",
+            &json!({ "refreshToken": meta["logged_out"]["refreshToken"] }),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let admin = srv
@@ -293,17 +261,8 @@ async fn a_store_written_by_schema_1_opens_with_its_credentials_intact() {
 async fn ended_sessions_spent_tokens_and_stale_failure_counts_are_pruned() {
     let mut srv = Server::start().await;
     let login = srv.login(ADMIN, ADMIN_PASSWORD).await;
-    let opaque = srv
-        .post("/api/auth/token")
-        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
-        .send()
-        .await
-        .json();
-    let r = srv
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": "nobody", "password": "wrong password" }))
-        .send()
-        .await;
+    let opaque = srv.opaque_token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r = srv.try_login("nobody", "wrong password").await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let admin_id = login["user"]["id"]
         .as_str()
@@ -340,10 +299,6 @@ async fn ended_sessions_spent_tokens_and_stale_failure_counts_are_pruned() {
     let tx = store.read().unwrap();
     assert!(tx.account_sessions(admin_id).unwrap().is_empty());
     assert!(tx.refresh_token(&digest(&refresh)).unwrap().is_none());
-    assert!(
-        tx.opaque_token(&digest(opaque["token"].as_str().unwrap()))
-            .unwrap()
-            .is_none()
-    );
+    assert!(tx.opaque_token(&digest(&opaque)).unwrap().is_none());
     assert!(tx.account(admin_id).unwrap().is_some());
 }
