@@ -755,6 +755,14 @@ impl Resp {
         self
     }
 
+    /// Asserts the status and that the body is exactly
+    /// `{"error": message}`.
+    #[track_caller]
+    pub fn assert_error(self, want: StatusCode, message: &str) {
+        assert_eq!(self.status, want, "{}", self.text());
+        assert_eq!(self.json(), serde_json::json!({ "error": message }));
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
@@ -836,6 +844,17 @@ pub fn fixture_store(name: &str) -> (TempDir, Value) {
         std::fs::copy(fixture.join(f), data.join(f)).expect("copy the fixture");
     }
     (dir, meta)
+}
+
+/// The environment a real-binary test server starts with: its data
+/// directory, a free loopback port and cheap hashing. Callers add their own.
+pub fn proc_env(data: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("LATCHKEY_DATA_DIR", data),
+        ("LATCHKEY_LISTEN", "127.0.0.1:0"),
+        ("LATCHKEY_ARGON2_MEMORY_KIB", "256"),
+        ("LATCHKEY_ARGON2_ITERATIONS", "1"),
+    ]
 }
 
 /// Runs the `latchkey` binary.

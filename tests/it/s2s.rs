@@ -269,7 +269,7 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
     // A merchant_id given with a reseller token is not kept on the token,
     // but it must still exist under that reseller.
     #[rustfmt::skip]
-    let rows: &[Row] = &[
+    let mut rows: Vec<Row> = vec![
         // role      reseller_id merchant_id        admin r1   m1a  u1a  s2s-m s2s-r s2s-u
         ("reseller", "res_1",    None,              [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
         ("reseller", "res_1",    Some("mer_1a"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
@@ -281,30 +281,31 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
         ("reseller", "res_nope", None,              [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
         ("reseller", "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
         ("reseller", "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-
-        ("merchant", "res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
-        ("merchant", "res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
-        ("merchant", "res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("merchant", "res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("merchant", "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("merchant", "res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("merchant", "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-
-        ("user",     "res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
-        ("user",     "res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
-        ("user",     "res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("user",     "res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("user",     "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("user",     "res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("user",     "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-
-        // Not a role an S2S token may have: refused before any scope check.
+    ];
+    // A merchant token and a user token are scoped alike (both name a
+    // merchant under a reseller), so one table serves both roles.
+    #[rustfmt::skip]
+    let merchant_scoped: [(&str, Option<&str>, [u16; 7]); 10] = [
+        // reseller_id merchant_id        admin r1   m1a  u1a  s2s-m s2s-r s2s-u
+        ("res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
+        ("res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
+        ("res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
+        ("res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
+        ("res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+        ("res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+        ("res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+    ];
+    for role in ["merchant", "user"] {
+        rows.extend(
+            merchant_scoped.map(|(reseller, merchant, want)| (role, reseller, merchant, want)),
+        );
+    }
+    // Not a role an S2S token may have: refused before any scope check.
+    #[rustfmt::skip]
+    let not_s2s_roles: [Row; 8] = [
         ("admin",    "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_1a"),    [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_1b"),    [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
@@ -314,7 +315,8 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
         ("admin",    "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_nope"),  [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
     ];
-    check(&srv, &admin, &callers, rows).await;
+    rows.extend(not_s2s_roles);
+    check(&srv, &admin, &callers, &rows).await;
 }
 
 #[tokio::test]
