@@ -46,6 +46,18 @@ fn secret(issued: &Value) -> String {
     issued["token"].as_str().expect("token").to_string()
 }
 
+/// Issues, as `bearer`, a merchant token (mer_1a), a reseller token
+/// (res_1) and a user token (mer_1a), named `names` in that order; their
+/// secrets.
+async fn mint_three(srv: &Server, bearer: &str, names: [&str; 3]) -> [String; 3] {
+    let [merchant, reseller, user] = names;
+    [
+        secret(&mint(srv, bearer, merchant, "merchant", "res_1", Some("mer_1a")).await),
+        secret(&mint(srv, bearer, reseller, "reseller", "res_1", None).await),
+        secret(&mint(srv, bearer, user, "user", "res_1", Some("mer_1a")).await),
+    ]
+}
+
 /// The S2S token listing as `bearer` sees it (the raw response).
 async fn listing_resp(srv: &Server, bearer: &str) -> Resp {
     srv.get("/api/v1/admin/s2s-tokens?limit=1000")
@@ -240,21 +252,12 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
-    let s2s_merchant = secret(
-        &mint(
-            &srv,
-            &admin,
-            "caller merchant",
-            "merchant",
-            "res_1",
-            Some("mer_1a"),
-        )
-        .await,
-    );
-    let s2s_reseller =
-        secret(&mint(&srv, &admin, "caller reseller", "reseller", "res_1", None).await);
-    let s2s_user =
-        secret(&mint(&srv, &admin, "caller user", "user", "res_1", Some("mer_1a")).await);
+    let [s2s_merchant, s2s_reseller, s2s_user] = mint_three(
+        &srv,
+        &admin,
+        ["caller merchant", "caller reseller", "caller user"],
+    )
+    .await;
     let callers: [(&str, String); 7] = [
         ("admin", admin.clone()),
         ("reseller1 (res_1)", w.token("reseller1").to_string()),
@@ -561,19 +564,8 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
-    let merchant = secret(
-        &mint(
-            &srv,
-            &admin,
-            "shop sync",
-            "merchant",
-            "res_1",
-            Some("mer_1a"),
-        )
-        .await,
-    );
-    let reseller = secret(&mint(&srv, &admin, "partner sync", "reseller", "res_1", None).await);
-    let user = secret(&mint(&srv, &admin, "user sync", "user", "res_1", Some("mer_1a")).await);
+    let [merchant, reseller, user] =
+        mint_three(&srv, &admin, ["shop sync", "partner sync", "user sync"]).await;
 
     // /me describes the token, not an account.
     for (bearer, name, role, merchant_id) in [
