@@ -452,15 +452,8 @@ async fn a_locked_or_disabled_account_gets_403_with_a_detail() {
 
     // A disabled account: 403, and nothing to wait for.
     let admin = srv.admin_token().await;
-    let r = srv
-        .post(&format!(
-            "/api/v1/admin/users/{}/disable",
-            ids["member@example.com"]
-        ))
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let disable = format!("/api/v1/admin/users/{}/disable", ids["member@example.com"]);
+    srv.act_as(&admin, &disable).await.assert(StatusCode::OK);
     let r = login(&srv, "member@example.com", PASSWORD).await;
     let detail = assert_detail(&r, StatusCode::FORBIDDEN);
     assert!(detail.to_lowercase().contains("disabled"), "{detail}");

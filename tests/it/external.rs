@@ -500,15 +500,8 @@ async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
     assert_refused(&google(&srv, "stranger@example.com", GOOGLE_TOKEN).await);
 
     let admin = w.token("admin").to_string();
-    let r = srv
-        .post(&format!(
-            "/api/v1/admin/users/{}/disable",
-            w.get("user1a").id
-        ))
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    let disable = format!("/api/v1/admin/users/{}/disable", w.get("user1a").id);
+    srv.act_as(&admin, &disable).await.assert(StatusCode::OK);
     provider.answer(Answer::Json(
         200,
         google_info("user1a@example.com", "s-user1a"),

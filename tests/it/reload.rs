@@ -200,12 +200,7 @@ async fn a_bad_certificate_on_reload_keeps_the_one_in_use_and_says_why() {
 async fn failures(p: &Proc, who: &str, count: usize) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
     for _ in 0..count {
-        let r = p
-            .at()
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": who, "password": "not the password" }))
-            .send()
-            .await;
+        let r = p.at().try_login(who, "not the password").await;
         statuses.push(r.status);
     }
     statuses
@@ -252,12 +247,7 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
     write("rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 2\n");
     reload(&p, "reloaded", 2);
     assert_eq!(failures(&p, ADMIN, 2).await, [UNAUTHORIZED; 2]);
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let r = p.at().try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.text().contains("locked"), "{}", r.text());
 
