@@ -330,23 +330,9 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
 async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_they_name() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/resellers",
-            &json!({ "id": "res_9", "name": "Nine" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.reseller(&admin, "res_9", "Nine").await;
     srv.advance(500);
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/merchants",
-            &json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.merchant(&admin, "shop-42", "res_9", "Shop").await;
     let r = srv
         .post(USERS)
         .bearer(&admin)

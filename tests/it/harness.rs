@@ -242,6 +242,14 @@ impl Server {
         r
     }
 
+    /// Issues an S2S token described by `body` as `bearer`; asserts 200
+    /// and returns its secret.
+    pub async fn s2s_secret(&self, bearer: &str, body: &Value) -> String {
+        let r = self.post_as(bearer, "/s2s-token", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
     /// Creates reseller `id` called `name` as `admin`; asserts it was
     /// created and returns its id.
     pub async fn reseller(&self, admin: &str, id: &str, name: &str) -> String {
