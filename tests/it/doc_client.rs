@@ -78,19 +78,17 @@ fn logged_out() -> Value {
 /// admin API; returns its `number` as the admin API shows it.
 async fn create_account(srv: &Server, username: &str) -> u64 {
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(&admin)
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": PASSWORD,
-            "roles": ["user"],
-        }))
-        .send()
+    let id = srv
+        .create_account(
+            &admin,
+            &json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": PASSWORD,
+                "roles": ["user"],
+            }),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.json()["id"].as_str().expect("id").to_string();
     let r = srv
         .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;

@@ -54,20 +54,20 @@ async fn accounts(srv: &Server, people: &[(&str, &str, Option<&'static str>)]) -
             Some(r) => json!({ "receipts_email": r }),
             None => json!({}),
         };
-        let r = srv
-            .post("/api/v1/admin/users")
-            .bearer(&admin)
-            .json(&json!({
-                "username": username,
-                "email": email,
-                "password": password,
-                "roles": ["user"],
-                "attributes": attributes,
-            }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        let body = r.json();
+        let body = srv
+            .created(
+                USERS,
+                &admin,
+                &json!({
+                    "username": username,
+                    "email": email,
+                    "password": password,
+                    "roles": ["user"],
+                    "attributes": attributes,
+                }),
+            )
+            .await
+            .json();
         made.push(Account {
             email,
             password: password.to_string(),
