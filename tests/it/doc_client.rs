@@ -281,11 +281,7 @@ async fn a_request_without_both_credentials_is_a_400_validation_error() {
         ("empty body", ""),
     ];
     for (case, body) in cases {
-        let r = srv
-            .post("/auth/login")
-            .body("application/json", body)
-            .send()
-            .await;
+        let r = srv.post_body("/auth/login", "application/json", body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{case}: {}", r.text());
         assert_body(&r, StatusCode::BAD_REQUEST, &required());
     }

@@ -238,11 +238,7 @@ async fn parameters_are_required_and_must_be_strings() {
         ("form without email", FORM, "password=a+password"),
     ];
     for (what, content_type, body) in cases {
-        let r = srv
-            .post(TOKEN)
-            .body(content_type, body.to_string())
-            .send()
-            .await;
+        let r = srv.post_body(TOKEN, content_type, body.to_string()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{what}: {}", r.text());
     }

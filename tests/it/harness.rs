@@ -344,6 +344,11 @@ impl Server {
         self.delete(path).bearer(bearer).send().await
     }
 
+    /// `POST path` with no bearer and this body of this content type.
+    pub async fn post_body(&self, path: &str, content_type: &str, body: impl Into<Bytes>) -> Resp {
+        self.post(path).body(content_type, body).send().await
+    }
+
     /// `POST path` with this bearer and no body: an action such as
     /// disabling an account or making an API key.
     pub async fn act_as(&self, bearer: &str, path: &str) -> Resp {
