@@ -345,23 +345,18 @@ async fn a_granted_token_has_exactly_the_documented_shape() {
             r.headers
         );
         let body = r.json();
-        let keys: BTreeSet<&str> = body
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
+        // Every field, in sorted order.
         assert_eq!(
-            keys,
-            BTreeSet::from([
-                "token",
-                "name",
-                "role",
-                "reseller_id",
-                "merchant_id",
+            fields(&body),
+            [
                 "created_at",
-                "expires_at"
-            ]),
+                "expires_at",
+                "merchant_id",
+                "name",
+                "reseller_id",
+                "role",
+                "token"
+            ],
             "{role}: {body}"
         );
         let token = body["token"].as_str().expect("token");
@@ -753,27 +748,22 @@ async fn the_listing_is_scoped_and_never_shows_a_secret() {
         let items = r.json()["items"].as_array().expect("items").clone();
         assert_eq!(names(&items), want, "{who}");
         for item in &items {
-            let keys: BTreeSet<&str> = item
-                .as_object()
-                .expect("object")
-                .keys()
-                .map(String::as_str)
-                .collect();
+            // Every field, in sorted order.
             assert_eq!(
-                keys,
-                BTreeSet::from([
-                    "id",
-                    "name",
-                    "role",
-                    "reseller_id",
-                    "merchant_id",
+                fields(item),
+                [
                     "created_at",
                     "created_by",
                     "created_by_exists",
                     "expires_at",
+                    "id",
                     "last_used",
-                    "revoked_at"
-                ]),
+                    "merchant_id",
+                    "name",
+                    "reseller_id",
+                    "revoked_at",
+                    "role"
+                ],
                 "{who}: {item}"
             );
             assert_eq!(item["created_by"], admin_id.as_str(), "{item}");
