@@ -159,11 +159,7 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 
 #[tokio::test]
 async fn a_trusted_proxy_is_believed() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(3, 1000)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(3, 1000))).await;
     // Each client behind the proxy has its own allowance...
     for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         for _ in 0..3 {
@@ -464,11 +460,7 @@ async fn a_login_flood_is_held_to_the_pool_and_others_are_served() {
 
 #[tokio::test]
 async fn ten_thousand_distinct_usernames_leave_bounded_limiter_state() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(1000, 10)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(1000, 10))).await;
     // HTTP/2 would multiplex; plain sequential requests over fresh
     // connections are what a flood of scripts looks like.
     let mut handles = Vec::new();

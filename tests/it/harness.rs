@@ -46,6 +46,15 @@ pub fn light(layer: Layer) -> Layer {
     }
 }
 
+/// `layer` behind a trusted proxy on the loopback, where every test client
+/// connects from: `X-Forwarded-For` names the client.
+pub fn behind_proxy(layer: Layer) -> Layer {
+    Layer {
+        trusted_proxies: Some(vec!["127.0.0.1".into()]),
+        ..layer
+    }
+}
+
 /// Login rate limits: attempts a minute per address and per account.
 pub fn limits(per_ip: u32, per_account: u32) -> Layer {
     Layer {
