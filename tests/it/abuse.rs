@@ -105,13 +105,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
         ..limits(2, 1000)
     })
     .await;
-    let slow = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let slow = srv.login_in_flight(ADMIN, ADMIN_PASSWORD).await;
     // A place in the pool is taken before any allowance is charged (issue
     // 9, item 7): while it is full, attempts are busy and cost nothing.
     for _ in 0..2 {
@@ -122,7 +116,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
             "the pool is full"
         );
     }
-    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    assert_eq!(slow.await.unwrap().status, StatusCode::OK);
     let r = attempt(&srv, ADMIN, "wrong password", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the second of two");
     let hashes = srv.running().hash_verifications();
@@ -360,11 +354,7 @@ async fn every_refusal_costs_one_hash() {
     // With the pool full, every path that hashes gets 503: an unknown
     // account, a wrong password, a disabled account and a locked one all
     // pay for one verification, so none answers faster than the others.
-    let srv = Server::start_with(Layer {
-        lockout_threshold: Some(2),
-        ..limits(1000, 1000)
-    })
-    .await;
+    let srv = Server::start_with(lockout(2)).await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
     let disable = format!("/api/v1/admin/users/{}/disable", w.get("user2a").id);
@@ -387,13 +377,7 @@ async fn every_refusal_costs_one_hash() {
         ..srv.layer.clone()
     };
     srv.restart().await;
-    let slow = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "reseller1", "password": WORLD_PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let slow = srv.login_in_flight("reseller1", WORLD_PASSWORD).await;
     for (who, password) in [
         ("nobody", "wrong password"),
         ("reseller2", "wrong password"),

@@ -537,13 +537,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
     let admin = srv.admin_token().await;
     srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     srv.create_user(&admin, "holder", PASSWORD, &["user"]).await;
-    let hold = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "holder", "password": PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let hold = srv.login_in_flight("holder", PASSWORD).await;
     let mut busy = 0;
     for _ in 0..5 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;
@@ -552,7 +546,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
         }
     }
     assert_eq!(busy, 5, "the held pool refuses every attempt");
-    assert_eq!(hold.await.expect("joined"), StatusCode::OK);
+    assert_eq!(hold.await.expect("joined").status, StatusCode::OK);
     // The full allowance of three, then the limit.
     for i in 0..3 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;
