@@ -438,30 +438,32 @@ mod tests {
         );
 
         // alg none, HS256, unknown kid, extra header members.
-        let none = forge(
-            r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#,
-            &claims(now),
-            b"",
-        );
-        assert_eq!(keys.verify(&none, now), Err(TokenError::Algorithm));
-        let hs = forge(
-            r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#,
-            &claims(now),
-            b"x",
-        );
-        assert_eq!(keys.verify(&hs, now), Err(TokenError::Algorithm));
-        let kid = forge(
-            r#"{"alg":"ES256","typ":"at+jwt","kid":"k2"}"#,
-            &claims(now),
-            b"x",
-        );
-        assert_eq!(keys.verify(&kid, now), Err(TokenError::UnknownKey));
-        let jku = forge(
-            r#"{"alg":"ES256","typ":"at+jwt","kid":"k1","jku":"http://evil"}"#,
-            &claims(now),
-            b"x",
-        );
-        assert_eq!(keys.verify(&jku, now), Err(TokenError::Malformed));
+        let forged: [(&str, &[u8], TokenError); 4] = [
+            (
+                r#"{"alg":"none","typ":"at+jwt","kid":"k1"}"#,
+                b"",
+                TokenError::Algorithm,
+            ),
+            (
+                r#"{"alg":"HS256","typ":"at+jwt","kid":"k1"}"#,
+                b"x",
+                TokenError::Algorithm,
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k2"}"#,
+                b"x",
+                TokenError::UnknownKey,
+            ),
+            (
+                r#"{"alg":"ES256","typ":"at+jwt","kid":"k1","jku":"http://evil"}"#,
+                b"x",
+                TokenError::Malformed,
+            ),
+        ];
+        for (header, sig, want) in forged {
+            let token = forge(header, &claims(now), sig);
+            assert_eq!(keys.verify(&token, now), Err(want), "{header}");
+        }
 
         // Wrong issuer or audience, signed by our own key.
         let mut other = claims(now);

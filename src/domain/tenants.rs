@@ -1,5 +1,6 @@
 //! Resellers, merchants and custom roles.
 
+use super::audit::AuditEntry;
 use super::auth::{Principal, actor_still_valid};
 use super::rbac::{Scope, is_builtin};
 use super::secrets::random_id;
@@ -204,6 +205,63 @@ fn end_s2s_in(
     }
 }
 
+/// The id of a new reseller or merchant: the one asked for, checked, or a
+/// random one after `prefix` (`res`, `mer`).
+fn new_tenant_id(asked: Option<String>, prefix: &str) -> Result<String, Error> {
+    match asked {
+        Some(id) => parse_tenant_id("id", &id),
+        None => Ok(format!("{prefix}_{}", random_id(12))),
+    }
+}
+
+/// Refuses a new tenant's id that one of its kind (`what`) holds now
+/// (`taken`) or held once (`key` is retired): ids are never reused.
+fn id_free(tx: &WriteTx, taken: bool, key: &str, what: &str) -> Result<(), Error> {
+    if taken {
+        return Err(Error::Conflict(format!("a {what} with this id exists")));
+    }
+    if tx.tenant_retired(key)? {
+        return Err(Error::Conflict(RETIRED.into()));
+    }
+    Ok(())
+}
+
+/// Only the admin changes a reseller; one out of the caller's sight is
+/// "not found" first, so a refusal confirms nothing.
+fn admin_changes_reseller(principal: &Principal, id: &str) -> Result<(), Error> {
+    let scope = principal.scope();
+    if !scope.covers_reseller(id) {
+        return Err(Error::NotFound("reseller"));
+    }
+    if scope != Scope::All {
+        return Err(Error::Forbidden);
+    }
+    Ok(())
+}
+
+/// `audit` about `merchant`: its tenant and its id.
+fn of_merchant(audit: AuditEntry, merchant: &Merchant) -> AuditEntry {
+    audit
+        .tenant(
+            Some(merchant.reseller_id.clone()),
+            Some(merchant.id.clone()),
+        )
+        .target(merchant.id.clone())
+}
+
+/// The merchant `id` for a change by a caller of `scope`: "not found" out
+/// of its sight, forbidden below a reseller's level.
+fn merchant_to_change(tx: &WriteTx, scope: &Scope, id: &str) -> Result<Merchant, Error> {
+    let merchant = tx
+        .merchant(id)?
+        .filter(|m| scope.covers_merchant(m))
+        .ok_or(Error::NotFound("merchant"))?;
+    if scope.level() < 3 {
+        return Err(Error::Forbidden);
+    }
+    Ok(merchant)
+}
+
 impl Core {
     pub async fn create_reseller(
         &self,
@@ -214,10 +272,7 @@ impl Core {
         if principal.scope() != Scope::All {
             return Err(Error::Forbidden);
         }
-        let id = match id {
-            Some(id) => parse_tenant_id("id", &id)?,
-            None => format!("res_{}", random_id(12)),
-        };
+        let id = new_tenant_id(id, "res")?;
         let now = self.clock.now();
         let reseller = Reseller {
             id: id.clone(),
@@ -234,15 +289,11 @@ impl Core {
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
-                if tx.reseller(&stored.id)?.is_some() {
-                    return Err(Error::Conflict("a reseller with this id exists".into()));
-                }
-                if tx.tenant_retired(&reseller_key(&stored.id))? {
-                    return Err(Error::Conflict(RETIRED.into()));
-                }
+                let taken = tx.reseller(&stored.id)?.is_some();
+                id_free(tx, taken, &reseller_key(&stored.id), "reseller")?;
                 tx.put_reseller(&stored)?;
                 audit.append(tx, now)?;
-                Ok(())
+                Ok::<_, Error>(())
             })
             .await?;
         Ok(reseller)
@@ -290,13 +341,7 @@ impl Core {
         id: &str,
         name: &str,
     ) -> Result<Reseller, Error> {
-        let scope = principal.scope();
-        if !scope.covers_reseller(id) {
-            return Err(Error::NotFound("reseller"));
-        }
-        if scope != Scope::All {
-            return Err(Error::Forbidden);
-        }
+        admin_changes_reseller(principal, id)?;
         let name = parse_name(name)?;
         let now = self.clock.now();
         let id = id.to_string();
@@ -319,13 +364,7 @@ impl Core {
     }
 
     pub async fn delete_reseller(&self, principal: &Principal, id: &str) -> Result<(), Error> {
-        let scope = principal.scope();
-        if !scope.covers_reseller(id) {
-            return Err(Error::NotFound("reseller"));
-        }
-        if scope != Scope::All {
-            return Err(Error::Forbidden);
-        }
+        admin_changes_reseller(principal, id)?;
         let now = self.clock.now();
         let id = id.to_string();
         let audit = self
@@ -390,10 +429,7 @@ impl Core {
             }
             _ => return Err(Error::Forbidden),
         };
-        let id = match id {
-            Some(id) => parse_tenant_id("id", &id)?,
-            None => format!("mer_{}", random_id(12)),
-        };
+        let id = new_tenant_id(id, "mer")?;
         let now = self.clock.now();
         let merchant = Merchant {
             id: id.clone(),
@@ -414,12 +450,8 @@ impl Core {
                 if tx.reseller(&stored.reseller_id)?.is_none() {
                     return Err(Error::invalid("reseller_id", "unknown reseller_id"));
                 }
-                if tx.merchant(&stored.id)?.is_some() {
-                    return Err(Error::Conflict("a merchant with this id exists".into()));
-                }
-                if tx.tenant_retired(&merchant_key(&stored.id))? {
-                    return Err(Error::Conflict(RETIRED.into()));
-                }
+                let taken = tx.merchant(&stored.id)?.is_some();
+                id_free(tx, taken, &merchant_key(&stored.id), "merchant")?;
                 // Counted in this write, so two creations cannot both take
                 // the last place.
                 if tx.reseller_merchant_count(&stored.reseller_id, MAX_MERCHANTS_PER_RESELLER)?
@@ -489,23 +521,11 @@ impl Core {
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
-                let mut merchant = tx
-                    .merchant(&id)?
-                    .filter(|m| scope.covers_merchant(m))
-                    .ok_or(Error::NotFound("merchant"))?;
-                if scope.level() < 3 {
-                    return Err(Error::Forbidden);
-                }
+                let mut merchant = merchant_to_change(tx, &scope, &id)?;
                 merchant.name = name;
                 merchant.updated_at = now;
                 tx.put_merchant(&merchant)?;
-                audit
-                    .tenant(
-                        Some(merchant.reseller_id.clone()),
-                        Some(merchant.id.clone()),
-                    )
-                    .target(merchant.id.clone())
-                    .append(tx, now)?;
+                of_merchant(audit, &merchant).append(tx, now)?;
                 Ok(merchant)
             })
             .await
@@ -523,13 +543,7 @@ impl Core {
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
-                let merchant = tx
-                    .merchant(&id)?
-                    .filter(|m| scope.covers_merchant(m))
-                    .ok_or(Error::NotFound("merchant"))?;
-                if scope.level() < 3 {
-                    return Err(Error::Forbidden);
-                }
+                let merchant = merchant_to_change(tx, &scope, &id)?;
                 if external.default_merchant_id.as_deref() == Some(id.as_str()) {
                     return Err(Error::Conflict(EXTERNAL_DEFAULT.into()));
                 }
@@ -547,13 +561,7 @@ impl Core {
                     "the merchant still has live S2S tokens; revoke them first",
                 )?;
                 tx.remove_merchant(&merchant, now)?;
-                audit
-                    .tenant(
-                        Some(merchant.reseller_id.clone()),
-                        Some(merchant.id.clone()),
-                    )
-                    .target(merchant.id.clone())
-                    .append(tx, now)?;
+                of_merchant(audit, &merchant).append(tx, now)?;
                 Ok(())
             })
             .await

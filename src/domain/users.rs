@@ -221,6 +221,14 @@ impl Core {
             .ok_or(Error::NotFound("user"))
     }
 
+    /// The caller's scope, once the account `id` is found in it; "not
+    /// found" otherwise, whether the account exists or not.
+    fn scope_seeing(&self, principal: &Principal, id: Uuid) -> Result<Scope, Error> {
+        let scope = principal.scope();
+        self.visible(&scope, self.store.read()?.account(id)?)?;
+        Ok(scope)
+    }
+
     pub async fn admin_create_user(
         &self,
         principal: &Principal,
@@ -616,8 +624,7 @@ impl Core {
         // A password is a credential: a credential that may not mint
         // credentials may not set one, not even its own account's.
         principal.may_mint()?;
-        let scope = principal.scope();
-        self.visible(&scope, self.store.read()?.account(id)?)?;
+        let scope = self.scope_seeing(principal, id)?;
         let own = principal.account == Some(id);
         if !scope.manages() && !own {
             return Err(Error::Forbidden);
@@ -702,8 +709,7 @@ impl Core {
     /// Records keyed by the plain lookup form (before counts followed the
     /// account) are left to housekeeping, which drops them within a day.
     pub async fn admin_unlock(&self, principal: &Principal, id: Uuid) -> Result<bool, Error> {
-        let scope = principal.scope();
-        self.visible(&scope, self.store.read()?.account(id)?)?;
+        let scope = self.scope_seeing(principal, id)?;
         if !scope.manages() {
             return Err(Error::Forbidden);
         }
@@ -795,8 +801,7 @@ impl Core {
         id: Uuid,
         which: Option<Uuid>,
     ) -> Result<usize, Error> {
-        let scope = principal.scope();
-        self.visible(&scope, self.store.read()?.account(id)?)?;
+        let scope = self.scope_seeing(principal, id)?;
         let now = self.clock.now();
         let audit = self.actor_entry(
             principal,
@@ -855,8 +860,7 @@ impl Core {
         id: Uuid,
         page: &PageRequest,
     ) -> Result<Page<crate::store::ApiKey>, Error> {
-        let scope = principal.scope();
-        self.visible(&scope, self.store.read()?.account(id)?)?;
+        self.scope_seeing(principal, id)?;
         page.in_memory(self.list_api_keys(id)?)
     }
 
@@ -867,8 +871,7 @@ impl Core {
         id: Uuid,
         key_id: &str,
     ) -> Result<(), Error> {
-        let scope = principal.scope();
-        self.visible(&scope, self.store.read()?.account(id)?)?;
+        let scope = self.scope_seeing(principal, id)?;
         if !scope.manages() && principal.account != Some(id) {
             return Err(Error::Forbidden);
         }

@@ -105,13 +105,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
         ..limits(2, 1000)
     })
     .await;
-    let slow = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let slow = srv.login_in_flight(ADMIN, ADMIN_PASSWORD).await;
     // A place in the pool is taken before any allowance is charged (issue
     // 9, item 7): while it is full, attempts are busy and cost nothing.
     for _ in 0..2 {
@@ -122,7 +116,7 @@ async fn a_rate_limited_attempt_costs_no_hash() {
             "the pool is full"
         );
     }
-    assert_eq!(slow.await.unwrap(), StatusCode::OK);
+    assert_eq!(slow.await.unwrap().status, StatusCode::OK);
     let r = attempt(&srv, ADMIN, "wrong password", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the second of two");
     let hashes = srv.running().hash_verifications();
@@ -159,11 +153,7 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
 
 #[tokio::test]
 async fn a_trusted_proxy_is_believed() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(3, 1000)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(3, 1000))).await;
     // Each client behind the proxy has its own allowance...
     for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         for _ in 0..3 {
@@ -364,22 +354,11 @@ async fn every_refusal_costs_one_hash() {
     // With the pool full, every path that hashes gets 503: an unknown
     // account, a wrong password, a disabled account and a locked one all
     // pay for one verification, so none answers faster than the others.
-    let srv = Server::start_with(Layer {
-        lockout_threshold: Some(2),
-        ..limits(1000, 1000)
-    })
-    .await;
+    let srv = Server::start_with(lockout(2)).await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
-    let r = srv
-        .post(&format!(
-            "/api/v1/admin/users/{}/disable",
-            w.get("user2a").id
-        ))
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    let disable = format!("/api/v1/admin/users/{}/disable", w.get("user2a").id);
+    srv.act_as(&admin, &disable).await.assert(StatusCode::OK);
     for _ in 0..2 {
         attempt(&srv, "merchant2a", "wrong password", None).await;
     }
@@ -398,13 +377,7 @@ async fn every_refusal_costs_one_hash() {
         ..srv.layer.clone()
     };
     srv.restart().await;
-    let slow = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "reseller1", "password": WORLD_PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let slow = srv.login_in_flight("reseller1", WORLD_PASSWORD).await;
     for (who, password) in [
         ("nobody", "wrong password"),
         ("reseller2", "wrong password"),
@@ -471,11 +444,7 @@ async fn a_login_flood_is_held_to_the_pool_and_others_are_served() {
 
 #[tokio::test]
 async fn ten_thousand_distinct_usernames_leave_bounded_limiter_state() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(1000, 10)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(1000, 10))).await;
     // HTTP/2 would multiplex; plain sequential requests over fresh
     // connections are what a flood of scripts looks like.
     let mut handles = Vec::new();

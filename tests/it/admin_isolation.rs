@@ -58,6 +58,18 @@ fn key_sets_password(caller: &str, p: &Probe) -> bool {
     caller.ends_with("(API key)") && p.template == USER_PASSWORD
 }
 
+/// Asserts the status of `caller`'s call `p` aimed at `target`'s account.
+#[track_caller]
+fn status_is(r: &Resp, want: StatusCode, caller: &str, target: &str, p: &Probe) {
+    let (method, template) = (&p.method, p.template);
+    assert_eq!(
+        r.status,
+        want,
+        "{caller} {method} {template} ({target}): {}",
+        r.text()
+    );
+}
+
 #[tokio::test]
 async fn no_caller_reaches_an_account_outside_its_scope_on_any_account_route() {
     let srv = Server::start().await;
@@ -111,14 +123,7 @@ async fn no_caller_reaches_an_account_outside_its_scope_on_any_account_route() {
                 } else {
                     (StatusCode::NOT_FOUND, not_found("User"))
                 };
-                assert_eq!(
-                    r.status,
-                    want,
-                    "{caller} {} {} ({target}): {}",
-                    p.method,
-                    p.template,
-                    r.text()
-                );
+                status_is(&r, want, caller, target, &p);
                 assert_eq!(r.json(), body, "{caller} {} {}", p.method, p.template);
             }
         }
@@ -171,14 +176,7 @@ async fn no_caller_reaches_an_account_outside_its_scope_on_any_account_route() {
                 want
             };
             let r = run(&srv, &token, &p).await;
-            assert_eq!(
-                r.status,
-                want,
-                "{caller} {} {} ({target}): {}",
-                p.method,
-                p.template,
-                r.text()
-            );
+            status_is(&r, want, caller, target, &p);
         }
         srv.get_as(&admin, &fill(USER, &[&m.id]))
             .await
@@ -201,12 +199,17 @@ struct Row {
 
 /// Every tenant, role, S2S, audit and account-list route, called from
 /// inside and outside the caller's scope. Rows run in order.
+#[rustfmt::skip]
 fn tenant_rows(t: &Targets) -> Vec<Row> {
     use Method as M;
-    let row = |who, method, template, args: &[&str], body: Option<Value>, want| Row {
-        who,
-        probe: probe(method, template, args, body),
-        want,
+    // One probe, and what each caller (in order) gets from it.
+    let on = |method: Method, template, args: &[&str], body: Option<Value>, answers: &[(&'static str, u16)]| {
+        let rows = answers.iter().map(|&(who, want)| Row {
+            who,
+            probe: probe(method.clone(), template, args, body.clone()),
+            want,
+        });
+        rows.collect::<Vec<Row>>()
     };
     let name = |n: &str| Some(json!({ "name": n }));
     let new = |n: &str, role: &str, r: Option<&str>, m: Option<&str>| Some(person(n, role, r, m));
@@ -215,330 +218,72 @@ fn tenant_rows(t: &Targets) -> Vec<Row> {
     vec![
         // Resellers: another's is not found; one's own is seen, but only
         // the admin changes resellers.
-        row("reseller1", M::GET, RESELLER, &["res_2"], None, 404),
-        row("reseller1_key", M::GET, RESELLER, &["res_2"], None, 404),
-        row("r1_s2s", M::GET, RESELLER, &["res_2"], None, 404),
-        row("reseller2", M::GET, RESELLER, &["res_2"], None, 200),
-        row("reseller1", M::GET, RESELLER, &["res_1"], None, 200),
-        row("merchant1a", M::GET, RESELLER, &["res_1"], None, 404),
-        row("user1a", M::GET, RESELLER, &["res_1"], None, 404),
-        row(
-            "reseller1",
-            M::PATCH,
-            RESELLER,
-            &["res_2"],
-            name("Taken over"),
-            404,
-        ),
-        row(
-            "reseller1",
-            M::PATCH,
-            RESELLER,
-            &["res_1"],
-            name("Renamed"),
-            403,
-        ),
-        row(
-            "admin",
-            M::PATCH,
-            RESELLER,
-            &["res_2"],
-            name("Reseller two"),
-            200,
-        ),
-        row("reseller1", M::DELETE, RESELLER, &["res_2"], None, 404),
-        row("reseller2", M::DELETE, RESELLER, &["res_2"], None, 403),
-        row("admin", M::DELETE, RESELLER, &["res_2"], None, 409),
-        row(
-            "reseller1",
-            M::POST,
-            RESELLERS,
-            &[],
-            Some(json!({ "id": "res_9", "name": "Mine" })),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::POST,
-            RESELLERS,
-            &[],
-            Some(json!({ "id": "res_9", "name": "Mine" })),
-            403,
-        ),
-        row(
-            "user1a",
-            M::POST,
-            RESELLERS,
-            &[],
-            Some(json!({ "id": "res_9", "name": "Mine" })),
-            403,
-        ),
-        row(
-            "admin",
-            M::POST,
-            RESELLERS,
-            &[],
-            Some(json!({ "id": "res_3", "name": "Three" })),
-            201,
-        ),
-        row("merchant1a", M::GET, RESELLERS, &[], None, 403),
-        row("user1a", M::GET, RESELLERS, &[], None, 403),
-        row("reseller1", M::GET, RESELLERS, &[], None, 200),
+        on(M::GET, RESELLER, &["res_2"], None, &[("reseller1", 404), ("reseller1_key", 404), ("r1_s2s", 404), ("reseller2", 200)]),
+        on(M::GET, RESELLER, &["res_1"], None, &[("reseller1", 200), ("merchant1a", 404), ("user1a", 404)]),
+        on(M::PATCH, RESELLER, &["res_2"], name("Taken over"), &[("reseller1", 404)]),
+        on(M::PATCH, RESELLER, &["res_1"], name("Renamed"), &[("reseller1", 403)]),
+        on(M::PATCH, RESELLER, &["res_2"], name("Reseller two"), &[("admin", 200)]),
+        on(M::DELETE, RESELLER, &["res_2"], None, &[("reseller1", 404), ("reseller2", 403), ("admin", 409)]),
+        on(M::POST, RESELLERS, &[], Some(json!({ "id": "res_9", "name": "Mine" })), &[("reseller1", 403), ("merchant1a", 403), ("user1a", 403)]),
+        on(M::POST, RESELLERS, &[], Some(json!({ "id": "res_3", "name": "Three" })), &[("admin", 201)]),
+        on(M::GET, RESELLERS, &[], None, &[("merchant1a", 403), ("user1a", 403), ("reseller1", 200)]),
         // Merchants.
-        row("reseller1", M::GET, MERCHANT, &["mer_2a"], None, 404),
-        row("reseller1_key", M::GET, MERCHANT, &["mer_2a"], None, 404),
-        row("r1_s2s", M::GET, MERCHANT, &["mer_2a"], None, 404),
-        row("reseller2", M::GET, MERCHANT, &["mer_2a"], None, 200),
-        row("merchant1a", M::GET, MERCHANT, &["mer_1b"], None, 404),
-        row("merchant1a", M::GET, MERCHANT, &["mer_1a"], None, 200),
-        row("user1a", M::GET, MERCHANT, &["mer_1a"], None, 404),
-        row("reseller1", M::GET, MERCHANT, &["mer_1b"], None, 200),
-        row(
-            "reseller1",
-            M::PATCH,
-            MERCHANT,
-            &["mer_2a"],
-            name("Taken over"),
-            404,
-        ),
-        row(
-            "merchant1a",
-            M::PATCH,
-            MERCHANT,
-            &["mer_1b"],
-            name("Taken over"),
-            404,
-        ),
-        row(
-            "merchant1a",
-            M::PATCH,
-            MERCHANT,
-            &["mer_1a"],
-            name("Renamed"),
-            403,
-        ),
-        row(
-            "reseller2",
-            M::PATCH,
-            MERCHANT,
-            &["mer_2a"],
-            name("Merchant two a"),
-            200,
-        ),
-        row(
-            "reseller1",
-            M::PATCH,
-            MERCHANT,
-            &["mer_1b"],
-            name("Merchant one b"),
-            200,
-        ),
-        row("reseller1", M::DELETE, MERCHANT, &["mer_2b"], None, 404),
-        row("merchant1a", M::DELETE, MERCHANT, &["mer_1b"], None, 404),
-        row("merchant1a", M::DELETE, MERCHANT, &["mer_1a"], None, 403),
-        row("user1a", M::DELETE, MERCHANT, &["mer_1a"], None, 404),
-        row("reseller2", M::GET, MERCHANT, &["mer_2b"], None, 200),
-        row("reseller2", M::DELETE, MERCHANT, &["mer_2b"], None, 204),
-        row("reseller2", M::GET, MERCHANT, &["mer_2b"], None, 404),
-        row(
-            "reseller1",
-            M::POST,
-            MERCHANTS,
-            &[],
-            Some(json!({ "id": "mer_x", "reseller_id": "res_2", "name": "x" })),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::POST,
-            MERCHANTS,
-            &[],
-            Some(json!({ "id": "mer_y", "name": "y" })),
-            403,
-        ),
-        row(
-            "user1a",
-            M::POST,
-            MERCHANTS,
-            &[],
-            Some(json!({ "id": "mer_z", "name": "z" })),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::POST,
-            MERCHANTS,
-            &[],
-            Some(json!({ "id": "mer_1c", "name": "c" })),
-            201,
-        ),
-        row(
-            "reseller2",
-            M::POST,
-            MERCHANTS,
-            &[],
-            Some(json!({ "id": "mer_2c", "reseller_id": "res_2", "name": "c" })),
-            201,
-        ),
-        row("user1a", M::GET, MERCHANTS, &[], None, 403),
-        row("merchant1a", M::GET, MERCHANTS, &[], None, 200),
+        on(M::GET, MERCHANT, &["mer_2a"], None, &[("reseller1", 404), ("reseller1_key", 404), ("r1_s2s", 404), ("reseller2", 200)]),
+        on(M::GET, MERCHANT, &["mer_1b"], None, &[("merchant1a", 404)]),
+        on(M::GET, MERCHANT, &["mer_1a"], None, &[("merchant1a", 200), ("user1a", 404)]),
+        on(M::GET, MERCHANT, &["mer_1b"], None, &[("reseller1", 200)]),
+        on(M::PATCH, MERCHANT, &["mer_2a"], name("Taken over"), &[("reseller1", 404)]),
+        on(M::PATCH, MERCHANT, &["mer_1b"], name("Taken over"), &[("merchant1a", 404)]),
+        on(M::PATCH, MERCHANT, &["mer_1a"], name("Renamed"), &[("merchant1a", 403)]),
+        on(M::PATCH, MERCHANT, &["mer_2a"], name("Merchant two a"), &[("reseller2", 200)]),
+        on(M::PATCH, MERCHANT, &["mer_1b"], name("Merchant one b"), &[("reseller1", 200)]),
+        on(M::DELETE, MERCHANT, &["mer_2b"], None, &[("reseller1", 404)]),
+        on(M::DELETE, MERCHANT, &["mer_1b"], None, &[("merchant1a", 404)]),
+        on(M::DELETE, MERCHANT, &["mer_1a"], None, &[("merchant1a", 403), ("user1a", 404)]),
+        on(M::GET, MERCHANT, &["mer_2b"], None, &[("reseller2", 200)]),
+        on(M::DELETE, MERCHANT, &["mer_2b"], None, &[("reseller2", 204)]),
+        on(M::GET, MERCHANT, &["mer_2b"], None, &[("reseller2", 404)]),
+        on(M::POST, MERCHANTS, &[], Some(json!({ "id": "mer_x", "reseller_id": "res_2", "name": "x" })), &[("reseller1", 403)]),
+        on(M::POST, MERCHANTS, &[], Some(json!({ "id": "mer_y", "name": "y" })), &[("merchant1a", 403)]),
+        on(M::POST, MERCHANTS, &[], Some(json!({ "id": "mer_z", "name": "z" })), &[("user1a", 403)]),
+        on(M::POST, MERCHANTS, &[], Some(json!({ "id": "mer_1c", "name": "c" })), &[("reseller1", 201)]),
+        on(M::POST, MERCHANTS, &[], Some(json!({ "id": "mer_2c", "reseller_id": "res_2", "name": "c" })), &[("reseller2", 201)]),
+        on(M::GET, MERCHANTS, &[], None, &[("user1a", 403), ("merchant1a", 200)]),
         // Accounts outside the caller's tenant, or stronger than it.
-        row(
-            "reseller1",
-            M::POST,
-            USERS,
-            &[],
-            new("evil1", "user", Some("res_2"), Some("mer_2a")),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::POST,
-            USERS,
-            &[],
-            new("evil2", "reseller", Some("res_2"), None),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::POST,
-            USERS,
-            &[],
-            new("evil3", "admin", None, None),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::POST,
-            USERS,
-            &[],
-            new("evil4", "user", None, Some("mer_2a")),
-            422,
-        ),
-        row(
-            "reseller1_key",
-            M::POST,
-            USERS,
-            &[],
-            new("evil5", "user", Some("res_2"), Some("mer_2a")),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::POST,
-            USERS,
-            &[],
-            new("evil6", "user", None, Some("mer_1b")),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::POST,
-            USERS,
-            &[],
-            new("evil7", "reseller", Some("res_1"), None),
-            403,
-        ),
-        row(
-            "user1a",
-            M::POST,
-            USERS,
-            &[],
-            new("evil8", "user", None, Some("mer_1a")),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::POST,
-            USERS,
-            &[],
-            new("helper1", "user", None, Some("mer_1a")),
-            201,
-        ),
-        row(
-            "merchant1a",
-            M::POST,
-            USERS,
-            &[],
-            new("helper2", "user", None, None),
-            201,
-        ),
-        row(
-            "admin",
-            M::POST,
-            USERS,
-            &[],
-            new("admin2", "admin", None, None),
-            201,
-        ),
-        row(
-            "reseller1",
-            M::PATCH,
-            USER,
-            &[u],
-            Some(json!({ "roles": ["admin"] })),
-            403,
-        ),
-        row(
-            "reseller1",
-            M::PATCH,
-            USER,
-            &[u],
-            Some(json!({ "reseller_id": "res_2", "merchant_id": "mer_2a" })),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::PATCH,
-            USER,
-            &[u],
-            Some(json!({ "merchant_id": "mer_1b" })),
-            403,
-        ),
-        row(
-            "merchant1a",
-            M::PATCH,
-            USER,
-            &[u],
-            Some(json!({ "roles": ["reseller"] })),
-            403,
-        ),
-        row(
-            "user1a",
-            M::PATCH,
-            USER,
-            &[u],
-            Some(json!({ "roles": ["admin"] })),
-            403,
-        ),
-        row("user1a", M::GET, USER, &[u], None, 200),
-        row("user1a", M::GET, USERS, &[], None, 403),
-        row("reseller1", M::GET, USERS, &[], None, 200),
+        on(M::POST, USERS, &[], new("evil1", "user", Some("res_2"), Some("mer_2a")), &[("reseller1", 403)]),
+        on(M::POST, USERS, &[], new("evil2", "reseller", Some("res_2"), None), &[("reseller1", 403)]),
+        on(M::POST, USERS, &[], new("evil3", "admin", None, None), &[("reseller1", 403)]),
+        on(M::POST, USERS, &[], new("evil4", "user", None, Some("mer_2a")), &[("reseller1", 422)]),
+        on(M::POST, USERS, &[], new("evil5", "user", Some("res_2"), Some("mer_2a")), &[("reseller1_key", 403)]),
+        on(M::POST, USERS, &[], new("evil6", "user", None, Some("mer_1b")), &[("merchant1a", 403)]),
+        on(M::POST, USERS, &[], new("evil7", "reseller", Some("res_1"), None), &[("merchant1a", 403)]),
+        on(M::POST, USERS, &[], new("evil8", "user", None, Some("mer_1a")), &[("user1a", 403)]),
+        on(M::POST, USERS, &[], new("helper1", "user", None, Some("mer_1a")), &[("reseller1", 201)]),
+        on(M::POST, USERS, &[], new("helper2", "user", None, None), &[("merchant1a", 201)]),
+        on(M::POST, USERS, &[], new("admin2", "admin", None, None), &[("admin", 201)]),
+        on(M::PATCH, USER, &[u], Some(json!({ "roles": ["admin"] })), &[("reseller1", 403)]),
+        on(M::PATCH, USER, &[u], Some(json!({ "reseller_id": "res_2", "merchant_id": "mer_2a" })), &[("reseller1", 403)]),
+        on(M::PATCH, USER, &[u], Some(json!({ "merchant_id": "mer_1b" })), &[("merchant1a", 403)]),
+        on(M::PATCH, USER, &[u], Some(json!({ "roles": ["reseller"] })), &[("merchant1a", 403)]),
+        on(M::PATCH, USER, &[u], Some(json!({ "roles": ["admin"] })), &[("user1a", 403)]),
+        on(M::GET, USER, &[u], None, &[("user1a", 200)]),
+        on(M::GET, USERS, &[], None, &[("user1a", 403), ("reseller1", 200)]),
         // Roles: managers read them, only the admin changes them.
-        row("user1a", M::GET, ROLES, &[], None, 403),
-        row("reseller1", M::GET, ROLES, &[], None, 200),
-        row("merchant1a", M::GET, ROLES, &[], None, 200),
-        row("reseller1", M::POST, ROLES, &[], name("Customer"), 403),
-        row("merchant1a", M::POST, ROLES, &[], name("Customer"), 403),
-        row("admin", M::POST, ROLES, &[], name("Customer"), 201),
-        row("reseller1", M::DELETE, ROLE, &["Customer"], None, 403),
-        row("admin", M::DELETE, ROLE, &["Customer"], None, 204),
+        on(M::GET, ROLES, &[], None, &[("user1a", 403), ("reseller1", 200), ("merchant1a", 200)]),
+        on(M::POST, ROLES, &[], name("Customer"), &[("reseller1", 403), ("merchant1a", 403), ("admin", 201)]),
+        on(M::DELETE, ROLE, &["Customer"], None, &[("reseller1", 403), ("admin", 204)]),
         // S2S tokens.
-        row("user1a", M::GET, S2S_TOKENS, &[], None, 403),
-        row("reseller1", M::GET, S2S_TOKENS, &[], None, 200),
-        row("reseller1", M::DELETE, S2S_TOKEN, &[s2], None, 404),
-        row("reseller1_key", M::DELETE, S2S_TOKEN, &[s2], None, 404),
-        row("r1_s2s", M::DELETE, S2S_TOKEN, &[s2], None, 404),
-        row("merchant1a", M::DELETE, S2S_TOKEN, &[s2], None, 404),
-        row("merchant1a", M::DELETE, S2S_TOKEN, &[s1], None, 404),
-        row("user1a", M::DELETE, S2S_TOKEN, &[s2], None, 403),
-        row("reseller2", M::DELETE, S2S_TOKEN, &[s2], None, 204),
+        on(M::GET, S2S_TOKENS, &[], None, &[("user1a", 403), ("reseller1", 200)]),
+        on(M::DELETE, S2S_TOKEN, &[s2], None, &[("reseller1", 404), ("reseller1_key", 404), ("r1_s2s", 404), ("merchant1a", 404)]),
+        on(M::DELETE, S2S_TOKEN, &[s1], None, &[("merchant1a", 404)]),
+        on(M::DELETE, S2S_TOKEN, &[s2], None, &[("user1a", 403), ("reseller2", 204)]),
         // The audit log answers everyone; what it shows is checked in
         // `lists_and_the_audit_log_show_only_the_callers_tenant`.
-        row("reseller1", M::GET, AUDIT, &[], None, 200),
-        row("merchant1a", M::GET, AUDIT, &[], None, 200),
-        row("user1a", M::GET, AUDIT, &[], None, 200),
+        on(M::GET, AUDIT, &[], None, &[("reseller1", 200), ("merchant1a", 200), ("user1a", 200)]),
     ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]

@@ -108,19 +108,19 @@ async fn accounts(srv: &Server, names: &[&str]) -> Vec<Account> {
     let mut made = Vec::new();
     for name in names {
         let email = format!("{name}@example.com");
-        let r = srv
-            .post("/api/v1/admin/users")
-            .bearer(&admin)
-            .json(&json!({
-                "username": name,
-                "email": email,
-                "password": PASSWORD,
-                "roles": ["Customer", "Seller"],
-            }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        let body = r.json();
+        let body = srv
+            .created(
+                USERS,
+                &admin,
+                &json!({
+                    "username": name,
+                    "email": email,
+                    "password": PASSWORD,
+                    "roles": ["Customer", "Seller"],
+                }),
+            )
+            .await
+            .json();
         made.push(Account {
             id: body["id"].as_str().expect("id").to_string(),
             number: body["number"].as_u64().expect("number"),

@@ -276,11 +276,7 @@ async fn roles_refusals_are_the_documented_codes_and_strings() {
         ),
     ];
     for (what, content_type, body) in malformed {
-        let r = srv
-            .post(ROLES)
-            .body(content_type, body.to_string())
-            .send()
-            .await;
+        let r = srv.post_body(ROLES, content_type, body.to_string()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.text());
         string_body(&r);
     }
@@ -457,11 +453,7 @@ async fn token_refusals_are_the_documented_codes() {
         ),
     ];
     for (what, content_type, body, status, words) in cases {
-        let r = srv
-            .post(TOKEN)
-            .body(content_type, body.to_string())
-            .send()
-            .await;
+        let r = srv.post_body(TOKEN, content_type, body.to_string()).await;
         assert_eq!(r.status, status, "{what}: {}", r.text());
         let said = string_body(&r);
         if let Some(words) = words {

@@ -78,19 +78,17 @@ fn logged_out() -> Value {
 /// admin API; returns its `number` as the admin API shows it.
 async fn create_account(srv: &Server, username: &str) -> u64 {
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(&admin)
-        .json(&json!({
-            "username": username,
-            "email": format!("{username}@example.com"),
-            "password": PASSWORD,
-            "roles": ["user"],
-        }))
-        .send()
+    let id = srv
+        .create_account(
+            &admin,
+            &json!({
+                "username": username,
+                "email": format!("{username}@example.com"),
+                "password": PASSWORD,
+                "roles": ["user"],
+            }),
+        )
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    let id = r.json()["id"].as_str().expect("id").to_string();
     let r = srv
         .get_as(&admin, &format!("/api/v1/admin/users/{id}"))
         .await;
@@ -283,11 +281,7 @@ async fn a_request_without_both_credentials_is_a_400_validation_error() {
         ("empty body", ""),
     ];
     for (case, body) in cases {
-        let r = srv
-            .post("/auth/login")
-            .body("application/json", body)
-            .send()
-            .await;
+        let r = srv.post_body("/auth/login", "application/json", body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{case}: {}", r.text());
         assert_body(&r, StatusCode::BAD_REQUEST, &required());
     }

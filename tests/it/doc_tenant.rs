@@ -180,11 +180,7 @@ fn assert_detail(r: &Resp, status: StatusCode) -> String {
 async fn the_documented_login_request_gets_the_documented_response() {
     let srv = Server::start().await;
     let (_, ids) = setup(&srv).await;
-    let r = srv
-        .post("/login")
-        .body("application/json", DOC_LOGIN)
-        .send()
-        .await;
+    let r = srv.post_body("/login", "application/json", DOC_LOGIN).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let body = assert_fields(&r, &["access_token", "token_type", "user"]);
     assert_eq!(body["token_type"], "bearer");
@@ -304,9 +300,7 @@ async fn login_errors_are_422_with_a_detail() {
 
     // A body that is not JSON at all is malformed too.
     let r = srv
-        .post("/login")
-        .body("application/json", "email=user@example.com")
-        .send()
+        .post_body("/login", "application/json", "email=user@example.com")
         .await;
     assert_detail(&r, StatusCode::UNPROCESSABLE_ENTITY);
 
@@ -452,15 +446,8 @@ async fn a_locked_or_disabled_account_gets_403_with_a_detail() {
 
     // A disabled account: 403, and nothing to wait for.
     let admin = srv.admin_token().await;
-    let r = srv
-        .post(&format!(
-            "/api/v1/admin/users/{}/disable",
-            ids["member@example.com"]
-        ))
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let disable = format!("/api/v1/admin/users/{}/disable", ids["member@example.com"]);
+    srv.act_as(&admin, &disable).await.assert(StatusCode::OK);
     let r = login(&srv, "member@example.com", PASSWORD).await;
     let detail = assert_detail(&r, StatusCode::FORBIDDEN);
     assert!(detail.to_lowercase().contains("disabled"), "{detail}");

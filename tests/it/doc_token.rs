@@ -54,20 +54,20 @@ async fn accounts(srv: &Server, people: &[(&str, &str, Option<&'static str>)]) -
             Some(r) => json!({ "receipts_email": r }),
             None => json!({}),
         };
-        let r = srv
-            .post("/api/v1/admin/users")
-            .bearer(&admin)
-            .json(&json!({
-                "username": username,
-                "email": email,
-                "password": password,
-                "roles": ["user"],
-                "attributes": attributes,
-            }))
-            .send()
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-        let body = r.json();
+        let body = srv
+            .created(
+                USERS,
+                &admin,
+                &json!({
+                    "username": username,
+                    "email": email,
+                    "password": password,
+                    "roles": ["user"],
+                    "attributes": attributes,
+                }),
+            )
+            .await
+            .json();
         made.push(Account {
             email,
             password: password.to_string(),
@@ -238,11 +238,7 @@ async fn parameters_are_required_and_must_be_strings() {
         ("form without email", FORM, "password=a+password"),
     ];
     for (what, content_type, body) in cases {
-        let r = srv
-            .post(TOKEN)
-            .body(content_type, body.to_string())
-            .send()
-            .await;
+        let r = srv.post_body(TOKEN, content_type, body.to_string()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.text());
         assert!(r.json()["error"].is_string(), "{what}: {}", r.text());
     }

@@ -79,19 +79,16 @@ const PASSWORD: &str = "jane's password 1";
 /// Makes `jane.doe`; returns her id.
 async fn jane(srv: &Server) -> String {
     let admin = srv.admin_token().await;
-    let r = srv
-        .post("/api/v1/admin/users")
-        .bearer(&admin)
-        .json(&json!({
-            "username": USERNAME,
-            "email": EMAIL,
-            "password": PASSWORD,
-            "roles": ["user"],
-        }))
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
-    r.json()["id"].as_str().expect("id").to_string()
+    srv.create_account(
+        &admin,
+        &json!({
+                "username": USERNAME,
+                "email": EMAIL,
+                "password": PASSWORD,
+                "roles": ["user"],
+        }),
+    )
+    .await
 }
 
 async fn login(srv: &Server, username: &str, password: &str) -> Resp {

@@ -500,15 +500,8 @@ async fn unknown_and_disabled_accounts_get_nothing_unless_creation_is_on() {
     assert_refused(&google(&srv, "stranger@example.com", GOOGLE_TOKEN).await);
 
     let admin = w.token("admin").to_string();
-    let r = srv
-        .post(&format!(
-            "/api/v1/admin/users/{}/disable",
-            w.get("user1a").id
-        ))
-        .bearer(&admin)
-        .send()
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
+    let disable = format!("/api/v1/admin/users/{}/disable", w.get("user1a").id);
+    srv.act_as(&admin, &disable).await.assert(StatusCode::OK);
     provider.answer(Answer::Json(
         200,
         google_info("user1a@example.com", "s-user1a"),
@@ -554,11 +547,7 @@ async fn a_provider_without_client_ids_is_switched_off() {
     })
     .await;
     let r = google(&srv, ADMIN_EMAIL, GOOGLE_TOKEN).await;
-    assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(
-        r.json(),
-        json!({ "error": "Google sign-in is not enabled" })
-    );
+    r.assert_error(StatusCode::NOT_FOUND, "Google sign-in is not enabled");
     let r = srv
         .post_json(
             "/api/v1/auth/external/google",
@@ -655,10 +644,9 @@ async fn form_parameters_work_as_the_document_shows() {
     let r = srv
         .post_json("/api/auth/google/token", &json!({ "email": ADMIN_EMAIL }))
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        r.json(),
-        json!({ "error": "Missing parameter google_access_token" })
+    r.assert_error(
+        StatusCode::BAD_REQUEST,
+        "Missing parameter google_access_token",
     );
 }
 
@@ -671,24 +659,19 @@ async fn provider_tokens_never_reach_the_log() {
     let me = format!("{}/v1.0/me", provider.url);
     let ca = provider.ca_file.to_str().unwrap().to_string();
     let ms = ms_token(MS_APP);
-    let mut p = Proc::spawn(
-        &[],
-        &[
-            ("LATCHKEY_DATA_DIR", data.to_str().unwrap()),
-            ("LATCHKEY_LISTEN", "127.0.0.1:0"),
-            ("LATCHKEY_ARGON2_MEMORY_KIB", "256"),
-            ("LATCHKEY_ARGON2_ITERATIONS", "1"),
-            ("LATCHKEY_ADMIN_EMAIL", ADMIN_EMAIL),
-            ("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("LATCHKEY_LOG", "trace"),
-            ("LATCHKEY_GOOGLE_CLIENT_IDS", GOOGLE_CLIENT),
-            ("LATCHKEY_MICROSOFT_CLIENT_IDS", MS_APP),
-            ("LATCHKEY_MICROSOFT_TENANT_IDS", MS_TENANT),
-            ("LATCHKEY_GOOGLE_TOKENINFO_URL", &tokeninfo),
-            ("LATCHKEY_MICROSOFT_USERINFO_URL", &me),
-            ("LATCHKEY_PROVIDER_CA_FILES", &ca),
-        ],
-    );
+    let mut env = proc_env(data.to_str().unwrap());
+    env.extend([
+        ("LATCHKEY_ADMIN_EMAIL", ADMIN_EMAIL),
+        ("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("LATCHKEY_LOG", "trace"),
+        ("LATCHKEY_GOOGLE_CLIENT_IDS", GOOGLE_CLIENT),
+        ("LATCHKEY_MICROSOFT_CLIENT_IDS", MS_APP),
+        ("LATCHKEY_MICROSOFT_TENANT_IDS", MS_TENANT),
+        ("LATCHKEY_GOOGLE_TOKENINFO_URL", tokeninfo.as_str()),
+        ("LATCHKEY_MICROSOFT_USERINFO_URL", me.as_str()),
+        ("LATCHKEY_PROVIDER_CA_FILES", ca.as_str()),
+    ]);
+    let mut p = Proc::spawn(&[], &env);
     provider.answer(Answer::Json(200, google_info(ADMIN_EMAIL, "s")));
     let r = p
         .at()

@@ -2,7 +2,7 @@
 //! way a credential is refused.
 
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::harness::*;
 
@@ -27,9 +27,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
     assert_eq!(me["roles"], json!(["admin"]));
     assert!(me.get("password_hash").is_none());
 
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
-        .await;
+    let r = present_refresh(&srv, json!(refresh)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("cache-control"), Some("no-store"));
     let rotated = r.json();
@@ -55,12 +53,7 @@ async fn login_me_refresh_logout_and_old_token_refused() {
         assert_eq!(r.json(), json!({ "error": "Authentication required" }));
     }
     // And the session's refresh token is dead too.
-    let r = srv
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({ "refreshToken": rotated["refreshToken"] }),
-        )
-        .await;
+    let r = present_refresh(&srv, json!(rotated["refreshToken"])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -87,38 +80,18 @@ async fn wrong_username_and_wrong_password_look_the_same() {
 #[tokio::test]
 async fn login_rejects_bad_requests_with_json_errors() {
     let srv = Server::start().await;
+    const JSON: Option<&str> = Some("application/json");
+    const BAD: StatusCode = StatusCode::BAD_REQUEST;
+    const MEDIA: StatusCode = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    let whole = r#"{"username":"admin","password":"x"}"#;
     let cases: Vec<(Option<&str>, &str, StatusCode)> = vec![
-        (
-            Some("application/json"),
-            r#"{"username":"admin"}"#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            Some("application/json"),
-            r#"{"password":"x"}"#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            Some("application/json"),
-            r#"{"username":"admin","#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            Some("application/json"),
-            r#"{"username":1,"password":2}"#,
-            StatusCode::BAD_REQUEST,
-        ),
-        (Some("application/json"), r#"[]"#, StatusCode::BAD_REQUEST),
-        (
-            Some("text/plain"),
-            r#"{"username":"admin","password":"x"}"#,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ),
-        (
-            None,
-            r#"{"username":"admin","password":"x"}"#,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ),
+        (JSON, r#"{"username":"admin"}"#, BAD),
+        (JSON, r#"{"password":"x"}"#, BAD),
+        (JSON, r#"{"username":"admin","#, BAD),
+        (JSON, r#"{"username":1,"password":2}"#, BAD),
+        (JSON, r#"[]"#, BAD),
+        (Some("text/plain"), whole, MEDIA),
+        (None, whole, MEDIA),
     ];
     for (content_type, body, expected) in cases {
         let call = srv.post("/api/v1/auth/login");
@@ -139,26 +112,20 @@ async fn refresh_rotates_and_reuse_revokes_the_session() {
     let first = login["refreshToken"].as_str().unwrap().to_string();
     let access = login["token"].as_str().unwrap().to_string();
 
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
-        .await;
+    let r = present_refresh(&srv, json!(first)).await;
     assert_eq!(r.status, StatusCode::OK);
     let second = r.json()["refreshToken"].as_str().unwrap().to_string();
     let access2 = r.json()["token"].as_str().unwrap().to_string();
 
     // The rotated-out token is refused, and presenting it revokes the
     // whole session: the current refresh token and every access token die.
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": first }))
-        .await;
+    let r = present_refresh(&srv, json!(first)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         r.json(),
         json!({ "error": "Invalid or expired refresh token" })
     );
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": second }))
-        .await;
+    let r = present_refresh(&srv, json!(second)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     for t in [&access, &access2] {
         let r = srv.me(t).await;
@@ -218,18 +185,11 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     // Unused for longer than its lifetime: refused.
     let idle = srv.login(ADMIN, ADMIN_PASSWORD).await;
     srv.advance(3601);
-    let r = srv
-        .post_json(
-            "/api/v1/auth/refresh",
-            &json!({ "refreshToken": idle["refreshToken"] }),
-        )
-        .await;
+    let r = present_refresh(&srv, json!(idle["refreshToken"])).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     // Refreshed in time, it keeps going, but never past the session's end.
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
-        .await;
+    let r = present_refresh(&srv, json!(refresh)).await;
     assert_eq!(
         r.status,
         StatusCode::UNAUTHORIZED,
@@ -239,17 +199,13 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     refresh = login["refreshToken"].as_str().unwrap().to_string();
     for _ in 0..2 {
         srv.advance(3000);
-        let r = srv
-            .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
-            .await;
+        let r = present_refresh(&srv, json!(refresh)).await;
         assert_eq!(r.status, StatusCode::OK);
         refresh = r.json()["refreshToken"].as_str().unwrap().to_string();
     }
     // 6000 s into the session, which ends at 10800 s.
     srv.advance(3000);
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
-        .await;
+    let r = present_refresh(&srv, json!(refresh)).await;
     assert_eq!(r.status, StatusCode::OK);
     let last = r.json();
     // 9000 s in: the access token is cut at the session's end (1800 s
@@ -257,9 +213,7 @@ async fn refresh_token_and_session_have_absolute_lifetimes() {
     assert_eq!(last["expires_in"], 1800);
     refresh = last["refreshToken"].as_str().unwrap().to_string();
     srv.advance(1801);
-    let r = srv
-        .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": refresh }))
-        .await;
+    let r = present_refresh(&srv, json!(refresh)).await;
     // The refresh token alone would live until 12600 s; the session's end
     // is what refuses it.
     assert_eq!(
@@ -407,4 +361,10 @@ async fn only_json_objects_are_bodies() {
             "{path}: parsed as credentials"
         );
     }
+}
+
+/// Presents a refresh token (a JSON value: a string, or anything else).
+async fn present_refresh(srv: &Server, token: Value) -> Resp {
+    srv.post_json("/api/v1/auth/refresh", &json!({ "refreshToken": token }))
+        .await
 }

@@ -35,14 +35,7 @@ fn assert_no_parser_words(what: &str, text: &str) {
 async fn body_errors_name_the_field_in_each_documents_words_and_never_the_parsers() {
     let srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/resellers",
-            &json!({ "id": "res-x", "name": "X" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    srv.reseller(&admin, "res-x", "X").await;
     // (what, path, bearer, body, status, field named, document's shape key)
     let cases: Vec<(&str, &str, bool, serde_json::Value, u16, &str, &str)> = vec![
         (

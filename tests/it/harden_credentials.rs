@@ -259,15 +259,12 @@ async fn a_key_cannot_be_made_from_a_url_token_a_key_or_an_s2s_token() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let key = r.json()["apiKey"].as_str().expect("apiKey").to_string();
 
-    let r = srv
-        .post_as(
+    let s2s = srv
+        .s2s_secret(
             &admin,
-            "/s2s-token",
             &json!({ "name": "n", "role": "reseller", "reseller_id": "res_1" }),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let s2s = r.json()["token"].as_str().expect("token").to_string();
 
     for (what, bearer) in [("API key", &key), ("S2S token", &s2s)] {
         let r = srv.post(KEYS).bearer(bearer).send().await;

@@ -21,15 +21,11 @@ async fn api_key(srv: &Server, token: &str) -> String {
 
 /// A reseller S2S token for res_1, issued by the admin.
 async fn s2s_for_res_1(srv: &Server, admin: &str) -> String {
-    let r = srv
-        .post_as(
-            admin,
-            "/s2s-token",
-            &json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    r.json()["token"].as_str().expect("token").to_string()
+    srv.s2s_secret(
+        admin,
+        &json!({ "name": "probe", "role": "reseller", "reseller_id": "res_1" }),
+    )
+    .await
 }
 
 /// An opaque token of a World member, for use in a URL.

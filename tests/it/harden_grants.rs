@@ -211,10 +211,7 @@ async fn a_full_sign_in_token_switches_roles_and_a_password_proof_reaches_any() 
         .create_user(&admin, "trio", PASSWORD, &["admin", "user"])
         .await;
     // A full sign-in's token carries both roles: it chooses either.
-    let full = srv.login("trio", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let full = srv.token_of("trio", PASSWORD).await;
     for role in ["admin", "user"] {
         let r = choose(&srv, "elsewhere", Some(&full), &id, role).await;
         assert_eq!(r.status, StatusCode::OK, "{role}: {}", r.text());
@@ -304,10 +301,7 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
         // The merchant's login just made is the reseller's too.
         ("reseller2", reseller_before, 2),
     ] {
-        let token = srv.login(name, WORLD_PASSWORD).await["token"]
-            .as_str()
-            .expect("token")
-            .to_string();
+        let token = srv.token_of(name, WORLD_PASSWORD).await;
         let seen = srv.audit(&token).await;
         for ip in ["198.51.100.77", "198.51.100.78"] {
             let shown = seen.iter().filter(|e| e["client_ip"] == ip).count();
@@ -330,23 +324,9 @@ async fn a_tenant_sees_no_event_dated_before_it_was_created() {
 async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_they_name() {
     let mut srv = Server::start().await;
     let admin = srv.admin_token().await;
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/resellers",
-            &json!({ "id": "res_9", "name": "Nine" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.reseller(&admin, "res_9", "Nine").await;
     srv.advance(500);
-    let r = srv
-        .post_as(
-            &admin,
-            "/api/v1/admin/merchants",
-            &json!({ "id": "shop-42", "reseller_id": "res_9", "name": "Shop" }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    srv.merchant(&admin, "shop-42", "res_9", "Shop").await;
     let r = srv
         .post(USERS)
         .bearer(&admin)
@@ -368,10 +348,7 @@ async fn a_reseller_sees_its_own_older_events_but_none_older_than_the_merchant_t
         [(Some("shop-42"), "198.51.100.91"), (None, "198.51.100.92")],
     )
     .await;
-    let token = srv.login("nine", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = srv.token_of("nine", PASSWORD).await;
     let seen = srv.audit(&token).await;
     let shown = |ip: &str| seen.iter().filter(|e| e["client_ip"] == ip).count();
     assert_eq!(shown("198.51.100.91"), 0, "the earlier shop-42's event");

@@ -412,10 +412,7 @@ async fn current_password_guesses_are_limited_and_locked_like_logins() {
     let srv = Server::start_with(limits(100_000, 20)).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
-    let token = srv.login("victim", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = srv.token_of("victim", PASSWORD).await;
     // The right current password: one entry, the change itself.
     let entries = audit_len(&srv, &admin).await;
     let r = change_own(&srv, &token, &id, PASSWORD).await;
@@ -490,10 +487,7 @@ async fn a_flood_of_password_checks_cannot_take_the_sign_ins_share() {
     let id = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     srv.create_user(&admin, "bystander", PASSWORD, &["user"])
         .await;
-    let token = srv.login("victim", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let token = srv.token_of("victim", PASSWORD).await;
     // One at a time, each either takes a place (and holds it, its hash
     // being slow) or is refused at once, so the pool ends as full as the
     // flood may make it.
@@ -537,13 +531,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
     let admin = srv.admin_token().await;
     srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
     srv.create_user(&admin, "holder", PASSWORD, &["user"]).await;
-    let hold = {
-        let call = srv
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": "holder", "password": PASSWORD }));
-        tokio::spawn(async move { call.send().await.status })
-    };
-    srv.until_hashes_in_flight(1).await;
+    let hold = srv.login_in_flight("holder", PASSWORD).await;
     let mut busy = 0;
     for _ in 0..5 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;
@@ -552,7 +540,7 @@ async fn a_busy_refusal_is_charged_to_no_allowance() {
         }
     }
     assert_eq!(busy, 5, "the held pool refuses every attempt");
-    assert_eq!(hold.await.expect("joined"), StatusCode::OK);
+    assert_eq!(hold.await.expect("joined").status, StatusCode::OK);
     // The full allowance of three, then the limit.
     for i in 0..3 {
         let r = try_login(&srv, &docs()[0], "victim", WRONG).await;

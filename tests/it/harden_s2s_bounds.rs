@@ -225,15 +225,12 @@ async fn one_page_of_the_s2s_list_reads_a_bounded_number_of_records() {
     let admin = srv.admin_token().await;
     tenants(&srv, &admin).await;
     srv.reseller(&admin, "res_b", "B").await;
-    let r = srv
-        .post_as(
+    let b_feed = srv
+        .s2s_secret(
             &admin,
-            "/s2s-token",
             &json!({ "name": "b feed", "role": "reseller", "reseller_id": "res_b" }),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let b_feed = r.json()["token"].as_str().expect("token").to_string();
 
     // Ten thousand and one tokens of another reseller sort before the
     // only one reseller B can see.

@@ -26,10 +26,7 @@ async fn a_custom_role_named_in_another_case_works_for_keys_and_filters() {
     let id = srv
         .create_user(&admin, "sue", PASSWORD, &["support-team", "user"])
         .await;
-    let sue = srv.login("sue", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let sue = srv.token_of("sue", PASSWORD).await;
 
     // A key asked for with the role in another case carries the role as
     // the account holds it, and works.

@@ -127,10 +127,7 @@ fn forge(pkcs8: &[u8], kid: &str, template: &Value, now: i64, lifetime: i64) -> 
 #[tokio::test]
 async fn a_replaced_master_key_retires_the_old_signing_key_after_one_access_lifetime() {
     let mut srv = Server::start().await;
-    let before = srv.login(ADMIN, ADMIN_PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let before = srv.token_of(ADMIN, ADMIN_PASSWORD).await;
     let template = jwt_claims(&before);
     srv.stop().await;
     let (old_kid, old_pkcs8) = steal_signing_key(&srv);
@@ -223,10 +220,7 @@ async fn the_high_s_twin_of_a_real_token_is_refused() {
     // Several logins, so both halves of ring's signatures are covered: the
     // server normalises each to low S, and the twin is refused every time.
     for _ in 0..8 {
-        let token = srv.login(ADMIN, ADMIN_PASSWORD).await["token"]
-            .as_str()
-            .expect("token")
-            .to_string();
+        let token = srv.token_of(ADMIN, ADMIN_PASSWORD).await;
         assert_eq!(srv.me_status(&token).await, StatusCode::OK);
         let twin = high_s_twin(&token);
         assert_ne!(twin, token);

@@ -265,11 +265,7 @@ async fn login_via_proxy(srv: &Server, forwarded: Option<&str>, username: &str) 
 
 #[tokio::test]
 async fn clients_behind_a_proxy_that_writes_ports_have_their_own_allowance() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(3, 1000)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(3, 1000))).await;
     // The attacker spends its address's allowance, from changing ports.
     for port in [5555, 5556, 5557] {
         let r = login_via_proxy(&srv, Some(&format!("203.0.113.7:{port}")), "victim").await;
@@ -296,11 +292,7 @@ async fn clients_behind_a_proxy_that_writes_ports_have_their_own_allowance() {
 
 #[tokio::test]
 async fn a_trusted_proxy_that_names_no_client_is_refused_not_believed() {
-    let srv = Server::start_with(Layer {
-        trusted_proxies: Some(vec!["127.0.0.1".into()]),
-        ..limits(3, 1000)
-    })
-    .await;
+    let srv = Server::start_with(behind_proxy(limits(3, 1000))).await;
     let before = srv.running().hashes_in_flight();
     // Far more than the allowance: none is charged to anyone, none is
     // answered as a login, so garbage buys no attempts.

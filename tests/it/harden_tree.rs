@@ -39,10 +39,7 @@ async fn a_reseller_manager_cannot_hold_more_live_s2s_tokens_than_twice_the_cap(
         }),
     )
     .await;
-    let manager = srv.login("resmgr", PASSWORD).await["token"]
-        .as_str()
-        .expect("token")
-        .to_string();
+    let manager = srv.token_of("resmgr", PASSWORD).await;
     let mut granted = 0;
     for i in 0..5 {
         let merchant = format!("mer_{i}");

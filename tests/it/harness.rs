@@ -46,6 +46,15 @@ pub fn light(layer: Layer) -> Layer {
     }
 }
 
+/// `layer` behind a trusted proxy on the loopback, where every test client
+/// connects from: `X-Forwarded-For` names the client.
+pub fn behind_proxy(layer: Layer) -> Layer {
+    Layer {
+        trusted_proxies: Some(vec!["127.0.0.1".into()]),
+        ..layer
+    }
+}
+
 /// Login rate limits: attempts a minute per address and per account.
 pub fn limits(per_ip: u32, per_account: u32) -> Layer {
     Layer {
@@ -242,6 +251,14 @@ impl Server {
         r
     }
 
+    /// Issues an S2S token described by `body` as `bearer`; asserts 200
+    /// and returns its secret.
+    pub async fn s2s_secret(&self, bearer: &str, body: &Value) -> String {
+        let r = self.post_as(bearer, "/s2s-token", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()["token"].as_str().expect("token").to_string()
+    }
+
     /// Creates reseller `id` called `name` as `admin`; asserts it was
     /// created and returns its id.
     pub async fn reseller(&self, admin: &str, id: &str, name: &str) -> String {
@@ -334,6 +351,11 @@ impl Server {
     /// `DELETE path` with this bearer.
     pub async fn delete_as(&self, bearer: &str, path: &str) -> Resp {
         self.delete(path).bearer(bearer).send().await
+    }
+
+    /// `POST path` with no bearer and this body of this content type.
+    pub async fn post_body(&self, path: &str, content_type: &str, body: impl Into<Bytes>) -> Resp {
+        self.post(path).body(content_type, body).send().await
     }
 
     /// `POST path` with this bearer and no body: an action such as
@@ -755,6 +777,14 @@ impl Resp {
         self
     }
 
+    /// Asserts the status and that the body is exactly
+    /// `{"error": message}`.
+    #[track_caller]
+    pub fn assert_error(self, want: StatusCode, message: &str) {
+        assert_eq!(self.status, want, "{}", self.text());
+        assert_eq!(self.json(), serde_json::json!({ "error": message }));
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
@@ -836,6 +866,17 @@ pub fn fixture_store(name: &str) -> (TempDir, Value) {
         std::fs::copy(fixture.join(f), data.join(f)).expect("copy the fixture");
     }
     (dir, meta)
+}
+
+/// The environment a real-binary test server starts with: its data
+/// directory, a free loopback port and cheap hashing. Callers add their own.
+pub fn proc_env(data: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("LATCHKEY_DATA_DIR", data),
+        ("LATCHKEY_LISTEN", "127.0.0.1:0"),
+        ("LATCHKEY_ARGON2_MEMORY_KIB", "256"),
+        ("LATCHKEY_ARGON2_ITERATIONS", "1"),
+    ]
 }
 
 /// Runs the `latchkey` binary.

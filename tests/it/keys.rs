@@ -506,11 +506,7 @@ async fn credential_kinds_and_altered_keys_are_refused() {
     let r = srv
         .post_json("/api/v1/auth/refresh", &json!({ "refreshToken": a }))
         .await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        r.json(),
-        json!({ "error": "Invalid or expired refresh token" })
-    );
+    r.assert_error(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token");
     assert_eq!(
         status_of(&srv, ME, &refresh).await,
         StatusCode::UNAUTHORIZED
@@ -593,17 +589,12 @@ async fn no_secret_is_stored_or_logged_in_clear() {
     let user_password = "scan user passphrase 9Xe";
     let new_password = "scan changed passphrase 2Mw";
     let wrong_password = "scan wrong passphrase 6Tz";
-    let mut p = Proc::spawn(
-        &[],
-        &[
-            ("LATCHKEY_DATA_DIR", data.to_str().unwrap()),
-            ("LATCHKEY_LISTEN", "127.0.0.1:0"),
-            ("LATCHKEY_ARGON2_MEMORY_KIB", "256"),
-            ("LATCHKEY_ARGON2_ITERATIONS", "1"),
-            ("LATCHKEY_ADMIN_PASSWORD", admin_password),
-            ("LATCHKEY_LOG", "trace"),
-        ],
-    );
+    let mut env = proc_env(data.to_str().unwrap());
+    env.extend([
+        ("LATCHKEY_ADMIN_PASSWORD", admin_password),
+        ("LATCHKEY_LOG", "trace"),
+    ]);
+    let mut p = Proc::spawn(&[], &env);
     let at = p.at();
     // Every bearer secret handed out, and every password sent.
     let mut secrets: Vec<String> = [

@@ -16,13 +16,9 @@ use crate::harness::*;
 
 /// The environment every server here gets besides its flags.
 fn env(data: &str) -> Vec<(&str, &str)> {
-    vec![
-        ("LATCHKEY_DATA_DIR", data),
-        ("LATCHKEY_LISTEN", "127.0.0.1:0"),
-        ("LATCHKEY_ARGON2_MEMORY_KIB", "256"),
-        ("LATCHKEY_ARGON2_ITERATIONS", "1"),
-        ("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD),
-    ]
+    let mut env = proc_env(data);
+    env.push(("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD));
+    env
 }
 
 /// Sends SIGHUP and waits (up to 10 s) until the log shows that reload's
@@ -108,6 +104,26 @@ fn start_tls(dir: &Path, pki: &TestPki) -> TlsServer {
     TlsServer { proc, cert, key }
 }
 
+/// A fresh directory with room for an `old` and a `new` pair, and a
+/// server on TLS first holding the `old` one.
+fn start_tls_fresh() -> (tempfile::TempDir, TestPki, TlsServer) {
+    let dir = tempfile::tempdir().unwrap();
+    for pair in ["old", "new"] {
+        std::fs::create_dir_all(dir.path().join(pair)).unwrap();
+    }
+    let old = TestPki::new(&dir.path().join("old"));
+    let srv = start_tls(dir.path(), &old);
+    (dir, old, srv)
+}
+
+/// Asserts that a new client trusting `pki` still gets `pki`'s leaf.
+async fn still_serves(addr: std::net::SocketAddr, pki: &TestPki) {
+    let (_, shown) = connect(addr, pki)
+        .await
+        .expect("old certificate still served");
+    assert_eq!(shown, leaf_der(&pki.cert));
+}
+
 /// Reads one HTTP/1.1 response (Connection: close) to its end.
 async fn response(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
     let mut answer = Vec::new();
@@ -117,12 +133,7 @@ async fn response(stream: &mut tokio_rustls::client::TlsStream<TcpStream>) -> St
 
 #[tokio::test]
 async fn a_renewed_certificate_reaches_new_clients_while_a_request_in_flight_completes() {
-    let dir = tempfile::tempdir().unwrap();
-    for pair in ["old", "new"] {
-        std::fs::create_dir_all(dir.path().join(pair)).unwrap();
-    }
-    let old = TestPki::new(&dir.path().join("old"));
-    let srv = start_tls(dir.path(), &old);
+    let (dir, old, srv) = start_tls_fresh();
     let addr = srv.proc.addr;
 
     // A login whose body is half sent: in flight across the reload.
@@ -166,12 +177,7 @@ async fn a_renewed_certificate_reaches_new_clients_while_a_request_in_flight_com
 
 #[tokio::test]
 async fn a_bad_certificate_on_reload_keeps_the_one_in_use_and_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    for pair in ["old", "new"] {
-        std::fs::create_dir_all(dir.path().join(pair)).unwrap();
-    }
-    let old = TestPki::new(&dir.path().join("old"));
-    let srv = start_tls(dir.path(), &old);
+    let (dir, old, srv) = start_tls_fresh();
     let addr = srv.proc.addr;
 
     // A certificate whose key is not the one beside it.
@@ -179,19 +185,13 @@ async fn a_bad_certificate_on_reload_keeps_the_one_in_use_and_says_why() {
     std::fs::copy(&other.cert, &srv.cert).unwrap();
     let log = reload(&srv.proc, "reload refused", 1);
     assert!(log.contains("do not form a usable pair"), "{log}");
-    let (_, shown) = connect(addr, &old)
-        .await
-        .expect("old certificate still served");
-    assert_eq!(shown, leaf_der(&old.cert));
+    still_serves(addr, &old).await;
 
     // An unreadable one: the same.
     std::fs::write(&srv.cert, "not a certificate").unwrap();
     let log = reload(&srv.proc, "reload refused", 2);
     assert!(log.contains("no certificate found"), "{log}");
-    let (_, shown) = connect(addr, &old)
-        .await
-        .expect("old certificate still served");
-    assert_eq!(shown, leaf_der(&old.cert));
+    still_serves(addr, &old).await;
     assert!(connect(addr, &other).await.is_err());
     assert_eq!(srv.proc.stderr().matches("reloaded").count(), 0);
 }
@@ -200,12 +200,7 @@ async fn a_bad_certificate_on_reload_keeps_the_one_in_use_and_says_why() {
 async fn failures(p: &Proc, who: &str, count: usize) -> Vec<StatusCode> {
     let mut statuses = Vec::new();
     for _ in 0..count {
-        let r = p
-            .at()
-            .post("/api/v1/auth/login")
-            .json(&json!({ "username": who, "password": "not the password" }))
-            .send()
-            .await;
+        let r = p.at().try_login(who, "not the password").await;
         statuses.push(r.status);
     }
     statuses
@@ -252,12 +247,7 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
     write("rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 2\n");
     reload(&p, "reloaded", 2);
     assert_eq!(failures(&p, ADMIN, 2).await, [UNAUTHORIZED; 2]);
-    let r = p
-        .at()
-        .post("/api/v1/auth/login")
-        .json(&json!({ "username": ADMIN, "password": ADMIN_PASSWORD }))
-        .send()
-        .await;
+    let r = p.at().try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.text().contains("locked"), "{}", r.text());
 

@@ -46,6 +46,18 @@ fn secret(issued: &Value) -> String {
     issued["token"].as_str().expect("token").to_string()
 }
 
+/// Issues, as `bearer`, a merchant token (mer_1a), a reseller token
+/// (res_1) and a user token (mer_1a), named `names` in that order; their
+/// secrets.
+async fn mint_three(srv: &Server, bearer: &str, names: [&str; 3]) -> [String; 3] {
+    let [merchant, reseller, user] = names;
+    [
+        secret(&mint(srv, bearer, merchant, "merchant", "res_1", Some("mer_1a")).await),
+        secret(&mint(srv, bearer, reseller, "reseller", "res_1", None).await),
+        secret(&mint(srv, bearer, user, "user", "res_1", Some("mer_1a")).await),
+    ]
+}
+
 /// The S2S token listing as `bearer` sees it (the raw response).
 async fn listing_resp(srv: &Server, bearer: &str) -> Resp {
     srv.get("/api/v1/admin/s2s-tokens?limit=1000")
@@ -240,21 +252,12 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
-    let s2s_merchant = secret(
-        &mint(
-            &srv,
-            &admin,
-            "caller merchant",
-            "merchant",
-            "res_1",
-            Some("mer_1a"),
-        )
-        .await,
-    );
-    let s2s_reseller =
-        secret(&mint(&srv, &admin, "caller reseller", "reseller", "res_1", None).await);
-    let s2s_user =
-        secret(&mint(&srv, &admin, "caller user", "user", "res_1", Some("mer_1a")).await);
+    let [s2s_merchant, s2s_reseller, s2s_user] = mint_three(
+        &srv,
+        &admin,
+        ["caller merchant", "caller reseller", "caller user"],
+    )
+    .await;
     let callers: [(&str, String); 7] = [
         ("admin", admin.clone()),
         ("reseller1 (res_1)", w.token("reseller1").to_string()),
@@ -269,7 +272,7 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
     // A merchant_id given with a reseller token is not kept on the token,
     // but it must still exist under that reseller.
     #[rustfmt::skip]
-    let rows: &[Row] = &[
+    let mut rows: Vec<Row> = vec![
         // role      reseller_id merchant_id        admin r1   m1a  u1a  s2s-m s2s-r s2s-u
         ("reseller", "res_1",    None,              [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
         ("reseller", "res_1",    Some("mer_1a"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
@@ -281,30 +284,31 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
         ("reseller", "res_nope", None,              [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
         ("reseller", "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
         ("reseller", "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-
-        ("merchant", "res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
-        ("merchant", "res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
-        ("merchant", "res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("merchant", "res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("merchant", "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("merchant", "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("merchant", "res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("merchant", "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-
-        ("user",     "res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
-        ("user",     "res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
-        ("user",     "res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("user",     "res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
-        ("user",     "res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
-        ("user",     "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("user",     "res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-        ("user",     "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
-
-        // Not a role an S2S token may have: refused before any scope check.
+    ];
+    // A merchant token and a user token are scoped alike (both name a
+    // merchant under a reseller), so one table serves both roles.
+    #[rustfmt::skip]
+    let merchant_scoped: [(&str, Option<&str>, [u16; 7]); 10] = [
+        // reseller_id merchant_id        admin r1   m1a  u1a  s2s-m s2s-r s2s-u
+        ("res_1",    Some("mer_1a"),    [OK,  OK,  OK,  NO,  OK,  OK,  NO]),
+        ("res_1",    Some("mer_1b"),    [OK,  OK,  NO,  NO,  NO,  OK,  NO]),
+        ("res_2",    Some("mer_2a"),    [OK,  NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_1",    Some("mer_2a"),    [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
+        ("res_2",    Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_nope", Some("mer_1a"),    [BAD, NO,  NO,  NO,  NO,  NO,  NO]),
+        ("res_1",    Some("mer_nope"),  [BAD, BAD, NO,  NO,  NO,  BAD, NO]),
+        ("res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+        ("res_2",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+        ("res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
+    ];
+    for role in ["merchant", "user"] {
+        rows.extend(
+            merchant_scoped.map(|(reseller, merchant, want)| (role, reseller, merchant, want)),
+        );
+    }
+    // Not a role an S2S token may have: refused before any scope check.
+    #[rustfmt::skip]
+    let not_s2s_roles: [Row; 8] = [
         ("admin",    "res_1",    None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_1a"),    [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_1b"),    [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
@@ -314,7 +318,8 @@ async fn issuance_table_covers_every_caller_role_and_scope() {
         ("admin",    "res_nope", None,              [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
         ("admin",    "res_1",    Some("mer_nope"),  [BAD, BAD, BAD, BAD, BAD, BAD, BAD]),
     ];
-    check(&srv, &admin, &callers, rows).await;
+    rows.extend(not_s2s_roles);
+    check(&srv, &admin, &callers, &rows).await;
 }
 
 #[tokio::test]
@@ -340,23 +345,18 @@ async fn a_granted_token_has_exactly_the_documented_shape() {
             r.headers
         );
         let body = r.json();
-        let keys: BTreeSet<&str> = body
-            .as_object()
-            .expect("object")
-            .keys()
-            .map(String::as_str)
-            .collect();
+        // Every field, in sorted order.
         assert_eq!(
-            keys,
-            BTreeSet::from([
-                "token",
-                "name",
-                "role",
-                "reseller_id",
-                "merchant_id",
+            fields(&body),
+            [
                 "created_at",
-                "expires_at"
-            ]),
+                "expires_at",
+                "merchant_id",
+                "name",
+                "reseller_id",
+                "role",
+                "token"
+            ],
             "{role}: {body}"
         );
         let token = body["token"].as_str().expect("token");
@@ -559,19 +559,8 @@ async fn a_token_is_a_bearer_on_protected_routes_within_its_scope() {
     let srv = Server::start().await;
     let w = World::build(&srv).await;
     let admin = w.token("admin").to_string();
-    let merchant = secret(
-        &mint(
-            &srv,
-            &admin,
-            "shop sync",
-            "merchant",
-            "res_1",
-            Some("mer_1a"),
-        )
-        .await,
-    );
-    let reseller = secret(&mint(&srv, &admin, "partner sync", "reseller", "res_1", None).await);
-    let user = secret(&mint(&srv, &admin, "user sync", "user", "res_1", Some("mer_1a")).await);
+    let [merchant, reseller, user] =
+        mint_three(&srv, &admin, ["shop sync", "partner sync", "user sync"]).await;
 
     // /me describes the token, not an account.
     for (bearer, name, role, merchant_id) in [
@@ -759,27 +748,22 @@ async fn the_listing_is_scoped_and_never_shows_a_secret() {
         let items = r.json()["items"].as_array().expect("items").clone();
         assert_eq!(names(&items), want, "{who}");
         for item in &items {
-            let keys: BTreeSet<&str> = item
-                .as_object()
-                .expect("object")
-                .keys()
-                .map(String::as_str)
-                .collect();
+            // Every field, in sorted order.
             assert_eq!(
-                keys,
-                BTreeSet::from([
-                    "id",
-                    "name",
-                    "role",
-                    "reseller_id",
-                    "merchant_id",
+                fields(item),
+                [
                     "created_at",
                     "created_by",
                     "created_by_exists",
                     "expires_at",
+                    "id",
                     "last_used",
-                    "revoked_at"
-                ]),
+                    "merchant_id",
+                    "name",
+                    "reseller_id",
+                    "revoked_at",
+                    "role"
+                ],
                 "{who}: {item}"
             );
             assert_eq!(item["created_by"], admin_id.as_str(), "{item}");

@@ -60,11 +60,7 @@ async fn a_form_that_is_not_utf8_is_refused_without_a_hash() {
     // wrong one is the document's ordinary refusal.
     let r = srv.post(TOKEN).body(FORM, admin_form("")).send().await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let r = srv
-        .post(TOKEN)
-        .body(FORM, admin_form("%C3%A9"))
-        .send()
-        .await;
+    let r = srv.post_body(TOKEN, FORM, admin_form("%C3%A9")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert_eq!(r.json(), json!({ "error": "Invalid email or password." }));
 }

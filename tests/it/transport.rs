@@ -58,9 +58,7 @@ async fn body_over_the_limit_is_413_json() {
         "x".repeat(70 * 1024)
     );
     let r = srv
-        .post("/api/v1/auth/login")
-        .body("application/json", big)
-        .send()
+        .post_body("/api/v1/auth/login", "application/json", big)
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.json(), json!({ "error": "request body too large" }));
@@ -76,9 +74,7 @@ async fn body_over_the_limit_is_413_json() {
         "x".repeat(3000)
     );
     let r = srv
-        .post("/api/v1/auth/login")
-        .body("application/json", body)
-        .send()
+        .post_body("/api/v1/auth/login", "application/json", body)
         .await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
