@@ -347,15 +347,15 @@ async fn readyz_follows_whether_the_store_takes_a_write() {
     assert_eq!(srv.get("/healthz").send().await.status, StatusCode::OK);
     release_tx.send(()).expect("release");
     holder.join().expect("holder").expect("its write");
-    let mut ready = false;
-    for _ in 0..200 {
-        if srv.get("/readyz").send().await.status == StatusCode::OK {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    // Ready again once the writer let go: the probe that waited for it
+    // may still be answering, so ask until one answers 200 (bounded).
+    let deadline = tokio::time::Instant::now() + crate::harness::PATIENCE;
+    while srv.get("/readyz").send().await.status != StatusCode::OK {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready again once the writer let go"
+        );
     }
-    assert!(ready, "ready again once the writer let go");
 }
 
 /// The hashing pool's gauges read the pool itself: one sign-in hashing
@@ -380,9 +380,7 @@ async fn the_hashing_pool_is_read_as_it_is() {
     };
     let first = srv.login_in_flight(ADMIN, ADMIN_PASSWORD).await;
     let second = tokio::spawn(login());
-    while srv.running().hashes_in_flight() < 2 {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
+    srv.until_hashes_in_flight(2).await;
     let third = login().await;
     assert_eq!(
         third.status,

@@ -357,13 +357,10 @@ async fn a_backup_taken_while_writing_restores_every_write_acknowledged_before_i
             }
         })
     };
-    for _ in 0..6000 {
-        if acked.lock().unwrap().len() >= 10 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(acked.lock().unwrap().len() >= 10, "the writer is writing");
+    crate::harness::until("ten acknowledged writes", || {
+        acked.lock().unwrap().len() >= 10
+    })
+    .await;
     let before: Vec<String> = acked.lock().unwrap().clone();
     let out_dir = tempfile::tempdir().unwrap();
     let file = out_dir.path().join("latchkey.backup");

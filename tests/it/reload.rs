@@ -21,18 +21,15 @@ fn env(data: &str) -> Vec<(&str, &str)> {
     env
 }
 
-/// Sends SIGHUP and waits (up to 10 s) until the log shows that reload's
-/// outcome: the `count`-th line containing `outcome`.
-fn reload(p: &Proc, outcome: &str, count: usize) -> String {
+/// Sends SIGHUP and waits until the log shows that reload's outcome: the
+/// `count`-th line containing `outcome`.
+async fn reload(p: &Proc, outcome: &str, count: usize) -> String {
     p.signal(libc::SIGHUP);
-    for _ in 0..1000 {
-        let log = p.stderr();
-        if log.matches(outcome).count() >= count {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("no {outcome:?} (#{count}) in the log: {}", p.stderr());
+    until(&format!("{outcome:?} (#{count}) in the log"), || {
+        p.stderr().matches(outcome).count() >= count
+    })
+    .await;
+    p.stderr()
 }
 
 /// A TLS connection to `addr` trusting only `pki`'s CA, and the leaf
@@ -154,7 +151,7 @@ async fn a_renewed_certificate_reaches_new_clients_while_a_request_in_flight_com
     let new = TestPki::new(&dir.path().join("new"));
     std::fs::copy(&new.cert, &srv.cert).unwrap();
     std::fs::copy(&new.key, &srv.key).unwrap();
-    reload(&srv.proc, "reloaded", 1);
+    reload(&srv.proc, "reloaded", 1).await;
 
     // A new client sees the new certificate, and one that trusts only the
     // old CA is refused.
@@ -183,13 +180,13 @@ async fn a_bad_certificate_on_reload_keeps_the_one_in_use_and_says_why() {
     // A certificate whose key is not the one beside it.
     let other = TestPki::new(&dir.path().join("new"));
     std::fs::copy(&other.cert, &srv.cert).unwrap();
-    let log = reload(&srv.proc, "reload refused", 1);
+    let log = reload(&srv.proc, "reload refused", 1).await;
     assert!(log.contains("do not form a usable pair"), "{log}");
     still_serves(addr, &old).await;
 
     // An unreadable one: the same.
     std::fs::write(&srv.cert, "not a certificate").unwrap();
-    let log = reload(&srv.proc, "reload refused", 2);
+    let log = reload(&srv.proc, "reload refused", 2).await;
     assert!(log.contains("no certificate found"), "{log}");
     still_serves(addr, &old).await;
     assert!(connect(addr, &other).await.is_err());
@@ -231,7 +228,7 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
     write(
         "rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 100\nno_such_setting = 1\n",
     );
-    let log = reload(&p, "reload refused", 1);
+    let log = reload(&p, "reload refused", 1).await;
     assert!(log.contains("no_such_setting"), "{log}");
     assert_eq!(
         failures(&p, "ghost2", 3).await,
@@ -240,12 +237,12 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
 
     // The same file without it applies.
     write("rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 100\n");
-    reload(&p, "reloaded", 1);
+    reload(&p, "reloaded", 1).await;
     assert_eq!(failures(&p, "ghost3", 3).await, [UNAUTHORIZED; 3]);
 
     // A lower lockout threshold locks the next account that reaches it.
     write("rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 2\n");
-    reload(&p, "reloaded", 2);
+    reload(&p, "reloaded", 2).await;
     assert_eq!(failures(&p, ADMIN, 2).await, [UNAUTHORIZED; 2]);
     let r = p.at().try_login(ADMIN, ADMIN_PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -258,7 +255,7 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
     write(
         "rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 2\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
     );
-    reload(&p, "reloaded", 3);
+    reload(&p, "reloaded", 3).await;
     assert_eq!(
         p.at().get("/healthz").send().await.status,
         StatusCode::BAD_REQUEST
@@ -278,22 +275,22 @@ async fn reloaded_limits_lockout_and_proxies_apply_to_the_next_request_and_a_bad
     // for the probe would be too.
     let base = "rate_login_per_ip = 1000\nrate_login_per_account = 100\nlockout_threshold = 2\n";
     write(base);
-    reload(&p, "reloaded", 4);
+    reload(&p, "reloaded", 4).await;
     p.at().get("/probe-before").send().await;
     write(&format!(
         "{base}log_level = \"info,latchkey::access=off\"\n"
     ));
-    reload(&p, "reloaded", 5);
+    reload(&p, "reloaded", 5).await;
     assert_eq!(
         p.at().get("/probe-after").send().await.status,
         StatusCode::NOT_FOUND
     );
-    let log = reload(&p, "reloaded", 6);
+    let log = reload(&p, "reloaded", 6).await;
     assert!(log.contains("/probe-before"), "{log}");
     assert!(!log.contains("/probe-after"), "{log}");
 
     // A setting that needs a restart is named as such.
     write(&format!("{base}access_ttl = 60\n"));
-    let log = reload(&p, "reloaded", 7);
+    let log = reload(&p, "reloaded", 7).await;
     assert!(log.contains("take effect at the next restart"), "{log}");
 }
