@@ -196,6 +196,8 @@ pub struct App {
     pub options: ApiOptions,
     /// Path -> method -> route.
     router: matchit::Router<BTreeMap<Method, Entry>>,
+    /// The console's embedded files, fingerprinted and compressed once.
+    console: crate::console::Catalogue,
 }
 
 impl App {
@@ -221,10 +223,12 @@ impl App {
                 .insert(path, methods)
                 .map_err(|e| format!("route {path}: {e}"))?;
         }
+        let console = crate::console::Catalogue::build()?;
         Ok(Arc::new(App {
             core,
             options,
             router,
+            console,
         }))
     }
 }
@@ -244,6 +248,17 @@ impl Handler for Api {
                 });
             }
         };
+        // The console's files are not API routes: they need no credential
+        // and answer in their own way (see src/console.rs).
+        if crate::console::owns(parts.uri.path()) {
+            let response = crate::console::serve(
+                &app.console,
+                &parts.method,
+                parts.uri.path(),
+                &parts.headers,
+            );
+            return Box::pin(async move { response });
+        }
         let found = match app.router.at(parts.uri.path()) {
             Ok(matched) => {
                 let params: Vec<(String, String)> = matched

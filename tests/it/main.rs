@@ -14,6 +14,7 @@ mod admin_sessions;
 mod admin_tenants;
 mod admin_users;
 mod admin_validation;
+mod console_assets;
 mod cross_documents;
 mod doc_account;
 mod doc_client;
