@@ -39,7 +39,31 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, POST, "/api/v1/console/session", public sign_in),
         route!(DOC, DELETE, "/api/v1/console/session", principal sign_out).for_console(),
+        route!(DOC, GET, "/api/v1/auth/sessions", principal own_sessions).for_console(),
     ]
+}
+
+/// The caller's own live sessions, newest first, each marked `current`
+/// when it is the one asking (the console's "my sessions").
+async fn own_sessions(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let paging = crate::domain::PageRequest::parse(
+        req.query("limit").as_deref(),
+        req.query("cursor").as_deref(),
+    )?;
+    let page = app.core.own_sessions(&principal, &paging)?;
+    let items: Vec<serde_json::Value> = page
+        .items
+        .iter()
+        .map(|s| {
+            let mut view = super::admin::session_view(s);
+            view["current"] = json!(principal.session == Some(s.id));
+            view
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "items": items, "next": page.next }),
+    ))
 }
 
 #[derive(Deserialize)]

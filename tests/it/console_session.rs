@@ -362,3 +362,59 @@ async fn console_failures_lock_the_account_for_every_login() {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
     assert!(r.header("set-cookie").is_none());
 }
+
+/// Every account lists its own live sessions (the console's "my
+/// sessions"), the asking one marked current, and never another
+/// account's; an ended session leaves the list.
+#[tokio::test]
+async fn own_sessions_are_listed_to_their_account() {
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, "carol", PASSWORD, &["user"]).await;
+    let c = sign_in(&srv, "carol", PASSWORD).await;
+    let jwt = srv.token_of("carol", PASSWORD).await;
+    let list = |r: Resp| {
+        r.assert(StatusCode::OK).json()["items"]
+            .as_array()
+            .cloned()
+            .expect("items")
+    };
+    let via_cookie = list(
+        with_cookie(
+            &srv,
+            &c,
+            Method::GET,
+            "/api/v1/auth/sessions",
+            None,
+            None,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(via_cookie.len(), 2, "{via_cookie:?}");
+    let current: Vec<&Value> = via_cookie.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{via_cookie:?}");
+    assert_eq!(current[0]["kind"], "opaque", "{via_cookie:?}");
+    let admin_own = list(srv.get_as(&admin, "/api/v1/auth/sessions").await);
+    assert_eq!(admin_own.len(), 1, "{admin_own:?}");
+    assert!(via_cookie.iter().all(|s| s["id"] != admin_own[0]["id"]));
+    srv.post("/api/v1/auth/logout")
+        .bearer(&jwt)
+        .send()
+        .await
+        .assert(StatusCode::OK);
+    let after = list(
+        with_cookie(
+            &srv,
+            &c,
+            Method::GET,
+            "/api/v1/auth/sessions",
+            None,
+            None,
+            None,
+        )
+        .await,
+    );
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["current"], true);
+}
