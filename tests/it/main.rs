@@ -15,6 +15,7 @@ mod admin_tenants;
 mod admin_users;
 mod admin_validation;
 mod console_assets;
+mod console_browser;
 mod console_session;
 mod cross_documents;
 mod doc_account;
