@@ -403,6 +403,28 @@ mod tests {
         assert!(Catalogue::from_files(files("<script src=\"{{asset app.js}}\">")).is_ok());
     }
 
+    /// Every answer hands out the bytes compressed when the catalogue was
+    /// built (the same buffer, not a copy made per request), and the
+    /// shipped files do have a compressed copy.
+    #[test]
+    fn answers_share_the_bytes_compressed_at_start() {
+        let c = Catalogue::build().expect("catalogue");
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let mut compressed = 0;
+        for path in c.paths().map(str::to_string).collect::<Vec<_>>() {
+            let asset = c.get(&path).expect("asset");
+            let Some(z) = &asset.gzip else { continue };
+            for _ in 0..2 {
+                let r = serve(&c, &Method::GET, &path, &h);
+                assert_eq!(r.body().as_ptr(), z.as_ptr(), "{path}");
+                assert_eq!(r.body().len(), z.len(), "{path}");
+            }
+            compressed += 1;
+        }
+        assert!(compressed >= 3, "{compressed}");
+    }
+
     /// `gzip;q=0` refuses gzip, `*` takes it, absence refuses it.
     #[test]
     fn accept_encoding_weights() {
