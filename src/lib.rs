@@ -30,6 +30,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod domain;
 pub mod metrics;

@@ -122,7 +122,7 @@ fn merchant_view(m: &Merchant) -> Value {
     })
 }
 
-fn session_view(s: &Session) -> Value {
+pub(crate) fn session_view(s: &Session) -> Value {
     json!({
         "id": s.id.to_string(),
         "kind": s.kind,

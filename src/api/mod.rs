@@ -16,6 +16,7 @@
 pub mod account;
 pub mod admin;
 pub mod client;
+pub mod console;
 pub(crate) mod http;
 pub mod openapi;
 pub mod tenant;
@@ -96,9 +97,18 @@ pub struct Route {
     pub document: Document,
     /// What the route needs, and its handler.
     pub(crate) call: Call,
+    /// Whether the console's cookie is a credential here (see
+    /// [`console::principal`]); only where it is declared.
+    pub console: bool,
 }
 
 impl Route {
+    /// The route, also taking the console's cookie.
+    pub(crate) fn for_console(mut self) -> Route {
+        self.console = true;
+        self
+    }
+
     /// Whether the route answers only a caller that presents a credential.
     pub fn needs_principal(&self) -> bool {
         matches!(self.call, Call::Principal(_))
@@ -120,6 +130,7 @@ macro_rules! route {
             path: $path,
             document: $doc,
             call: $crate::api::Call::Public(|app, req| Box::pin($handler(app, req))),
+            console: false,
         }
     };
     ($doc:expr, $method:ident, $path:expr, principal $handler:path) => {
@@ -128,6 +139,7 @@ macro_rules! route {
             path: $path,
             document: $doc,
             call: $crate::api::Call::Principal(|app, req, p| Box::pin($handler(app, req, p))),
+            console: false,
         }
     };
     ($doc:expr, $method:ident, $path:expr, maybe_principal $handler:path) => {
@@ -136,6 +148,7 @@ macro_rules! route {
             path: $path,
             document: $doc,
             call: $crate::api::Call::MaybePrincipal(|app, req, p| Box::pin($handler(app, req, p))),
+            console: false,
         }
     };
 }
@@ -145,8 +158,16 @@ pub(crate) use route;
 pub fn routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend(wellknown::routes());
-    all.extend(v1::routes());
-    all.extend(admin::routes());
+    // The console drives the admin API and the caller's own account.
+    all.extend(v1::routes().into_iter().map(|r| match r.path {
+        "/api/v1/auth/me"
+        | "/api/v1/auth/password"
+        | "/api/v1/auth/keys"
+        | "/api/v1/auth/keys/{keyId}" => r.for_console(),
+        _ => r,
+    }));
+    all.extend(admin::routes().into_iter().map(Route::for_console));
+    all.extend(console::routes());
     all.extend(tenant::routes());
     all.extend(client::routes());
     all.extend(token::routes());
@@ -186,6 +207,8 @@ struct Entry {
     document: Document,
     /// What the route needs, and its handler.
     call: Call,
+    /// Whether the console's cookie is a credential here.
+    console: bool,
 }
 
 /// What handlers share.
@@ -196,6 +219,8 @@ pub struct App {
     pub options: ApiOptions,
     /// Path -> method -> route.
     router: matchit::Router<BTreeMap<Method, Entry>>,
+    /// The console's embedded files, fingerprinted and compressed once.
+    console: crate::console::Catalogue,
 }
 
 impl App {
@@ -205,6 +230,7 @@ impl App {
             let entry = Entry {
                 document: r.document,
                 call: r.call,
+                console: r.console,
             };
             if by_path
                 .entry(r.path)
@@ -221,10 +247,12 @@ impl App {
                 .insert(path, methods)
                 .map_err(|e| format!("route {path}: {e}"))?;
         }
+        let console = crate::console::Catalogue::build()?;
         Ok(Arc::new(App {
             core,
             options,
             router,
+            console,
         }))
     }
 }
@@ -244,6 +272,17 @@ impl Handler for Api {
                 });
             }
         };
+        // The console's files are not API routes: they need no credential
+        // and answer in their own way (see src/console.rs).
+        if crate::console::owns(parts.uri.path()) {
+            let response = crate::console::serve(
+                &app.console,
+                &parts.method,
+                parts.uri.path(),
+                &parts.headers,
+            );
+            return Box::pin(async move { response });
+        }
         let found = match app.router.at(parts.uri.path()) {
             Ok(matched) => {
                 let params: Vec<(String, String)> = matched
@@ -266,6 +305,7 @@ impl Handler for Api {
         };
         match found {
             Ok((entry, params)) => {
+                let method = parts.method;
                 let req = Req {
                     uri: parts.uri,
                     headers: parts.headers,
@@ -273,7 +313,7 @@ impl Handler for Api {
                     params,
                     ctx,
                 };
-                Box::pin(dispatch(app, entry, req))
+                Box::pin(dispatch(app, entry, method, req))
             }
             Err(response) => Box::pin(async move { response }),
         }
@@ -295,7 +335,7 @@ impl Handler for Api {
 
 /// Authenticates once, as the route asks, runs the handler, and says a
 /// refusal in the route's document's words.
-async fn dispatch(app: Arc<App>, entry: Entry, req: Req) -> Reply {
+async fn dispatch(app: Arc<App>, entry: Entry, method: Method, req: Req) -> Reply {
     let asked = Asked::of(&req);
     if !req.query_is_utf8() {
         return refusal(entry.document, &asked, &Error::NotUtf8("query string"));
@@ -303,23 +343,44 @@ async fn dispatch(app: Arc<App>, entry: Entry, req: Req) -> Reply {
     let handled = match entry.call {
         Call::Public(handler) => handler(app, req).await,
         Call::Principal(handler) => {
-            match http::principal(&app, &req, app.options.token_query_param) {
+            match authenticate(&app, &entry, &method, &req, app.options.token_query_param) {
                 Ok(Some(p)) => handler(app, req, p).await,
                 Ok(None) => Err(Error::Unauthenticated.into()),
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             }
         }
         // Only a header credential: a token in a URL is never taken where
         // the route does not need one.
-        Call::MaybePrincipal(handler) => match http::principal(&app, &req, false) {
+        Call::MaybePrincipal(handler) => match authenticate(&app, &entry, &method, &req, false) {
             Ok(p) => handler(app, req, p).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
     };
     match handled {
         Ok(reply) | Err(Refused::Reply(reply)) => reply,
         Err(Refused::Domain(e)) => refusal(entry.document, &asked, &e),
     }
+}
+
+/// The request's credential: an `Authorization` header whenever one is
+/// sent (it wins, and needs no CSRF token); otherwise, on a route that
+/// declares it, the console's cookie with its origin and CSRF checks;
+/// otherwise what [`http::principal`] finds. A cookie never authenticates
+/// a route that does not declare it.
+fn authenticate(
+    app: &App,
+    entry: &Entry,
+    method: &Method,
+    req: &Req,
+    query_tokens: bool,
+) -> Result<Option<Principal>, Refused> {
+    if entry.console
+        && !req.headers.contains_key(::http::header::AUTHORIZATION)
+        && let Some(token) = console::cookie(req)
+    {
+        return console::principal(app, req, method, &token).map(Some);
+    }
+    http::principal(app, req, query_tokens).map_err(Refused::from)
 }
 
 fn method_not_allowed<'a>(allowed: impl Iterator<Item = &'a Method>) -> Response<Bytes> {
@@ -408,7 +469,8 @@ mod tests {
     }
 
     /// Every adapter's source, as compiled.
-    const SOURCES: [(&str, &str); 10] = [
+    const SOURCES: [(&str, &str); 11] = [
+        ("console.rs", include_str!("console.rs")),
         ("mod.rs", include_str!("mod.rs")),
         ("http.rs", include_str!("http.rs")),
         ("v1.rs", include_str!("v1.rs")),

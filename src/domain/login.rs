@@ -145,7 +145,7 @@ impl Core {
 
     /// The password check of a sign-in: a `login` attempt through the
     /// document `via`, in the pool's share for sign-ins.
-    async fn check_login_password(
+    pub(super) async fn check_login_password(
         &self,
         identifier: &LoginId,
         password: &str,

@@ -11,6 +11,7 @@ pub(crate) mod audit;
 pub mod auth;
 mod background;
 pub mod clock;
+pub mod console;
 pub mod external;
 pub(crate) mod jwt;
 pub mod keys;

@@ -760,6 +760,28 @@ impl Core {
         let scope = principal.scope();
         let tx = self.store.read()?;
         self.visible(&scope, tx.account(id)?)?;
+        self.account_live_sessions(&tx, id, page)
+    }
+
+    /// The live sessions of the caller's own account, newest first (an
+    /// S2S token has no account, and so none).
+    pub fn own_sessions(
+        &self,
+        principal: &Principal,
+        page: &PageRequest,
+    ) -> Result<Page<Session>, Error> {
+        let id = principal.account.ok_or(Error::Forbidden)?;
+        let tx = self.store.read()?;
+        self.account_live_sessions(&tx, id, page)
+    }
+
+    /// An account's sessions that are neither revoked nor expired.
+    fn account_live_sessions(
+        &self,
+        tx: &crate::store::ReadTx,
+        id: Uuid,
+        page: &PageRequest,
+    ) -> Result<Page<Session>, Error> {
         let now = self.clock.now();
         let mut sessions: Vec<Session> = tx
             .account_sessions(id)?

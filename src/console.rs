@@ -1,0 +1,444 @@
+//! The browser console's files, embedded in the binary and served under
+//! `/admin/`.
+//!
+//! `web/` (HTML, CSS, JavaScript modules) and `assets/` (icons) are
+//! embedded with rust-embed; its `debug-embed` feature embeds them in debug
+//! builds too, so nothing is ever read from disk at run time. At start the
+//! [`Catalogue`] is built once: every file gets its content type, a strong
+//! ETag (SHA-256 of its bytes) and, when it is worth it, a gzip copy, so a
+//! request only looks up and copies a `Bytes` handle.
+//!
+//! Fingerprinting: every file other than `index.html` is served only at
+//! `/admin/assets/<stem>.<hash>.<ext>`, where `<hash>` is the first 16 hex
+//! digits of the SHA-256 of its bytes, with `Cache-Control: public,
+//! max-age=31536000, immutable`. `index.html` names them as
+//! `{{asset <file name>}}`, which the catalogue replaces with those URLs;
+//! it is served at `/admin` and `/admin/` (and `/admin/index.html`) with
+//! `no-cache`, so a new binary's files are picked up at the next load.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use bytes::Bytes;
+use http::header::{
+    ACCEPT_ENCODING, ALLOW, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    ETAG, IF_NONE_MATCH, REFERRER_POLICY, VARY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use rust_embed::RustEmbed;
+
+/// The console's HTML, CSS and JavaScript.
+#[derive(RustEmbed)]
+#[folder = "web/"]
+struct Web;
+
+/// The console's icons and images.
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Images;
+
+/// Where the console lives.
+pub const PREFIX: &str = "/admin";
+
+/// Where fingerprinted files live.
+const ASSETS: &str = "/admin/assets/";
+
+/// The page every console URL without a file serves.
+const INDEX: &str = "index.html";
+
+/// Hex digits of the SHA-256 kept in a fingerprinted URL: 64 bits, enough
+/// that two versions of one file never share a URL.
+const FINGERPRINT_LEN: usize = 16;
+
+/// The policy every console response carries: only our own files run,
+/// nothing may frame the console, and forms post only to us.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+form-action 'self'";
+
+/// Cache-Control of a fingerprinted file: its URL changes with its bytes.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Cache-Control of the HTML: always revalidated (cheap, with its ETag).
+const NO_CACHE: &str = "no-cache";
+
+/// Longest `If-None-Match` or `Accept-Encoding` header looked at; a
+/// longer one is treated as absent rather than parsed.
+const MAX_HEADER: usize = 4096;
+
+/// One file as it is served.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// The bytes as they are.
+    pub identity: Bytes,
+    /// The gzip-compressed bytes, when the type compresses and they are
+    /// smaller.
+    pub gzip: Option<Bytes>,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// Hex SHA-256 of `identity`.
+    pub hash: String,
+    /// Whether the URL is fingerprinted (immutable) or the HTML (no-cache).
+    pub immutable: bool,
+}
+
+/// Every console URL and its file, built once at start.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    /// Path (as requested, e.g. `/admin/assets/app.0123abcd.js`) -> file.
+    by_path: HashMap<String, Asset>,
+}
+
+impl Catalogue {
+    /// Reads the embedded files, fingerprints them and compresses them.
+    /// `Err` when `index.html` is missing or names a file that is not
+    /// embedded: a build that would serve a broken page does not start.
+    pub fn build() -> Result<Catalogue, String> {
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        for name in Web::iter() {
+            if let Some(f) = Web::get(&name) {
+                files.push((name.to_string(), f.data.into_owned()));
+            }
+        }
+        for name in Images::iter() {
+            if let Some(f) = Images::get(&name) {
+                files.push((name.to_string(), f.data.into_owned()));
+            }
+        }
+        Catalogue::from_files(files)
+    }
+
+    /// The catalogue of these files (name relative to its folder, bytes).
+    fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Catalogue, String> {
+        let mut by_path = HashMap::new();
+        let mut urls: HashMap<String, String> = HashMap::new();
+        let mut index = None;
+        for (name, data) in files {
+            // The folders' READMEs are for people reading the source.
+            if name.ends_with(".md") {
+                continue;
+            }
+            if name == INDEX {
+                index = Some(data);
+                continue;
+            }
+            let content_type = content_type(&name)
+                .ok_or_else(|| format!("console file {name}: unknown content type"))?;
+            let hash = sha256_hex(&data);
+            let url = fingerprinted(&name, &hash);
+            let asset = Asset::new(data, content_type, hash, true);
+            if by_path.insert(url.clone(), asset).is_some()
+                || urls.insert(name.clone(), url).is_some()
+            {
+                return Err(format!("console file {name} embedded twice"));
+            }
+        }
+        let index = index.ok_or("console: web/index.html is not embedded")?;
+        let html = String::from_utf8(index).map_err(|_| "console: index.html is not UTF-8")?;
+        let html = substitute(&html, &urls)?;
+        let bytes = html.into_bytes();
+        let hash = sha256_hex(&bytes);
+        let page = Asset::new(bytes, "text/html; charset=utf-8", hash, false);
+        for path in [
+            PREFIX.to_string(),
+            format!("{PREFIX}/"),
+            format!("{PREFIX}/{INDEX}"),
+        ] {
+            by_path.insert(path, page.clone());
+        }
+        Ok(Catalogue { by_path })
+    }
+
+    /// The file a path names. Paths that could step out of `/admin/` (dot
+    /// segments, percent escapes, backslashes) are never looked up, so no
+    /// decoding anywhere can turn them into a file.
+    pub fn get(&self, path: &str) -> Option<&Asset> {
+        if path.contains("..") || path.contains('%') || path.contains('\\') {
+            return None;
+        }
+        self.by_path.get(path)
+    }
+
+    /// Every served path, for tests and for the HTML's references.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.by_path.keys().map(String::as_str)
+    }
+}
+
+impl Asset {
+    fn new(data: Vec<u8>, content_type: &'static str, hash: String, immutable: bool) -> Asset {
+        let gzip = compressible(content_type)
+            .then(|| gzip(&data))
+            .flatten()
+            .filter(|z| z.len() < data.len())
+            .map(Bytes::from);
+        Asset {
+            identity: Bytes::from(data),
+            gzip,
+            content_type,
+            hash,
+            immutable,
+        }
+    }
+}
+
+/// Whether a path is the console's (and so answered by [`serve`]).
+pub fn owns(path: &str) -> bool {
+    path == PREFIX || path.starts_with("/admin/")
+}
+
+/// The answer to a request for a console path: the file, a 304, a 405 for
+/// a method other than GET or HEAD, or a 404 JSON error. Every answer
+/// carries the console's security headers.
+pub fn serve(
+    catalogue: &Catalogue,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Bytes> {
+    let mut response = if method != Method::GET && method != Method::HEAD {
+        let mut r = json_error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r
+    } else {
+        match catalogue.get(path) {
+            Some(asset) => answer(asset, method, headers),
+            None => json_error(StatusCode::NOT_FOUND, "Not found"),
+        }
+    };
+    let h = response.headers_mut();
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+/// A file's answer: the encoding the client takes, or 304 when its ETag
+/// matches that encoding's.
+fn answer(asset: &Asset, method: &Method, headers: &HeaderMap) -> Response<Bytes> {
+    let (body, encoding, etag) = match (&asset.gzip, accepts_gzip(headers)) {
+        (Some(z), true) => (z.clone(), Some("gzip"), format!("\"{}-gz\"", asset.hash)),
+        _ => (asset.identity.clone(), None, format!("\"{}\"", asset.hash)),
+    };
+    let fresh = if_none_match(headers, &etag);
+    let status = if fresh {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
+    let send_body = !fresh && method != Method::HEAD;
+    let mut response = Response::new(if send_body { body } else { Bytes::new() });
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(ETAG, v);
+    }
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(if asset.immutable { IMMUTABLE } else { NO_CACHE }),
+    );
+    if asset.gzip.is_some() {
+        h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    }
+    if !fresh {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        if let Some(e) = encoding {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+    }
+    response
+}
+
+/// Whether `Accept-Encoding` takes gzip with a non-zero weight (RFC 9110
+/// 12.5.3: `gzip;q=0` refuses it; `*` takes it unless gzip is named).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = false;
+    for value in headers.get_all(ACCEPT_ENCODING) {
+        let Ok(text) = value.to_str() else { continue };
+        if text.len() > MAX_HEADER {
+            continue;
+        }
+        for item in text.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let weighted = parts.all(|p| {
+                let p = p.trim();
+                match p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                    Some(q) => q.trim().parse::<f32>().map(|q| q > 0.0).unwrap_or(false),
+                    None => true,
+                }
+            });
+            match coding.as_str() {
+                "gzip" | "x-gzip" => return weighted,
+                "*" => star = weighted,
+                _ => {}
+            }
+        }
+    }
+    star
+}
+
+/// Whether `If-None-Match` names this ETag (weak comparison, as RFC 9110
+/// 13.1.2 asks for this header) or is `*`.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers.get_all(IF_NONE_MATCH).iter().any(|value| {
+        let Ok(text) = value.to_str() else {
+            return false;
+        };
+        text.len() <= MAX_HEADER
+            && text
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    })
+}
+
+/// A JSON error, as the API words its own.
+fn json_error(status: StatusCode, message: &str) -> Response<Bytes> {
+    crate::api::http::error(status, message)
+}
+
+/// `{{asset name}}` replaced by the file's fingerprinted URL.
+fn substitute(html: &str, urls: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("{{asset ") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + "{{asset ".len()..];
+        let end = after
+            .find("}}")
+            .ok_or("console: index.html has an unclosed {{asset")?;
+        let name = after[..end].trim();
+        let url = urls
+            .get(name)
+            .ok_or_else(|| format!("console: index.html names {name}, which is not embedded"))?;
+        out.push_str(url);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `/admin/assets/<stem>.<hash>.<ext>` for a file name.
+fn fingerprinted(name: &str, hash: &str) -> String {
+    let short = &hash[..FINGERPRINT_LEN.min(hash.len())];
+    match name.rsplit_once('.') {
+        Some((stem, ext)) => format!("{ASSETS}{stem}.{short}.{ext}"),
+        None => format!("{ASSETS}{name}.{short}"),
+    }
+}
+
+/// The content type of a file name's extension; the console ships only
+/// these kinds, and a file of another kind fails the start.
+fn content_type(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "html" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        "woff2" => "font/woff2",
+        "txt" => "text/plain; charset=utf-8",
+        _ => return None,
+    })
+}
+
+/// Whether compressing a type saves anything (images other than SVG and
+/// fonts are compressed already).
+fn compressible(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("application/json")
+        || content_type.starts_with("image/svg+xml")
+}
+
+fn gzip(data: &[u8]) -> Option<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(data).ok()?;
+    encoder.finish().ok()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(html: &str) -> Vec<(String, Vec<u8>)> {
+        vec![
+            ("index.html".into(), html.as_bytes().to_vec()),
+            ("app.js".into(), b"console.log(1);".to_vec()),
+        ]
+    }
+
+    /// The shipped page names only embedded files, and every reference
+    /// became a fingerprinted URL the catalogue serves.
+    #[test]
+    fn shipped_index_references_resolve() {
+        let c = Catalogue::build().expect("catalogue");
+        let page = c.get("/admin/").expect("index");
+        let html = std::str::from_utf8(&page.identity).expect("utf-8");
+        assert!(!html.contains("{{"), "{html}");
+        let mut seen = 0;
+        for part in html.split('"').filter(|p| p.starts_with(ASSETS)) {
+            assert!(c.get(part).is_some_and(|a| a.immutable), "{part}");
+            seen += 1;
+        }
+        assert!(seen >= 3, "{html}");
+    }
+
+    /// A page that names a file that is not embedded stops the start
+    /// rather than serving a broken console.
+    #[test]
+    fn missing_reference_fails_the_build() {
+        let err = Catalogue::from_files(files("<script src=\"{{asset nope.js}}\">")).unwrap_err();
+        assert!(err.contains("nope.js"), "{err}");
+        assert!(Catalogue::from_files(files("<script src=\"{{asset app.js}}\">")).is_ok());
+    }
+
+    /// Every answer hands out the bytes compressed when the catalogue was
+    /// built (the same buffer, not a copy made per request), and the
+    /// shipped files do have a compressed copy.
+    #[test]
+    fn answers_share_the_bytes_compressed_at_start() {
+        let c = Catalogue::build().expect("catalogue");
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let mut compressed = 0;
+        for path in c.paths().map(str::to_string).collect::<Vec<_>>() {
+            let asset = c.get(&path).expect("asset");
+            let Some(z) = &asset.gzip else { continue };
+            for _ in 0..2 {
+                let r = serve(&c, &Method::GET, &path, &h);
+                assert_eq!(r.body().as_ptr(), z.as_ptr(), "{path}");
+                assert_eq!(r.body().len(), z.len(), "{path}");
+            }
+            compressed += 1;
+        }
+        assert!(compressed >= 3, "{compressed}");
+    }
+
+    /// `gzip;q=0` refuses gzip, `*` takes it, absence refuses it.
+    #[test]
+    fn accept_encoding_weights() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_str(v).expect("value"));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip"));
+        assert!(with("br, gzip;q=0.5"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("gzip;q=0, *"));
+        assert!(with("*"));
+        assert!(!with("br, deflate"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+}
