@@ -12,6 +12,7 @@ pub mod auth;
 mod background;
 pub mod clock;
 pub mod external;
+pub mod fastpath;
 pub(crate) mod jwt;
 pub mod keys;
 pub(crate) mod limits;
@@ -247,6 +248,9 @@ pub struct Core {
     /// Every account's enabled flag, roles and tenant, checked on every
     /// authentication.
     states: Arc<auth::AccountStates>,
+    /// Access tokens whose signature was verified, so a token's next
+    /// request skips ECDSA (see `fastpath`).
+    verified: fastpath::VerifiedTokens,
     /// API keys' last use, held in memory between writes.
     key_usage: keys::Usage,
     /// S2S tokens seen used in this process.
@@ -438,6 +442,7 @@ impl Core {
             keys: Arc::new(keys),
             revoked: Arc::new(revoked),
             states: Arc::new(states),
+            verified: fastpath::VerifiedTokens::default(),
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
@@ -479,6 +484,18 @@ impl Core {
     /// reached the hashing pool).
     pub fn hash_verifications(&self) -> u64 {
         self.hasher.verifications()
+    }
+
+    /// ECDSA verifications of access tokens run since start (a token found
+    /// in the verified-token cache runs none).
+    pub fn token_verifications(&self) -> u64 {
+        self.keys.verifications()
+    }
+
+    /// Access tokens held in the verified-token cache, and the most it
+    /// holds.
+    pub fn verified_tokens(&self) -> (usize, usize) {
+        (self.verified.len(), self.verified.capacity())
     }
 
     /// Keys held by the login rate limiters: (addresses, identifiers).
