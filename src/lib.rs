@@ -120,6 +120,12 @@ impl Running {
         self.core.token_verifications()
     }
 
+    /// API keys in the key index, and keys looked up in the store since
+    /// start because the index did not hold them.
+    pub fn key_index(&self) -> (usize, u64) {
+        self.core.key_index()
+    }
+
     /// Access tokens in the verified-token cache, and its bound.
     pub fn verified_tokens(&self) -> (usize, usize) {
         self.core.verified_tokens()

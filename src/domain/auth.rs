@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use super::fastpath::VerifiedToken;
+use super::fastpath::{KeyIndex, VerifiedToken};
 use super::secrets::digest;
 use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
 use super::tenants::holds;
@@ -400,6 +400,10 @@ struct AccountState {
 pub struct AccountStates {
     /// Account id -> state.
     map: std::sync::RwLock<std::collections::HashMap<Uuid, AccountState>>,
+    /// API keys authenticated from memory: an account's go whenever the
+    /// account is restricted or forgotten, so that nothing given back
+    /// later revives a key the change deleted.
+    keys: KeyIndex,
 }
 
 impl AccountStates {
@@ -424,6 +428,7 @@ impl AccountStates {
     /// committed, keeping only what both allow: disabled if either is,
     /// the roles both hold, the new tenant.
     pub fn restrict(&self, current: &Account, next: &Account) {
+        self.keys.forget_account(next.id);
         if let Ok(mut map) = self.map.write() {
             let mut state = state_of(next);
             state.disabled |= current.disabled;
@@ -434,6 +439,7 @@ impl AccountStates {
 
     /// Forgets a deleted account: its credentials are refused.
     pub fn forget(&self, account: Uuid) {
+        self.keys.forget_account(account);
         if let Ok(mut map) = self.map.write() {
             map.remove(&account);
         }
@@ -457,6 +463,27 @@ impl AccountStates {
                 && s.reseller_id.as_deref() == reseller_id
                 && s.merchant_id.as_deref() == merchant_id
         })
+    }
+}
+
+impl AccountStates {
+    /// The API keys authenticated from memory.
+    pub fn keys(&self) -> &KeyIndex {
+        &self.keys
+    }
+
+    /// The tenant (reseller, merchant) of `account` if a credential of it
+    /// acting with `roles` may be used now: the account is known, enabled
+    /// and holds every one of them. A poisoned lock refuses.
+    pub fn tenant_if_allows(
+        &self,
+        account: Uuid,
+        roles: &[String],
+    ) -> Option<(Option<String>, Option<String>)> {
+        let map = self.map.read().ok()?;
+        map.get(&account)
+            .filter(|s| !s.disabled && roles.iter().all(|r| holds(&s.roles, r)))
+            .map(|s| (s.reseller_id.clone(), s.merchant_id.clone()))
     }
 }
 

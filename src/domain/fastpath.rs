@@ -11,11 +11,25 @@
 //! that signed it still verifies, so it can never accept what a full
 //! verification at the same time would refuse. The cache is bounded by a
 //! count, so a flood of distinct valid tokens cannot grow memory.
+//!
+//! [`KeyIndex`] holds what authenticating with an API key needs of it (its
+//! digest, owner, roles, expiry; never the secret), loaded at start and
+//! kept by this process's own writes, so a key's request reads nothing
+//! from the store. A key is added after the commit that creates it, and
+//! taken out, inside the write transaction and before its commit, by the
+//! deletion of the key and by any change that restricts its owner
+//! (`AccountStates::restrict` and `forget`: disable, fewer roles, another
+//! tenant, deletion). A key not in the index is looked up in the store as
+//! before, so the index can only ever be a subset of the store: what it
+//! forgets costs a read, never a wrong answer, and nothing is added to it
+//! from a read (a read may predate a deletion being committed).
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 use uuid::Uuid;
+
+use crate::store::ApiKey;
 
 /// Most verified tokens remembered at once.
 pub const MAX_VERIFIED_TOKENS: usize = 100_000;
@@ -124,6 +138,98 @@ impl VerifiedTokens {
     /// The most tokens remembered at once.
     pub fn capacity(&self) -> usize {
         self.per_shard * SHARDS
+    }
+}
+
+/// What authenticating with an API key needs of it.
+#[derive(Debug, Clone)]
+pub struct IndexedKey {
+    /// The SHA-256 digest of the whole key, base64url, as stored.
+    pub digest: String,
+    /// The account the key acts as.
+    pub account: Uuid,
+    /// The roles the key acts with (never empty in the index).
+    pub roles: Vec<String>,
+    /// When the key stops working, if it does.
+    pub expires_at: Option<i64>,
+    /// Its last use as stored when it was indexed, which tells its first
+    /// use apart.
+    pub last_used: Option<i64>,
+}
+
+/// API keys by id, a subset of the store's kept exact by this process.
+#[derive(Default)]
+pub struct KeyIndex {
+    /// Key id -> what authentication needs of it.
+    map: RwLock<HashMap<String, IndexedKey>>,
+    /// Keys looked up in the store since start because the index did not
+    /// hold them, so tests can prove the index answers.
+    store_lookups: std::sync::atomic::AtomicU64,
+}
+
+impl KeyIndex {
+    /// Adds a key whose record is committed. A key with no roles of its
+    /// own (made before keys carried roles) acts with its owner's roles
+    /// as stored, so it is left to the store.
+    pub fn insert(&self, key: &ApiKey) {
+        if key.roles.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.map.write() {
+            map.insert(
+                key.id.clone(),
+                IndexedKey {
+                    digest: key.digest.clone(),
+                    account: key.account,
+                    roles: key.roles.clone(),
+                    expires_at: key.expires_at,
+                    last_used: key.last_used,
+                },
+            );
+        }
+    }
+
+    /// The key with this id, if indexed. A poisoned lock answers `None`,
+    /// which sends the key to the store.
+    pub fn get(&self, id: &str) -> Option<IndexedKey> {
+        self.map.read().ok()?.get(id).cloned()
+    }
+
+    /// Takes a key out (before the commit that deletes it).
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(id);
+        }
+    }
+
+    /// Takes every key of `account` out (before the commit that
+    /// restricts or deletes the account).
+    pub fn forget_account(&self, account: Uuid) {
+        if let Ok(mut map) = self.map.write() {
+            map.retain(|_, k| k.account != account);
+        }
+    }
+
+    /// How many keys are indexed.
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+
+    /// Counts a key looked up in the store instead.
+    pub fn note_store_lookup(&self) {
+        self.store_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Keys looked up in the store since start.
+    pub fn store_lookups(&self) -> u64 {
+        self.store_lookups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether no key is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -430,6 +430,9 @@ impl Core {
             states.learn(&a);
             true
         })?;
+        for key in store.read()?.api_keys()? {
+            states.keys().insert(&key);
+        }
         let limits = limits::Limits::new(
             config.rate_login_per_ip,
             config.rate_login_per_account,
@@ -490,6 +493,13 @@ impl Core {
     /// in the verified-token cache runs none).
     pub fn token_verifications(&self) -> u64 {
         self.keys.verifications()
+    }
+
+    /// API keys held in the key index, and keys looked up in the store
+    /// since start because the index did not hold them.
+    pub fn key_index(&self) -> (usize, u64) {
+        let keys = self.states.keys();
+        (keys.len(), keys.store_lookups())
     }
 
     /// Access tokens held in the verified-token cache, and the most it
@@ -588,7 +598,9 @@ impl Core {
         outcome: Outcome,
     ) -> Result<AuditEntry, Error> {
         let name = match (principal.kind, principal.account) {
-            (auth::CredentialKind::AccessToken, Some(id)) => self
+            // An API key's principal may come from the key index, which
+            // holds no username: it is read here, where a write needs it.
+            (auth::CredentialKind::AccessToken | auth::CredentialKind::ApiKey, Some(id)) => self
                 .store
                 .read()?
                 .account(id)?

@@ -129,3 +129,107 @@ async fn a_cached_token_is_not_used_past_its_expiry() {
     srv.advance(30);
     assert_eq!(srv.me_status(&token).await, StatusCode::UNAUTHORIZED);
 }
+
+/// A new API key of the account behind `token`, with `body`: its id and
+/// the key itself.
+async fn new_key(srv: &Server, token: &str, body: &serde_json::Value) -> (String, String) {
+    let r = srv.created(KEYS, token, body).await;
+    let created = r.json();
+    let id = created["keyId"].as_str().expect("keyId").to_string();
+    let key = created["apiKey"].as_str().expect("apiKey").to_string();
+    (id, key)
+}
+
+/// A key of a new account `name` (roles `admin` and `user`), used twice
+/// and answered from the index both times: no store lookup.
+async fn indexed_key(srv: &Server, admin: &str, name: &str) -> (String, String, String) {
+    let account = srv
+        .create_user(admin, name, PASSWORD, &["admin", "user"])
+        .await;
+    let token = srv.token_of(name, PASSWORD).await;
+    let (id, key) = new_key(srv, &token, &serde_json::json!({ "name": "k" })).await;
+    let (_, lookups) = srv.running().key_index();
+    for _ in 0..2 {
+        assert_eq!(srv.me_status(&key).await, StatusCode::OK);
+    }
+    assert_eq!(
+        srv.running().key_index().1,
+        lookups,
+        "a key created by this process was looked up in the store"
+    );
+    (account, id, key)
+}
+
+#[tokio::test]
+async fn an_indexed_api_key_is_refused_on_the_next_request_after_any_revocation() {
+    let srv = Server::start().await;
+    let admin = srv.admin_token().await;
+
+    let (_, id, key) = indexed_key(&srv, &admin, "key-deleted").await;
+    let owner = srv.token_of("key-deleted", PASSWORD).await;
+    let r = srv.delete_as(&owner, &format!("{KEYS}/{id}")).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(
+        srv.me_status(&key).await,
+        StatusCode::UNAUTHORIZED,
+        "deleted"
+    );
+
+    let (account, _, key) = indexed_key(&srv, &admin, "key-disabled").await;
+    for path in ["disable", "enable"] {
+        let r = srv
+            .act_as(&admin, &format!("{USERS}/{account}/{path}"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(
+            srv.me_status(&key).await,
+            StatusCode::UNAUTHORIZED,
+            "{path}"
+        );
+    }
+    // A new sign-in (which tells the account's state afresh) revives
+    // nothing either.
+    srv.token_of("key-disabled", PASSWORD).await;
+    assert_eq!(srv.me_status(&key).await, StatusCode::UNAUTHORIZED);
+
+    let (account, _, key) = indexed_key(&srv, &admin, "key-demoted").await;
+    for roles in [&["user"][..], &["admin", "user"][..]] {
+        let r = srv.set_roles(&admin, &account, roles).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        srv.token_of("key-demoted", PASSWORD).await;
+        assert_eq!(
+            srv.me_status(&key).await,
+            StatusCode::UNAUTHORIZED,
+            "{roles:?}"
+        );
+    }
+
+    let (account, _, key) = indexed_key(&srv, &admin, "key-owner-deleted").await;
+    let r = srv.delete_as(&admin, &format!("{USERS}/{account}")).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    assert_eq!(srv.me_status(&key).await, StatusCode::UNAUTHORIZED);
+
+    // Nothing of the four is left in the index.
+    assert_eq!(srv.running().key_index().0, 0);
+}
+
+#[tokio::test]
+async fn an_indexed_api_key_is_refused_from_its_expiry_and_is_loaded_at_start() {
+    let mut srv = Server::start().await;
+    let admin = srv.admin_token().await;
+    let (_, expiring) = new_key(&srv, &admin, &serde_json::json!({ "expiresIn": 60 })).await;
+    let (_, lasting) = new_key(&srv, &admin, &serde_json::json!({ "name": "l" })).await;
+    assert_eq!(srv.me_status(&expiring).await, StatusCode::OK);
+    srv.advance(59);
+    assert_eq!(srv.me_status(&expiring).await, StatusCode::OK);
+    srv.advance(1);
+    assert_eq!(srv.me_status(&expiring).await, StatusCode::UNAUTHORIZED);
+
+    // After a restart both are indexed again and answered from memory.
+    srv.restart().await;
+    let (held, lookups) = srv.running().key_index();
+    assert_eq!((held, lookups), (2, 0));
+    assert_eq!(srv.me_status(&lasting).await, StatusCode::OK);
+    assert_eq!(srv.me_status(&expiring).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.running().key_index().1, 0);
+}
