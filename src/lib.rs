@@ -115,6 +115,23 @@ impl Running {
         self.core.hash_verifications()
     }
 
+    /// ECDSA verifications of access tokens run since start: a token
+    /// already verified and still cached runs none.
+    pub fn token_verifications(&self) -> u64 {
+        self.core.token_verifications()
+    }
+
+    /// API keys in the key index, and keys looked up in the store since
+    /// start because the index did not hold them.
+    pub fn key_index(&self) -> (usize, u64) {
+        self.core.key_index()
+    }
+
+    /// Access tokens in the verified-token cache, and its bound.
+    pub fn verified_tokens(&self) -> (usize, usize) {
+        self.core.verified_tokens()
+    }
+
     /// The domain core, for tests that must call it directly: to line up
     /// two changes that a socket cannot line up (both authenticated before
     /// either is written).

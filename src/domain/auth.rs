@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use super::fastpath::{KeyIndex, VerifiedToken};
 use super::secrets::digest;
 use super::sessions::{OPAQUE_PREFIX, REFRESH_PREFIX};
 use super::tenants::holds;
@@ -220,12 +221,32 @@ impl Core {
         token: &str,
         client_ip: IpAddr,
     ) -> Result<Principal, Error> {
-        let claims = self.keys.verify(token, self.clock.now()).map_err(|e| {
-            tracing::debug!(reason = %e, "access token refused");
-            Error::Unauthenticated
-        })?;
-        let session = Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthenticated)?;
-        let account = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthenticated)?;
+        let now = self.clock.now();
+        // Only the signature check and the claim parsing are skipped for a
+        // token seen before; everything below runs on every request.
+        let token_digest = digest(token.as_bytes());
+        let claims = match self.verified.get(&token_digest, now) {
+            Some(claims) => claims,
+            None => {
+                let (claims, key_until) = self.keys.verify_keyed(token, now).map_err(|e| {
+                    tracing::debug!(reason = %e, "access token refused");
+                    Error::Unauthenticated
+                })?;
+                let verified = VerifiedToken {
+                    session: Uuid::parse_str(&claims.sid).map_err(|_| Error::Unauthenticated)?,
+                    account: Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthenticated)?,
+                    role: claims.role,
+                    roles: claims.roles,
+                    reseller_id: claims.reseller_id,
+                    merchant_id: claims.merchant_id,
+                    exp: claims.exp,
+                    key_until,
+                };
+                self.verified.insert(token_digest, verified.clone(), now);
+                verified
+            }
+        };
+        let (session, account) = (claims.session, claims.account);
         if self.is_revoked(session) {
             return Err(Error::Unauthenticated);
         }
@@ -379,6 +400,10 @@ struct AccountState {
 pub struct AccountStates {
     /// Account id -> state.
     map: std::sync::RwLock<std::collections::HashMap<Uuid, AccountState>>,
+    /// API keys authenticated from memory: an account's go whenever the
+    /// account is restricted or forgotten, so that nothing given back
+    /// later revives a key the change deleted.
+    keys: KeyIndex,
 }
 
 impl AccountStates {
@@ -403,6 +428,7 @@ impl AccountStates {
     /// committed, keeping only what both allow: disabled if either is,
     /// the roles both hold, the new tenant.
     pub fn restrict(&self, current: &Account, next: &Account) {
+        self.keys.forget_account(next.id);
         if let Ok(mut map) = self.map.write() {
             let mut state = state_of(next);
             state.disabled |= current.disabled;
@@ -413,6 +439,7 @@ impl AccountStates {
 
     /// Forgets a deleted account: its credentials are refused.
     pub fn forget(&self, account: Uuid) {
+        self.keys.forget_account(account);
         if let Ok(mut map) = self.map.write() {
             map.remove(&account);
         }
@@ -436,6 +463,27 @@ impl AccountStates {
                 && s.reseller_id.as_deref() == reseller_id
                 && s.merchant_id.as_deref() == merchant_id
         })
+    }
+}
+
+impl AccountStates {
+    /// The API keys authenticated from memory.
+    pub fn keys(&self) -> &KeyIndex {
+        &self.keys
+    }
+
+    /// The tenant (reseller, merchant) of `account` if a credential of it
+    /// acting with `roles` may be used now: the account is known, enabled
+    /// and holds every one of them. A poisoned lock refuses.
+    pub fn tenant_if_allows(
+        &self,
+        account: Uuid,
+        roles: &[String],
+    ) -> Option<(Option<String>, Option<String>)> {
+        let map = self.map.read().ok()?;
+        map.get(&account)
+            .filter(|s| !s.disabled && roles.iter().all(|r| holds(&s.roles, r)))
+            .map(|s| (s.reseller_id.clone(), s.merchant_id.clone()))
     }
 }
 

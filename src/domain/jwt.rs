@@ -141,6 +141,9 @@ pub struct KeySet {
     audience: String,
     /// The longest `exp - iat` accepted: the access lifetime plus leeway.
     max_lifetime: i64,
+    /// ECDSA verifications run since start, counted where they run, so
+    /// tests can prove the verified-token cache spares them.
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 /// A freshly generated key pair: the PKCS#8 document and public point.
@@ -205,6 +208,7 @@ impl KeySet {
             issuer,
             audience,
             max_lifetime: access_ttl.saturating_add(LEEWAY_SECS),
+            verifications: Default::default(),
         })
     }
 
@@ -248,6 +252,19 @@ impl KeySet {
 
     /// Verifies signature and claims at time `now` (Unix seconds).
     pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, TokenError> {
+        self.verify_keyed(token, now).map(|(claims, _)| claims)
+    }
+
+    /// ECDSA verifications run since start.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// [`KeySet::verify`], also telling from when the key that signed the
+    /// token stops verifying (Unix seconds), which bounds how long the
+    /// verified claims may be remembered.
+    pub fn verify_keyed(&self, token: &str, now: i64) -> Result<(AccessClaims, i64), TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
@@ -283,6 +300,8 @@ impl KeySet {
         }
         let signed_len = h.len() + 1 + c.len();
         let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &key.point)
             .verify(signed.as_bytes(), &sig)
             .map_err(|_| TokenError::Signature)?;
@@ -305,7 +324,7 @@ impl KeySet {
         {
             return Err(TokenError::Lifetime);
         }
-        Ok(claims)
+        Ok((claims, key.until))
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use uuid::Uuid;
 
 use super::auth::{CredentialKind, Principal, actor_still_valid, split_secret};
+use super::fastpath::IndexedKey;
 use super::secrets::{b64, constant_time_eq, digest, random_id, random_token};
 use super::tenants::{holds, role_matches};
 use super::{AuditEntry, Core, Error, Outcome};
@@ -40,25 +41,26 @@ struct UsageEntry {
 }
 
 impl Usage {
-    /// Records a use; returns true if this is the key's first use ever.
-    fn touch(&self, key: &ApiKey, now: i64) -> bool {
+    /// Records a use of key `id`, whose stored last use is `stored`;
+    /// returns true if this is the key's first use ever.
+    fn touch(&self, id: &str, stored: Option<i64>, now: i64) -> bool {
         let Ok(mut entries) = self.entries.lock() else {
             return false;
         };
-        match entries.get_mut(&key.id) {
+        match entries.get_mut(id) {
             Some(entry) => {
                 entry.last_used = entry.last_used.max(now);
                 false
             }
             None => {
                 entries.insert(
-                    key.id.clone(),
+                    id.to_string(),
                     UsageEntry {
-                        last_used: key.last_used.map_or(now, |t| t.max(now)),
-                        written: key.last_used,
+                        last_used: stored.map_or(now, |t| t.max(now)),
+                        written: stored,
                     },
                 );
-                key.last_used.is_none()
+                stored.is_none()
             }
         }
     }
@@ -137,10 +139,13 @@ impl Core {
         client_ip: std::net::IpAddr,
     ) -> Result<Principal, Error> {
         let id = split_secret(token, PREFIX).ok_or(Error::Unauthenticated)?;
+        let key_id = format!("key_{id}");
+        if let Some(key) = self.states.keys().get(&key_id) {
+            return self.authenticate_indexed_key(token, key_id, key, client_ip);
+        }
+        self.states.keys().note_store_lookup();
         let tx = self.store.read()?;
-        let key = tx
-            .api_key(&format!("key_{id}"))?
-            .ok_or(Error::Unauthenticated)?;
+        let key = tx.api_key(&key_id)?.ok_or(Error::Unauthenticated)?;
         if !constant_time_eq(
             b64(&digest(token.as_bytes())).as_bytes(),
             key.digest.as_bytes(),
@@ -164,7 +169,7 @@ impl Core {
         } else {
             self.narrowed_roles(&account, key.role.as_ref())?
         };
-        if self.key_usage.touch(&key, now) {
+        if self.key_usage.touch(&key.id, key.last_used, now) {
             self.audit_in_background(
                 AuditEntry::new("api_key_first_used", Outcome::Success)
                     .actor_account(&account)
@@ -183,6 +188,63 @@ impl Core {
             roles,
             reseller_id: account.reseller_id.clone(),
             merchant_id: account.merchant_id.clone(),
+            expires_at: key.expires_at,
+            client_ip,
+            from_query: false,
+        })
+    }
+
+    /// [`Core::authenticate_api_key`] for a key found in the index: the
+    /// same checks, with the owner's state taken from `AccountStates`
+    /// (enabled, holding every role the key acts with, its tenant) instead
+    /// of the store, so nothing is read. The owner's username is left out
+    /// of the principal; what writes an audit entry reads it.
+    fn authenticate_indexed_key(
+        &self,
+        token: &str,
+        key_id: String,
+        key: IndexedKey,
+        client_ip: std::net::IpAddr,
+    ) -> Result<Principal, Error> {
+        if !constant_time_eq(
+            b64(&digest(token.as_bytes())).as_bytes(),
+            key.digest.as_bytes(),
+        ) {
+            return Err(Error::Unauthenticated);
+        }
+        let now = self.clock.now();
+        if key.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Unauthenticated);
+        }
+        let (reseller_id, merchant_id) = self
+            .states
+            .tenant_if_allows(key.account, &key.roles)
+            .ok_or(Error::Unauthenticated)?;
+        if self.key_usage.touch(&key_id, key.last_used, now) {
+            // Once in a key's life: the audit entry names its owner.
+            let account = self
+                .store
+                .read()?
+                .account(key.account)?
+                .ok_or(Error::Unauthenticated)?;
+            self.audit_in_background(
+                AuditEntry::new("api_key_first_used", Outcome::Success)
+                    .actor_account(&account)
+                    .tenant_of(&account)
+                    .target(key_id.clone())
+                    .client_ip(client_ip),
+            );
+        }
+        Ok(Principal {
+            kind: CredentialKind::ApiKey,
+            account: Some(key.account),
+            session: None,
+            credential_id: Some(key_id),
+            name: String::new(),
+            role: key.roles.first().cloned().unwrap_or_default(),
+            roles: key.roles,
+            reseller_id,
+            merchant_id,
             expires_at: key.expires_at,
             client_ip,
             from_query: false,
@@ -229,6 +291,7 @@ impl Core {
         let max = self.config.max_api_keys_per_account;
         let audit = self.actor_entry(principal, "api_key_created", Outcome::Success)?;
         let actor = principal.clone();
+        let states = self.states.clone();
         let pruned = self
             .store
             .write_async(move |tx| {
@@ -258,14 +321,21 @@ impl Core {
                     )));
                 }
                 tx.put_api_key(&stored)?;
+                // Indexed in the writer's turn, so that any later write
+                // that restricts the owner takes it out again; until the
+                // answer nobody holds the secret, and a failed commit takes
+                // it out below.
+                states.keys().insert(&stored);
                 audit
                     .tenant_of(&account)
                     .target(stored.id.clone())
                     .append(tx, now)?;
                 Ok::<_, Error>(pruned)
             })
-            .await?;
+            .await
+            .inspect_err(|_| self.states.keys().remove(&key.id))?;
         for id in pruned {
+            self.states.keys().remove(&id);
             self.key_usage.forget(&id);
         }
         Ok((key, secret))
@@ -295,6 +365,7 @@ impl Core {
         let key_id = key_id.to_string();
         let audit = self.actor_entry(principal, "api_key_revoked", Outcome::Success)?;
         let actor = principal.clone();
+        let states = self.states.clone();
         let removed = self
             .store
             .write_async(move |tx| {
@@ -313,6 +384,10 @@ impl Core {
                     .filter(|k| k.account == account)
                     .ok_or(Error::NotFound("API key"))?;
                 tx.remove_api_key(&key)?;
+                // Before the commit: the key is refused from the moment
+                // its deletion can be seen. Should the commit fail, the
+                // key is still stored and is found there.
+                states.keys().remove(&key.id);
                 let owner = tx.account(account)?;
                 let audit = match &owner {
                     Some(a) => audit.tenant_of(a),

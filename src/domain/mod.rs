@@ -13,6 +13,7 @@ mod background;
 pub mod clock;
 pub mod console;
 pub mod external;
+pub mod fastpath;
 pub(crate) mod jwt;
 pub mod keys;
 pub(crate) mod limits;
@@ -248,6 +249,9 @@ pub struct Core {
     /// Every account's enabled flag, roles and tenant, checked on every
     /// authentication.
     states: Arc<auth::AccountStates>,
+    /// Access tokens whose signature was verified, so a token's next
+    /// request skips ECDSA (see `fastpath`).
+    verified: fastpath::VerifiedTokens,
     /// API keys' last use, held in memory between writes.
     key_usage: keys::Usage,
     /// S2S tokens seen used in this process.
@@ -427,6 +431,9 @@ impl Core {
             states.learn(&a);
             true
         })?;
+        for key in store.read()?.api_keys()? {
+            states.keys().insert(&key);
+        }
         let limits = limits::Limits::new(
             config.rate_login_per_ip,
             config.rate_login_per_account,
@@ -439,6 +446,7 @@ impl Core {
             keys: Arc::new(keys),
             revoked: Arc::new(revoked),
             states: Arc::new(states),
+            verified: fastpath::VerifiedTokens::default(),
             key_usage: keys::Usage::default(),
             s2s_usage: s2s::S2sUsage::default(),
             limits,
@@ -485,6 +493,25 @@ impl Core {
     /// What the dedicated hashing threads have started and allocated.
     pub fn hash_pool_stats(&self) -> password::PoolStats {
         self.hasher.pool_stats()
+    }
+
+    /// ECDSA verifications of access tokens run since start (a token found
+    /// in the verified-token cache runs none).
+    pub fn token_verifications(&self) -> u64 {
+        self.keys.verifications()
+    }
+
+    /// API keys held in the key index, and keys looked up in the store
+    /// since start because the index did not hold them.
+    pub fn key_index(&self) -> (usize, u64) {
+        let keys = self.states.keys();
+        (keys.len(), keys.store_lookups())
+    }
+
+    /// Access tokens held in the verified-token cache, and the most it
+    /// holds.
+    pub fn verified_tokens(&self) -> (usize, usize) {
+        (self.verified.len(), self.verified.capacity())
     }
 
     /// Keys held by the login rate limiters: (addresses, identifiers).
@@ -577,7 +604,9 @@ impl Core {
         outcome: Outcome,
     ) -> Result<AuditEntry, Error> {
         let name = match (principal.kind, principal.account) {
-            (auth::CredentialKind::AccessToken, Some(id)) => self
+            // An API key's principal may come from the key index, which
+            // holds no username: it is read here, where a write needs it.
+            (auth::CredentialKind::AccessToken | auth::CredentialKind::ApiKey, Some(id)) => self
                 .store
                 .read()?
                 .account(id)?

@@ -24,6 +24,7 @@
 
 pub mod backup;
 mod commit;
+mod key_index;
 pub mod keyfile;
 mod migrate;
 mod open;

@@ -65,7 +65,7 @@ fn stored_keys(srv: &Server) -> Vec<latchkey::store::SigningKey> {
 /// What a thief holding the data directory (store and master key) has:
 /// the active key's id and private PKCS#8 document, unsealed the way the
 /// server does it. The server must be stopped.
-fn steal_signing_key(srv: &Server) -> (String, Vec<u8>) {
+pub(crate) fn steal_signing_key(srv: &Server) -> (String, Vec<u8>) {
     let master = std::fs::read(srv.data_dir().join("master.key")).expect("master key");
     let record = stored_keys(srv)
         .into_iter()
@@ -88,7 +88,7 @@ fn steal_signing_key(srv: &Server) -> (String, Vec<u8>) {
 /// A token signed with a stolen key: `template`'s claims with a new `jti`,
 /// `iat = nbf = now` and `exp = now + lifetime`, in low-S form so only the
 /// key's standing decides.
-fn forge(pkcs8: &[u8], kid: &str, template: &Value, now: i64, lifetime: i64) -> String {
+pub(crate) fn forge(pkcs8: &[u8], kid: &str, template: &Value, now: i64, lifetime: i64) -> String {
     let rng = SystemRandom::new();
     let pair =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng).expect("pkcs8");

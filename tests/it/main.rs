@@ -28,6 +28,7 @@ mod domain_lockout;
 mod domain_placement;
 mod domain_refresh;
 mod external;
+mod fastpath;
 mod foundation;
 mod harden_actors;
 mod harden_audit;

@@ -1,0 +1,286 @@
+//! What authentication remembers between requests so that the common case
+//! skips work that gives the same answer every time.
+//!
+//! [`VerifiedTokens`] remembers access tokens whose ECDSA signature and
+//! claims were verified, keyed by the SHA-256 digest of the token's bytes,
+//! so that the next request with the same token skips the signature check
+//! and the claim parsing, and nothing else: the revocation set and the
+//! account's state are checked on every request, hit or miss, exactly as
+//! before. An entry is used only while the token is unexpired (`exp`, with
+//! no leeway: a token in its leeway is verified again) and while the key
+//! that signed it still verifies, so it can never accept what a full
+//! verification at the same time would refuse. The cache is bounded by a
+//! count, so a flood of distinct valid tokens cannot grow memory.
+//!
+//! [`KeyIndex`] holds what authenticating with an API key needs of it (its
+//! digest, owner, roles, expiry; never the secret), loaded at start and
+//! kept by this process's own writes, so a key's request reads nothing
+//! from the store. A key is added after the commit that creates it, and
+//! taken out, inside the write transaction and before its commit, by the
+//! deletion of the key and by any change that restricts its owner
+//! (`AccountStates::restrict` and `forget`: disable, fewer roles, another
+//! tenant, deletion). A key not in the index is looked up in the store as
+//! before, so the index can only ever be a subset of the store: what it
+//! forgets costs a read, never a wrong answer, and nothing is added to it
+//! from a read (a read may predate a deletion being committed).
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use uuid::Uuid;
+
+use crate::store::ApiKey;
+
+/// Most verified tokens remembered at once.
+pub const MAX_VERIFIED_TOKENS: usize = 100_000;
+/// Shards of the cache: each has its own lock and is emptied on its own.
+const SHARDS: usize = 16;
+
+/// What a verified access token says, parsed once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedToken {
+    /// The account the token acts for (`sub`).
+    pub account: Uuid,
+    /// The session the token belongs to (`sid`).
+    pub session: Uuid,
+    /// The role the token acts as.
+    pub role: String,
+    /// Every role the token carries.
+    pub roles: Vec<String>,
+    /// Reseller scope.
+    pub reseller_id: Option<String>,
+    /// Merchant scope.
+    pub merchant_id: Option<String>,
+    /// The token's `exp`: the entry is not used from then on.
+    pub exp: i64,
+    /// When the key that signed it stops verifying: the entry is not used
+    /// from then on either.
+    pub key_until: i64,
+}
+
+impl VerifiedToken {
+    /// Whether a full verification at `now` would still accept the token's
+    /// signature and lifetime (never beyond `exp`, never past the key).
+    fn usable(&self, now: i64) -> bool {
+        now < self.exp && now < self.key_until
+    }
+}
+
+/// A bounded map from token digest to verified claims.
+pub struct VerifiedTokens {
+    /// Token digest -> claims; the shard is picked by the digest's first
+    /// byte (the digest is uniform, so the shards fill evenly).
+    shards: Vec<RwLock<HashMap<[u8; 32], VerifiedToken>>>,
+    /// Most entries one shard holds.
+    per_shard: usize,
+}
+
+impl Default for VerifiedTokens {
+    fn default() -> Self {
+        VerifiedTokens::with_capacity(MAX_VERIFIED_TOKENS)
+    }
+}
+
+impl VerifiedTokens {
+    /// A cache holding at most `capacity` entries (at least one a shard).
+    pub fn with_capacity(capacity: usize) -> VerifiedTokens {
+        VerifiedTokens {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            per_shard: (capacity / SHARDS).max(1),
+        }
+    }
+
+    fn shard(&self, digest: &[u8; 32]) -> &RwLock<HashMap<[u8; 32], VerifiedToken>> {
+        &self.shards[usize::from(digest[0]) % SHARDS]
+    }
+
+    /// The verified claims of the token with this digest, if remembered
+    /// and still usable at `now`.
+    pub fn get(&self, digest: &[u8; 32], now: i64) -> Option<VerifiedToken> {
+        let shard = self.shard(digest).read().ok()?;
+        shard.get(digest).filter(|t| t.usable(now)).cloned()
+    }
+
+    /// Remembers a token verified at `now`. A full shard first lets go of
+    /// what is no longer usable and, if that frees too little, of
+    /// everything: a token forgotten is only verified again.
+    pub fn insert(&self, digest: [u8; 32], token: VerifiedToken, now: i64) {
+        if !token.usable(now) {
+            return;
+        }
+        let Ok(mut shard) = self.shard(&digest).write() else {
+            return;
+        };
+        if shard.len() >= self.per_shard && !shard.contains_key(&digest) {
+            shard.retain(|_, t| t.usable(now));
+            // Emptying when most entries are live keeps each insertion
+            // cheap: no scan on every insertion into a nearly full shard.
+            if shard.len() >= self.per_shard / 4 * 3 {
+                shard.clear();
+            }
+        }
+        shard.insert(digest, token);
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().map_or(0, |s| s.len()))
+            .sum()
+    }
+
+    /// Whether no token is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most tokens remembered at once.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+}
+
+/// What authenticating with an API key needs of it.
+#[derive(Debug, Clone)]
+pub struct IndexedKey {
+    /// The SHA-256 digest of the whole key, base64url, as stored.
+    pub digest: String,
+    /// The account the key acts as.
+    pub account: Uuid,
+    /// The roles the key acts with (never empty in the index).
+    pub roles: Vec<String>,
+    /// When the key stops working, if it does.
+    pub expires_at: Option<i64>,
+    /// Its last use as stored when it was indexed, which tells its first
+    /// use apart.
+    pub last_used: Option<i64>,
+}
+
+/// API keys by id, a subset of the store's kept exact by this process.
+#[derive(Default)]
+pub struct KeyIndex {
+    /// Key id -> what authentication needs of it.
+    map: RwLock<HashMap<String, IndexedKey>>,
+    /// Keys looked up in the store since start because the index did not
+    /// hold them, so tests can prove the index answers.
+    store_lookups: std::sync::atomic::AtomicU64,
+}
+
+impl KeyIndex {
+    /// Adds a key whose record is committed. A key with no roles of its
+    /// own (made before keys carried roles) acts with its owner's roles
+    /// as stored, so it is left to the store.
+    pub fn insert(&self, key: &ApiKey) {
+        if key.roles.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.map.write() {
+            map.insert(
+                key.id.clone(),
+                IndexedKey {
+                    digest: key.digest.clone(),
+                    account: key.account,
+                    roles: key.roles.clone(),
+                    expires_at: key.expires_at,
+                    last_used: key.last_used,
+                },
+            );
+        }
+    }
+
+    /// The key with this id, if indexed. A poisoned lock answers `None`,
+    /// which sends the key to the store.
+    pub fn get(&self, id: &str) -> Option<IndexedKey> {
+        self.map.read().ok()?.get(id).cloned()
+    }
+
+    /// Takes a key out (before the commit that deletes it).
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.map.write() {
+            map.remove(id);
+        }
+    }
+
+    /// Takes every key of `account` out (before the commit that
+    /// restricts or deletes the account).
+    pub fn forget_account(&self, account: Uuid) {
+        if let Ok(mut map) = self.map.write() {
+            map.retain(|_, k| k.account != account);
+        }
+    }
+
+    /// How many keys are indexed.
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+
+    /// Counts a key looked up in the store instead.
+    pub fn note_store_lookup(&self) {
+        self.store_lookups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Keys looked up in the store since start.
+    pub fn store_lookups(&self) -> u64 {
+        self.store_lookups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether no key is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(exp: i64, key_until: i64) -> VerifiedToken {
+        VerifiedToken {
+            account: Uuid::from_u128(1),
+            session: Uuid::from_u128(2),
+            role: "user".into(),
+            roles: vec!["user".into()],
+            reseller_id: None,
+            merchant_id: None,
+            exp,
+            key_until,
+        }
+    }
+
+    fn digest_of(i: u64) -> [u8; 32] {
+        crate::domain::secrets::digest(&i.to_be_bytes())
+    }
+
+    #[test]
+    fn many_distinct_tokens_never_grow_the_cache_past_its_bound() {
+        let cache = VerifiedTokens::with_capacity(64);
+        let bound = cache.capacity();
+        assert_eq!(bound, 64);
+        for i in 0..(10 * bound as u64 + 1) {
+            cache.insert(digest_of(i), token(1000, i64::MAX), 0);
+            assert!(cache.len() <= bound, "{} > {bound}", cache.len());
+        }
+        // The latest one is remembered.
+        let last = digest_of(10 * bound as u64);
+        assert!(cache.get(&last, 0).is_some());
+    }
+
+    #[test]
+    fn an_entry_is_never_used_past_its_expiry_or_its_keys_retirement() {
+        let cache = VerifiedTokens::with_capacity(64);
+        let (a, b) = (digest_of(1), digest_of(2));
+        cache.insert(a, token(100, i64::MAX), 0);
+        cache.insert(b, token(1000, 50), 0);
+        assert!(cache.get(&a, 99).is_some());
+        assert!(cache.get(&a, 100).is_none());
+        assert!(cache.get(&b, 49).is_some());
+        assert!(cache.get(&b, 50).is_none());
+        // Nothing is remembered that is already unusable.
+        let c = digest_of(3);
+        cache.insert(c, token(100, i64::MAX), 100);
+        assert!(cache.get(&c, 0).is_none());
+    }
+}
