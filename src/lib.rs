@@ -279,20 +279,23 @@ pub async fn start(
                 metrics,
             };
             Some(
-                server::listen(config, Arc::new(endpoint))
+                server::bind(config, Arc::new(endpoint))
                     .await
                     .map_err(|e| StartError::Config(e.to_string()))?,
             )
         }
         None => None,
     };
-    let listening = server::listen(server_config, Arc::new(api::Api(app)))
+    let listening = server::bind(server_config, Arc::new(api::Api(app)))
         .await
         .map_err(|e| StartError::Config(e.to_string()))?;
     let first_admin = match core.bootstrap_admin(first).await {
         Ok(made) => made,
         Err(e) => {
             listening.shutdown().await;
+            if let Some(metrics) = metrics_listening {
+                metrics.shutdown().await;
+            }
             return Err(match e {
                 Error::Busy { .. } => StartError::Config("hashing pool unavailable".into()),
                 Error::Invalid { message, .. } => StartError::Config(message),
@@ -301,6 +304,13 @@ pub async fn start(
         }
     };
     core.forget_changed_initial_password();
+    // Only now does a request get an answer: a client that connected early
+    // (to sign in as the first admin, or to ask /readyz) waited in the
+    // backlog until the admin existed.
+    listening.open();
+    if let Some(metrics) = &metrics_listening {
+        metrics.open();
+    }
     let control = match control::ControlServer::start(&settings.data_dir, core.clone()) {
         Ok(c) => Some(c),
         Err(e) => {

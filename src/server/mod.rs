@@ -126,6 +126,8 @@ pub struct Listening {
     pub addr: SocketAddr,
     /// Flips to true to stop accepting and drain.
     stop: watch::Sender<bool>,
+    /// Flips to true to start accepting (see [`bind`]).
+    gate: watch::Sender<bool>,
     /// The accept loop; finishes once drained.
     task: JoinHandle<()>,
     /// Swappable certificate, when serving TLS.
@@ -136,6 +138,13 @@ pub struct Listening {
 }
 
 impl Listening {
+    /// Starts accepting connections on a listener made by [`bind`].
+    /// Connections that arrived before wait in the kernel's backlog and
+    /// are served now.
+    pub fn open(&self) {
+        let _ = self.gate.send(true);
+    }
+
     /// Stops accepting, lets in-flight requests finish (up to the shutdown
     /// timeout), then returns.
     pub async fn shutdown(self) {
@@ -166,6 +175,19 @@ pub async fn listen(
     config: ServerConfig,
     handler: Arc<dyn Handler>,
 ) -> Result<Listening, ListenError> {
+    let listening = bind(config, handler).await?;
+    listening.open();
+    Ok(listening)
+}
+
+/// Loads the certificate and binds the address, but accepts no connection
+/// until [`Listening::open`]: start-up can prove it is able to serve before
+/// it makes anything (the first admin) that must exist before the first
+/// request is answered.
+pub async fn bind(
+    config: ServerConfig,
+    handler: Arc<dyn Handler>,
+) -> Result<Listening, ListenError> {
     let (tls, certificate) = match &config.tls {
         Some((cert, key)) => {
             let (server_config, resolver) =
@@ -188,6 +210,7 @@ pub async fn listen(
         source,
     })?;
     let (stop, stopped) = watch::channel(false);
+    let (gate, opened) = watch::channel(false);
     let trusted_proxies = Arc::new(ArcSwap::from_pointee(config.trusted_proxies.clone()));
     let task = tokio::spawn(accept_loop(
         listener,
@@ -195,11 +218,13 @@ pub async fn listen(
         config,
         trusted_proxies.clone(),
         handler,
+        opened,
         stopped,
     ));
     Ok(Listening {
         addr,
         stop,
+        gate,
         task,
         certificate,
         trusted_proxies,
@@ -246,8 +271,15 @@ async fn accept_loop(
     config: ServerConfig,
     trusted_proxies: Arc<ArcSwap<context::TrustedProxies>>,
     handler: Arc<dyn Handler>,
+    mut opened: watch::Receiver<bool>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    // Nothing is accepted before the gate opens; a stop meanwhile ends the
+    // loop with nothing to drain.
+    tokio::select! {
+        r = opened.wait_for(|open| *open) => if r.is_err() { return },
+        _ = stopped.changed() => return,
+    }
     let builder = Arc::new(builder(&config));
     // Every connection task holds a clone; once all are gone, the drain is
     // over.

@@ -644,3 +644,58 @@ async fn healthcheck_passes_only_when_the_server_answers() {
     .await;
     assert_eq!(code, Some(1), "{out}");
 }
+
+/// Nothing is answered before the first admin exists. The listener is
+/// bound first (a busy port fails the start before any account is made),
+/// but a client that connects while the first start is still hashing the
+/// admin's password waits in the backlog and is then answered as the admin
+/// it asked to sign in as, never "Invalid credentials".
+#[tokio::test]
+async fn a_client_that_connects_during_the_first_start_waits_for_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    // Hashing slow enough that the first admin takes a noticeable moment.
+    let settings = latchkey::config::Settings::resolve(Layer {
+        data_dir: Some(dir.path().join("data")),
+        listen: Some(addr),
+        argon2_memory_kib: Some(64 * 1024),
+        argon2_iterations: Some(6),
+        ..Layer::default()
+    })
+    .unwrap();
+    let starting =
+        tokio::spawn(
+            async move { latchkey::start(&settings, Clock::manual(now()), bootstrap()).await },
+        );
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut stream = loop {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            break stream;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never bound");
+        tokio::task::yield_now().await;
+    };
+    // The test is about this window; were the start already over, it
+    // would prove nothing.
+    assert!(
+        !starting.is_finished(),
+        "the start finished before the client connected"
+    );
+    let body = json!({ "username": ADMIN, "password": ADMIN_PASSWORD }).to_string();
+    let request = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(answer.contains("\"refreshToken\""), "{answer}");
+    let running = starting.await.unwrap().unwrap();
+    running.shutdown().await;
+}
