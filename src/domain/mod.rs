@@ -12,6 +12,7 @@ pub mod auth;
 mod background;
 pub mod clock;
 pub mod external;
+pub mod import;
 pub(crate) mod jwt;
 pub mod keys;
 pub(crate) mod limits;
