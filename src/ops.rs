@@ -579,7 +579,7 @@ pub async fn import(settings: &Settings, from: &Path) -> Result<String, OpsError
     let store = dir.join(STORE_FILE);
     if !store.is_file() {
         return Err(failed(format!(
-            "there is no store at {}: start the server once to create it (and its first admin),              stop it, then import; or check --config or LATCHKEY_DATA_DIR",
+            "there is no store at {}: start the server once to create it (and its first admin), stop it, then import; or check --config or LATCHKEY_DATA_DIR",
             store.display()
         )));
     }

@@ -517,7 +517,7 @@ pub fn check_imported_hash(hash: &str, own: HashParams) -> Result<(), String> {
         && theirs.parallelism <= IMPORT_MAX_PARALLELISM;
     if !within && theirs != own {
         return Err(format!(
-            "password_hash: argon2 parameters m={} t={} p={} exceed the import bounds              (m<={IMPORT_MAX_MEMORY_KIB} KiB, t<={IMPORT_MAX_ITERATIONS}, p<={IMPORT_MAX_PARALLELISM})",
+            "password_hash: argon2 parameters m={} t={} p={} exceed the import bounds (m<={IMPORT_MAX_MEMORY_KIB} KiB, t<={IMPORT_MAX_ITERATIONS}, p<={IMPORT_MAX_PARALLELISM})",
             theirs.memory_kib, theirs.iterations, theirs.parallelism
         ));
     }
