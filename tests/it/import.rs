@@ -133,7 +133,7 @@ async fn a_file_with_any_bad_line_imports_nothing() {
     let good = argon2id(PASSWORD, 256, 1);
     let lines = [
         line("ada", &good),
-        line("ADA", &good),
+        json!({ "username": "ADA", "email": "ada2@example.com", "password_hash": good }),
         line("huge", &argon2id("x", 8, 1).replace("m=8,", "m=8388608,")),
         line("slow", &argon2id("x", 8, 1).replace("t=1,", "t=1000,")),
         json!({ "username": "eve", "email": ADMIN_EMAIL, "password_hash": good }),
@@ -145,14 +145,22 @@ async fn a_file_with_any_bad_line_imports_nothing() {
         ),
         line("ivy", "plaintext"),
         line("jon", &good),
+        json!({ "username": "kim", "email": "Ada@Example.com", "password_hash": good }),
     ];
     let (code, out) = import(&data, &lines).await;
     assert_eq!(code, Some(1), "{out}");
-    eprintln!("{out}");
-    assert!(out.contains("8 bad line"), "{out}");
-    for n in 2..=9 {
+    assert!(out.contains("9 bad line"), "{out}");
+    for n in (2..=9).chain([11]) {
         assert!(out.contains(&format!("line {n}:")), "line {n} in {out}");
     }
+    assert!(
+        out.contains("line 2: username is the same as on line 1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 11: email is the same as on line 1"),
+        "{out}"
+    );
     assert!(
         !out.contains("line 1:") && !out.contains("line 10:"),
         "{out}"
