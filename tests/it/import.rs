@@ -93,9 +93,12 @@ async fn imported_accounts_sign_in_and_bcrypt_becomes_argon2id() {
     srv.restart().await;
     srv.try_login("ada", PASSWORD).await.assert(StatusCode::OK);
     assert!(stored_hash(&srv, "bob").starts_with("$2b$04$"));
+    // A bcrypt check is one verification per attempt, like argon2's.
+    let before = srv.running().hash_verifications();
     srv.try_login("bob", "a wrong password")
         .await
         .assert(StatusCode::UNAUTHORIZED);
+    assert_eq!(srv.running().hash_verifications(), before + 1);
     assert!(stored_hash(&srv, "bob").starts_with("$2b$04$"));
     srv.try_login("bob", PASSWORD).await.assert(StatusCode::OK);
     let upgraded = stored_hash(&srv, "bob");
