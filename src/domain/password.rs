@@ -1049,6 +1049,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn imported_hashes_are_bounded() {
+        let phc = |alg: &str, v: u32, m: u32, t: u32| {
+            format!(
+                "${alg}$v={v}$m={m},t={t},p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            )
+        };
+        assert_eq!(
+            check_imported_hash(&phc("argon2id", 19, 19456, 2), LIGHT),
+            Ok(())
+        );
+        assert!(check_imported_hash(&phc("argon2i", 19, 19456, 2), LIGHT).is_err());
+        assert!(check_imported_hash(&phc("argon2id", 16, 19456, 2), LIGHT).is_err());
+        let huge = phc("argon2id", 19, IMPORT_MAX_MEMORY_KIB + 1, 1);
+        assert!(check_imported_hash(&huge, LIGHT).is_err());
+        let own = HashParams {
+            memory_kib: IMPORT_MAX_MEMORY_KIB + 1,
+            iterations: 1,
+            parallelism: 1,
+        };
+        assert_eq!(check_imported_hash(&huge, own), Ok(()));
+        assert!(
+            check_imported_hash(&phc("argon2id", 19, 64, IMPORT_MAX_ITERATIONS + 1), LIGHT)
+                .is_err()
+        );
+        let salt = "abcdefghijklmnopqrstuu";
+        let digest = "Os7zmOeDtpN3BcgZfQDwvPKb5cF8/rS";
+        let bcrypt = |cost: u32| format!("$2b${cost:02}${salt}{digest}");
+        assert_eq!(check_imported_hash(&bcrypt(4), LIGHT), Ok(()));
+        assert_eq!(check_imported_hash(&bcrypt(BCRYPT_MAX_COST), LIGHT), Ok(()));
+        assert!(check_imported_hash(&bcrypt(BCRYPT_MAX_COST + 1), LIGHT).is_err());
+        assert!(check_imported_hash("$2b$04$short", LIGHT).is_err());
+    }
+
     #[tokio::test]
     async fn pool_refuses_past_capacity() {
         let hasher = Hasher::new(LIGHT, 1, 0).unwrap();
