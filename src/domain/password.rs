@@ -1137,6 +1137,37 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_bcrypt_check_also_runs_the_decoy_and_counts_once() {
+        let decoy = hash_blocking(LIGHT, &Password::new("decoy password").unwrap()).unwrap();
+        let stored = bcrypt::hash("the right password", 4).unwrap();
+        let count = AtomicU64::new(0);
+        let right = Password::for_login("the right password").unwrap();
+        let wrong = Password::for_login("a wrong password").unwrap();
+
+        let mut matched = scratch(LIGHT);
+        assert!(verify_counted(
+            &mut matched,
+            &count,
+            &right,
+            &stored,
+            &decoy
+        ));
+        assert!(matched.blocks.is_none(), "a match runs no argon2 here");
+        assert_eq!(count.load(Ordering::Acquire), 1);
+
+        let mut failed = scratch(LIGHT);
+        assert!(!verify_counted(
+            &mut failed,
+            &count,
+            &wrong,
+            &stored,
+            &decoy
+        ));
+        assert!(failed.blocks.is_some(), "a failure runs the decoy's argon2");
+        assert_eq!(count.load(Ordering::Acquire), 2);
+    }
+
+    #[test]
     fn pooled_hashes_are_the_crates_phc_strings() {
         let password = Password::new("correct horse").unwrap();
         let salt = [7u8; 16];
