@@ -186,3 +186,21 @@ async fn import_refuses_while_the_server_runs() {
     assert!(out.contains("the server is running"), "{out}");
     assert_eq!(account_count(&srv), before);
 }
+
+#[tokio::test]
+async fn an_overlong_line_is_reported_and_nothing_is_imported() {
+    let mut srv = Server::start().await;
+    let before = account_count(&srv);
+    srv.stop().await;
+    let good = line("ada", &argon2id(PASSWORD, 256, 1)).to_string();
+    let padded = json!({ "username": "bob", "email": "bob@example.com",
+        "password_hash": argon2id(PASSWORD, 256, 1), "roles": ["user"],
+        "reseller_id": null, "merchant_id": null, "disabled": false })
+    .to_string()
+    .replacen('{', &format!("{{{}", " ".repeat(4096)), 1);
+    let (code, out) = import_text(&srv.data_dir(), format!("{good}\n\n{padded}\n")).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("line 3: longer than 4096 bytes"), "{out}");
+    srv.restart().await;
+    assert_eq!(account_count(&srv), before);
+}
