@@ -28,6 +28,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Check a backup, a store file or the data directory; exit 1 on any problem
     Verify(VerifyArgs),
+    /// Add accounts with pre-hashed passwords (argon2id or bcrypt) from a JSON Lines file; server stopped
+    #[command(after_help = IMPORT_AFTER_HELP)]
+    Import(ImportArgs),
     /// Check the settings and print the effective ones (secrets hidden) without starting anything
     CheckConfig(ServeArgs),
     /// Exit 0 when the configured server answers 200 (for containers and scripts)
@@ -60,6 +63,17 @@ pub struct BackupArgs {
 #[derive(clap::Args, Debug)]
 pub struct RestoreArgs {
     /// The backup to restore
+    #[arg(long, value_name = "FILE")]
+    pub from: PathBuf,
+
+    #[command(flatten)]
+    pub settings: ServeArgs,
+}
+
+/// Arguments of `import`.
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    /// The JSON Lines file: one account per line
     #[arg(long, value_name = "FILE")]
     pub from: PathBuf,
 
@@ -107,3 +121,13 @@ Run it on the server's machine as a user who can read the data directory.
 With the server running, it asks it through <data-dir>/control.sock; with
 it stopped, it opens the store directly. Either way every session of the
 account ends and the audit log records the recovery.";
+
+const IMPORT_AFTER_HELP: &str = "\
+One account per line, as a JSON object:
+  {\"username\": \"ada\", \"email\": \"ada@example.com\", \"roles\": [\"user\"],
+   \"reseller_id\": null, \"merchant_id\": null, \"disabled\": false,
+   \"password_hash\": \"$argon2id$v=19$m=19456,t=2,p=1$...\"}
+roles defaults to [\"user\"]; password_hash is an argon2id PHC string or a
+bcrypt $2a$/$2b$/$2y$ hash (re-hashed to argon2id at the first sign-in).
+Every line is checked first; any bad line imports nothing. Stop the
+server first: the import writes the store directly.";

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => with_settings(&args.settings, |s| async move {
             ops::verify(&s, args.file.as_deref()).await
         }),
+        Command::Import(args) => with_settings(&args.settings, |s| async move {
+            ops::import(&s, &args.from).await
+        }),
         Command::CheckConfig(args) => {
             let file = args.config.clone();
             with_settings(

@@ -1,5 +1,5 @@
 //! The operator's commands beside `serve`: `recover-admin`, `backup`,
-//! `restore`, `verify`, `check-config` and `healthcheck`, and the backup
+//! `restore`, `verify`, `import`, `check-config` and `healthcheck`, and the backup
 //! archive's format.
 //!
 //! Each command finds the server from the settings `serve` uses (`--config`,
@@ -550,6 +550,54 @@ pub async fn recover_admin(
          sessions ended: {}\nThe account is enabled, unlocked and holds the admin role. \
          This password is shown once; change it after signing in.\n",
         r.username, r.email, r.password, r.sessions_ended
+    ))
+}
+
+/// `latchkey import --from FILE`: adds the accounts of a JSON Lines file
+/// whose passwords are already hashed (see [`crate::domain::import`]).
+///
+/// It needs the server stopped and refuses otherwise. The server's store
+/// allows one writer process, and the alternative, asking a running server
+/// through the control socket to read a file the operator names, would
+/// have the service's user open paths on the operator's behalf; an import
+/// is a one-off migration, done before the accounts are in use.
+pub async fn import(settings: &Settings, from: &Path) -> Result<String, OpsError> {
+    use crate::domain::import::MAX_IMPORT_FILE_BYTES;
+    let dir = &settings.data_dir;
+    let file =
+        fs::File::open(from).map_err(|e| failed(format!("cannot read {}: {e}", from.display())))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_IMPORT_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(format!("cannot read {}: {e}", from.display())))?;
+    if bytes.len() as u64 > MAX_IMPORT_FILE_BYTES {
+        return Err(failed(format!(
+            "{} is larger than {MAX_IMPORT_FILE_BYTES} bytes: split it into several imports",
+            from.display()
+        )));
+    }
+    let store = dir.join(STORE_FILE);
+    if !store.is_file() {
+        return Err(failed(format!(
+            "there is no store at {}: start the server once to create it (and its first admin), stop it, then import; or check --config or LATCHKEY_DATA_DIR",
+            store.display()
+        )));
+    }
+    let core = crate::open_core(settings).await.map_err(|e| match e {
+        crate::domain::StartError::Store(StoreError::InUse { .. }) => failed(format!(
+            "the server is running (the store {} is in use): stop it, import, then start it again",
+            store.display()
+        )),
+        other => failed(other.to_string()),
+    })?;
+    let count = core
+        .import_accounts(&bytes)
+        .await
+        .map_err(|e| failed(format!("import of {} failed: {e}", from.display())))?;
+    Ok(format!(
+        "latchkey: imported {count} accounts from {} into {}.\n",
+        from.display(),
+        store.display()
     ))
 }
 

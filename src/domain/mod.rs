@@ -14,6 +14,7 @@ pub mod clock;
 pub mod console;
 pub mod external;
 pub mod fastpath;
+pub mod import;
 pub(crate) mod jwt;
 pub mod keys;
 pub(crate) mod limits;

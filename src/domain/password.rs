@@ -384,10 +384,11 @@ impl Hasher {
         let hash = stored.unwrap_or_else(|| self.decoy.clone());
         let params = self.params;
         let count = self.verifications.clone();
+        let decoy = self.decoy.clone();
         self.run(slot, move |scratch| {
             // Always run: `known && verify(..)` would skip the decoy's
             // hash and answer an unknown account early.
-            let matched = verify_counted(scratch, &count, &password, &hash);
+            let matched = verify_counted(scratch, &count, &password, &hash, &decoy);
             let ok = known && matched;
             let stale = !has_params(&hash, params);
             let rehashed = if ok && stale {
@@ -405,16 +406,122 @@ impl Hasher {
     }
 }
 
-/// One full argon2 verification, counted as it runs.
+/// One full verification, counted as it runs: argon2, or bcrypt for an
+/// imported hash. A bcrypt hash may be far cheaper than the decoy (cost 4
+/// takes about a millisecond), so a bcrypt check that fails also runs the
+/// decoy's argon2 verification (its result ignored): a wrong password then
+/// costs at least what it costs for an unknown account, and a right one
+/// pays the same again for its re-hash to argon2id. It still counts as one
+/// verification: one attempt, one check of the stored hash.
 fn verify_counted(
     scratch: &mut Scratch,
     count: &AtomicU64,
     password: &Password,
     hash: &str,
+    decoy: &str,
 ) -> bool {
-    let matched = verify_phc(scratch, password, hash);
+    let matched = if is_bcrypt(hash) {
+        let matched = verify_bcrypt(password, hash);
+        if !matched {
+            let _ = verify_phc(scratch, password, decoy);
+        }
+        matched
+    } else {
+        verify_phc(scratch, password, hash)
+    };
     count.fetch_add(1, Ordering::AcqRel);
     matched
+}
+
+/// Longest password a bcrypt hash can check. bcrypt reads only the first
+/// 72 bytes of its input, so a longer password would match on its prefix
+/// alone: such a password never matches a bcrypt hash (the account's owner
+/// resets it), whatever its first 72 bytes are.
+pub const BCRYPT_MAX_BYTES: usize = 72;
+
+/// Highest bcrypt cost an imported hash may carry (2^cost rounds; 14 takes
+/// about a second of one core), so a planted hash cannot make one sign-in
+/// attempt occupy a hashing thread for minutes.
+pub const BCRYPT_MAX_COST: u32 = 14;
+
+/// Most memory (KiB) an imported argon2 hash may ask for at sign-in:
+/// 256 MiB, over ten times the default, and a bound on what one planted
+/// hash can make a hashing thread allocate.
+pub const IMPORT_MAX_MEMORY_KIB: u32 = 256 * 1024;
+/// Most passes an imported argon2 hash may ask for.
+pub const IMPORT_MAX_ITERATIONS: u32 = 16;
+/// Most lanes an imported argon2 hash may ask for.
+pub const IMPORT_MAX_PARALLELISM: u32 = 16;
+
+/// Whether a stored hash is a bcrypt one (`$2a$`, `$2b$` or `$2y$`), as
+/// imported from another system and replaced by argon2id at the first
+/// successful sign-in.
+pub fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+/// Checks a password against a bcrypt hash. bcrypt runs even for a
+/// password over [`BCRYPT_MAX_BYTES`], so that refusing it costs the same;
+/// the comparison of the digests is the crate's, in constant time.
+fn verify_bcrypt(password: &Password, hash: &str) -> bool {
+    let bytes = password.bytes();
+    let matched = bcrypt::verify(bytes, hash).unwrap_or(false);
+    matched && bytes.len() <= BCRYPT_MAX_BYTES
+}
+
+/// Checks a hash an operator imports (see `latchkey import`): an argon2id
+/// PHC string, version 19, with parameters within the `IMPORT_MAX_*`
+/// bounds (or exactly the server's own), or a bcrypt string of cost at
+/// most [`BCRYPT_MAX_COST`]. The answer says what is wrong, never the hash.
+pub fn check_imported_hash(hash: &str, own: HashParams) -> Result<(), String> {
+    if is_bcrypt(hash) {
+        let parts: bcrypt::HashParts = hash
+            .parse()
+            .map_err(|_| "password_hash is not a valid bcrypt hash".to_string())?;
+        let cost = parts.get_cost();
+        if !(4..=BCRYPT_MAX_COST).contains(&cost) {
+            return Err(format!(
+                "password_hash: bcrypt cost {cost} is outside 4..={BCRYPT_MAX_COST}"
+            ));
+        }
+        return Ok(());
+    }
+    let parsed = PasswordHash::new(hash).map_err(|_| {
+        "password_hash is neither an argon2id PHC string nor a bcrypt ($2a$/$2b$/$2y$) hash"
+            .to_string()
+    })?;
+    if parsed.algorithm.as_str() != "argon2id" {
+        return Err(format!(
+            "password_hash: algorithm {} is not argon2id",
+            parsed.algorithm.as_str()
+        ));
+    }
+    if parsed.version != Some(19) {
+        return Err("password_hash: argon2id must be version 19 (v=19)".into());
+    }
+    let (Some(salt), Some(output)) = (&parsed.salt, &parsed.hash) else {
+        return Err("password_hash: the PHC string has no salt or no hash".into());
+    };
+    if salt.len() < 8 || output.len() < 16 {
+        return Err("password_hash: salt or hash is too short".into());
+    }
+    let params = Params::try_from(&parsed)
+        .map_err(|e| format!("password_hash: invalid argon2 parameters: {e}"))?;
+    let theirs = HashParams {
+        memory_kib: params.m_cost(),
+        iterations: params.t_cost(),
+        parallelism: params.p_cost(),
+    };
+    let within = theirs.memory_kib <= IMPORT_MAX_MEMORY_KIB
+        && theirs.iterations <= IMPORT_MAX_ITERATIONS
+        && theirs.parallelism <= IMPORT_MAX_PARALLELISM;
+    if !within && theirs != own {
+        return Err(format!(
+            "password_hash: argon2 parameters m={} t={} p={} exceed the import bounds (m<={IMPORT_MAX_MEMORY_KIB} KiB, t<={IMPORT_MAX_ITERATIONS}, p<={IMPORT_MAX_PARALLELISM})",
+            theirs.memory_kib, theirs.iterations, theirs.parallelism
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a password against a PHC string of any argon2 variant, version
@@ -942,6 +1049,40 @@ mod tests {
         );
     }
 
+    #[test]
+    fn imported_hashes_are_bounded() {
+        let phc = |alg: &str, v: u32, m: u32, t: u32| {
+            format!(
+                "${alg}$v={v}$m={m},t={t},p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g"
+            )
+        };
+        assert_eq!(
+            check_imported_hash(&phc("argon2id", 19, 19456, 2), LIGHT),
+            Ok(())
+        );
+        assert!(check_imported_hash(&phc("argon2i", 19, 19456, 2), LIGHT).is_err());
+        assert!(check_imported_hash(&phc("argon2id", 16, 19456, 2), LIGHT).is_err());
+        let huge = phc("argon2id", 19, IMPORT_MAX_MEMORY_KIB + 1, 1);
+        assert!(check_imported_hash(&huge, LIGHT).is_err());
+        let own = HashParams {
+            memory_kib: IMPORT_MAX_MEMORY_KIB + 1,
+            iterations: 1,
+            parallelism: 1,
+        };
+        assert_eq!(check_imported_hash(&huge, own), Ok(()));
+        assert!(
+            check_imported_hash(&phc("argon2id", 19, 64, IMPORT_MAX_ITERATIONS + 1), LIGHT)
+                .is_err()
+        );
+        let salt = "abcdefghijklmnopqrstuu";
+        let digest = "Os7zmOeDtpN3BcgZfQDwvPKb5cF8/rS";
+        let bcrypt = |cost: u32| format!("$2b${cost:02}${salt}{digest}");
+        assert_eq!(check_imported_hash(&bcrypt(4), LIGHT), Ok(()));
+        assert_eq!(check_imported_hash(&bcrypt(BCRYPT_MAX_COST), LIGHT), Ok(()));
+        assert!(check_imported_hash(&bcrypt(BCRYPT_MAX_COST + 1), LIGHT).is_err());
+        assert!(check_imported_hash("$2b$04$short", LIGHT).is_err());
+    }
+
     #[tokio::test]
     async fn pool_refuses_past_capacity() {
         let hasher = Hasher::new(LIGHT, 1, 0).unwrap();
@@ -993,6 +1134,37 @@ mod tests {
             block_count: argon2(params).unwrap().params().block_count(),
             shared: pool.shared.clone(),
         }
+    }
+
+    #[test]
+    fn a_failed_bcrypt_check_also_runs_the_decoy_and_counts_once() {
+        let decoy = hash_blocking(LIGHT, &Password::new("decoy password").unwrap()).unwrap();
+        let stored = bcrypt::hash("the right password", 4).unwrap();
+        let count = AtomicU64::new(0);
+        let right = Password::for_login("the right password").unwrap();
+        let wrong = Password::for_login("a wrong password").unwrap();
+
+        let mut matched = scratch(LIGHT);
+        assert!(verify_counted(
+            &mut matched,
+            &count,
+            &right,
+            &stored,
+            &decoy
+        ));
+        assert!(matched.blocks.is_none(), "a match runs no argon2 here");
+        assert_eq!(count.load(Ordering::Acquire), 1);
+
+        let mut failed = scratch(LIGHT);
+        assert!(!verify_counted(
+            &mut failed,
+            &count,
+            &wrong,
+            &stored,
+            &decoy
+        ));
+        assert!(failed.blocks.is_some(), "a failure runs the decoy's argon2");
+        assert_eq!(count.load(Ordering::Acquire), 2);
     }
 
     #[test]

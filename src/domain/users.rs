@@ -81,7 +81,7 @@ fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), Error> 
 /// An explicit tenant outside the scope is 403 (decided before any lookup,
 /// so it confirms nothing); a tenant the caller cannot see reads as
 /// unknown (422), exactly like one that does not exist.
-fn place(
+pub(super) fn place(
     tx: &impl Lookup,
     scope: &Scope,
     roles: &[String],

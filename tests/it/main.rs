@@ -2,6 +2,7 @@
 //! the `latchkey` binary) and speaks HTTP to it over a real socket.
 
 mod harness;
+mod import;
 
 mod abuse;
 mod admin_access;
