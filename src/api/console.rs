@@ -185,8 +185,9 @@ pub(crate) fn principal(
 
 /// Whether the browser says the request comes from our own origin:
 /// `Sec-Fetch-Site`, when sent, must be `same-origin`, and `Origin`, when
-/// sent, must be this server as the client addressed it; one of the two
-/// must be there.
+/// sent, must be this server as the client addressed it (on a plain
+/// connection, with `Sec-Fetch-Site`, also its `https` form); one of the
+/// two must be there.
 fn same_origin(req: &Req) -> bool {
     let fetch_site = req
         .headers
@@ -206,7 +207,15 @@ fn same_origin(req: &Req) -> bool {
         .or_else(|| req.uri.authority().map(|a| a.to_string()));
     let Some(host) = host else { return false };
     let scheme = if req.ctx.tls { "https" } else { "http" };
-    origin
-        .to_str()
-        .is_ok_and(|o| o.eq_ignore_ascii_case(&format!("{scheme}://{host}")))
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    // Behind a TLS-terminating proxy (`--insecure-http`) the page is
+    // `https://<host>` on a plain connection; taken only when the browser
+    // also says the request is same-origin, which no other page can make
+    // it say.
+    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+        || (!req.ctx.tls
+            && fetch_site == Some(true)
+            && origin.eq_ignore_ascii_case(&format!("https://{host}")))
 }

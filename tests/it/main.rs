@@ -57,6 +57,7 @@ mod process;
 mod readme;
 mod reload;
 mod review12;
+mod review2;
 mod s2s;
 mod shape;
 mod storage;
