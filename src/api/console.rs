@@ -4,8 +4,10 @@
 //! routes that allow the console only, through [`principal`].
 //!
 //! Over TLS the cookie is `__Host-latchkey_console` with `Secure`; over
-//! plain HTTP (a local test, or TLS ended by a proxy in front) browsers
-//! refuse both the prefix and `Secure`, so it is `latchkey_console`.
+//! plain HTTP (a local test) browsers refuse both the prefix and
+//! `Secure`, so it is `latchkey_console`; behind a proxy that ends TLS,
+//! where the browser says the page is `https://` and same-origin, it is
+//! the `__Host-` cookie again.
 
 use std::sync::Arc;
 
@@ -86,7 +88,7 @@ async fn sign_in(app: Arc<App>, req: Req) -> Handled {
         .core
         .console_sign_in(&identifier, &password, &req.client())
         .await?;
-    let cookie = if req.ctx.tls {
+    let cookie = if secure_page(&req) {
         format!(
             "{COOKIE_TLS}={}; Path=/; HttpOnly; Secure; SameSite=Strict",
             session.token
@@ -120,12 +122,12 @@ async fn sign_in(app: Arc<App>, req: Req) -> Handled {
 /// Ends the session of the credential that asks, and clears the cookie.
 async fn sign_out(app: Arc<App>, req: Req, principal: Principal) -> Handled {
     app.core.logout(&principal, &req.client(), DOC).await?;
-    let name = if req.ctx.tls {
+    let name = if secure_page(&req) {
         COOKIE_TLS
     } else {
         COOKIE_PLAIN
     };
-    let secure = if req.ctx.tls { "; Secure" } else { "" };
+    let secure = if secure_page(&req) { "; Secure" } else { "" };
     let cookie = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     let mut response = super::http::no_content();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -134,13 +136,31 @@ async fn sign_out(app: Arc<App>, req: Req, principal: Principal) -> Handled {
     Ok(response)
 }
 
+/// Whether the page asking is served over TLS: the connection is TLS, or
+/// (behind a TLS-terminating proxy) the browser names the page's origin
+/// as `https://` and this host, same-origin. Its cookie is then `Secure`
+/// and `__Host-`, so no plain request and no sibling host ever sees or
+/// sets it.
+fn secure_page(req: &Req) -> bool {
+    req.ctx.tls
+        || (fetch_site(req) == Some(true)
+            && req
+                .headers
+                .get(ORIGIN)
+                .and_then(|o| o.to_str().ok())
+                .zip(addressed_host(req))
+                .is_some_and(|(o, host)| o.eq_ignore_ascii_case(&format!("https://{host}"))))
+}
+
 /// The console cookie's session token, when the request carries one of
-/// the name this connection uses.
+/// the name this connection uses (a plain connection also takes the
+/// `__Host-` name, which a browser sends only to an `https://` page, so
+/// only through a TLS-terminating proxy).
 pub(crate) fn cookie(req: &Req) -> Option<String> {
-    let name = if req.ctx.tls {
-        COOKIE_TLS
+    let names: &[&str] = if req.ctx.tls {
+        &[COOKIE_TLS]
     } else {
-        COOKIE_PLAIN
+        &[COOKIE_TLS, COOKIE_PLAIN]
     };
     req.headers
         .get_all(COOKIE)
@@ -149,7 +169,7 @@ pub(crate) fn cookie(req: &Req) -> Option<String> {
         .filter(|v| v.len() <= MAX_COOKIE)
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .find(|(k, _)| names.contains(k))
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
@@ -189,23 +209,16 @@ pub(crate) fn principal(
 /// connection, with `Sec-Fetch-Site`, also its `https` form); one of the
 /// two must be there.
 fn same_origin(req: &Req) -> bool {
-    let fetch_site = req
-        .headers
-        .get("sec-fetch-site")
-        .map(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"));
+    let fetch_site = fetch_site(req);
     if fetch_site == Some(false) {
         return false;
     }
     let Some(origin) = req.headers.get(ORIGIN) else {
         return fetch_site == Some(true);
     };
-    let host = req
-        .headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri.authority().map(|a| a.to_string()));
-    let Some(host) = host else { return false };
+    let Some(host) = addressed_host(req) else {
+        return false;
+    };
     let scheme = if req.ctx.tls { "https" } else { "http" };
     let Ok(origin) = origin.to_str() else {
         return false;
@@ -218,4 +231,20 @@ fn same_origin(req: &Req) -> bool {
         || (!req.ctx.tls
             && fetch_site == Some(true)
             && origin.eq_ignore_ascii_case(&format!("https://{host}")))
+}
+
+/// Whether `Sec-Fetch-Site` says `same-origin`; `None` when not sent.
+fn fetch_site(req: &Req) -> Option<bool> {
+    req.headers
+        .get("sec-fetch-site")
+        .map(|v| v.as_bytes().eq_ignore_ascii_case(b"same-origin"))
+}
+
+/// This server as the client addressed it (`Host`, or the authority).
+fn addressed_host(req: &Req) -> Option<String> {
+    req.headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri.authority().map(|a| a.to_string()))
 }
