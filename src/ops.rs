@@ -185,15 +185,7 @@ fn unpack(archive: &Path, store_to: &Path) -> Result<Header, OpsError> {
 
 /// Creates `path` for writing, mode 0600, refusing one that exists.
 fn private_file(path: &Path) -> Result<fs::File, OpsError> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
+    crate::store::new_private_file(path)
         .map_err(|e| failed(format!("cannot create {}: {e}", path.display())))
 }
 

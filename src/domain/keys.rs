@@ -146,16 +146,8 @@ impl Core {
         self.states.keys().note_store_lookup();
         let tx = self.store.read()?;
         let key = tx.api_key(&key_id)?.ok_or(Error::Unauthenticated)?;
-        if !constant_time_eq(
-            b64(&digest(token.as_bytes())).as_bytes(),
-            key.digest.as_bytes(),
-        ) {
-            return Err(Error::Unauthenticated);
-        }
         let now = self.clock.now();
-        if key.expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::Unauthenticated);
-        }
+        key_answers(token, &key.digest, key.expires_at, now)?;
         let account = tx.account(key.account)?.ok_or(Error::Unauthenticated)?;
         if account.disabled {
             return Err(Error::Unauthenticated);
@@ -206,16 +198,8 @@ impl Core {
         key: IndexedKey,
         client_ip: std::net::IpAddr,
     ) -> Result<Principal, Error> {
-        if !constant_time_eq(
-            b64(&digest(token.as_bytes())).as_bytes(),
-            key.digest.as_bytes(),
-        ) {
-            return Err(Error::Unauthenticated);
-        }
         let now = self.clock.now();
-        if key.expires_at.is_some_and(|e| e <= now) {
-            return Err(Error::Unauthenticated);
-        }
+        key_answers(token, &key.digest, key.expires_at, now)?;
         let (reseller_id, merchant_id) = self
             .states
             .tenant_if_allows(key.account, &key.roles)
@@ -507,6 +491,27 @@ fn key_expiry(now: i64, expiry: Option<KeyExpiry>) -> Result<Option<i64>, Error>
             }
         }
     }
+}
+
+/// Whether `token` is the key whose stored digest is `digest` and that has
+/// not expired at `now`: the two checks every use of a key makes, from the
+/// index or from the store alike. The digest is compared in constant time.
+fn key_answers(
+    token: &str,
+    digest_b64: &str,
+    expires_at: Option<i64>,
+    now: i64,
+) -> Result<(), Error> {
+    if !constant_time_eq(
+        b64(&digest(token.as_bytes())).as_bytes(),
+        digest_b64.as_bytes(),
+    ) {
+        return Err(Error::Unauthenticated);
+    }
+    if expires_at.is_some_and(|e| e <= now) {
+        return Err(Error::Unauthenticated);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

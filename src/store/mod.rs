@@ -28,6 +28,7 @@ mod key_index;
 pub mod keyfile;
 mod migrate;
 mod open;
+pub use open::new_private_file;
 mod reads;
 pub mod records;
 mod stats;

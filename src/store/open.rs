@@ -89,6 +89,19 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 /// before redb writes anything into it: password hashes must never sit in
 /// a file others can read, whatever the directory's mode or the umask.
 fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    new_private_file(path)
+        .map(drop)
+        .map_err(|source| StoreError::DataDir {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Creates `path` for writing, mode 0600 from its first byte, refusing one
+/// that exists (so never writing through a link someone left there). The
+/// store file and everything the operator's commands write (backups, a
+/// restored store and key) are made this way.
+pub fn new_private_file(path: &Path) -> std::io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -96,13 +109,7 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
-        .open(path)
-        .map(drop)
-        .map_err(|source| StoreError::DataDir {
-            path: path.to_path_buf(),
-            source,
-        })
+    options.open(path)
 }
 
 /// Narrows an existing store file that others could read or write (as

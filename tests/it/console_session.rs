@@ -379,7 +379,7 @@ async fn own_sessions_are_listed_to_their_account() {
             .cloned()
             .expect("items")
     };
-    let via_cookie = list(
+    let own_by_cookie = || {
         with_cookie(
             &srv,
             &c,
@@ -389,8 +389,8 @@ async fn own_sessions_are_listed_to_their_account() {
             None,
             None,
         )
-        .await,
-    );
+    };
+    let via_cookie = list(own_by_cookie().await);
     assert_eq!(via_cookie.len(), 2, "{via_cookie:?}");
     let current: Vec<&Value> = via_cookie.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1, "{via_cookie:?}");
@@ -403,18 +403,7 @@ async fn own_sessions_are_listed_to_their_account() {
         .send()
         .await
         .assert(StatusCode::OK);
-    let after = list(
-        with_cookie(
-            &srv,
-            &c,
-            Method::GET,
-            "/api/v1/auth/sessions",
-            None,
-            None,
-            None,
-        )
-        .await,
-    );
+    let after = list(own_by_cookie().await);
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0]["current"], true);
 }
