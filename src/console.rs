@@ -113,6 +113,7 @@ impl Catalogue {
         let mut by_path = HashMap::new();
         let mut urls: HashMap<String, String> = HashMap::new();
         let mut index = None;
+        let mut pending = Vec::new();
         for (name, data) in files {
             // The folders' READMEs are for people reading the source.
             if name.ends_with(".md") {
@@ -122,20 +123,50 @@ impl Catalogue {
                 index = Some(data);
                 continue;
             }
-            let content_type = content_type(&name)
-                .ok_or_else(|| format!("console file {name}: unknown content type"))?;
-            let hash = sha256_hex(&data);
-            let url = fingerprinted(&name, &hash);
-            let asset = Asset::new(data, content_type, hash, true);
-            if by_path.insert(url.clone(), asset).is_some()
-                || urls.insert(name.clone(), url).is_some()
-            {
-                return Err(format!("console file {name} embedded twice"));
+            pending.push((name, data));
+        }
+        // A module names the modules it imports as `{{asset name}}` too, so
+        // its bytes (and its fingerprint) change when theirs do: files are
+        // fingerprinted once every file they name has its URL, and a cycle
+        // or a name that is not embedded stops the start.
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut waiting = Vec::new();
+            for (name, data) in pending {
+                let data = if name.ends_with(".js") {
+                    let text = String::from_utf8(data)
+                        .map_err(|_| format!("console file {name} is not UTF-8"))?;
+                    if references(&text).iter().any(|r| !urls.contains_key(*r)) {
+                        waiting.push((name, text.into_bytes()));
+                        continue;
+                    }
+                    substitute(&name, &text, &urls)?.into_bytes()
+                } else {
+                    data
+                };
+                let content_type = content_type(&name)
+                    .ok_or_else(|| format!("console file {name}: unknown content type"))?;
+                let hash = sha256_hex(&data);
+                let url = fingerprinted(&name, &hash);
+                let asset = Asset::new(data, content_type, hash, true);
+                if by_path.insert(url.clone(), asset).is_some()
+                    || urls.insert(name.clone(), url).is_some()
+                {
+                    return Err(format!("console file {name} embedded twice"));
+                }
             }
+            if waiting.len() == before {
+                let names: Vec<&str> = waiting.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "console: {} name files that are not embedded, or each other in a cycle",
+                    names.join(", ")
+                ));
+            }
+            pending = waiting;
         }
         let index = index.ok_or("console: web/index.html is not embedded")?;
         let html = String::from_utf8(index).map_err(|_| "console: index.html is not UTF-8")?;
-        let html = substitute(&html, &urls)?;
+        let html = substitute(INDEX, &html, &urls)?;
         let bytes = html.into_bytes();
         let hash = sha256_hex(&bytes);
         let page = Asset::new(bytes, "text/html; charset=utf-8", hash, false);
@@ -300,20 +331,35 @@ fn json_error(status: StatusCode, message: &str) -> Response<Bytes> {
     crate::api::http::error(status, message)
 }
 
-/// `{{asset name}}` replaced by the file's fingerprinted URL.
-fn substitute(html: &str, urls: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
+/// The file names a text refers to as `{{asset name}}` (an unclosed
+/// reference names nothing here; [`substitute`] refuses it).
+fn references(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{asset ") {
+        let after = &rest[start + "{{asset ".len()..];
+        let Some(end) = after.find("}}") else { break };
+        out.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// `{{asset name}}` in `file` replaced by the named file's fingerprinted
+/// URL.
+fn substitute(file: &str, text: &str, urls: &HashMap<String, String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
     while let Some(start) = rest.find("{{asset ") {
         out.push_str(&rest[..start]);
         let after = &rest[start + "{{asset ".len()..];
         let end = after
             .find("}}")
-            .ok_or("console: index.html has an unclosed {{asset")?;
+            .ok_or_else(|| format!("console: {file} has an unclosed {{{{asset"))?;
         let name = after[..end].trim();
         let url = urls
             .get(name)
-            .ok_or_else(|| format!("console: index.html names {name}, which is not embedded"))?;
+            .ok_or_else(|| format!("console: {file} names {name}, which is not embedded"))?;
         out.push_str(url);
         rest = &after[end + 2..];
     }
@@ -401,6 +447,59 @@ mod tests {
         let err = Catalogue::from_files(files("<script src=\"{{asset nope.js}}\">")).unwrap_err();
         assert!(err.contains("nope.js"), "{err}");
         assert!(Catalogue::from_files(files("<script src=\"{{asset app.js}}\">")).is_ok());
+    }
+
+    /// A module's imports are fingerprinted URLs, and a change to an
+    /// imported module changes the importer's URL too (a browser holding
+    /// the old importer forever never runs it against the new import).
+    #[test]
+    fn module_imports_are_fingerprinted_through() {
+        let build = |lib: &str| {
+            let c = Catalogue::from_files(vec![
+                (
+                    "index.html".into(),
+                    b"<script src=\"{{asset app.js}}\">".to_vec(),
+                ),
+                (
+                    "app.js".into(),
+                    b"import { f } from '{{asset lib/f.js}}';".to_vec(),
+                ),
+                ("lib/f.js".into(), lib.as_bytes().to_vec()),
+            ])
+            .expect("catalogue");
+            let page = c.get("/admin/").expect("index").identity.clone();
+            let html = String::from_utf8(page.to_vec()).expect("utf-8");
+            let app_url = html.split('"').nth(1).expect("src").to_string();
+            let app = c.get(&app_url).expect("app.js served").identity.clone();
+            let app = String::from_utf8(app.to_vec()).expect("utf-8");
+            let lib_url = app.split('\'').nth(1).expect("import").to_string();
+            assert!(lib_url.starts_with("/admin/assets/lib/f."), "{app}");
+            assert!(c.get(&lib_url).is_some(), "{lib_url}");
+            (app_url, lib_url)
+        };
+        let (app1, lib1) = build("export const f = 1;");
+        let (app2, lib2) = build("export const f = 2;");
+        assert_ne!(lib1, lib2);
+        assert_ne!(app1, app2);
+    }
+
+    /// Modules that name each other, or a module that names a missing
+    /// file, stop the start.
+    #[test]
+    fn module_cycles_and_missing_imports_fail_the_build() {
+        let err = Catalogue::from_files(vec![
+            ("index.html".into(), b"{{asset a.js}}".to_vec()),
+            ("a.js".into(), b"import '{{asset b.js}}';".to_vec()),
+            ("b.js".into(), b"import '{{asset a.js}}';".to_vec()),
+        ])
+        .unwrap_err();
+        assert!(err.contains("a.js") && err.contains("b.js"), "{err}");
+        let err = Catalogue::from_files(vec![
+            ("index.html".into(), b"{{asset a.js}}".to_vec()),
+            ("a.js".into(), b"import '{{asset gone.js}}';".to_vec()),
+        ])
+        .unwrap_err();
+        assert!(err.contains("a.js"), "{err}");
     }
 
     /// Every answer hands out the bytes compressed when the catalogue was

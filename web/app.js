@@ -1,284 +1,223 @@
-// The console's entry module. It talks to the server only through the
-// JSON API (same-origin fetch; the session is an HttpOnly cookie the page
-// never sees) and writes text with textContent, never innerHTML, so
-// nothing the API returns can become markup.
+// The console's entry module: sign-in, the shell (header, navigation,
+// main area) and the router. Each page is a module under pages/ that
+// exports `page`: { id, title, nav (label, or null for pages reached
+// from others), visible(ctx), render(main, ctx) }. The URL names the
+// page as `#/<id>/<more>?<query>`, so reload and back work.
+//
+// ctx: { me (GET /api/v1/auth/me), level ('admin' | 'reseller' |
+// 'merchant' | 'user'), rest (path segments after the id), params
+// (URLSearchParams of the query), go(hash), setParams(object) (replaces
+// the query without a new history entry), refresh(), signedOut() }.
 
-const CSRF_KEY = 'latchkey.csrf';
+import { api, message, onReauth, onSignedOut, session } from '{{asset lib/api.js}}';
+import { alertBox, busy, field, h, modal, say } from '{{asset lib/dom.js}}';
+import { page as overview } from '{{asset pages/overview.js}}';
+import { page as accounts } from '{{asset pages/accounts.js}}';
+import { page as tenants } from '{{asset pages/tenants.js}}';
+import { page as roles } from '{{asset pages/roles.js}}';
+import { page as keys } from '{{asset pages/keys.js}}';
+import { page as s2s } from '{{asset pages/s2s.js}}';
+import { page as audit } from '{{asset pages/audit.js}}';
+import { page as signingKeys } from '{{asset pages/signing-keys.js}}';
+import { page as account } from '{{asset pages/account.js}}';
+
+const PAGES = [overview, accounts, tenants, roles, keys, s2s, audit, signingKeys, account];
 
 const $ = (id) => document.getElementById(id);
 
-/** The CSRF token of this tab's console session. */
-function csrf() {
-  return sessionStorage.getItem(CSRF_KEY) || '';
+let me = null;
+let rendering = 0;
+
+/** How far the signed-in account reaches, as the API's scope rules say:
+ * the strongest built-in role it carries, with its tenant. */
+function levelOf(who) {
+  const roles = (who.credential && who.credential.roles) || who.roles || [];
+  if (roles.includes('admin')) return 'admin';
+  if (roles.includes('reseller') && who.reseller_id) return 'reseller';
+  if (roles.includes('merchant') && who.merchant_id) return 'merchant';
+  return 'user';
 }
 
-/** A JSON API call: resolves to { status, body } and never throws for an
- * HTTP status; a network failure becomes status 0 with a message. */
-async function api(method, path, body) {
-  const headers = { Accept: 'application/json' };
-  if (method !== 'GET' && method !== 'HEAD') {
-    headers['X-CSRF-Token'] = csrf();
-  }
-  if (body !== undefined) {
-    headers['Content-Type'] = 'application/json';
-  }
-  try {
-    const r = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-    const text = await r.text();
-    let parsed = null;
+function parseHash() {
+  const raw = location.hash.replace(/^#\/?/, '');
+  const [path, query = ''] = raw.split('?');
+  const parts = path.split('/').filter(Boolean).map((p) => {
     try {
-      parsed = text ? JSON.parse(text) : null;
+      return decodeURIComponent(p);
     } catch {
-      parsed = null;
+      return p;
     }
-    return { status: r.status, body: parsed };
-  } catch {
-    return { status: 0, body: { error: 'The server could not be reached.' } };
+  });
+  return { id: parts[0] || '', rest: parts.slice(1), params: new URLSearchParams(query) };
+}
+
+function context(rest, params) {
+  const level = levelOf(me);
+  const ctx = {
+    me,
+    level,
+    rest,
+    params,
+    go: (hash) => {
+      location.hash = hash;
+    },
+    setParams: (obj) => {
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(obj)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+      const { id } = parseHash();
+      const path = [id, ...rest.map(encodeURIComponent)].join('/');
+      const s = q.toString();
+      history.replaceState(null, '', `#/${path}${s ? `?${s}` : ''}`);
+      ctx.params = q;
+    },
+    refresh: () => route(),
+    signedOut: () => signedOut(),
+  };
+  return ctx;
+}
+
+function visiblePages(ctx) {
+  return PAGES.filter((p) => p.visible(ctx));
+}
+
+function buildNav(ctx) {
+  const nav = $('nav');
+  nav.replaceChildren(...visiblePages(ctx).filter((p) => p.nav).map((p) =>
+    h('a', { href: `#/${p.id}`, text: p.nav, dataset: { page: p.id } })));
+}
+
+/** Shows the page the URL names (or the first the account may see). */
+async function route() {
+  if (!me) return;
+  const { id, rest, params } = parseHash();
+  const ctx = context(rest, params);
+  const pages = visiblePages(ctx);
+  const target = pages.find((p) => p.id === id);
+  if (!target) {
+    history.replaceState(null, '', `#/${pages[0].id}`);
+    return route();
+  }
+  for (const a of $('nav').querySelectorAll('a')) {
+    if (a.dataset.page === target.id) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  document.title = `${target.title} · latchkey console`;
+  rendering += 1;
+  const mine = rendering;
+  const main = $('main');
+  const holder = h('div', { class: 'page-body' });
+  main.replaceChildren(holder);
+  try {
+    await target.render(holder, ctx);
+  } catch (e) {
+    if (mine !== rendering) return;
+    holder.replaceChildren(h('p', { class: 'alert', attrs: { role: 'alert' }, text: `This page could not be shown: ${e.message}` }));
   }
 }
 
-/** The API's own words for a refusal. */
-function message(r, fallback) {
-  if (r.body && typeof r.body.error === 'string') return r.body.error;
-  if (r.body && typeof r.body.message === 'string') return r.body.message;
-  return fallback;
-}
-
-function show(el, text) {
-  el.textContent = text;
-  el.hidden = false;
-}
-
-function hide(el) {
-  el.textContent = '';
-  el.hidden = true;
-}
-
-/** A date in the viewer's locale, with the UTC time on hover. */
-function dateCell(value) {
-  const td = document.createElement('td');
-  if (!value) {
-    td.textContent = '—';
-    return td;
-  }
-  const d = new Date(value);
-  const time = document.createElement('time');
-  time.dateTime = value;
-  time.title = d.toISOString().replace('.000Z', 'Z') + ' UTC';
-  time.textContent = d.toLocaleString();
-  td.append(time);
-  return td;
-}
-
-function busy(button, text) {
-  button.dataset.label = button.textContent;
-  button.textContent = text;
-  button.disabled = true;
-}
-
-function idle(button) {
-  button.textContent = button.dataset.label || button.textContent;
-  button.disabled = false;
-}
-
-// Views.
+// Signing in and out.
 
 function showSignIn() {
+  me = null;
   $('loading').hidden = true;
   $('shell-view').hidden = true;
   $('signin-view').hidden = false;
   $('signin-username').focus();
 }
 
-async function showShell(me) {
+function showShell(who) {
+  me = who;
   $('loading').hidden = true;
   $('signin-view').hidden = true;
   $('shell-view').hidden = false;
-  $('who-name').textContent = me.username;
+  $('who-name').textContent = who.username || who.name || '';
+  buildNav(context([], new URLSearchParams()));
   route();
 }
-
-/** The page the URL names; only "My account" exists so far. */
-function route() {
-  if (location.hash !== '#/account') {
-    history.replaceState(null, '', '#/account');
-  }
-  document.title = 'My account · latchkey console';
-  loadAccount();
-}
-
-// My account.
-
-async function loadAccount() {
-  const r = await api('GET', '/api/v1/auth/me');
-  if (r.status === 401) return signedOut();
-  if (r.status === 200) {
-    const me = r.body;
-    $('me-username').textContent = me.username;
-    $('me-email').textContent = me.email || '—';
-    $('me-roles').textContent = (me.roles || []).join(', ') || '—';
-    const created = $('me-created');
-    created.textContent = '';
-    if (me.created_at) {
-      const cell = dateCell(me.created_at);
-      created.append(...cell.childNodes);
-    }
-  }
-  loadSessions();
-}
-
-async function loadSessions() {
-  const error = $('sessions-error');
-  hide(error);
-  const r = await api('GET', '/api/v1/auth/sessions?limit=100');
-  if (r.status === 401) return signedOut();
-  const tbody = $('sessions-body');
-  tbody.replaceChildren();
-  if (r.status !== 200) {
-    show(error, message(r, 'Your sessions could not be loaded.'));
-    return;
-  }
-  const items = r.body.items || [];
-  $('sessions-empty').hidden = items.length > 0;
-  $('sessions-table').hidden = items.length === 0;
-  for (const s of items) {
-    const tr = document.createElement('tr');
-    const started = dateCell(s.created_at);
-    if (s.current) {
-      const badge = document.createElement('span');
-      badge.className = 'badge';
-      badge.textContent = 'This session';
-      started.append(badge);
-    }
-    const ip = document.createElement('td');
-    ip.textContent = s.client_ip || '—';
-    const client = document.createElement('td');
-    client.className = 'client';
-    client.textContent = s.user_agent || '—';
-    tr.append(started, dateCell(s.last_used_at), dateCell(s.expires_at), ip, client);
-    tbody.append(tr);
-  }
-}
-
-const passwordFields = {
-  current_password: 'current-password',
-  new_password: 'new-password',
-  confirm_password: 'confirm-password',
-};
-
-function clearPasswordErrors() {
-  hide($('password-error'));
-  hide($('password-done'));
-  for (const id of Object.values(passwordFields)) {
-    hide($(`${id}-error`));
-    $(id).removeAttribute('aria-invalid');
-  }
-}
-
-function fieldError(field, text) {
-  const id = passwordFields[field];
-  if (!id) return false;
-  show($(`${id}-error`), text);
-  $(id).setAttribute('aria-invalid', 'true');
-  $(id).focus();
-  return true;
-}
-
-async function changePassword(event) {
-  event.preventDefault();
-  clearPasswordErrors();
-  const current = $('current-password').value;
-  const next = $('new-password').value;
-  const confirm = $('confirm-password').value;
-  if (!current) return void fieldError('current_password', 'Enter your current password.');
-  if (!next) return void fieldError('new_password', 'Enter a new password.');
-  if (next !== confirm) return void fieldError('confirm_password', 'The two new passwords differ.');
-  const button = $('password-submit');
-  busy(button, 'Changing…');
-  const r = await api('POST', '/api/v1/auth/password', {
-    current_password: current,
-    new_password: next,
-  });
-  idle(button);
-  if (r.status === 204) {
-    $('password-form').reset();
-    show($('password-done'), 'Password changed. Your other sessions have ended; this one stays signed in.');
-    loadSessions();
-    return;
-  }
-  if (r.status === 401 && message(r, '') === 'Authentication required') return signedOut();
-  const text = message(r, 'The password could not be changed.');
-  const field = r.body && r.body.field;
-  if (field && fieldError(field, text)) return;
-  if (r.status === 401 || r.status === 403) {
-    // A wrong current password is the API's 401 or 403.
-    fieldError('current_password', text);
-    return;
-  }
-  show($('password-error'), text);
-}
-
-// Signing in and out.
 
 async function signIn(event) {
   event.preventDefault();
   const error = $('signin-error');
-  hide(error);
+  say(error, '');
   const username = $('signin-username').value.trim();
   const password = $('signin-password').value;
   if (!username || !password) {
-    show(error, 'Enter your username or email and your password.');
+    say(error, 'Enter your username or email and your password.');
     (username ? $('signin-password') : $('signin-username')).focus();
     return;
   }
-  const button = $('signin-submit');
-  busy(button, 'Signing in…');
-  const r = await api('POST', '/api/v1/console/session', { username, password });
-  idle(button);
+  const done = busy($('signin-submit'), 'Signing in…');
+  const r = await api('POST', '/api/v1/console/session', { username, password }, { quiet401: true });
+  done();
   if (r.status !== 200) {
-    show(error, message(r, 'Sign-in failed.'));
+    say(error, message(r, 'Sign-in failed.'));
     $('signin-password').select();
     return;
   }
-  sessionStorage.setItem(CSRF_KEY, r.body.csrf_token);
+  session.set(r.body.csrf_token);
   $('signin-form').reset();
-  showShell(r.body.user);
+  const who = await api('GET', '/api/v1/auth/me');
+  if (who.status !== 200) return signedOut();
+  showShell(who.body);
   $('main').focus();
 }
 
 async function signOut() {
-  const button = $('signout');
-  busy(button, 'Signing out…');
-  await api('DELETE', '/api/v1/console/session');
-  idle(button);
+  const done = busy($('signout'), 'Signing out…');
+  await api('DELETE', '/api/v1/console/session', undefined, { quiet401: true });
+  done();
   signedOut();
 }
 
 function signedOut() {
-  sessionStorage.removeItem(CSRF_KEY);
-  clearPasswordErrors();
+  session.clear();
+  for (const d of document.querySelectorAll('dialog')) d.remove();
   showSignIn();
+}
+
+/** Asks for the password again before a sensitive action; resolves to
+ * true when the server took it. */
+function reauthenticate() {
+  return new Promise((resolve) => {
+    let ok = false;
+    const error = alertBox();
+    const pw = field({ name: 'password', label: 'Your password', type: 'password', autocomplete: 'current-password', required: true });
+    const cancel = h('button', { class: 'button subtle', type: 'button', value: 'cancel', text: 'Cancel' });
+    const submit = h('button', { class: 'button primary', type: 'submit', text: 'Confirm' });
+    const form = h('form', { novalidate: true },
+      h('p', { text: 'This action needs your password again (you entered it more than a few minutes ago).' }),
+      error, pw.root);
+    const { dialog, close } = modal('Confirm it is you', form, [cancel, submit]);
+    submit.setAttribute('form', form.id || (form.id = 'reauth-form'));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const done = busy(submit, 'Checking…');
+      const r = await api('POST', '/api/v1/console/reauth', { password: pw.input.value }, { quiet401: true });
+      done();
+      if (r.status === 204 || r.status === 200) {
+        ok = true;
+        close();
+        return;
+      }
+      say(error, message(r, 'The password was not accepted.'));
+      pw.input.select();
+    });
+    dialog.addEventListener('close', () => resolve(ok));
+    pw.input.focus();
+  });
 }
 
 // Start: a tab that holds a CSRF token and whose cookie still works goes
 // straight to the shell; any other signs in.
 
 async function start() {
+  onSignedOut(signedOut);
+  onReauth(reauthenticate);
   $('signin-form').addEventListener('submit', signIn);
-  $('password-form').addEventListener('submit', changePassword);
   $('signout').addEventListener('click', signOut);
-  $('sessions-refresh').addEventListener('click', loadSessions);
-  window.addEventListener('hashchange', () => {
-    if (!$('shell-view').hidden) route();
-  });
-  if (!csrf()) return showSignIn();
-  const r = await api('GET', '/api/v1/auth/me');
+  window.addEventListener('hashchange', route);
+  if (!session.csrf()) return showSignIn();
+  const r = await api('GET', '/api/v1/auth/me', undefined, { quiet401: true });
   if (r.status === 200) return showShell(r.body);
   signedOut();
 }

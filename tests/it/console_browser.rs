@@ -36,27 +36,31 @@ fn missing() -> Vec<String> {
     out
 }
 
-/// Sign in through the page, see the shell, change the password through
-/// the page (a wrong current password shown beside its field first), sign
-/// out, and the old password fails (in the page, with the API's words,
-/// and on the API) while the new one works.
-#[tokio::test]
-async fn sign_in_change_password_sign_out_in_chromium() {
+/// Runs `tests/browser/<script>` against `srv` with `env` and returns its
+/// report, failing the test (with the browser's words) unless every step
+/// passed with no problem seen. `expect_steps` is how many steps the
+/// script must report, so a script that stops early cannot pass.
+pub async fn browse(
+    srv: &Server,
+    script: &str,
+    env: &[(&str, String)],
+    expect_steps: usize,
+) -> Value {
     let missing = missing();
     assert!(missing.is_empty(), "the browser tests need: {missing:?}");
-    let srv = Server::start_with(light(Layer::default())).await;
-    let admin = srv.admin_token().await;
-    srv.create_user(&admin, "dana", PASSWORD, &["user"]).await;
     let url = format!("http://127.0.0.1:{}", srv.addr.port());
+    let script = browser_dir().join(script);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let run = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(browser_dir().join("console.mjs"))
+            .arg(script)
             .current_dir(browser_dir())
             .env("LATCHKEY_URL", url)
-            .env("LATCHKEY_USER", "dana")
-            .env("LATCHKEY_OLD_PASSWORD", PASSWORD)
-            .env("LATCHKEY_NEW_PASSWORD", NEW_PASSWORD)
             .env("CHROMIUM", CHROMIUM)
+            .envs(env)
             .output()
     })
     .await
@@ -75,12 +79,35 @@ async fn sign_in_change_password_sign_out_in_chromium() {
         run.status.success() && report["ok"] == true,
         "{report}\nstderr: {stderr}"
     );
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
     assert_eq!(
         report["steps"].as_array().map(Vec::len),
-        Some(7),
+        Some(expect_steps),
         "{report}"
     );
-    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    report
+}
+
+/// Sign in through the page, see the shell, change the password through
+/// the page (a wrong current password shown beside its field first), sign
+/// out, and the old password fails (in the page, with the API's words,
+/// and on the API) while the new one works.
+#[tokio::test]
+async fn sign_in_change_password_sign_out_in_chromium() {
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, "dana", PASSWORD, &["user"]).await;
+    browse(
+        &srv,
+        "console.mjs",
+        &[
+            ("LATCHKEY_USER", "dana".to_string()),
+            ("LATCHKEY_OLD_PASSWORD", PASSWORD.to_string()),
+            ("LATCHKEY_NEW_PASSWORD", NEW_PASSWORD.to_string()),
+        ],
+        7,
+    )
+    .await;
     // What the page did, as the API sees it.
     let old = srv.try_login("dana", PASSWORD).await;
     assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.text());
