@@ -14,6 +14,10 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    // The console's files are embedded (rust-embed): a file added under
+    // them must rebuild the crate too, not only a changed one.
+    println!("cargo:rerun-if-changed=web");
+    println!("cargo:rerun-if-changed=assets");
     let revision = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=LATCHKEY_GIT_REVISION={revision}");
     // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it
