@@ -427,14 +427,9 @@ impl Core {
             password::Hasher::new(config.hash_params, config.hash_workers, config.hash_queue)
                 .map_err(StartError::Config)?;
         let revoked = sessions::Revocations::from_stored(store.read()?.revocations()?);
+        // Filled as accounts and keys are used, not read here: start-up
+        // does not grow with the store (see `AccountStates`, `KeyIndex`).
         let states = auth::AccountStates::default();
-        store.read()?.scan_accounts(None, 0, |a| {
-            states.learn(&a);
-            true
-        })?;
-        for key in store.read()?.api_keys()? {
-            states.keys().insert(&key);
-        }
         let limits = limits::Limits::new(
             config.rate_login_per_ip,
             config.rate_login_per_account,
