@@ -513,6 +513,9 @@ impl AccountStates {
     }
 }
 
+/// An account's reseller and merchant.
+pub type Tenant = (Option<String>, Option<String>);
+
 impl AccountStates {
     /// The API keys authenticated from memory.
     pub fn keys(&self) -> &KeyIndex {
@@ -528,7 +531,7 @@ impl AccountStates {
         account: Uuid,
         roles: &[String],
         load: impl FnOnce() -> Result<Option<Account>, E>,
-    ) -> Result<Option<(Option<String>, Option<String>)>, E> {
+    ) -> Result<Option<Tenant>, E> {
         Ok(self
             .state(account, load)?
             .filter(|s| !s.disabled && roles.iter().all(|r| holds(&s.roles, r)))
@@ -640,7 +643,7 @@ mod tests {
             Ok::<_, ()>(Some(admin.clone()))
         });
         assert_eq!(deleted, Ok(false));
-        assert_eq!(allows(&racing, admin.id, &[]), false, "the tombstone stays");
+        assert!(!allows(&racing, admin.id, &[]), "the tombstone stays");
 
         let racing = AccountStates::default();
         let demoted = account(&["user"], false);
