@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::http::{Req, error, json, json_body, no_content};
-use super::v1::{account_view, body_error, key_view};
+use super::v1::{account_view, body_error, created_key_view, key_view, new_key_request};
 use super::{App, Document, Handled, Route, route};
+use crate::domain::admin_ops::{KeyFilter, ListedKey};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
@@ -44,7 +45,9 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions", principal revoke_sessions),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions/{session}", principal revoke_session),
         route!(DOC, GET, "/api/v1/admin/users/{id}/keys", principal list_user_keys),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/keys", principal create_user_key),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/keys/{keyId}", principal delete_user_key),
+        route!(DOC, GET, "/api/v1/admin/keys", principal list_keys),
         route!(DOC, GET, "/api/v1/admin/resellers", principal list_resellers),
         route!(DOC, POST, "/api/v1/admin/resellers", principal create_reseller),
         route!(DOC, GET, "/api/v1/admin/resellers/{id}", principal get_reseller),
@@ -341,6 +344,45 @@ async fn delete_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
         .admin_delete_user_key(&p, id, &param(&req, "keyId"))
         .await?;
     Ok(no_content())
+}
+
+async fn create_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let request = new_key_request(&req)?;
+    let (key, secret) = app.core.admin_create_user_key(&p, id, request).await?;
+    Ok(json(StatusCode::CREATED, &created_key_view(&key, &secret)))
+}
+
+/// A key in the cross-account list: the key as an account's own list
+/// shows it, its owner, and whether it has expired.
+fn listed_key_view(k: &ListedKey) -> Value {
+    let mut view = key_view(&k.key);
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("expired".into(), json!(k.expired));
+        obj.insert(
+            "owner".into(),
+            json!({
+                "id": k.owner.id.to_string(),
+                "username": k.owner.username,
+                "email": k.owner.email,
+                "reseller_id": k.owner.reseller_id,
+                "merchant_id": k.owner.merchant_id,
+                "disabled": k.owner.disabled,
+            }),
+        );
+    }
+    view
+}
+
+async fn list_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let filter = KeyFilter {
+        owner: req.query("owner"),
+        reseller_id: req.query("reseller_id"),
+        merchant_id: req.query("merchant_id"),
+    };
+    let found = app.core.admin_list_keys(&p, &filter, &paging)?;
+    Ok(page(found, listed_key_view))
 }
 
 // ---- tenants ----

@@ -10,7 +10,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::admin_helpers::new_api_key;
-use crate::harness::{Server, World, rfc3339_utc, unb64};
+use crate::harness::{Server, USERS, World, rfc3339_utc, unb64};
 
 const SIGNING_KEYS: &str = "/api/v1/admin/signing-keys";
 const ROTATE: &str = "/api/v1/admin/signing-keys/rotate";
@@ -300,4 +300,222 @@ async fn the_issuance_options_are_exactly_what_issuance_accepts() {
     // What was issued: the five offered, nothing else.
     let all = srv.items(world.token("admin"), S2S).await;
     assert_eq!(all.len(), 3 + 3 + 2, "{all:?}");
+}
+
+const ALL_KEYS: &str = "/api/v1/admin/keys";
+
+/// The key ids of a list page's items.
+fn key_ids(items: &[Value]) -> BTreeSet<String> {
+    items
+        .iter()
+        .map(|k| k["keyId"].as_str().expect("keyId").to_string())
+        .collect()
+}
+
+/// Every account's keys in one list, scoped like the accounts: each
+/// manager sees exactly the keys of the accounts it sees, filters narrow
+/// it, paging walks it without loss, and last use and expiry are shown.
+#[tokio::test]
+async fn the_cross_account_key_list_is_scoped_filtered_and_paged() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let mut by_owner = std::collections::BTreeMap::new();
+    for name in [
+        "admin",
+        "reseller1",
+        "merchant1a",
+        "user1a",
+        "merchant2a",
+        "user2a",
+    ] {
+        let (id, secret) = new_api_key(&srv, world.token(name)).await;
+        by_owner.insert(name, (id, secret));
+    }
+    let ids = |names: &[&str]| -> BTreeSet<String> {
+        names.iter().map(|n| by_owner[n].0.clone()).collect()
+    };
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "admin",
+            &[
+                "admin",
+                "reseller1",
+                "merchant1a",
+                "user1a",
+                "merchant2a",
+                "user2a",
+            ],
+        ),
+        ("reseller1", &["reseller1", "merchant1a", "user1a"]),
+        ("merchant1a", &["merchant1a", "user1a"]),
+    ];
+    for (name, sees) in cases {
+        let items = srv
+            .all_pages(world.token(name), &format!("{ALL_KEYS}?limit=1"))
+            .await;
+        assert_eq!(key_ids(&items), ids(sees), "{name}");
+        assert_eq!(items.len(), sees.len(), "{name}: no key twice");
+        for item in &items {
+            assert!(
+                item.get("apiKey").is_none() && item.get("digest").is_none(),
+                "{item}"
+            );
+        }
+    }
+    for name in ["user1a", "user2a"] {
+        let r = srv.get(ALL_KEYS).bearer(world.token(name)).send().await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{name}: {}", r.text());
+    }
+    // Filters, within the scope.
+    let admin = world.token("admin");
+    let user1a = &world.get("user1a").id;
+    let items = srv
+        .items(admin, &format!("{ALL_KEYS}?owner={user1a}"))
+        .await;
+    assert_eq!(key_ids(&items), ids(&["user1a"]));
+    assert_eq!(items[0]["owner"]["username"], "user1a");
+    assert_eq!(items[0]["owner"]["merchant_id"], "mer_1a");
+    let items = srv
+        .items(admin, &format!("{ALL_KEYS}?reseller_id=res_2"))
+        .await;
+    assert_eq!(key_ids(&items), ids(&["merchant2a", "user2a"]));
+    let items = srv
+        .items(admin, &format!("{ALL_KEYS}?merchant_id=mer_1a"))
+        .await;
+    assert_eq!(key_ids(&items), ids(&["merchant1a", "user1a"]));
+    // An owner outside the caller's scope has no keys for it.
+    let user2a = &world.get("user2a").id;
+    let items = srv
+        .items(
+            world.token("reseller1"),
+            &format!("{ALL_KEYS}?owner={user2a}"),
+        )
+        .await;
+    assert!(items.is_empty(), "{items:?}");
+
+    // Last use and expiry, as the server's clock sees them.
+    let (_, secret) = &by_owner["user1a"];
+    assert_eq!(srv.me_status(secret).await, StatusCode::OK);
+    let r = srv
+        .post("/api/v1/auth/keys")
+        .bearer(world.token("user1a"))
+        .json(&json!({ "name": "short", "expiresIn": 60 }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let short = r.json()["keyId"].as_str().expect("keyId").to_string();
+    let listed = |items: &[Value], id: &str| -> Value {
+        items
+            .iter()
+            .find(|k| k["keyId"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} not listed"))
+    };
+    let items = srv
+        .items(admin, &format!("{ALL_KEYS}?owner={user1a}"))
+        .await;
+    assert!(listed(&items, &by_owner["user1a"].0)["lastUsed"].is_string());
+    let s = listed(&items, &short);
+    assert!(s["lastUsed"].is_null());
+    assert_eq!(s["expired"], false);
+    assert!(s["expiresAt"].is_string());
+    srv.advance(61);
+    let admin = srv.admin_token().await;
+    let items = srv
+        .items(&admin, &format!("{ALL_KEYS}?owner={user1a}"))
+        .await;
+    assert_eq!(listed(&items, &short)["expired"], true);
+}
+
+/// A manager makes a key for an account in its scope: the secret once,
+/// the key acting as that account with at most its roles, audited; out of
+/// scope, with an API key, or beyond the account's roles, nothing is made.
+#[tokio::test]
+async fn a_manager_creates_a_key_for_another_account() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let user1a = world.get("user1a").id.clone();
+    let path = |id: &str| format!("{USERS}/{id}/keys");
+    let admin = world.token("admin");
+
+    let r = srv
+        .post(&path(&user1a))
+        .bearer(admin)
+        .json(&json!({ "name": "for user1a" }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let made = r.json();
+    let secret = made["apiKey"].as_str().expect("apiKey");
+    let key_id = made["keyId"].as_str().expect("keyId");
+    let me = srv.me(secret).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["id"], user1a.as_str());
+    // Listed as the account's, without its secret.
+    let listed = srv.items(admin, &path(&user1a)).await;
+    assert_eq!(key_ids(&listed), strings(&[key_id]));
+    assert!(!listed[0].to_string().contains(secret));
+    // Audited as the admin's act, naming the account.
+    let audit = srv
+        .items(
+            admin,
+            &format!("/api/v1/admin/audit?event=api_key_created&target={key_id}"),
+        )
+        .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0]["actor"], world.get("admin").id.as_str());
+    assert_eq!(audit[0]["detail"], "for user1a");
+    assert_eq!(audit[0]["merchant_id"], "mer_1a");
+
+    // A merchant for its own account's user: yes. Outside the scope, or
+    // an admin from a reseller: not found.
+    let r = srv
+        .post(&path(&user1a))
+        .bearer(world.token("merchant1a"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    for (who, target) in [
+        ("reseller1", world.get("user2a").id.clone()),
+        ("reseller1", world.get("admin").id.clone()),
+        ("merchant1a", world.get("merchant1b").id.clone()),
+    ] {
+        let r = srv
+            .post(&path(&target))
+            .bearer(world.token(who))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{who}: {}", r.text());
+    }
+    // A plain user has no admin reach, even over its own account.
+    let r = srv
+        .post(&path(&user1a))
+        .bearer(world.token("user1a"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // Roles beyond the account's: refused, though the admin holds them.
+    let r = srv
+        .post(&path(&user1a))
+        .bearer(admin)
+        .json(&json!({ "roles": ["admin"] }))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert_eq!(r.json()["field"], "roles");
+    // An API key does not breed keys, not even for others.
+    let (_, admin_key) = new_api_key(&srv, admin).await;
+    let r = srv.post(&path(&user1a)).bearer(&admin_key).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    // A disabled account gets none.
+    let user2a = world.get("user2a").id.clone();
+    let r = srv
+        .act_as(admin, &format!("{USERS}/{user2a}/disable"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = srv.post(&path(&user2a)).bearer(admin).send().await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    // All that was made: the two keys of user1a.
+    assert_eq!(srv.items(admin, &path(&user1a)).await.len(), 2);
+    assert!(srv.items(admin, &path(&user2a)).await.is_empty());
 }
