@@ -148,3 +148,103 @@ impl Core {
         Ok(Page { items, next })
     }
 }
+
+/// The most accounts one bulk request may name: one durable write each,
+/// so a request is bounded in time as well as in size.
+pub const MAX_BULK_IDS: usize = 500;
+
+/// What a bulk request does to each account it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    /// As `POST /api/v1/admin/users/{id}/disable`.
+    Disable,
+    /// As `POST /api/v1/admin/users/{id}/enable`.
+    Enable,
+    /// As `DELETE /api/v1/admin/users/{id}/sessions`.
+    RevokeSessions,
+    /// As `DELETE /api/v1/admin/users/{id}`.
+    Delete,
+}
+
+/// What one account's action did.
+#[derive(Debug)]
+pub enum BulkDone {
+    /// Disabled or enabled: the account as it now is.
+    Account(Box<Account>),
+    /// Its sessions ended: how many.
+    Revoked(usize),
+    /// Deleted.
+    Deleted,
+}
+
+/// One account's outcome in a bulk request, in the order asked.
+#[derive(Debug)]
+pub struct BulkItem {
+    /// The id as it was sent.
+    pub id: String,
+    /// What happened, or why not: the single action's own refusal.
+    pub outcome: Result<BulkDone, Error>,
+}
+
+impl Core {
+    /// Runs one action on each named account, one at a time and each as
+    /// its single route would (the same operation, so the same scope
+    /// checks, refusals, durable write transaction and audit entry): not
+    /// all-or-nothing. Every item gets its outcome; one refused does not
+    /// stop the others. The request itself is refused whole only when it
+    /// is malformed (no ids, more than [`MAX_BULK_IDS`], an id twice), when
+    /// the caller manages no accounts, or, for delete, when the caller's
+    /// password was not re-entered recently.
+    pub async fn admin_bulk(
+        &self,
+        principal: &Principal,
+        action: BulkAction,
+        ids: Vec<String>,
+    ) -> Result<Vec<BulkItem>, Error> {
+        if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+            return Err(Error::invalid(
+                "ids",
+                format!("give 1 to {MAX_BULK_IDS} account ids"),
+            ));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return Err(Error::invalid("ids", format!("{id} is listed twice")));
+            }
+        }
+        if !principal.scope().manages() {
+            return Err(Error::Forbidden);
+        }
+        if action == BulkAction::Delete {
+            self.require_recent_password(principal)?;
+        }
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An id that is no account's reads as the single route reads
+            // it: not found.
+            let outcome = match Uuid::parse_str(&id) {
+                Err(_) => Err(Error::NotFound("user")),
+                Ok(uuid) => match action {
+                    BulkAction::Disable => self
+                        .disable_user(principal, uuid)
+                        .await
+                        .map(|a| BulkDone::Account(Box::new(a))),
+                    BulkAction::Enable => self
+                        .enable_user(principal, uuid)
+                        .await
+                        .map(|a| BulkDone::Account(Box::new(a))),
+                    BulkAction::RevokeSessions => self
+                        .revoke_user_sessions(principal, uuid)
+                        .await
+                        .map(BulkDone::Revoked),
+                    BulkAction::Delete => self
+                        .admin_delete_user(principal, uuid)
+                        .await
+                        .map(|()| BulkDone::Deleted),
+                },
+            };
+            items.push(BulkItem { id, outcome });
+        }
+        Ok(items)
+    }
+}

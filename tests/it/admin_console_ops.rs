@@ -519,3 +519,195 @@ async fn a_manager_creates_a_key_for_another_account() {
     assert_eq!(srv.items(admin, &path(&user1a)).await.len(), 2);
     assert!(srv.items(admin, &path(&user2a)).await.is_empty());
 }
+
+const BULK: &str = "/api/v1/admin/users/bulk";
+
+async fn bulk(srv: &Server, token: &str, body: Value) -> (StatusCode, Value) {
+    let r = srv.post(BULK).bearer(token).json(&body).send().await;
+    let status = r.status;
+    (status, r.json())
+}
+
+/// The `disabled` flag of account `id`, as the admin reads it.
+async fn disabled(srv: &Server, admin: &str, id: &str) -> bool {
+    srv.read(admin, &format!("{USERS}/{id}")).await["disabled"]
+        .as_bool()
+        .expect("disabled")
+}
+
+/// A bulk action applies each item by its single route's rules, item by
+/// item: what the caller may do is done (and audited, and felt by the
+/// accounts' credentials), what it may not is refused in the single
+/// route's words, and the rest still runs.
+#[tokio::test]
+async fn bulk_actions_apply_each_item_by_the_single_rules() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    let id = |n: &str| world.get(n).id.clone();
+    let nobody = "7d0f2a4e-0000-4000-8000-000000000001";
+
+    // A reseller: its own tree only; the rest is "not found".
+    let (status, body) = bulk(
+        &srv,
+        world.token("reseller1"),
+        json!({ "action": "disable", "ids": [id("user1a"), id("user2a"), nobody, "not-an-id"] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["succeeded"].clone(), body["failed"].clone()),
+        (json!(1), json!(3))
+    );
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results[0]["id"], id("user1a").as_str());
+    assert_eq!(results[0]["ok"], true);
+    assert_eq!(results[0]["account"]["disabled"], true);
+    for r in &results[1..] {
+        assert_eq!(r["ok"], false, "{r}");
+        assert_eq!(r["status"], 404, "{r}");
+        assert_eq!(r["error"], "User not found", "{r}");
+    }
+    assert!(disabled(&srv, &admin, &id("user1a")).await);
+    assert!(!disabled(&srv, &admin, &id("user2a")).await);
+    assert_eq!(
+        srv.me_status(world.token("user1a")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(srv.me_status(world.token("user2a")).await, StatusCode::OK);
+
+    // The admin's own account is refused as the single route refuses it,
+    // and the others still go through.
+    let (status, body) = bulk(
+        &srv,
+        &admin,
+        json!({ "action": "disable", "ids": [id("admin"), id("user2a")] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let single = srv
+        .act_as(&admin, &format!("{USERS}/{}/disable", id("admin")))
+        .await;
+    assert_eq!(
+        body["results"][0]["status"],
+        single.status.as_u16(),
+        "{body}"
+    );
+    assert_eq!(
+        body["results"][0]["error"],
+        single.json()["error"],
+        "{body}"
+    );
+    assert_eq!(body["results"][1]["ok"], true, "{body}");
+    let audit = srv
+        .items(&admin, "/api/v1/admin/audit?event=account_disabled")
+        .await;
+    let targets: BTreeSet<String> = audit
+        .iter()
+        .map(|e| e["target"].as_str().expect("target").to_string())
+        .collect();
+    assert_eq!(targets, [id("user1a"), id("user2a")].into_iter().collect());
+
+    // Enable, then end sessions: each account's count, and its tokens die.
+    let (_, body) = bulk(
+        &srv,
+        &admin,
+        json!({ "action": "enable", "ids": [id("user1a"), id("user2a")] }),
+    )
+    .await;
+    assert_eq!(body["succeeded"], 2, "{body}");
+    assert!(!disabled(&srv, &admin, &id("user1a")).await);
+    let fresh = srv
+        .token_of("merchant1b", crate::harness::WORLD_PASSWORD)
+        .await;
+    let (_, body) = bulk(
+        &srv,
+        &admin,
+        json!({ "action": "revoke_sessions", "ids": [id("merchant1b"), id("merchant2a")] }),
+    )
+    .await;
+    assert_eq!(body["results"][0]["revoked"], 2, "{body}");
+    assert_eq!(body["results"][1]["revoked"], 1, "{body}");
+    assert_eq!(srv.me_status(&fresh).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        srv.me_status(world.token("merchant2a")).await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Delete: gone, each with its own audit entry.
+    let (_, body) = bulk(
+        &srv,
+        &admin,
+        json!({ "action": "delete", "ids": [id("user1a"), id("user2a")] }),
+    )
+    .await;
+    assert_eq!(body["succeeded"], 2, "{body}");
+    for n in ["user1a", "user2a"] {
+        let r = srv
+            .get(&format!("{USERS}/{}", id(n)))
+            .bearer(&admin)
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{n}");
+    }
+    let deleted = srv
+        .items(&admin, "/api/v1/admin/audit?event=account_deleted")
+        .await;
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+}
+
+/// A malformed bulk request, or one from a caller that manages no one, is
+/// refused whole: nothing is done.
+#[tokio::test]
+async fn a_refused_bulk_request_does_nothing() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    let user1a = world.get("user1a").id.clone();
+    let many: Vec<String> = std::iter::once(user1a.clone())
+        .chain((0..500).map(|i| format!("7d0f2a4e-0000-4000-8000-{i:012}")))
+        .collect();
+    let cases = [
+        (
+            json!({ "action": "disable", "ids": many }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "action": "disable", "ids": [] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "action": "disable", "ids": [user1a, user1a] }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "action": "explode", "ids": [user1a] }),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({ "ids": [user1a] }), StatusCode::BAD_REQUEST),
+    ];
+    for (body, want) in cases {
+        let (status, answer) = bulk(&srv, &admin, body.clone()).await;
+        assert_eq!(status, want, "{answer}");
+    }
+    let (status, _) = bulk(
+        &srv,
+        world.token("user2a"),
+        json!({ "action": "disable", "ids": [user1a] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(!disabled(&srv, &admin, &user1a).await);
+    assert!(
+        srv.items(&admin, "/api/v1/admin/audit?event=account_disabled")
+            .await
+            .is_empty()
+    );
+    // 500 is allowed.
+    let most: Vec<String> = (0..500)
+        .map(|i| format!("7d0f2a4e-0000-4000-8000-{i:012}"))
+        .collect();
+    let (status, body) = bulk(&srv, &admin, json!({ "action": "enable", "ids": most })).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["failed"], 500);
+}
