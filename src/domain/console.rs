@@ -472,7 +472,10 @@ mod tests {
         assert!(!state.touch(&s, 1030));
         assert!(!state.touch(&s, 1059));
         assert!(state.touch(&s, 1060));
-        assert!(!state.touch(&s, 1061), "a concurrent request writes nothing");
+        assert!(
+            !state.touch(&s, 1061),
+            "a concurrent request writes nothing"
+        );
         assert!(!state.is_idle(&s, 1061 + 1800));
         assert!(state.is_idle(&s, 1062 + 1800));
         let other = console_session(1000, 1100);

@@ -508,3 +508,72 @@ async fn only_the_console_sign_in_makes_a_console_session() {
     let r = srv.get(&format!("{ME}?token={}", c.token())).send().await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 }
+
+/// The console's files in brotli for a client that weighs it highest (or
+/// ties it with gzip), in gzip when gzip weighs more, as they are when
+/// neither is taken: each decompresses to the very bytes served plain,
+/// under its own ETag, with `Vary: Accept-Encoding`; brotli is the
+/// smaller.
+#[tokio::test]
+async fn console_files_come_in_brotli_gzip_or_plain_as_asked() {
+    use std::io::Read;
+    let srv = Server::start_with(light(Layer::default())).await;
+    let page = srv.get("/admin/").send().await.assert(StatusCode::OK);
+    let mut paths = vec!["/admin/".to_string()];
+    paths.extend(
+        page.text()
+            .split('"')
+            .filter(|p| p.starts_with("/admin/assets/") && !p.ends_with(".png"))
+            .map(str::to_string),
+    );
+    assert!(paths.len() >= 3, "{paths:?}");
+    let fetch = |path: String, accept: Option<&'static str>| {
+        let call = srv.get(&path);
+        let call = match accept {
+            Some(a) => call.header("accept-encoding", a),
+            None => call,
+        };
+        async move { call.send().await.assert(StatusCode::OK) }
+    };
+    for path in paths {
+        let plain = fetch(path.clone(), None).await;
+        assert!(plain.header("content-encoding").is_none(), "{path}");
+        let plain_body = plain.body.to_vec();
+        let mut etags = vec![plain.header("etag").expect("etag").to_string()];
+        for (accept, coding) in [
+            ("br", "br"),
+            ("gzip, br", "br"),
+            ("gzip, deflate, br;q=0.5", "gzip"),
+            ("br;q=0, gzip", "gzip"),
+        ] {
+            let r = fetch(path.clone(), Some(accept)).await;
+            assert_eq!(
+                r.header("content-encoding"),
+                Some(coding),
+                "{path} {accept}"
+            );
+            assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{path}");
+            let mut out = Vec::new();
+            match coding {
+                "br" => brotli::Decompressor::new(&r.body[..], 4096)
+                    .read_to_end(&mut out)
+                    .expect("brotli"),
+                _ => flate2::read::GzDecoder::new(&r.body[..])
+                    .read_to_end(&mut out)
+                    .expect("gzip"),
+            };
+            assert_eq!(out, plain_body, "{path} {accept}");
+            assert!(r.body.len() < plain_body.len(), "{path} {accept}");
+            etags.push(r.header("etag").expect("etag").to_string());
+        }
+        let br = fetch(path.clone(), Some("br")).await.body.len();
+        let gz = fetch(path.clone(), Some("gzip")).await.body.len();
+        assert!(br <= gz, "{path}: brotli {br} bytes, gzip {gz}");
+        etags.sort();
+        etags.dedup();
+        assert_eq!(etags.len(), 3, "{path}: {etags:?}");
+        let r = fetch(path.clone(), Some("br;q=0, gzip;q=0")).await;
+        assert!(r.header("content-encoding").is_none(), "{path}");
+        assert_eq!(r.body.to_vec(), plain_body, "{path}");
+    }
+}
