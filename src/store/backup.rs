@@ -9,7 +9,7 @@
 //! forgotten here fails the backup instead of vanishing from it.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
@@ -135,7 +135,7 @@ fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
 /// reading and writing) as a new redb database, committed durably.
 /// Blocking: run it off the async workers.
 pub fn snapshot_into(store: &Store, file: File) -> Result<Outline, StoreError> {
-    let from = store.db.begin_read().map_err(db_err)?;
+    let from = store.read()?.tx;
     let tables = check_tables(&from, store.path())?;
     let target = Database::builder()
         .create_with_backend(redb::backends::FileBackend::new(file).map_err(db_err)?)
@@ -214,17 +214,9 @@ pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
 
 /// Reads the data directory's master key without creating one.
 pub fn read_master_key(dir: &Path) -> Result<[u8; 32], StoreError> {
-    let path = dir.join(keyfile::MASTER_KEY_FILE);
-    let mut bytes = Vec::new();
-    File::open(&path)
-        .and_then(|f| f.take(33).read_to_end(&mut bytes))
-        .map_err(|source| StoreError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-    bytes.try_into().map_err(|_| StoreError::Damaged {
-        path,
-        detail: "the master key file is not 32 bytes".into(),
+    keyfile::read_existing(dir)?.ok_or_else(|| StoreError::DataDir {
+        path: dir.join(keyfile::MASTER_KEY_FILE),
+        source: io::Error::from(io::ErrorKind::NotFound),
     })
 }
 

@@ -19,6 +19,7 @@ mod console_assets;
 mod console_browser;
 mod console_session;
 mod cross_documents;
+mod damage;
 mod doc_account;
 mod doc_client;
 mod doc_tenant;

@@ -1,0 +1,434 @@
+//! Damaged storage (issue 14), with the real `latchkey` binary: a store
+//! file truncated, zeroed, bit-flipped, foreign or empty, a `master.key`
+//! of the wrong size or mode, a read-only data directory, and a disk that
+//! fills while the server serves. At start the server refuses with one
+//! line that names the file and what is wrong, exits non-zero, never
+//! panics, and leaves the damaged file exactly as it was (bytes and
+//! modification time); while serving, the write that meets a full disk is
+//! a 503 with a JSON body and `Retry-After`, nothing of it is stored,
+//! reads go on, and the next write after space comes back succeeds with no
+//! restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use http::StatusCode;
+use latchkey::store::{STORE_FILE, Store};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::harness::*;
+
+/// The data directory of a store this build wrote and served: the first
+/// admin and one more account (`kept`), stopped cleanly.
+fn served_store() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    seed(&data);
+    (dir, data)
+}
+
+/// Starts the real server on `data` (created if need be), makes the
+/// account `kept` and stops it with SIGTERM.
+fn seed(data: &Path) {
+    let data_str = data.to_str().expect("utf-8 path");
+    let mut envs = proc_env(data_str);
+    envs.push(("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD));
+    let mut p = Proc::spawn(&[], &envs);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let admin = admin_token(&p.at()).await;
+        let r = create(&p.at(), &admin, "kept").await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    });
+    p.signal(libc::SIGTERM);
+    assert!(p.wait().success(), "{}", p.stderr());
+}
+
+async fn admin_token(at: &At) -> String {
+    let r = at.try_login(ADMIN, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["token"].as_str().expect("token").to_string()
+}
+
+async fn create(at: &At, admin: &str, username: &str) -> Resp {
+    at.post(USERS)
+        .bearer(admin)
+        .json(&json!({
+            "username": username,
+            "email": format!("{username}@example.com"),
+            "password": PASSWORD,
+            "roles": ["user"],
+        }))
+        .send()
+        .await
+}
+
+/// A file's length, the SHA-256 of its bytes and its modification time,
+/// to show it was left alone.
+#[derive(Debug, PartialEq)]
+struct Untouched {
+    len: Option<usize>,
+    digest: Option<String>,
+    modified: Option<SystemTime>,
+}
+
+fn untouched(path: &Path) -> Untouched {
+    let bytes = std::fs::read(path).ok();
+    Untouched {
+        len: bytes.as_ref().map(Vec::len),
+        digest: bytes.map(|b| b64(ring::digest::digest(&ring::digest::SHA256, &b).as_ref())),
+        modified: std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+    }
+}
+
+/// Starts `latchkey serve` on `data`, expecting a refusal: exit status 1,
+/// no panic, and one line of error that names `file` and says `what`.
+/// Returns that line.
+fn assert_refused(data: &Path, file: &Path, what: &str) -> String {
+    let (code, out) = serve_refused(data, &[]);
+    assert_eq!(code, Some(1), "expected a refusal with status 1: {out}");
+    assert!(!out.contains("panicked"), "{out}");
+    let errors: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("latchkey: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {out}");
+    let line = errors[0];
+    assert!(
+        line.contains(&file.display().to_string()),
+        "names {}: {line}",
+        file.display()
+    );
+    assert!(line.contains(what), "says {what:?}: {line}");
+    line.to_string()
+}
+
+/// One way of damaging a data directory, what the refusal must say, and
+/// which file it must name.
+struct Case {
+    /// What the damage is, for failure messages.
+    name: &'static str,
+    /// The file damaged (inside the data directory).
+    file: &'static str,
+    /// Words the one-line refusal must contain.
+    says: &'static str,
+    /// Does the damage.
+    damage: fn(&Path),
+}
+
+fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).expect("read");
+    f(&mut bytes);
+    std::fs::write(path, bytes).expect("write");
+}
+
+const DAMAGED: &str = "is damaged or is not a latchkey store";
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "truncated to half",
+            file: STORE_FILE,
+            says: "truncated",
+            damage: |p| rewrite(p, |b| b.truncate(b.len() / 2)),
+        },
+        Case {
+            name: "truncated to one page",
+            file: STORE_FILE,
+            says: DAMAGED,
+            damage: |p| rewrite(p, |b| b.truncate(4096)),
+        },
+        Case {
+            name: "zeroed",
+            file: STORE_FILE,
+            says: DAMAGED,
+            damage: |p| rewrite(p, |b| b.fill(0)),
+        },
+        Case {
+            // The magic number, the format version and the header's layout
+            // fields, each with one bit flipped.
+            name: "bits flipped in the header",
+            file: STORE_FILE,
+            says: DAMAGED,
+            damage: |p| {
+                rewrite(p, |b| {
+                    for at in [3, 0x10, 0x40] {
+                        b[at] ^= 0x10;
+                    }
+                })
+            },
+        },
+        Case {
+            name: "a PNG image",
+            file: STORE_FILE,
+            says: DAMAGED,
+            damage: |p| {
+                let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+                png.resize(8192, 0x5a);
+                std::fs::write(p, png).expect("write");
+            },
+        },
+        Case {
+            name: "an SQLite database",
+            file: STORE_FILE,
+            says: DAMAGED,
+            damage: |p| {
+                let mut sqlite = b"SQLite format 3\0\x10\0\x01\x01".to_vec();
+                sqlite.resize(16384, 0);
+                std::fs::write(p, sqlite).expect("write");
+            },
+        },
+        Case {
+            name: "0 bytes",
+            file: STORE_FILE,
+            says: "empty (0 bytes)",
+            damage: |p| std::fs::write(p, b"").expect("write"),
+        },
+        Case {
+            name: "a master key one byte short",
+            file: "master.key",
+            says: "a master key is 32 bytes",
+            damage: |p| rewrite(p, |b| b.truncate(31)),
+        },
+        Case {
+            name: "a master key twice as long",
+            file: "master.key",
+            says: "a master key is 32 bytes",
+            damage: |p| rewrite(p, |b| b.extend_from_slice(&b.clone())),
+        },
+        Case {
+            name: "an empty master key",
+            file: "master.key",
+            says: "a master key is 32 bytes",
+            damage: |p| std::fs::write(p, b"").expect("write"),
+        },
+    ]
+}
+
+/// Every damaged file is refused at start with one line naming it, a
+/// non-zero exit and no panic, and is left exactly as it was: not
+/// repaired, not initialised over, not narrowed.
+#[test]
+fn a_damaged_file_is_refused_by_name_and_left_as_it_was() {
+    let (_dir, data) = served_store();
+    for case in cases() {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let copy = scratch.path().join("data");
+        copy_dir(&data, &copy);
+        let file = copy.join(case.file);
+        (case.damage)(&file);
+        let before = untouched(&file);
+        let others: Vec<_> = [STORE_FILE, "master.key"]
+            .iter()
+            .map(|f| untouched(&copy.join(f)))
+            .collect();
+        let line = assert_refused(&copy, &file, case.says);
+        assert_eq!(untouched(&file), before, "{}: {line}", case.name);
+        let after: Vec<_> = [STORE_FILE, "master.key"]
+            .iter()
+            .map(|f| untouched(&copy.join(f)))
+            .collect();
+        assert_eq!(after, others, "{}: nothing else written", case.name);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    set_mode(to, 0o700);
+    for f in [STORE_FILE, "master.key"] {
+        std::fs::copy(from.join(f), to.join(f)).expect("copy");
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// A master key that group or others may read could have leaked, so it is
+/// refused rather than quietly narrowed: whether it leaked is the
+/// operator's call (a leaked key is deleted, and the signing key rotates).
+/// Neither the key nor the store is written.
+#[test]
+fn a_master_key_open_to_others_is_refused_and_left_as_it_was() {
+    let (_dir, data) = served_store();
+    let key = data.join("master.key");
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        set_mode(&key, mode);
+        let before = (untouched(&key), untouched(&data.join(STORE_FILE)));
+        let line = assert_refused(&data, &key, &format!("mode {mode:03o}"));
+        assert!(line.contains("chmod 600"), "{line}");
+        let after = (untouched(&key), untouched(&data.join(STORE_FILE)));
+        assert_eq!(after, before, "{line}");
+        assert_eq!(
+            file_mode(&key),
+            mode,
+            "not narrowed behind the operator's back"
+        );
+    }
+    set_mode(&key, 0o600);
+    let r = start_and_login(&data, "kept");
+    assert_eq!(
+        r,
+        StatusCode::OK,
+        "the same store serves once the key is private"
+    );
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Starts the real server on `data`, signs `username` in and stops it;
+/// returns the sign-in's status. Panics if it does not start or panics.
+fn start_and_login(data: &Path, username: &str) -> StatusCode {
+    let data_str = data.to_str().expect("utf-8 path");
+    let mut p = Proc::spawn(&[], &proc_env(data_str));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let password = if username == ADMIN {
+        ADMIN_PASSWORD
+    } else {
+        PASSWORD
+    };
+    let status = rt.block_on(p.at().try_login(username, password)).status;
+    p.signal(libc::SIGTERM);
+    assert!(p.wait().success(), "{}", p.stderr());
+    assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
+    status
+}
+
+/// A missing master key, or another 32-byte one, beside a store that
+/// holds a signing key is not damage to refuse: replacing `master.key` is
+/// how an operator rotates the signing key after a leak (see
+/// `harden_tokens`), and a lost one can only be replaced. What must hold
+/// is that nothing else is lost: the server starts, says in its log that
+/// the stored signing key does not unseal and a new one is made, and every
+/// account is still there and signs in. (`storage.rs` holds what happens
+/// to tokens signed before; this is the real binary on a store it served.)
+#[test]
+fn a_missing_or_replaced_master_key_rotates_the_signing_key_and_loses_nothing() {
+    let (_dir, data) = served_store();
+    let key = data.join("master.key");
+    for (what, replace) in [("missing", None), ("another key", Some([0x42u8; 32]))] {
+        let old = std::fs::read(&key).expect("key");
+        match replace {
+            None => std::fs::remove_file(&key).expect("rm"),
+            Some(bytes) => std::fs::write(&key, bytes).expect("write"),
+        }
+        let data_str = data.to_str().expect("utf-8 path");
+        let mut p = Proc::spawn(&[], &proc_env(data_str));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            for (user, password) in [(ADMIN, ADMIN_PASSWORD), ("kept", PASSWORD)] {
+                let r = p.at().try_login(user, password).await;
+                assert_eq!(r.status, StatusCode::OK, "{what}: {user}: {}", r.text());
+            }
+        });
+        p.signal(libc::SIGTERM);
+        assert!(p.wait().success(), "{what}: {}", p.stderr());
+        let log = p.stderr();
+        assert!(!log.contains("panicked"), "{what}: {log}");
+        assert!(
+            log.contains("cannot be unsealed with this data directory's master key"),
+            "{what}: {log}"
+        );
+        let now = std::fs::read(&key).expect("a key is there again");
+        assert_eq!(now.len(), 32, "{what}");
+        assert_ne!(now, old, "{what}: a different key");
+        assert_eq!(file_mode(&key), 0o600, "{what}");
+    }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped (after the server
+/// that used it, which the test declares later and so drops first).
+struct Mount(PathBuf);
+
+impl Mount {
+    /// Mounts a tmpfs of `size` on `at`, if this process may (root, as in
+    /// CI); `None` where it may not.
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        std::fs::create_dir_all(at).expect("mount point");
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Mount(at.to_path_buf()))
+    }
+
+    /// Remounts it read-only.
+    fn read_only(&self) {
+        let done = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(done, "remount read-only");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
+
+/// A data directory the server cannot write: a read-only mount where the
+/// test may mount (root ignores file modes, so `chmod` proves nothing
+/// there), else a directory and files without write permission. The
+/// server refuses to start with one line naming the store file and the
+/// cause, and writes nothing.
+#[test]
+fn a_read_only_data_directory_is_refused_by_name() {
+    let (dir, seeded) = served_store();
+    let at = dir.path().join("ro");
+    let mount = Mount::tmpfs(&at, "8m");
+    let data = at.join("data");
+    copy_dir(&seeded, &data);
+    let store = data.join(STORE_FILE);
+    let says = match &mount {
+        Some(m) => {
+            m.read_only();
+            "Read-only file system"
+        }
+        None => {
+            set_mode(&store, 0o400);
+            set_mode(&data, 0o500);
+            "Permission denied"
+        }
+    };
+    let before = untouched(&store);
+    let line = assert_refused(&data, &store, says);
+    assert_eq!(untouched(&store), before, "{line}");
+    drop(mount);
+}
