@@ -429,6 +429,233 @@ fn a_read_only_data_directory_is_refused_by_name() {
     };
     let before = untouched(&store);
     let line = assert_refused(&data, &store, says);
+    assert!(
+        !line.contains("damaged"),
+        "the file is not to blame: {line}"
+    );
     assert_eq!(untouched(&store), before, "{line}");
+    drop(mount);
+}
+
+/// How the full-disk test takes the space away and gives it back.
+enum Space {
+    /// The data directory is on a tmpfs of a few MiB mounted for the test
+    /// (root may mount, as in CI); a filler file takes what is left.
+    Tmpfs { filler: PathBuf },
+    /// No mount allowed: the running server's file size limit
+    /// (RLIMIT_FSIZE, set with prlimit) is lowered to the store file's
+    /// size, so any growth of it fails with EFBIG (the server ignores
+    /// SIGXFSZ, which would otherwise kill it).
+    FileSize { pid: i32, store: PathBuf },
+}
+
+impl Space {
+    fn take(&self) {
+        match self {
+            Space::Tmpfs { filler } => {
+                use std::io::Write;
+                let mut f = std::fs::File::create(filler).expect("filler");
+                let chunk = vec![0x5au8; 64 * 1024];
+                // Bounded by the mount's size; ends at ENOSPC.
+                while f.write_all(&chunk).is_ok() {}
+                // The last partial chunk may have left a few bytes free.
+                while f.write_all(&[0x5a]).is_ok() {}
+            }
+            Space::FileSize { pid, store } => {
+                let len = std::fs::metadata(store).expect("store").len();
+                set_file_size_limit(*pid, len);
+            }
+        }
+    }
+
+    fn give_back(&self) {
+        match self {
+            Space::Tmpfs { filler } => std::fs::remove_file(filler).expect("rm filler"),
+            Space::FileSize { pid, .. } => set_file_size_limit(*pid, libc::RLIM_INFINITY),
+        }
+    }
+}
+
+fn set_file_size_limit(pid: i32, soft: u64) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit with a pid of our own child, a valid resource and
+    // pointers to two live rlimit values.
+    let got = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, std::ptr::null(), &mut old) };
+    assert_eq!(got, 0, "read the limit");
+    let new = libc::rlimit {
+        rlim_cur: soft.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: as above.
+    let set = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &new, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "set the limit");
+}
+
+async fn usernames(at: &At, admin: &str) -> Vec<String> {
+    let r = at
+        .get(&format!("{USERS}?limit=1000"))
+        .bearer(admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    r.json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|u| u["username"].as_str().expect("username").to_string())
+        .collect()
+}
+
+/// The disk fills while the server serves (a tmpfs it fills where the
+/// test may mount one, else a file size limit: the test prints which).
+/// The write that meets it is a 503 with a JSON body and `Retry-After`,
+/// and nothing of it is stored; reads go on; every write acknowledged
+/// before is kept; once space is back the same write succeeds on the same
+/// process, with no restart; and the store then passes `latchkey verify`
+/// and holds exactly the acknowledged accounts. Set
+/// `LATCHKEY_TEST_FULL_DISK=fsize` to run the file-size variant as root.
+#[test]
+fn a_full_disk_is_a_503_while_reads_go_on_and_writes_resume_when_space_is_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let at = dir.path().join("small");
+    let forced = std::env::var("LATCHKEY_TEST_FULL_DISK").is_ok_and(|v| v == "fsize");
+    let mount = if forced {
+        None
+    } else {
+        Mount::tmpfs(&at, "6m")
+    };
+    let data = if mount.is_some() {
+        at.join("data")
+    } else {
+        dir.path().join("data")
+    };
+    let data_str = data.to_str().expect("utf-8 path").to_string();
+    let mut envs = proc_env(&data_str);
+    envs.push(("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD));
+    let mut p = Proc::spawn(&[], &envs);
+    let space = match &mount {
+        Some(_) => Space::Tmpfs {
+            filler: at.join("filler"),
+        },
+        None => Space::FileSize {
+            pid: p.child.id() as i32,
+            store: data.join(STORE_FILE),
+        },
+    };
+    eprintln!(
+        "full disk by {}",
+        match space {
+            Space::Tmpfs { .. } => "a 6 MiB tmpfs filled with a filler file",
+            Space::FileSize { .. } => "RLIMIT_FSIZE on the server process",
+        }
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (acknowledged, refused) = rt.block_on(async {
+        let at = p.at();
+        let admin = admin_token(&at).await;
+        assert_eq!(
+            create(&at, &admin, "before").await.status,
+            StatusCode::CREATED
+        );
+        space.take();
+
+        // Writes until one meets the full disk; each is acknowledged (201)
+        // or refused (503), never anything else.
+        let mut acknowledged = vec!["before".to_string()];
+        let mut refused = None;
+        for i in 0..500 {
+            let name = format!("full{i}");
+            let r = create(&at, &admin, &name).await;
+            match r.status {
+                StatusCode::CREATED => acknowledged.push(name),
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    refused = Some((name, r));
+                    break;
+                }
+                other => panic!("{name}: {other} {}", r.text()),
+            }
+        }
+        let (name, r) = refused.expect("a write met the full disk within 500");
+        let body: Value = serde_json::from_slice(r.body.as_ref()).expect("a JSON body");
+        assert!(body.is_object(), "{body}");
+        assert!(
+            !r.text().contains("space"),
+            "no cause in the body: {}",
+            r.text()
+        );
+        assert!(retry_after(&r) >= 1, "Retry-After");
+
+        // Reads go on, again and again, while the disk stays full.
+        for _ in 0..3 {
+            assert_eq!(at.me(&admin).await.status, StatusCode::OK);
+            let names = usernames(&at, &admin).await;
+            for a in &acknowledged {
+                assert!(names.contains(a), "{a} acknowledged and kept: {names:?}");
+            }
+            assert!(
+                !names.contains(&name),
+                "nothing of the refused write: {names:?}"
+            );
+        }
+        // Another write while still full: refused the same way, not a 500.
+        let again = create(&at, &admin, &name).await;
+        assert!(
+            matches!(
+                again.status,
+                StatusCode::SERVICE_UNAVAILABLE | StatusCode::CREATED
+            ),
+            "{} {}",
+            again.status,
+            again.text()
+        );
+        if again.status == StatusCode::CREATED {
+            acknowledged.push(name.clone());
+        }
+
+        space.give_back();
+        // The next write succeeds, on the same process.
+        let after = create(&at, &admin, "after").await;
+        assert_eq!(after.status, StatusCode::CREATED, "{}", after.text());
+        acknowledged.push("after".into());
+        if !acknowledged.contains(&name) {
+            let retried = create(&at, &admin, &name).await;
+            assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text());
+            acknowledged.push(name.clone());
+        }
+        let r = at.try_login("after", PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        (acknowledged, name)
+    });
+    assert!(p.child.try_wait().expect("wait").is_none(), "no restart");
+    p.signal(libc::SIGTERM);
+    assert!(p.wait().success(), "{}", p.stderr());
+    let log = p.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(log.contains("the store file was reopened"), "{log}");
+
+    let (code, out) = run_to_end(&["verify", "--data-dir", &data_str], &[]);
+    assert_eq!(code, Some(0), "{out}");
+    let store = Store::open(&data).expect("open");
+    let tx = store.read().expect("read");
+    for name in &acknowledged {
+        assert!(
+            tx.account_by_username(name).expect("read").is_some(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        tx.account_count().expect("count"),
+        acknowledged.len() as u64 + 1,
+        "exactly the acknowledged accounts and the admin (refused once: {refused})"
+    );
+    drop(tx);
+    drop(store);
+    drop(p);
     drop(mount);
 }
