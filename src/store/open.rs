@@ -23,7 +23,13 @@ impl Store {
             Ok(meta) if meta.len() == 0 => return Err(StoreError::EmptyFile { path }),
             Ok(meta) => {
                 tighten_file(&path, &meta)?;
+                // redb trusts a file it shut down cleanly and may panic on
+                // one altered since; checking every page's checksum as it
+                // opens turns a flipped bit into an error that names the
+                // file, for the cost of reading the file once (what the
+                // open after a crash does anyway).
                 Database::builder()
+                    .set_check_integrity_on_open(true)
                     .open(&path)
                     .map_err(|e| open_error(&path, e))?
             }

@@ -659,3 +659,88 @@ fn a_full_disk_is_a_503_while_reads_go_on_and_writes_resume_when_space_is_back()
     drop(p);
     drop(mount);
 }
+
+/// Flips one bit of every byte at `offsets`.
+fn flip(path: &Path, offsets: &[usize]) {
+    rewrite(path, |b| {
+        for &at in offsets {
+            b[at] ^= 0x04;
+        }
+    });
+}
+
+/// Bits flipped inside the store's pages, past the header. redb keeps a
+/// checksum of every page its committed trees use, and the server has it
+/// check them all as it opens the file (a plain redb open trusts a file it
+/// closed cleanly, serves a flipped record as it finds it, and may panic on
+/// a flipped branch). So a flip in a page that holds live records is
+/// refused at start like any damage, the file is left as it was, and
+/// `latchkey verify` reports it too. A flip in a page no committed tree
+/// uses (an older copy of a record, freed by a later commit) is one no
+/// checksum covers, and it holds nothing: the honest assertion there is
+/// that the server starts, every account signs in, the record reads as it
+/// was written, and `verify` calls the store good. The test flips a bit in
+/// each copy of one account's record the file holds, one copy at a time,
+/// and holds each to one of those two outcomes; the live copy must be
+/// among them, so at least one flip is refused.
+#[test]
+fn a_flipped_bit_in_a_table_page_is_refused_and_one_in_a_freed_page_loses_nothing() {
+    let (_dir, data) = served_store();
+    let bytes = std::fs::read(data.join(STORE_FILE)).expect("store");
+    let needle = b"kept@example.com";
+    let copies: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!copies.is_empty(), "the record is in the file");
+    let mut refused = 0;
+    for at in copies {
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let copy = scratch.path().join("data");
+        copy_dir(&data, &copy);
+        let file = copy.join(STORE_FILE);
+        flip(&file, &[at]);
+        let before = untouched(&file);
+        let copy_str = copy.to_str().expect("utf-8 path").to_string();
+        let (code, out) = serve_refused(&copy, &[]);
+        assert!(!out.contains("panicked"), "flip at {at}: {out}");
+        if code.is_some() {
+            // Refused: by name, the file as it was, and verify agrees.
+            assert_eq!(code, Some(1), "flip at {at}: {out}");
+            assert_refused(&copy, &file, DAMAGED);
+            assert_eq!(untouched(&file), before, "flip at {at}");
+            let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
+            assert_eq!(code, Some(1), "flip at {at}: {out}");
+            assert!(
+                out.contains("integrity check failed"),
+                "flip at {at}: {out}"
+            );
+            refused += 1;
+        } else {
+            // It served (serve_refused killed it): nothing is lost.
+            assert_eq!(
+                start_and_login(&copy, ADMIN),
+                StatusCode::OK,
+                "flip at {at}"
+            );
+            assert_eq!(
+                start_and_login(&copy, "kept"),
+                StatusCode::OK,
+                "flip at {at}"
+            );
+            let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
+            assert_eq!(code, Some(0), "flip at {at}: {out}");
+            let store = Store::open(&copy).expect("open");
+            let kept = store
+                .read()
+                .expect("read")
+                .account_by_username("kept")
+                .expect("read")
+                .expect("kept is there");
+            assert_eq!(kept.email, "kept@example.com", "flip at {at}");
+        }
+    }
+    assert!(refused >= 1, "the live copy's flip is refused");
+}
