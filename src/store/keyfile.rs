@@ -44,8 +44,8 @@ pub fn check(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// The master key in `dir`, `None` if there is no file. A file that is
-/// not exactly 32 bytes, or that group or others may read or write, is
-/// refused with an error naming it; it is never rewritten.
+/// not exactly 32 bytes, or that group or others may write, is refused
+/// with an error naming it; its bytes are never rewritten.
 pub fn read_existing(dir: &Path) -> Result<Option<[u8; 32]>, StoreError> {
     let path = dir.join(MASTER_KEY_FILE);
     let err = |source: io::Error| StoreError::DataDir {
@@ -62,8 +62,22 @@ pub fn read_existing(dir: &Path) -> Result<Option<[u8; 32]>, StoreError> {
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
+        // One that others may write could have been swapped for a key
+        // someone else knows, which would seal the next signing key for
+        // them: refused. One they may only read is narrowed, as the store
+        // file is, and the operator told it may have leaked.
+        if mode & 0o022 != 0 {
             return Err(StoreError::UnsafeMasterKey { path, mode });
+        }
+        if mode & 0o044 != 0 {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(err)?;
+            tracing::warn!(
+                path = %path.display(),
+                was = format!("{mode:03o}"),
+                "the master key file was readable by group or others; its mode is now 0600. \
+                 If anyone else could read it, treat it as leaked: delete it while the server is stopped \
+                 and the signing key rotates at the next start"
+            );
         }
     }
     let bad = |detail: String| StoreError::BadMasterKey {

@@ -72,8 +72,8 @@ pub enum StoreError {
     )]
     BadMasterKey { path: PathBuf, detail: String },
     #[error(
-        "refusing the master key file {path}: it is open to group or others (mode {mode:03o}). \
-         If anyone else could read it, treat it as leaked and delete it (a new one is made and the signing key rotates); \
+        "refusing the master key file {path}: it is writable by group or others (mode {mode:03o}), \
+         so another user could have replaced it. If that may have happened, delete it (a new one is made and the signing key rotates); \
          otherwise run `chmod 600 {path}` and start again"
     )]
     UnsafeMasterKey { path: PathBuf, mode: u32 },

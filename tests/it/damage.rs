@@ -250,15 +250,17 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-/// A master key that group or others may read could have leaked, so it is
-/// refused rather than quietly narrowed: whether it leaked is the
-/// operator's call (a leaked key is deleted, and the signing key rotates).
-/// Neither the key nor the store is written.
+/// A master key that group or others may write could have been swapped
+/// for one someone else knows (which would seal the next signing key for
+/// them), so it is refused; neither the key nor the store is written, and
+/// its mode is left for the operator to judge. One they may only read is
+/// narrowed to 0600 with a warning that it may have leaked, as the store
+/// file is.
 #[test]
-fn a_master_key_open_to_others_is_refused_and_left_as_it_was() {
+fn a_master_key_others_may_write_is_refused_and_one_they_may_read_is_narrowed() {
     let (_dir, data) = served_store();
     let key = data.join("master.key");
-    for mode in [0o644, 0o640, 0o604, 0o660] {
+    for mode in [0o620, 0o602, 0o666, 0o660] {
         set_mode(&key, mode);
         let before = (untouched(&key), untouched(&data.join(STORE_FILE)));
         let line = assert_refused(&data, &key, &format!("mode {mode:03o}"));
@@ -271,13 +273,15 @@ fn a_master_key_open_to_others_is_refused_and_left_as_it_was() {
             "not narrowed behind the operator's back"
         );
     }
-    set_mode(&key, 0o600);
-    let r = start_and_login(&data, "kept");
-    assert_eq!(
-        r,
-        StatusCode::OK,
-        "the same store serves once the key is private"
-    );
+    for mode in [0o644, 0o640, 0o604] {
+        set_mode(&key, mode);
+        let bytes = std::fs::read(&key).expect("key");
+        let (status, log) = start_and_login_logged(&data, "kept");
+        assert_eq!(status, StatusCode::OK, "{log}");
+        assert_eq!(file_mode(&key), 0o600, "{mode:03o}");
+        assert_eq!(std::fs::read(&key).expect("key"), bytes, "the same key");
+        assert!(log.contains("treat it as leaked"), "{log}");
+    }
 }
 
 fn file_mode(path: &Path) -> u32 {
@@ -292,6 +296,11 @@ fn file_mode(path: &Path) -> u32 {
 /// Starts the real server on `data`, signs `username` in and stops it;
 /// returns the sign-in's status. Panics if it does not start or panics.
 fn start_and_login(data: &Path, username: &str) -> StatusCode {
+    start_and_login_logged(data, username).0
+}
+
+/// [`start_and_login`], with what the server wrote to stderr.
+fn start_and_login_logged(data: &Path, username: &str) -> (StatusCode, String) {
     let data_str = data.to_str().expect("utf-8 path");
     let mut p = Proc::spawn(&[], &proc_env(data_str));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -307,7 +316,7 @@ fn start_and_login(data: &Path, username: &str) -> StatusCode {
     p.signal(libc::SIGTERM);
     assert!(p.wait().success(), "{}", p.stderr());
     assert!(!p.stderr().contains("panicked"), "{}", p.stderr());
-    status
+    (status, p.stderr())
 }
 
 /// A missing master key, or another 32-byte one, beside a store that
