@@ -229,6 +229,12 @@ fn a_damaged_file_is_refused_by_name_and_left_as_it_was() {
             .collect();
         let line = assert_refused(&copy, &file, case.says);
         assert_eq!(untouched(&file), before, "{}: {line}", case.name);
+        // `latchkey verify` finds it too, and writes to it no more.
+        let copy_str = copy.to_str().expect("utf-8 path");
+        let (code, out) = run_to_end(&["verify", "--data-dir", copy_str], &[]);
+        assert_eq!(code, Some(1), "{}: {out}", case.name);
+        assert!(!out.contains("panicked"), "{}: {out}", case.name);
+        assert_eq!(untouched(&file), before, "{}: verify: {out}", case.name);
         let after: Vec<_> = [STORE_FILE, "master.key"]
             .iter()
             .map(|f| untouched(&copy.join(f)))
@@ -726,6 +732,7 @@ fn a_flipped_bit_in_a_table_page_is_refused_and_one_in_a_freed_page_loses_nothin
                 out.contains("integrity check failed"),
                 "flip at {at}: {out}"
             );
+            assert_eq!(untouched(&file), before, "verify wrote to it: {out}");
             refused += 1;
         } else {
             // It served (serve_refused killed it): nothing is lost.
