@@ -282,7 +282,7 @@ fn a_master_key_others_may_write_is_refused_and_one_they_may_read_is_narrowed() 
     for mode in [0o644, 0o640, 0o604] {
         set_mode(&key, mode);
         let bytes = std::fs::read(&key).expect("key");
-        let (status, log) = start_and_login_logged(&data, "kept");
+        let (status, log) = start_and_login_logged(&data, "kept", PASSWORD);
         assert_eq!(status, StatusCode::OK, "{log}");
         assert_eq!(file_mode(&key), 0o600, "{mode:03o}");
         assert_eq!(std::fs::read(&key).expect("key"), bytes, "the same key");
@@ -299,25 +299,17 @@ fn file_mode(path: &Path) -> u32 {
         & 0o777
 }
 
-/// Starts the real server on `data`, signs `username` in and stops it;
-/// returns the sign-in's status. Panics if it does not start or panics.
-fn start_and_login(data: &Path, username: &str) -> StatusCode {
-    start_and_login_logged(data, username).0
-}
-
-/// [`start_and_login`], with what the server wrote to stderr.
-fn start_and_login_logged(data: &Path, username: &str) -> (StatusCode, String) {
+/// Starts the real server on `data`, signs `username` in with `password`
+/// and stops it; returns the sign-in's status and what the server wrote
+/// to stderr. Panics if it does not start, does not stop cleanly, or
+/// panics.
+fn start_and_login_logged(data: &Path, username: &str, password: &str) -> (StatusCode, String) {
     let data_str = data.to_str().expect("utf-8 path");
     let mut p = Proc::spawn(&[], &proc_env(data_str));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let password = if username == ADMIN {
-        ADMIN_PASSWORD
-    } else {
-        PASSWORD
-    };
     let status = rt.block_on(p.at().try_login(username, password)).status;
     p.signal(libc::SIGTERM);
     assert!(p.wait().success(), "{}", p.stderr());
@@ -684,33 +676,81 @@ fn flip(path: &Path, offsets: &[usize]) {
     });
 }
 
+/// Starts `latchkey serve` on `data` and tells how it went: `Ok` once it
+/// listens (then stopped with SIGTERM, cleanly), or its exit status and
+/// output if it ends first. Stops waiting at the first of the two.
+fn try_start(data: &Path) -> Result<(), (Option<i32>, String)> {
+    use std::io::BufRead;
+    let mut child = binary()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LATCHKEY_DATA_DIR", data)
+        .env("LATCHKEY_ARGON2_MEMORY_KIB", "256")
+        .env("LATCHKEY_ARGON2_ITERATIONS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn latchkey");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut out = String::new();
+    let mut listening = false;
+    for line in std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+    {
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains("listening on http") {
+            listening = true;
+            // SAFETY: kill(2) with the pid of our own child, not reaped yet.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    assert!(!out.contains("panicked"), "{out}");
+    if listening {
+        assert!(status.success(), "a clean stop: {out}");
+        Ok(())
+    } else {
+        Err((status.code(), out))
+    }
+}
+
 /// Bits flipped inside the store's pages, past the header. redb keeps a
 /// checksum of every page its committed trees use, and the server has it
 /// check them all as it opens the file (a plain redb open trusts a file it
 /// closed cleanly, serves a flipped record as it finds it, and may panic on
 /// a flipped branch). So a flip in a page that holds live records is
 /// refused at start like any damage, the file is left as it was, and
-/// `latchkey verify` reports it too. A flip in a page no committed tree
-/// uses (an older copy of a record, freed by a later commit) is one no
-/// checksum covers, and it holds nothing: the honest assertion there is
-/// that the server starts, every account signs in, the record reads as it
-/// was written, and `verify` calls the store good. The test flips a bit in
-/// each copy of one account's record the file holds, one copy at a time,
-/// and holds each to one of those two outcomes; the live copy must be
-/// among them, so at least one flip is refused.
+/// `latchkey verify` reports it too, writing nothing. A flip in a page no
+/// committed tree uses (an older copy of a record, freed by a later
+/// commit) is one no checksum covers, and it holds nothing: the honest
+/// assertion there is that the server starts and stops without a panic,
+/// the account signs in, its record reads as it was written, and `verify`
+/// calls the store good. The test flips a bit in each copy of one
+/// account's record that the schema-3 fixture's file holds (it holds live
+/// and freed ones), one copy at a time, and holds each flip to one of
+/// those two outcomes; at least one must be each.
 #[test]
 fn a_flipped_bit_in_a_table_page_is_refused_and_one_in_a_freed_page_loses_nothing() {
-    let (_dir, data) = served_store();
+    let (fixture, meta) = fixture_store("store-v3");
+    let data = fixture.path().join("data");
+    let account = &meta["accounts"][0];
+    let username = account["username"].as_str().expect("username");
+    let password = account["password"].as_str().expect("password");
+    let email = format!("{username}@example.com");
     let bytes = std::fs::read(data.join(STORE_FILE)).expect("store");
-    let needle = b"kept@example.com";
     let copies: Vec<usize> = bytes
-        .windows(needle.len())
+        .windows(email.len())
         .enumerate()
-        .filter(|(_, w)| *w == needle)
+        .filter(|(_, w)| *w == email.as_bytes())
         .map(|(i, _)| i)
         .collect();
-    assert!(!copies.is_empty(), "the record is in the file");
-    let mut refused = 0;
+    let (mut refused, mut served) = (0, 0);
     for at in copies {
         let scratch = tempfile::tempdir().expect("tempdir");
         let copy = scratch.path().join("data");
@@ -719,46 +759,43 @@ fn a_flipped_bit_in_a_table_page_is_refused_and_one_in_a_freed_page_loses_nothin
         flip(&file, &[at]);
         let before = untouched(&file);
         let copy_str = copy.to_str().expect("utf-8 path").to_string();
-        let (code, out) = serve_refused(&copy, &[]);
-        assert!(!out.contains("panicked"), "flip at {at}: {out}");
-        if code.is_some() {
-            // Refused: by name, the file as it was, and verify agrees.
-            assert_eq!(code, Some(1), "flip at {at}: {out}");
-            assert_refused(&copy, &file, DAMAGED);
-            assert_eq!(untouched(&file), before, "flip at {at}");
-            let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
-            assert_eq!(code, Some(1), "flip at {at}: {out}");
-            assert!(
-                out.contains("integrity check failed"),
-                "flip at {at}: {out}"
-            );
-            assert_eq!(untouched(&file), before, "verify wrote to it: {out}");
-            refused += 1;
-        } else {
-            // It served (serve_refused killed it): nothing is lost.
-            assert_eq!(
-                start_and_login(&copy, ADMIN),
-                StatusCode::OK,
-                "flip at {at}"
-            );
-            assert_eq!(
-                start_and_login(&copy, "kept"),
-                StatusCode::OK,
-                "flip at {at}"
-            );
-            let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
-            assert_eq!(code, Some(0), "flip at {at}: {out}");
-            let store = Store::open(&copy).expect("open");
-            let kept = store
-                .read()
-                .expect("read")
-                .account_by_username("kept")
-                .expect("read")
-                .expect("kept is there");
-            assert_eq!(kept.email, "kept@example.com", "flip at {at}");
+        match try_start(&copy) {
+            Err((code, out)) => {
+                // Refused: by name, the file as it was, and verify agrees
+                // without writing to it.
+                assert_eq!(code, Some(1), "flip at {at}: {out}");
+                assert!(out.contains(DAMAGED), "flip at {at}: {out}");
+                assert!(out.contains(&file.display().to_string()), "{out}");
+                assert_eq!(untouched(&file), before, "flip at {at}");
+                let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
+                assert_eq!(code, Some(1), "flip at {at}: {out}");
+                assert!(
+                    out.contains("integrity check failed"),
+                    "flip at {at}: {out}"
+                );
+                assert_eq!(untouched(&file), before, "verify wrote to it: {out}");
+                refused += 1;
+            }
+            Ok(()) => {
+                // It served: nothing is lost.
+                let (status, log) = start_and_login_logged(&copy, username, password);
+                assert_eq!(status, StatusCode::OK, "flip at {at}: {log}");
+                let (code, out) = run_to_end(&["verify", "--data-dir", &copy_str], &[]);
+                assert_eq!(code, Some(0), "flip at {at}: {out}");
+                let store = Store::open(&copy).expect("open");
+                let record = store
+                    .read()
+                    .expect("read")
+                    .account_by_username(username)
+                    .expect("read")
+                    .expect("the account is there");
+                assert_eq!(record.email, email, "flip at {at}");
+                served += 1;
+            }
         }
     }
     assert!(refused >= 1, "the live copy's flip is refused");
+    assert!(served >= 1, "a freed copy's flip was tried");
 }
 
 /// Every store fixture under `tests/fixtures/` (`store-v<schema>`, one per
