@@ -610,6 +610,14 @@ fn a_full_disk_is_a_503_while_reads_go_on_and_writes_resume_when_space_is_back()
                 "nothing of the refused write: {names:?}"
             );
         }
+        // A wrong password while full cannot be counted toward the
+        // lockout, so it is refused the same way rather than answered
+        // 401: a full disk must not lift the limit on guessing.
+        for _ in 0..3 {
+            let r = at.try_login("before", "a wrong password").await;
+            assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+            assert!(retry_after(&r) >= 1, "Retry-After");
+        }
         // Another write while still full: refused the same way, not a 500.
         let again = create(&at, &admin, &name).await;
         assert!(
