@@ -82,10 +82,14 @@ pub enum StoreError {
     #[error("the store file {path} is in use by another latchkey process")]
     InUse { path: PathBuf },
     #[error(
-        "the store was written by a newer latchkey (schema version {found}; this build understands up to {supported}). \
+        "the store file {path} was written by a newer latchkey (schema version {found}; this build understands up to {supported}). \
          Run the newer build, or restore a backup made for this one"
     )]
-    TooNew { found: u64, supported: u64 },
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
     #[error("a stored {what} record is unreadable: {detail}")]
     BadRecord { what: &'static str, detail: String },
     /// The file could not be read or written just now (a full disk, an

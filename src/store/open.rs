@@ -46,7 +46,15 @@ impl Store {
             path,
             group: Arc::new(OnceLock::new()),
         };
-        store.check_schema()?;
+        // A record the schema check or a migration cannot read is damage
+        // to this file, and the refusal names it.
+        store.check_schema().map_err(|e| match e {
+            StoreError::BadRecord { .. } => StoreError::Damaged {
+                path: store.path.clone(),
+                detail: e.to_string(),
+            },
+            e => e,
+        })?;
         Ok(store)
     }
 }
