@@ -225,28 +225,7 @@ pub struct App {
 
 impl App {
     pub fn new(core: Arc<Core>, options: ApiOptions) -> Result<Arc<App>, String> {
-        let mut by_path: BTreeMap<&'static str, BTreeMap<Method, Entry>> = BTreeMap::new();
-        for r in routes() {
-            let entry = Entry {
-                document: r.document,
-                call: r.call,
-                console: r.console,
-            };
-            if by_path
-                .entry(r.path)
-                .or_default()
-                .insert(r.method.clone(), entry)
-                .is_some()
-            {
-                return Err(format!("route {} {} defined twice", r.method, r.path));
-            }
-        }
-        let mut router = matchit::Router::new();
-        for (path, methods) in by_path {
-            router
-                .insert(path, methods)
-                .map_err(|e| format!("route {path}: {e}"))?;
-        }
+        let router = build_router()?;
         let console = crate::console::Catalogue::build()?;
         Ok(Arc::new(App {
             core,
@@ -255,6 +234,33 @@ impl App {
             console,
         }))
     }
+}
+
+/// The router over [`routes`]: path, then method, then route.
+fn build_router() -> Result<matchit::Router<BTreeMap<Method, Entry>>, String> {
+    let mut by_path: BTreeMap<&'static str, BTreeMap<Method, Entry>> = BTreeMap::new();
+    for r in routes() {
+        let entry = Entry {
+            document: r.document,
+            call: r.call,
+            console: r.console,
+        };
+        if by_path
+            .entry(r.path)
+            .or_default()
+            .insert(r.method.clone(), entry)
+            .is_some()
+        {
+            return Err(format!("route {} {} defined twice", r.method, r.path));
+        }
+    }
+    let mut router = matchit::Router::new();
+    for (path, methods) in by_path {
+        router
+            .insert(path, methods)
+            .map_err(|e| format!("route {path}: {e}"))?;
+    }
+    Ok(router)
 }
 
 /// The API as the server's request handler.
@@ -466,6 +472,55 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Any path at all: the router never panics, a match names a route
+    /// whose pattern, with the matched parameters put back, is the path
+    /// (a parameter never spans a `/`, nor is empty), and a path the
+    /// console owns is never an API route.
+    #[test]
+    fn the_router_matches_only_what_its_patterns_spell() {
+        use proptest::prelude::*;
+        let router = super::build_router().expect("router");
+        let config = ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let segment = prop_oneof![
+            Just("api".to_string()),
+            Just("v1".to_string()),
+            Just("admin".to_string()),
+            Just("users".to_string()),
+            Just("auth".to_string()),
+            Just("keys".to_string()),
+            Just("..".to_string()),
+            Just("%2e%2e".to_string()),
+            Just(String::new()),
+            "[a-z0-9%._~{}*:-]{0,12}",
+            any::<String>(),
+        ];
+        let path =
+            proptest::collection::vec(segment, 0..8).prop_map(|s| format!("/{}", s.join("/")));
+        proptest!(config, |(path in path)| {
+            if let Ok(m) = router.at(&path) {
+                let pattern = super::routes()
+                    .into_iter()
+                    .map(|r| r.path)
+                    .find(|p| {
+                        let mut spelled = p.to_string();
+                        for (k, v) in m.params.iter() {
+                            spelled = spelled.replace(&format!("{{{k}}}"), v);
+                        }
+                        spelled == path
+                    });
+                prop_assert!(pattern.is_some(), "{path} matched no pattern");
+                for (_, v) in m.params.iter() {
+                    prop_assert!(!v.is_empty() && !v.contains('/'), "{path}: {v:?}");
+                }
+                prop_assert!(!crate::console::owns(&path), "{path}");
+            }
+        });
     }
 
     /// Every adapter's source, as compiled.

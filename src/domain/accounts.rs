@@ -219,9 +219,12 @@ impl Email {
     }
 }
 
-/// Lookup form of a username: NFKC, then lowercase.
+/// Lookup form of a username: NFKC, trimmed, then lowercase. Trimmed
+/// after NFKC, since NFKC can make a space (`´` is a space and a combining
+/// accent), so that the key of a key is itself. No stored username has a
+/// space, so no stored key changes.
 pub fn username_key(raw: &str) -> String {
-    raw.trim().nfkc().collect::<String>().to_lowercase()
+    raw.nfkc().collect::<String>().trim().to_lowercase()
 }
 
 /// Lookup form of a login identifier: an email's if it has `@`, else a
