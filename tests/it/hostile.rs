@@ -536,9 +536,14 @@ fn judge(job: &Job, r: &Resp, secrets: &[String]) -> Option<String> {
     if status.is_server_error() {
         return Some(format!("a server error: {}", shown()));
     }
+    // The run's own secrets never come back; a token's form may only in a
+    // document that reads no body and answers as it does without one
+    // (the OpenAPI document's examples).
     let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    if let Some(what) = leaks(&r.text(), &secrets)
-        && !(status.is_success() && job.baseline == Some(status))
+    let as_without_body = status.is_success() && job.baseline == Some(status);
+    let text = r.text();
+    if let Some(what) = leaks(&text, &secrets)
+        && (!as_without_body || secrets.iter().any(|s| text.contains(s)))
     {
         return Some(format!("{what} in the answer: {}", shown()));
     }
