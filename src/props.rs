@@ -133,8 +133,11 @@ fn jwt_signed_claims_round_trip_and_every_single_byte_change_is_refused() {
 #[derive(Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct Body {
+    /// A required string.
     name: String,
+    /// An optional number.
     count: Option<u64>,
+    /// A required list.
     tags: Vec<String>,
 }
 

@@ -518,7 +518,9 @@ async fn every_route_and_method_refuses_hostile_input_cleanly() {
 
 /// One request of the matrix and what its answer is held to.
 struct Job {
+    /// The method sent.
     method: Method,
+    /// The concrete path sent (a case's query string is added to it).
     path: String,
     /// The route's document, when the table has this method here.
     document: Option<Document>,
@@ -528,6 +530,7 @@ struct Job {
     baseline: Option<StatusCode>,
     /// The credential to send.
     bearer: Option<String>,
+    /// What is hostile about it.
     case: Case,
 }
 
