@@ -5,8 +5,10 @@
 //! every class of hostile request: malformed, truncated and non-object
 //! JSON, wrong types, missing, extra and duplicate fields, huge numbers,
 //! deep nesting, bodies and headers over their limits, bytes that are not
-//! UTF-8, NUL bytes, wrong and missing content types, and a query string
-//! that is not UTF-8. The fields each body names come from the served
+//! UTF-8, NUL bytes, wrong and missing content types, a query string
+//! that is not UTF-8, hostile cookies and bearer tokens, and (one class)
+//! the same over HTTP/2; each parameterised path is tried again with
+//! hostile parameters. The fields each body names come from the served
 //! OpenAPI document, which a test holds equal to the route table.
 //!
 //! What every answer must be: a 4xx (never a 5xx), and for any refusal a
@@ -158,6 +160,9 @@ struct Case {
     transport: bool,
     /// Whether it goes over cleartext HTTP/2 rather than HTTP/1.1.
     http2: bool,
+    /// Whether it is sent without the admin's key, its own credential
+    /// (a cookie, a header) being what is hostile.
+    anonymous: bool,
 }
 
 impl Case {
@@ -170,6 +175,7 @@ impl Case {
             header: None,
             transport: false,
             http2: false,
+            anonymous: false,
         }
     }
 }
@@ -295,6 +301,47 @@ fn cases(schema: Option<&BodySchema>) -> Vec<Case> {
             ..Case::json("a header over the limit", "{}")
         },
     ];
+    // A credential of its own that is hostile: console cookies that are
+    // huge, repeated or malformed, and bearer tokens that are too long or
+    // shaped like a token without being one.
+    for (class, name, value) in [
+        (
+            "a 6 KB console cookie",
+            "cookie",
+            format!("latchkey_console=lk_ot_{}", "A".repeat(6000)),
+        ),
+        (
+            "console cookies given twice",
+            "cookie",
+            "latchkey_console=a; latchkey_console=b; __Host-latchkey_console=c".to_string(),
+        ),
+        (
+            "a malformed cookie header",
+            "cookie",
+            "=;;=; latchkey_console".to_string(),
+        ),
+        (
+            "a 10 KB bearer token",
+            "authorization",
+            format!("Bearer {}", "A".repeat(10_000)),
+        ),
+        (
+            "a bearer shaped like a JWT",
+            "authorization",
+            "Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA".to_string(),
+        ),
+        (
+            "a bearer shaped like an API key",
+            "authorization",
+            format!("Bearer sk_live_{NOBODY}_{}", "0".repeat(43)),
+        ),
+    ] {
+        all.push(Case {
+            header: Some((name, value)),
+            anonymous: true,
+            ..Case::json(class, each(&wrong_value).to_string())
+        });
+    }
     // The same over HTTP/2, whose framing and body limits are hyper's
     // other code path.
     let wrong = all
@@ -566,7 +613,7 @@ async fn run_jobs(srv: &Server, jobs: Vec<Job>, secrets: &[&str]) -> Vec<String>
         if let Some((name, value)) = &job.case.header {
             call = call.header(name, value);
         }
-        if let Some(b) = &job.bearer {
+        if let Some(b) = job.bearer.as_ref().filter(|_| !job.case.anonymous) {
             call = call.bearer(b);
         }
         let mut call = call.raw_body(job.case.body.clone());
