@@ -40,6 +40,9 @@ pub mod server;
 pub mod store;
 pub mod systemd;
 
+#[cfg(test)]
+mod props;
+
 use std::sync::Arc;
 use std::time::Duration;
 

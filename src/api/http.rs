@@ -212,7 +212,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Req) -> Result<T, BodyError> {
     if !req.is_json() {
         return Err(BodyError::UnsupportedMediaType);
     }
-    match serde_json::from_slice::<serde_json::Value>(&req.body) {
+    match serde_json::from_slice::<Unique>(&req.body).map(|u| u.0) {
         Ok(serde_json::Value::Object(map)) => {
             T::deserialize(FieldMap { map }).map_err(|e| match e {
                 FieldError::Unknown(f) => BodyError::UnknownField(field_echo(&f)),
@@ -226,6 +226,92 @@ pub fn json_body<T: DeserializeOwned>(req: &Req) -> Result<T, BodyError> {
         }
         Ok(_) => Err(BodyError::NotObject),
         Err(_) => Err(BodyError::NotJson),
+    }
+}
+
+/// A JSON value in which no object names a field twice, at any depth.
+/// RFC 8259 leaves a repeated name to the parser (serde_json keeps the
+/// last); I-JSON (RFC 7493) forbids it, and a body that a proxy reads as
+/// one account and the server as another is refused as malformed rather
+/// than guessed at. serde_json's own nesting limit still applies, since
+/// it drives this visitor.
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Unique, D::Error> {
+        d.deserialize_any(UniqueVisitor)
+    }
+}
+
+/// Builds a [`Unique`] as serde_json reads it.
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Unique;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Unique, E> {
+        Ok(Unique(serde_json::Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Unique, E> {
+        Ok(Unique(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Unique, E> {
+        Ok(Unique(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Unique, E> {
+        // JSON numbers are finite, so this is never `Null` in practice.
+        Ok(Unique(
+            serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into),
+        ))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Unique, E> {
+        Ok(Unique(serde_json::Value::String(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Unique, E> {
+        Ok(Unique(serde_json::Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Unique, E> {
+        Ok(Unique(serde_json::Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Unique, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Unique(serde_json::Value::Array(items)))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Unique, A::Error> {
+        use serde::de::Error as _;
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Unique(value) = map.next_value()?;
+            if object.insert(key, value).is_some() {
+                return Err(A::Error::custom("a field is given twice"));
+            }
+        }
+        Ok(Unique(serde_json::Value::Object(object)))
+    }
+}
+
+/// A body as [`json_body`] reads it, for an adapter that takes its
+/// fields itself: `None` unless it is one JSON object that names no field
+/// twice.
+pub fn json_object(body: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_slice::<Unique>(body) {
+        Ok(Unique(serde_json::Value::Object(map))) => Some(map),
+        _ => None,
     }
 }
 

@@ -225,28 +225,7 @@ pub struct App {
 
 impl App {
     pub fn new(core: Arc<Core>, options: ApiOptions) -> Result<Arc<App>, String> {
-        let mut by_path: BTreeMap<&'static str, BTreeMap<Method, Entry>> = BTreeMap::new();
-        for r in routes() {
-            let entry = Entry {
-                document: r.document,
-                call: r.call,
-                console: r.console,
-            };
-            if by_path
-                .entry(r.path)
-                .or_default()
-                .insert(r.method.clone(), entry)
-                .is_some()
-            {
-                return Err(format!("route {} {} defined twice", r.method, r.path));
-            }
-        }
-        let mut router = matchit::Router::new();
-        for (path, methods) in by_path {
-            router
-                .insert(path, methods)
-                .map_err(|e| format!("route {path}: {e}"))?;
-        }
+        let router = build_router()?;
         let console = crate::console::Catalogue::build()?;
         Ok(Arc::new(App {
             core,
@@ -255,6 +234,33 @@ impl App {
             console,
         }))
     }
+}
+
+/// The router over [`routes`]: path, then method, then route.
+fn build_router() -> Result<matchit::Router<BTreeMap<Method, Entry>>, String> {
+    let mut by_path: BTreeMap<&'static str, BTreeMap<Method, Entry>> = BTreeMap::new();
+    for r in routes() {
+        let entry = Entry {
+            document: r.document,
+            call: r.call,
+            console: r.console,
+        };
+        if by_path
+            .entry(r.path)
+            .or_default()
+            .insert(r.method.clone(), entry)
+            .is_some()
+        {
+            return Err(format!("route {} {} defined twice", r.method, r.path));
+        }
+    }
+    let mut router = matchit::Router::new();
+    for (path, methods) in by_path {
+        router
+            .insert(path, methods)
+            .map_err(|e| format!("route {path}: {e}"))?;
+    }
+    Ok(router)
 }
 
 /// The API as the server's request handler.
@@ -477,6 +483,85 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Paths spelled from the route table's patterns with arbitrary
+    /// parameters (any text: empty, with `/`, `..`, escapes), mutated or
+    /// not, and paths of arbitrary segments: the router never panics; a
+    /// match names a route whose pattern, with the matched parameters put
+    /// back, is the path (a parameter never spans a `/`, nor is empty);
+    /// every pattern spelled with non-empty parameters free of `/` is
+    /// matched; and a path the console owns is never an API route.
+    #[test]
+    fn the_router_matches_exactly_what_its_patterns_spell() {
+        use proptest::prelude::*;
+        let router = super::build_router().expect("router");
+        let patterns: Vec<&'static str> = super::routes().into_iter().map(|r| r.path).collect();
+        let config = ProptestConfig {
+            cases: 2000,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        };
+        let param = prop_oneof![
+            "[a-zA-Z0-9_-]{1,12}",
+            Just("..".to_string()),
+            Just("%2e%2e".to_string()),
+            Just(String::new()),
+            any::<String>(),
+        ];
+        let spelled = (
+            proptest::sample::select(patterns.clone()),
+            proptest::collection::vec(param, 3),
+            prop_oneof![Just(""), Just("/"), Just("/x"), Just("%2f"), Just("/..")],
+        )
+            .prop_map(|(pattern, params, tail)| {
+                let mut params = params.into_iter();
+                let path: Vec<String> = pattern
+                    .split('/')
+                    .map(|seg| match seg.starts_with('{') {
+                        true => params.next().unwrap_or_default(),
+                        false => seg.to_string(),
+                    })
+                    .collect();
+                format!("{}{tail}", path.join("/"))
+            });
+        let segments = proptest::collection::vec(any::<String>(), 0..6)
+            .prop_map(|s| format!("/{}", s.join("/")));
+        let path = prop_oneof![3 => spelled, 1 => segments];
+        let spells = |pattern: &str, params: &matchit::Params| {
+            let mut spelled = pattern.to_string();
+            for (k, v) in params.iter() {
+                spelled = spelled.replace(&format!("{{{k}}}"), v);
+            }
+            spelled
+        };
+        proptest!(config, |(path in path)| {
+            match router.at(&path) {
+                Ok(m) => {
+                    prop_assert!(
+                        patterns.iter().any(|p| spells(p, &m.params) == path),
+                        "{path} matched no pattern"
+                    );
+                    for (_, v) in m.params.iter() {
+                        prop_assert!(!v.is_empty() && !v.contains('/'), "{path}: {v:?}");
+                    }
+                    prop_assert!(!crate::console::owns(&path), "{path}");
+                }
+                Err(_) => {
+                    // No pattern spells it with good parameters.
+                    for p in &patterns {
+                        let names: Vec<&str> = p.split('/').filter(|s| s.starts_with('{')).collect();
+                        let shape: Vec<&str> = p.split('/').collect();
+                        let parts: Vec<&str> = path.split('/').collect();
+                        let fits = shape.len() == parts.len()
+                            && shape.iter().zip(&parts).all(|(s, q)| {
+                                if s.starts_with('{') { !q.is_empty() } else { s == q }
+                            });
+                        prop_assert!(!fits, "{path} fits {p} ({names:?}) but is not matched");
+                    }
+                }
+            }
+        });
     }
 
     /// Every adapter's source, as compiled.

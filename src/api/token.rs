@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::http::{Req, busy, error, form_pairs, internal_error, json};
+use super::http::{Req, busy, error, form_pairs, internal_error, json, json_object};
 use super::{App, Document, Handled, Refused, Route, route};
 use crate::domain::Error;
 use crate::domain::accounts::{Account, LoginId};
@@ -81,6 +81,18 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
 fn params<const N: usize>(req: &Req, names: [&'static str; N]) -> Result<[String; N], Refused> {
     let found: Vec<Option<Value>> = if req.is_form() {
         let pairs = form_pairs(&req.body).ok_or(Error::NotUtf8("form"))?;
+        // A parameter given twice is refused, as a JSON field given twice
+        // is: which one counts is not ours to guess.
+        if let Some(name) = names
+            .iter()
+            .find(|n| pairs.iter().filter(|(k, _)| k == *n).count() > 1)
+        {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                &format!("Parameter {name} given more than once"),
+            )
+            .into());
+        }
         names
             .iter()
             .map(|n| {
@@ -91,7 +103,7 @@ fn params<const N: usize>(req: &Req, names: [&'static str; N]) -> Result<[String
             })
             .collect()
     } else if req.is_json() {
-        let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(&req.body) else {
+        let Some(mut object) = json_object(&req.body) else {
             return Err(error(StatusCode::BAD_REQUEST, "Malformed JSON body").into());
         };
         names.iter().map(|n| object.remove(*n)).collect()

@@ -53,6 +53,16 @@ impl LoginId {
         if raw.len() > MAX_IDENTIFIER_BYTES {
             return Err(too_long(field));
         }
+        // No username or email may hold a control character, so such an
+        // identifier names no account: it is refused before the password
+        // check rather than spending a hash, an audit entry and a lockout
+        // record on it. Saying so reveals nothing about any account.
+        if raw.trim().chars().any(char::is_control) {
+            return Err(Error::invalid(
+                field,
+                format!("{field} must not contain control characters"),
+            ));
+        }
         Ok(LoginId {
             raw: raw.to_string(),
             key: identifier_key(raw),
@@ -127,6 +137,12 @@ impl Username {
                 "username may contain only letters, digits and . _ - +",
             ));
         }
+        if looks_like_another(&s) {
+            return Err(Error::invalid(
+                "username",
+                "username must not mix scripts or imitate Latin letters with look-alikes",
+            ));
+        }
         Ok(Username(s))
     }
 
@@ -138,6 +154,21 @@ impl Username {
     pub fn key(&self) -> String {
         username_key(&self.0)
     }
+}
+
+/// Whether a username (NFKC already) could pass for another account's
+/// name: its letters come from more than one script (Cyrillic `а` among
+/// Latin letters), or it is not ASCII yet its UTS #39 skeleton is (every
+/// letter a look-alike of a Latin one: Cyrillic `аlісе`). NFKC has already
+/// made compatibility forms (fullwidth letters, ligatures, decomposed
+/// accents) the names they stand for, which the unique lookup key then
+/// holds; this refuses at creation what NFKC cannot fold, so no second
+/// account looks like an existing one. A name in one script that looks
+/// like no Latin name (`иван`, `müller`) is not touched.
+fn looks_like_another(name: &str) -> bool {
+    use unicode_security::MixedScript;
+    !name.is_ascii()
+        && (!name.is_single_script() || unicode_security::skeleton(name).all(|c| c.is_ascii()))
 }
 
 /// A plausible email address, trimmed.
@@ -188,9 +219,12 @@ impl Email {
     }
 }
 
-/// Lookup form of a username: NFKC, then lowercase.
+/// Lookup form of a username: NFKC, trimmed, then lowercase. Trimmed
+/// after NFKC, since NFKC can make a space (`´` is a space and a combining
+/// accent), so that the key of a key is itself. No stored username has a
+/// space, so no stored key changes.
 pub fn username_key(raw: &str) -> String {
-    raw.trim().nfkc().collect::<String>().to_lowercase()
+    raw.nfkc().collect::<String>().trim().to_lowercase()
 }
 
 /// Lookup form of a login identifier: an email's if it has `@`, else a
@@ -343,6 +377,30 @@ mod tests {
         assert_eq!(username_key("Jane.Doe"), "jane.doe");
         // Full-width letters normalise to ASCII under NFKC.
         assert_eq!(username_key("ＡＤＭＩＮ"), "admin");
+    }
+
+    #[test]
+    fn look_alike_usernames() {
+        for name in [
+            "\u{430}lice",
+            "\u{430}l\u{456}\u{441}\u{435}",
+            "b\u{3bf}b",
+            "p\u{430}ypal",
+        ] {
+            assert!(Username::parse(name).is_err(), "{name}");
+        }
+        for name in [
+            "alice",
+            "иван",
+            "ζωή",
+            "müller",
+            "josé",
+            "jose\u{301}",
+            "李小龙",
+            "ａｌｉｃｅ",
+        ] {
+            assert!(Username::parse(name).is_ok(), "{name}");
+        }
     }
 
     #[test]

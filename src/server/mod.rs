@@ -693,7 +693,19 @@ async fn handle(
                 (context, refusal, span)
             }
         };
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, mut body) = response.into_parts();
+    // An answer to HEAD carries no content. HTTP/1 leaves the body out by
+    // itself; HTTP/2 would send it as DATA, which a client must treat as a
+    // protocol error and reset the stream (RFC 9113, 8.1.1). So it is left
+    // out here for both, and the length said is the one GET would send.
+    if method == Method::HEAD && !body.is_empty() {
+        if !parts.headers.contains_key(http::header::CONTENT_LENGTH) {
+            parts
+                .headers
+                .insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        body = Bytes::new();
+    }
     if let Ok(id) = HeaderValue::from_str(&context.request_id) {
         parts.headers.insert("x-request-id", id);
     }

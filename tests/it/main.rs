@@ -47,6 +47,7 @@ mod harden_seams;
 mod harden_tokens;
 mod harden_transport;
 mod harden_tree;
+mod hostile;
 mod keys;
 mod logs;
 mod metrics;
