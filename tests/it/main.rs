@@ -17,6 +17,7 @@ mod admin_users;
 mod admin_validation;
 mod console_assets;
 mod console_browser;
+mod console_browser_accounts;
 mod console_session;
 mod cross_documents;
 mod doc_account;
