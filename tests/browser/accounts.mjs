@@ -9,7 +9,7 @@
 // must land on sign-in.
 //
 // Environment: LATCHKEY_URL, ADMIN_USER, ADMIN_PASSWORD, LOCK_USER,
-// USER_PASSWORD, ROLE (a custom role to grant), OUT_FILE (facts for the
+// RESELLER_USER (a reseller over the bulk accounts), USER_PASSWORD, ROLE (a custom role to grant), OUT_FILE (facts for the
 // Rust side, JSON), STATE_FILE, VICTIM_ID (an account a cross-site
 // request tries to disable).
 
@@ -221,6 +221,25 @@ if (phase === 'idle-sign-in') {
       await row(page, 'deploy-bot').waitFor({ state: 'detached' });
       const after = me();
       expect(after.status === 401, `after revoking: ${after.status} ${after.body}`);
+    });
+
+    await t.step('a reseller sees its subtree, and no role above its own', async () => {
+      const other = await t.newPage();
+      await signIn(other, env('RESELLER_USER'), userPassword);
+      await open(other, 'accounts', 'Accounts');
+      await other.getByRole('link', { name: 'bulk1', exact: true }).waitFor();
+      for (const hidden of [admin, 'erin', 'victim']) {
+        expect(await other.getByRole('link', { name: hidden, exact: true }).count() === 0, `a reseller sees ${hidden}`);
+      }
+      await other.getByRole('button', { name: 'New account' }).click();
+      const d = await dialog(other, 'New account');
+      await d.getByRole('checkbox', { name: 'reseller', exact: true }).waitFor();
+      expect(await d.getByRole('checkbox', { name: 'admin', exact: true }).count() === 0, 'a reseller is offered the admin role');
+      const tenants = await d.getByLabel('Tenant').locator('option').allTextContents();
+      expect(!tenants.includes('No tenant'), `a reseller is offered ${tenants.join(', ')}`);
+      await d.getByRole('button', { name: 'Cancel' }).click();
+      await check(other, 'accounts-reseller', t.problems);
+      await other.context().close();
     });
 
     await t.step('bulk disable two accounts, with results per account', async () => {

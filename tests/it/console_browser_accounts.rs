@@ -31,7 +31,8 @@ async fn account(srv: &Server, admin: &str, id: &str) -> Value {
 /// disabled; an API key is created on My account, its secret shown once,
 /// works with curl, and is refused once revoked in the page; two of three
 /// accounts are disabled in bulk; the filtered list is exported as CSV;
-/// a cross-site request with the page's cookie is refused. Every page is
+/// a reseller sees only its subtree and is offered no admin role; a
+/// cross-site request with the page's cookie is refused. Every page is
 /// checked by axe-core at both widths and schemes. Then the API says the
 /// page really did all of it.
 #[tokio::test]
@@ -60,6 +61,14 @@ async fn accounts_pages_in_chromium() {
         ids
     };
     let victim = srv.create_user(&admin, "victim", PASSWORD, &["user"]).await;
+    srv.create_user_with(
+        &admin,
+        "rita",
+        PASSWORD,
+        &["reseller"],
+        json!({ "reseller_id": "acme" }),
+    )
+    .await;
     let (_out_dir, out) = scratch("facts.json");
 
     browse(
@@ -69,12 +78,13 @@ async fn accounts_pages_in_chromium() {
             ("ADMIN_USER", ADMIN.to_string()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("LOCK_USER", "locky".to_string()),
+            ("RESELLER_USER", "rita".to_string()),
             ("USER_PASSWORD", PASSWORD.to_string()),
             ("ROLE", ROLE.to_string()),
             ("OUT_FILE", out.clone()),
             ("VICTIM_ID", victim.clone()),
         ],
-        13,
+        14,
     )
     .await;
     let facts: Value =

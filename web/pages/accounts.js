@@ -117,7 +117,7 @@ async function renderList(main, ctx) {
 
   const search = field({ name: 'q', label: 'Search', type: 'search', value: filters.q, placeholder: 'Username or email' });
   search.root.classList.add('grow');
-  const role = field({ name: 'role', label: 'Role', type: 'select', value: filters.role, options: [['', 'Any role'], ...choices.roles.map((r) => [r, r])] });
+  const role = field({ name: 'role', label: 'Role', type: 'select', value: filters.role, options: [['', 'Any role'], ...choices.grantable.map((r) => [r, r])] });
   const tenant = field({ name: 'tenant', label: 'Tenant', type: 'select', value: filters.tenant, options: [['', 'Any tenant'], ...choices.tenants.map((t) => [t.value, t.label])] });
   const state = field({ name: 'state', label: 'State', type: 'select', value: filters.state, options: [['', 'Any state'], ['active', 'Active'], ['disabled', 'Disabled']] });
   const apply = h('button', { class: 'button primary', type: 'submit', text: 'Search' });
@@ -514,8 +514,8 @@ async function loadSessions(holder, a) {
       empty: 'No live sessions: this account is signed in nowhere.',
       rows: items,
       columns: [
-        { label: 'Started', cell: (s) => when(s.created_at) },
-        { label: 'Last used', cell: (s) => when(s.last_used_at) },
+        { label: 'Started', cell: (s) => h('span', { class: 'who-cell' }, when(s.created_at), h('span', { class: 'narrow-only muted', text: s.user_agent || '' })) },
+        { label: 'Last used', class: 'wide-only', cell: (s) => when(s.last_used_at) },
         { label: 'Expires', class: 'wide-only', cell: (s) => when(s.expires_at) },
         { label: 'Kind', class: 'wide-only', cell: (s) => s.kind },
         { label: 'Address', class: 'wide-only', cell: (s) => s.client_ip },
