@@ -161,6 +161,21 @@ if (phase === 'idle-sign-in') {
       await page.locator('.facts').getByText(role, { exact: true }).waitFor();
     });
 
+    await t.step("create a key for the account: its secret once", async () => {
+      const keys = page.getByRole('region', { name: 'API keys of erin' }).or(page.getByText('This account has no API keys.'));
+      await keys.waitFor();
+      await page.getByRole('button', { name: 'Create key' }).click();
+      const d = await dialog(page, 'Create an API key');
+      await d.getByLabel('Name').fill('erin-ci');
+      await d.getByRole('button', { name: 'Create key' }).click();
+      const secret = await dialog(page, 'Your new API key');
+      facts.erinKey = (await secret.locator('[data-secret]').textContent()).trim();
+      save();
+      await secret.getByRole('button', { name: 'I have copied it' }).click();
+      await row(page, 'erin-ci').waitFor();
+      expect(!(await page.content()).includes(facts.erinKey), 'the secret is still in the page');
+    });
+
     await t.step('see its sessions and revoke them', async () => {
       // Two sign-ins as erin, from elsewhere.
       facts.erinTokens = [];

@@ -27,8 +27,8 @@ async fn account(srv: &Server, admin: &str, id: &str) -> Value {
 /// In the page: a wrong password shows the API's words and three of them
 /// lock the account for console sign-in; an account is created (a bad
 /// email refused beside its field), found by a search that survives a
-/// reload, given a role, its two sessions revoked one and then all, and
-/// disabled; an API key is created on My account, its secret shown once,
+/// reload, given a role and an API key (its secret shown once), its two
+/// sessions revoked one and then all, and disabled; an API key is created on My account, its secret shown once,
 /// works with curl, and is refused once revoked in the page; two of three
 /// accounts are disabled in bulk; the filtered list is exported as CSV;
 /// a reseller sees only its subtree and is offered no admin role; a
@@ -84,7 +84,7 @@ async fn accounts_pages_in_chromium() {
             ("OUT_FILE", out.clone()),
             ("VICTIM_ID", victim.clone()),
         ],
-        14,
+        15,
     )
     .await;
     let facts: Value =
@@ -102,6 +102,15 @@ async fn accounts_pages_in_chromium() {
     assert_eq!(erin["disabled"], true, "{erin}");
     let r = srv.try_login("erin", PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+
+    // The key the page made for it is listed under it, and refused now
+    // that the account is disabled.
+    let erin_keys = srv.items(&admin, &format!("{USERS}/{erin_id}/keys")).await;
+    let names: Vec<&str> = erin_keys.iter().filter_map(|k| k["name"].as_str()).collect();
+    assert_eq!(names, ["erin-ci"]);
+    let erin_key = facts["erinKey"].as_str().expect("erin's key");
+    assert!(erin_key.starts_with("sk_live_"), "{erin_key}");
+    assert_ne!(srv.me_status(erin_key).await, StatusCode::OK);
 
     // Its sessions are gone, and the tokens they carried with them.
     let sessions = srv

@@ -96,9 +96,9 @@ async function loadSessions(holder) {
       columns: [
         { label: 'Started', cell: (s) => h('span', {}, when(s.created_at), s.current ? badge('This session', 'ok') : null) },
         { label: 'Last used', cell: (s) => when(s.last_used_at) },
-        { label: 'Expires', cell: (s) => when(s.expires_at) },
-        { label: 'Address', cell: (s) => s.client_ip },
-        { label: 'Client', class: 'client', cell: (s) => s.user_agent },
+        { label: 'Expires', class: 'wide-only', cell: (s) => when(s.expires_at) },
+        { label: 'Address', class: 'wide-only', cell: (s) => s.client_ip },
+        { label: 'Client', class: 'client wide-only', cell: (s) => s.user_agent },
       ],
     });
   }

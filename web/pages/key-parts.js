@@ -27,12 +27,17 @@ export function keyTable(spec) {
     empty: spec.empty,
     rows: spec.keys,
     columns: [
-      { label: 'Name', cell: (k) => h('span', {}, k.name, expired(k) ? badge('Expired', 'warn') : null) },
+      {
+        label: 'Name',
+        cell: (k) => h('span', { class: 'who-cell' },
+          h('span', {}, k.name, expired(k) ? badge('Expired', 'warn') : null),
+          h('span', { class: 'narrow-only muted' }, 'Last used ', k.lastUsed ? when(k.lastUsed) : 'never', ' · expires ', k.expiresAt ? when(k.expiresAt) : 'never')),
+      },
       { label: 'Key id', class: 'wide-only', cell: (k) => h('span', { class: 'mono', text: k.keyId }) },
       { label: 'Roles', class: 'wide-only', cell: (k) => (k.roles || (k.role ? [k.role] : null) || ['all of the account\'s']).join(', ') },
       { label: 'Created', class: 'wide-only', cell: (k) => when(k.createdAt) },
-      { label: 'Last used', cell: (k) => (k.lastUsed ? when(k.lastUsed) : h('span', { class: 'muted', text: 'Never' })) },
-      { label: 'Expires', cell: (k) => (k.expiresAt ? when(k.expiresAt) : h('span', { class: 'muted', text: 'Never' })) },
+      { label: 'Last used', class: 'wide-only', cell: (k) => (k.lastUsed ? when(k.lastUsed) : h('span', { class: 'muted', text: 'Never' })) },
+      { label: 'Expires', class: 'wide-only', cell: (k) => (k.expiresAt ? when(k.expiresAt) : h('span', { class: 'muted', text: 'Never' })) },
       {
         label: 'Actions',
         class: 'row-actions',
