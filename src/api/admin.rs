@@ -14,13 +14,15 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::http::{Req, error, json, json_body, no_content};
-use super::v1::{account_view, body_error, key_view};
+use super::v1::{account_view, body_error, created_key_view, key_view, new_key_request};
 use super::{App, Document, Handled, Route, route};
+use crate::domain::admin_ops::{BulkAction, BulkDone, KeyFilter, ListedKey};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
-use crate::domain::s2s::ListedS2s;
+use crate::domain::s2s::{ListedS2s, NewS2s};
 use crate::domain::sessions::Session;
+use crate::domain::signing::KeyInfo;
 use crate::domain::tenants::{Merchant, Reseller};
 use crate::domain::users::{UserFilter, UserPatch, UserRequest};
 use crate::domain::{Page, PageRequest};
@@ -32,6 +34,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, GET, "/api/v1/admin/users", principal list_users),
         route!(DOC, POST, "/api/v1/admin/users", principal create_user),
+        route!(DOC, POST, "/api/v1/admin/users/bulk", principal bulk_users),
         route!(DOC, GET, "/api/v1/admin/users/{id}", principal get_user),
         route!(DOC, PATCH, "/api/v1/admin/users/{id}", principal update_user),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}", principal delete_user),
@@ -43,7 +46,9 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions", principal revoke_sessions),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions/{session}", principal revoke_session),
         route!(DOC, GET, "/api/v1/admin/users/{id}/keys", principal list_user_keys),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/keys", principal create_user_key),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/keys/{keyId}", principal delete_user_key),
+        route!(DOC, GET, "/api/v1/admin/keys", principal list_keys),
         route!(DOC, GET, "/api/v1/admin/resellers", principal list_resellers),
         route!(DOC, POST, "/api/v1/admin/resellers", principal create_reseller),
         route!(DOC, GET, "/api/v1/admin/resellers/{id}", principal get_reseller),
@@ -58,8 +63,12 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, POST, "/api/v1/admin/roles", principal create_role),
         route!(DOC, DELETE, "/api/v1/admin/roles/{name}", principal delete_role),
         route!(DOC, GET, "/api/v1/admin/s2s-tokens", principal list_s2s),
+        route!(DOC, POST, "/api/v1/admin/s2s-tokens", principal issue_s2s),
+        route!(DOC, GET, "/api/v1/admin/s2s-tokens/scopes", principal s2s_scopes),
         route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
         route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
+        route!(DOC, GET, "/api/v1/admin/signing-keys", principal list_signing_keys),
+        route!(DOC, POST, "/api/v1/admin/signing-keys/rotate", principal rotate_signing_key),
     ]
 }
 
@@ -338,6 +347,122 @@ async fn delete_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
     Ok(no_content())
 }
 
+async fn create_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let request = new_key_request(&req)?;
+    let (key, secret) = app.core.admin_create_user_key(&p, id, request).await?;
+    Ok(json(StatusCode::CREATED, &created_key_view(&key, &secret)))
+}
+
+/// A key in the cross-account list: the key as an account's own list
+/// shows it, its owner, and whether it has expired.
+fn listed_key_view(k: &ListedKey) -> Value {
+    let mut view = key_view(&k.key);
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("expired".into(), json!(k.expired));
+        obj.insert(
+            "owner".into(),
+            json!({
+                "id": k.owner.id.to_string(),
+                "username": k.owner.username,
+                "email": k.owner.email,
+                "reseller_id": k.owner.reseller_id,
+                "merchant_id": k.owner.merchant_id,
+                "disabled": k.owner.disabled,
+            }),
+        );
+    }
+    view
+}
+
+async fn list_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let filter = KeyFilter {
+        owner: req.query("owner"),
+        reseller_id: req.query("reseller_id"),
+        merchant_id: req.query("merchant_id"),
+    };
+    let found = app.core.admin_list_keys(&p, &filter, &paging)?;
+    Ok(page(found, listed_key_view))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BulkActionBody {
+    Disable,
+    Enable,
+    RevokeSessions,
+    Delete,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bulk {
+    action: BulkActionBody,
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/admin/users/bulk`: one action on many accounts, each
+/// item's outcome in the order asked, a refusal in the words its single
+/// route would use (status and body).
+async fn bulk_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: Bulk = body(&req)?;
+    let (action, name) = match b.action {
+        BulkActionBody::Disable => (BulkAction::Disable, "disable"),
+        BulkActionBody::Enable => (BulkAction::Enable, "enable"),
+        BulkActionBody::RevokeSessions => (BulkAction::RevokeSessions, "revoke_sessions"),
+        BulkActionBody::Delete => (BulkAction::Delete, "delete"),
+    };
+    let items = app.core.admin_bulk(&p, action, b.ids).await?;
+    let (mut succeeded, mut failed) = (0usize, 0usize);
+    let results: Vec<Value> = items
+        .iter()
+        .map(|item| match &item.outcome {
+            Ok(done) => {
+                succeeded += 1;
+                let mut view = json!({ "id": item.id, "ok": true });
+                let extra = match done {
+                    BulkDone::Account(a) => Some(("account", account_view(a))),
+                    BulkDone::Revoked(n) => Some(("revoked", json!(n))),
+                    BulkDone::Deleted => None,
+                };
+                if let (Some((k, v)), Some(obj)) = (extra, view.as_object_mut()) {
+                    obj.insert(k.into(), v);
+                }
+                view
+            }
+            Err(e) => {
+                failed += 1;
+                if matches!(
+                    e,
+                    crate::domain::Error::Internal(_) | crate::domain::Error::Store(_)
+                ) {
+                    tracing::error!(error = %e, id = %item.id, "a bulk action's item failed");
+                }
+                let words = super::v1::words(e);
+                let mut view =
+                    json!({ "id": item.id, "ok": false, "status": words.status().as_u16() });
+                if let (Ok(Value::Object(said)), Some(obj)) = (
+                    serde_json::from_slice::<Value>(words.body()),
+                    view.as_object_mut(),
+                ) {
+                    obj.extend(said);
+                }
+                view
+            }
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "action": name,
+            "succeeded": succeeded,
+            "failed": failed,
+            "results": results,
+        }),
+    ))
+}
+
 // ---- tenants ----
 
 #[derive(Deserialize)]
@@ -459,6 +584,71 @@ async fn list_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
     Ok(page(listed, s2s_view))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueS2s {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    reseller_id: Option<String>,
+    #[serde(default)]
+    merchant_id: Option<String>,
+    /// Seconds (any JSON number; the domain bounds it).
+    #[serde(default)]
+    expires_in: Option<serde_json::Number>,
+}
+
+/// `POST /api/v1/admin/s2s-tokens`: the tenant document's `/s2s-token`
+/// issuance (the same domain operation, so the same rules and scope
+/// checks), answered in the admin API's words with the new token's id.
+async fn issue_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: IssueS2s = body(&req)?;
+    let (token, secret) = app
+        .core
+        .issue_s2s(
+            &p,
+            NewS2s {
+                name: b.name,
+                role: b.role,
+                reseller_id: b.reseller_id,
+                merchant_id: b.merchant_id,
+                expires_in: b.expires_in.as_ref().map(super::http::seconds),
+            },
+        )
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "id": token.id,
+            "token": secret,
+            "name": token.name,
+            "role": token.role,
+            "reseller_id": token.reseller_id,
+            "merchant_id": token.merchant_id,
+            "created_at": rfc3339(token.created_at),
+            "created_by": token.created_by,
+            "expires_at": token.expires_at.map(rfc3339),
+        }),
+    ))
+}
+
+/// `GET /api/v1/admin/s2s-tokens/scopes`: what the caller may issue.
+async fn s2s_scopes(app: Arc<App>, _req: Req, p: Principal) -> Handled {
+    let options = app.core.s2s_issuable(&p)?;
+    let i = &options.issuable;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "roles": i.roles,
+            "reseller_id": i.reseller_id,
+            "merchant_id": i.merchant_id,
+            "max_expires_in": options.max_expires_in,
+        }),
+    ))
+}
+
 async fn revoke_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
     app.core.revoke_s2s(&p, &param(&req, "id")).await?;
     Ok(no_content())
@@ -478,4 +668,27 @@ async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
     };
     let found = app.core.list_audit(&p, &filter, &paging)?;
     Ok(page(found, audit_view))
+}
+
+// ---- signing keys ----
+
+fn signing_key_view(k: &KeyInfo) -> Value {
+    json!({
+        "kid": k.kid,
+        "algorithm": k.alg,
+        "created_at": rfc3339(k.created_at),
+        "state": if k.active { "active" } else { "retired" },
+        "retired_at": k.retired_at.map(rfc3339),
+        "verify_until": k.verify_until.map(rfc3339),
+    })
+}
+
+async fn list_signing_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let keys = app.core.signing_keys(&p, &paging(&req)?)?;
+    Ok(page(keys, signing_key_view))
+}
+
+async fn rotate_signing_key(app: Arc<App>, _req: Req, p: Principal) -> Handled {
+    let key = app.core.rotate_signing_key(&p).await?;
+    Ok(json(StatusCode::CREATED, &signing_key_view(&key)))
 }
