@@ -172,6 +172,7 @@ if (phase === 'idle-sign-in') {
       facts.erinKey = (await secret.locator('[data-secret]').textContent()).trim();
       save();
       await secret.getByRole('button', { name: 'I have copied it' }).click();
+      await secret.waitFor({ state: 'detached' });
       await row(page, 'erin-ci').waitFor();
       expect(!(await page.content()).includes(facts.erinKey), 'the secret is still in the page');
     });
@@ -271,6 +272,7 @@ if (phase === 'idle-sign-in') {
       await row(page, 'bulk1').getByText('Disabled').waitFor();
       await row(page, 'bulk2').getByText('Disabled').waitFor();
       await row(page, 'bulk3').getByText('Active').waitFor();
+      await check(page, 'accounts-bulk-results', t.problems);
     });
 
     await t.step('export the filtered list as CSV', async () => {
