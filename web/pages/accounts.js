@@ -413,7 +413,7 @@ async function renderOne(main, ctx, id) {
   main.replaceChildren(
     h('p', { class: 'crumbs' }, h('a', { href: '#/accounts', text: 'Accounts' }), h('span', { attrs: { 'aria-hidden': 'true' }, text: ' / ' }), h('span', { text: a.username })),
     head,
-    h('div', { class: 'grid' },
+    h('div', { class: 'grid detail-grid' },
       card('Details', h('dl', { class: 'facts' },
         h('dt', { text: 'Email' }), h('dd', { text: a.email }),
         h('dt', { text: 'Roles' }), h('dd', {}, roleBadges(a.roles)),
@@ -421,7 +421,8 @@ async function renderOne(main, ctx, id) {
         h('dt', { text: 'State' }), h('dd', {}, stateBadge(a)),
         h('dt', { text: 'Created' }), h('dd', {}, when(a.created_at)),
         h('dt', { text: 'Updated' }), h('dd', {}, when(a.updated_at)),
-        h('dt', { text: 'Account id' }), h('dd', { class: 'mono', text: a.id }))),
+        h('dt', { text: 'Account id' }), h('dd', { class: 'mono', text: a.id }),
+        Object.entries(a.attributes || {}).map(([k, v]) => [h('dt', { class: 'mono', title: 'Attribute', text: k }), h('dd', { text: v })]))),
       editCard(ctx, a, choices, reload)),
     sessions, keys);
   await Promise.all([loadSessions(sessions, a), loadKeys(keys, a)]);
