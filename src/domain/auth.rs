@@ -279,8 +279,24 @@ impl Core {
 
 impl Core {
     /// An opaque token is looked up by its digest; its session must be
-    /// live and its account enabled.
+    /// live and its account enabled. A console session's token is no
+    /// bearer credential: it is taken from the console's cookie only
+    /// (`Core::authenticate_console`), where its idle time is kept.
     fn authenticate_opaque(&self, token: &str, client_ip: IpAddr) -> Result<Principal, Error> {
+        let (principal, session) = self.opaque_session(token, client_ip)?;
+        if session.console {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(principal)
+    }
+
+    /// The principal of an opaque token whose session is live and whose
+    /// account may act, with the session as stored.
+    pub(crate) fn opaque_session(
+        &self,
+        token: &str,
+        client_ip: IpAddr,
+    ) -> Result<(Principal, crate::store::Session), Error> {
         if token.len() != OPAQUE_PREFIX.len() + 43 {
             return Err(Error::Unauthenticated);
         }
@@ -298,7 +314,7 @@ impl Core {
             .filter(|a| !a.disabled)
             .ok_or(Error::Unauthenticated)?;
         let roles = self.narrowed_roles(&account, session.role.as_ref())?;
-        Ok(Principal {
+        let principal = Principal {
             kind: CredentialKind::OpaqueToken,
             account: Some(account.id),
             session: Some(sid),
@@ -311,7 +327,8 @@ impl Core {
             expires_at: Some(session.expires_at),
             client_ip,
             from_query: false,
-        })
+        };
+        Ok((principal, session))
     }
 }
 
@@ -573,6 +590,8 @@ mod tests {
             revoked_reason: None,
             client_ip: String::new(),
             user_agent: String::new(),
+            console: false,
+            password_at: None,
         };
         store
             .write(|tx| -> Result<(), Error> {

@@ -247,6 +247,9 @@ impl Core {
         request: NewKey,
     ) -> Result<(ApiKey, String), Error> {
         principal.may_mint()?;
+        // A bearer credential is not held to the console's password window:
+        // a console session must pass it to make one.
+        self.require_recent_password(principal)?;
         let account_id = principal.account.ok_or(Error::Forbidden)?;
         self.store_new_key(principal, account_id, &principal.roles, None, request)
             .await

@@ -176,6 +176,11 @@ pub enum Error {
     /// Authenticated, but not allowed.
     #[error("forbidden")]
     Forbidden,
+    /// A sensitive action from a console session whose password was not
+    /// entered recently enough: the page asks for it again
+    /// (`POST /api/v1/console/reauth`) and retries.
+    #[error("password re-entry required")]
+    ReauthRequired,
     /// No such thing (in the caller's scope).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -275,6 +280,8 @@ pub struct Core {
     /// Who is told of sign-ins and authentications (the metrics), and the
     /// readiness probe's state.
     observe: observe::Hooks,
+    /// The console sessions' rules and their last activity in memory.
+    console: console::ConsoleState,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -460,6 +467,7 @@ impl Core {
             config,
             last_record_prune: std::sync::Mutex::new(0),
             observe: observe::Hooks::default(),
+            console: console::ConsoleState::default(),
         })
     }
 
@@ -542,6 +550,7 @@ impl Core {
         let now = self.clock.now();
         self.role_grants.prune(now);
         self.revoked.prune(now);
+        self.console.prune(now);
         let prune_records = {
             let mut last = self
                 .last_record_prune

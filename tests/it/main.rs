@@ -20,6 +20,7 @@ mod console_assets;
 mod console_browser;
 mod console_browser_accounts;
 mod console_session;
+mod console_session_rules;
 mod cross_documents;
 mod doc_account;
 mod doc_client;
