@@ -69,6 +69,7 @@ async fn accounts_pages_in_chromium() {
         json!({ "reseller_id": "acme" }),
     )
     .await;
+    let seeded = srv.all_pages(&admin, USERS).await.len();
     let (_out_dir, out) = scratch("facts.json");
 
     browse(
@@ -89,6 +90,9 @@ async fn accounts_pages_in_chromium() {
     .await;
     let facts: Value =
         serde_json::from_str(&std::fs::read_to_string(&out).expect("facts")).expect("json");
+
+    // The overview counted the accounts there were.
+    assert_eq!(facts["overviewAccounts"], seeded);
 
     // The lockout the page met holds for every login.
     let r = srv.try_login("locky", PASSWORD).await;

@@ -13,17 +13,16 @@ export const page = {
   render,
 };
 
-/** The figures shown, in order, with their words and where they lead. */
+/** The figures shown, in order: [label, value(o), where it leads, or
+ * null]. A figure the answer lacks is left out. */
 const FIGURES = [
-  ['accounts', 'Accounts', '#/accounts'],
-  ['disabled_accounts', 'Disabled accounts', '#/accounts?state=disabled'],
-  ['locked_accounts', 'Locked accounts', null],
-  ['resellers', 'Resellers', '#/tenants'],
-  ['merchants', 'Merchants', '#/tenants'],
-  ['roles', 'Custom roles', '#/roles'],
-  ['api_keys', 'API keys', '#/keys'],
-  ['s2s_tokens', 'Server-to-server tokens', '#/s2s'],
-  ['sessions', 'Live sessions', null],
+  ['Accounts', (o) => o.accounts && o.accounts.total, '#/accounts'],
+  ['Disabled accounts', (o) => o.accounts && o.accounts.disabled, '#/accounts?state=disabled'],
+  ['Locked accounts', (o) => o.accounts && o.accounts.locked, null],
+  ['Resellers', (o) => o.resellers, '#/tenants'],
+  ['Merchants', (o) => o.merchants, '#/tenants'],
+  ['API keys', (o) => o.api_keys, '#/keys'],
+  ['Live S2S tokens', (o) => o.s2s_tokens && o.s2s_tokens.live, '#/s2s'],
 ];
 
 async function render(main, ctx) {
@@ -36,22 +35,21 @@ async function render(main, ctx) {
     return;
   }
   const o = r.body || {};
-  const counts = o.counts || {};
-  const known = FIGURES.filter(([key]) => typeof counts[key] === 'number');
-  const stats = h('div', { class: 'stats', attrs: { role: 'list', 'aria-label': 'Counts' } },
-    known.map(([key, label, href]) => {
-      const figure = h('span', { class: 'figure', text: counts[key].toLocaleString() });
+  const stats = h('ul', { class: 'stats', attrs: { 'aria-label': 'Counts' } },
+    FIGURES.filter(([, value]) => typeof value(o) === 'number').map(([label, value, href]) => {
+      const figure = h('span', { class: 'figure', text: value(o).toLocaleString() });
       const words = h('span', { class: 'label', text: label });
-      const inner = href
-        ? h('a', { class: 'stat-link', href }, figure, words)
-        : h('div', {}, figure, words);
-      return h('div', { class: 'stat', attrs: { role: 'listitem' }, dataset: { count: key } }, inner);
+      return h('li', { class: 'stat', dataset: { count: label.toLowerCase().replace(/\W+/g, '-') } },
+        href ? h('a', { class: 'stat-link', href }, figure, words) : h('div', {}, figure, words));
     }));
   main.replaceChildren(
     pageHead('Overview', refresh),
+    o.complete === false
+      ? h('p', { class: 'notice', attrs: { role: 'status' }, text: 'The store is large: counting stopped early, so these figures are at least what they say.' })
+      : null,
     stats,
     h('div', { class: 'overview-grid' },
-      eventsCard(o.recent_events || o.events || []),
+      eventsCard(o.recent_events || []),
       healthCard(o.health || {})));
 }
 
@@ -71,30 +69,24 @@ function eventsCard(events) {
     h('p', { class: 'more-link' }, h('a', { href: '#/audit', text: 'All events in the audit log' })));
 }
 
-/** Health facts as the API reports them; numbers of seconds read as
- * durations, RFC 3339 strings as dates. */
+/** The server's health as the overview reports it: readiness, each
+ * check, the hashing pool and the version. */
 function healthCard(health) {
-  const status = health.status || 'unknown';
+  const ready = health.status === 'ready';
   const facts = [];
-  const label = (k) => k.replace(/_/g, ' ').replace(/^./, (c) => c.toUpperCase());
-  for (const [k, v] of Object.entries(health)) {
-    if (k === 'status' || v === null || typeof v === 'object') continue;
-    let shown;
-    if (k.endsWith('_seconds') && typeof v === 'number') shown = duration(v);
-    else if (k.endsWith('_at')) shown = when(v);
-    else shown = String(v);
-    facts.push(h('dt', { text: label(k.replace(/_seconds$/, '')) }), h('dd', {}, shown));
+  const checks = health.checks || {};
+  const names = { store: 'Store', signing_key: 'Signing key' };
+  for (const [k, c] of Object.entries(checks)) {
+    facts.push(h('dt', { text: names[k] || k }),
+      h('dd', {}, c && c.ok ? badge('OK', 'ok') : badge('Failing', 'danger'), c && c.error ? h('span', { class: 'muted', text: ` ${c.error}` }) : null));
   }
+  const pool = health.hashing;
+  if (pool) {
+    facts.push(h('dt', { text: 'Password hashing' }),
+      h('dd', { text: `${pool.running} running, ${pool.queued} queued, ${pool.refused} refused since start` }));
+  }
+  if (health.version) facts.push(h('dt', { text: 'Version' }), h('dd', { class: 'mono', text: health.version }));
   return card('Server health',
-    h('p', { class: 'health-status' }, badge(status === 'ok' ? 'Healthy' : status, status === 'ok' ? 'ok' : 'danger')),
+    h('p', { class: 'health-status' }, ready ? badge('Ready', 'ok') : badge(health.status || 'Unknown', 'danger')),
     facts.length ? h('dl', { class: 'facts' }, facts) : null);
-}
-
-function duration(seconds) {
-  const d = Math.floor(seconds / 86400);
-  const hr = Math.floor((seconds % 86400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  if (d) return `${d} d ${hr} h`;
-  if (hr) return `${hr} h ${m} min`;
-  return `${m} min`;
 }
