@@ -176,6 +176,11 @@ if (phase === 'idle-sign-in') {
       await secret.waitFor({ state: 'detached' });
       await row(page, 'erin-ci').waitFor();
       expect(!(await page.content()).includes(facts.erinKey), 'the secret is still in the page');
+      // The key acts as erin.
+      const me = curl(['-H', `Authorization: Bearer ${facts.erinKey}`, `${base}/api/v1/auth/me`]);
+      expect(me.status === 200, `with erin's key: ${me.status} ${me.body}`);
+      facts.erinKeyActsAs = JSON.parse(me.body).username;
+      save();
     });
 
     await t.step('see its sessions and revoke them', async () => {

@@ -113,17 +113,14 @@ async fn accounts_pages_in_chromium() {
     let r = srv.try_login("erin", PASSWORD).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
 
-    // The key the page made for it is listed under it, and refused now
-    // that the account is disabled.
-    let erin_keys = srv.items(&admin, &format!("{USERS}/{erin_id}/keys")).await;
-    let names: Vec<&str> = erin_keys
-        .iter()
-        .filter_map(|k| k["name"].as_str())
-        .collect();
-    assert_eq!(names, ["erin-ci"]);
+    // The key the page made for it acted as erin, and ended with the
+    // account's disabling.
+    assert_eq!(facts["erinKeyActsAs"], "erin");
     let erin_key = facts["erinKey"].as_str().expect("erin's key");
     assert!(erin_key.starts_with("sk_live_"), "{erin_key}");
     assert_ne!(srv.me_status(erin_key).await, StatusCode::OK);
+    let erin_keys = srv.items(&admin, &format!("{USERS}/{erin_id}/keys")).await;
+    assert_eq!(erin_keys, Vec::<Value>::new());
 
     // Its sessions are gone, and the tokens they carried with them.
     let sessions = srv

@@ -42,7 +42,7 @@ async function render(main, ctx) {
       return h('li', { class: 'stat', dataset: { count: label.toLowerCase().replace(/\W+/g, '-') } },
         href ? h('a', { class: 'stat-link', href }, figure, words) : h('div', {}, figure, words));
     }));
-  main.replaceChildren(
+  main.replaceChildren(...[
     pageHead('Overview', refresh),
     o.complete === false
       ? h('p', { class: 'notice', attrs: { role: 'status' }, text: 'The store is large: counting stopped early, so these figures are at least what they say.' })
@@ -50,7 +50,8 @@ async function render(main, ctx) {
     stats,
     h('div', { class: 'overview-grid' },
       eventsCard(o.recent_events || []),
-      healthCard(o.health || {})));
+      healthCard(o.health || {})),
+  ].filter(Boolean));
 }
 
 function eventsCard(events) {
@@ -60,8 +61,8 @@ function eventsCard(events) {
       empty: 'Nothing has happened yet.',
       rows: events,
       columns: [
-        { label: 'When', cell: (e) => when(e.at) },
-        { label: 'Event', cell: (e) => h('span', { class: 'mono', text: e.event }) },
+        { label: 'When', class: 'wide-only', cell: (e) => when(e.at) },
+        { label: 'Event', cell: (e) => h('span', { class: 'who-cell' }, h('span', { class: 'mono', text: e.event }), h('span', { class: 'narrow-only muted' }, when(e.at))) },
         { label: 'Outcome', cell: (e) => badge(e.outcome, e.outcome === 'success' ? 'ok' : 'danger') },
         { label: 'By', cell: (e) => e.actor_name || e.actor },
       ],
