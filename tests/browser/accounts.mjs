@@ -173,7 +173,8 @@ if (phase === 'idle-sign-in') {
       facts.erinKey = (await secret.locator('[data-secret]').textContent()).trim();
       save();
       await secret.getByRole('button', { name: 'I have copied it' }).click();
-      await secret.waitFor({ state: 'detached' });
+      // The dialog, closed, is then taken out of the page with the secret.
+      await page.locator('[data-secret]').waitFor({ state: 'detached' });
       await row(page, 'erin-ci').waitFor();
       expect(!(await page.content()).includes(facts.erinKey), 'the secret is still in the page');
       // The key acts as erin.
@@ -226,7 +227,8 @@ if (phase === 'idle-sign-in') {
       await row(page, 'deploy-bot').waitFor();
       await check(page, 'account-key-secret', t.problems);
       await secret.getByRole('button', { name: 'I have copied it' }).click();
-      await secret.waitFor({ state: 'detached' });
+      // The dialog, closed, is then taken out of the page with the secret.
+      await page.locator('[data-secret]').waitFor({ state: 'detached' });
       expect(!(await page.content()).includes(facts.key), 'the secret is still in the page');
       await page.reload();
       await row(page, 'deploy-bot').waitFor();

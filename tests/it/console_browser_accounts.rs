@@ -227,3 +227,24 @@ async fn the_account_list_filters_by_state() {
     assert_eq!(rows.len(), 1, "{csv}");
     assert!(rows[0].contains(",off,"), "{csv}");
 }
+
+/// A key a manager makes for another account works at once, also for an
+/// account that has not signed in since the server started (the console
+/// makes such keys from the account's page).
+#[tokio::test]
+async fn a_key_made_for_another_account_works_at_once() {
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    let id = srv.create_user(&admin, "fresh", PASSWORD, &["user"]).await;
+    let made = srv
+        .created(
+            &format!("{USERS}/{id}/keys"),
+            &admin,
+            &json!({ "name": "ci" }),
+        )
+        .await
+        .json();
+    let key = made["apiKey"].as_str().expect("apiKey");
+    let me = srv.me(key).await.assert(StatusCode::OK).json();
+    assert_eq!(me["username"], "fresh");
+}
