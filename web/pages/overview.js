@@ -62,7 +62,7 @@ function eventsCard(events) {
       rows: events,
       columns: [
         { label: 'When', class: 'wide-only', cell: (e) => when(e.at) },
-        { label: 'Event', cell: (e) => h('span', { class: 'who-cell' }, h('span', { class: 'mono', text: e.event }), h('span', { class: 'narrow-only muted' }, when(e.at))) },
+        { label: 'Event', cell: (e) => h('span', { class: 'who-cell' }, eventName(e.event), h('span', { class: 'narrow-only muted' }, when(e.at))) },
         { label: 'Outcome', cell: (e) => badge(e.outcome, e.outcome === 'success' ? 'ok' : 'danger') },
         { label: 'By', cell: (e) => e.actor_name || e.actor },
       ],
@@ -90,4 +90,10 @@ function healthCard(health) {
   return card('Server health',
     h('p', { class: 'health-status' }, ready ? badge('Ready', 'ok') : badge(health.status || 'Unknown', 'danger')),
     facts.length ? h('dl', { class: 'facts' }, facts) : null);
+}
+
+/** An event's name, allowed to break after each underscore. */
+function eventName(name) {
+  const parts = String(name || '').split('_');
+  return h('span', { class: 'mono' }, parts.map((p, i) => (i < parts.length - 1 ? [`${p}_`, h('wbr')] : p)));
 }
