@@ -144,6 +144,9 @@ impl Core {
             return self.authenticate_indexed_key(token, key_id, key, client_ip);
         }
         self.states.keys().note_store_lookup();
+        // Taken before the read: a removal after it keeps this key out
+        // of the index (see `KeyIndex::insert_if_unchanged`).
+        let removals = self.states.keys().removals();
         let tx = self.store.read()?;
         let key = tx.api_key(&key_id)?.ok_or(Error::Unauthenticated)?;
         let now = self.clock.now();
@@ -170,6 +173,7 @@ impl Core {
                     .client_ip(client_ip),
             );
         }
+        self.states.keys().insert_if_unchanged(&key, removals);
         Ok(Principal {
             kind: CredentialKind::ApiKey,
             account: Some(account.id),
@@ -202,7 +206,9 @@ impl Core {
         key_answers(token, &key.digest, key.expires_at, now)?;
         let (reseller_id, merchant_id) = self
             .states
-            .tenant_if_allows(key.account, &key.roles)
+            .tenant_if_allows(key.account, &key.roles, || {
+                self.store.read()?.account(key.account)
+            })?
             .ok_or(Error::Unauthenticated)?;
         if self.key_usage.touch(&key_id, key.last_used, now) {
             // Once in a key's life: the audit entry names its owner.

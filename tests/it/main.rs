@@ -22,6 +22,7 @@ mod console_browser_accounts;
 mod console_session;
 mod console_session_rules;
 mod cross_documents;
+mod damage;
 mod doc_account;
 mod doc_client;
 mod doc_tenant;
