@@ -228,23 +228,37 @@ async fn the_account_list_filters_by_state() {
     assert!(rows[0].contains(",off,"), "{csv}");
 }
 
-/// A key a manager makes for another account works at once, also for an
-/// account that has not signed in since the server started (the console
-/// makes such keys from the account's page).
+/// A key a manager makes for another account works at once: for an
+/// account that has not signed in since the server started, and for one
+/// disabled and enabled again since (the console makes such keys from the
+/// account's page, often right after enabling it).
 #[tokio::test]
 async fn a_key_made_for_another_account_works_at_once() {
     let srv = Server::start_with(light(Layer::default())).await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "fresh", PASSWORD, &["user"]).await;
-    let made = srv
-        .created(
-            &format!("{USERS}/{id}/keys"),
-            &admin,
-            &json!({ "name": "ci" }),
-        )
-        .await
-        .json();
-    let key = made["apiKey"].as_str().expect("apiKey");
-    let me = srv.me(key).await.assert(StatusCode::OK).json();
+    let make = |name: &'static str| {
+        let path = format!("{USERS}/{id}/keys");
+        let admin = admin.clone();
+        let srv = &srv;
+        async move {
+            let made = srv
+                .created(&path, &admin, &json!({ "name": name }))
+                .await
+                .json();
+            made["apiKey"].as_str().expect("apiKey").to_string()
+        }
+    };
+    let first = make("first").await;
+    let me = srv.me(&first).await.assert(StatusCode::OK).json();
+    assert_eq!(me["username"], "fresh");
+
+    for step in ["disable", "enable"] {
+        srv.post_as(&admin, &format!("{USERS}/{id}/{step}"), &json!({}))
+            .await
+            .assert(StatusCode::OK);
+    }
+    let second = make("second").await;
+    let me = srv.me(&second).await.assert(StatusCode::OK).json();
     assert_eq!(me["username"], "fresh");
 }
