@@ -4,9 +4,11 @@
 // afterwards through the API.
 //
 // PHASE=main (the default) runs the pages; PHASE=idle-sign-in signs in
-// and saves the browser's state to STATE_FILE; PHASE=idle-return loads
-// the console with that state (after the server's clock has moved) and
-// must land on sign-in.
+// and saves the browser's state to STATE_FILE; PHASE=reauth-delete
+// loads the console with that state (after the server's clock has moved
+// past the password's window) and deletes TARGET_USER, entering the
+// password again; PHASE=idle-return loads it (after the idle timeout)
+// and must land on sign-in.
 //
 // Environment: LATCHKEY_URL, ADMIN_USER, ADMIN_PASSWORD, LOCK_USER,
 // RESELLER_USER (a reseller over the bulk accounts), USER_PASSWORD, ROLE (a custom role to grant), OUT_FILE (facts for the
@@ -63,6 +65,29 @@ if (phase === 'idle-sign-in') {
       expect(csrf, 'no CSRF token in the tab');
       const state = await page.context().storageState();
       writeFileSync(env('STATE_FILE'), JSON.stringify({ state, csrf }));
+    });
+  });
+} else if (phase === 'reauth-delete') {
+  await run(async (t) => {
+    const { state, csrf } = JSON.parse(readFileSync(env('STATE_FILE'), 'utf8'));
+    const page = await t.newPage({ storageState: state });
+    await page.addInitScript((token) => sessionStorage.setItem('latchkey.csrf', token), csrf);
+    const target = env('TARGET_USER');
+    await t.step('deleting an account asks for the password again, then deletes it', async () => {
+      await page.goto(`${base}/admin/#/accounts?q=${target}`);
+      await page.getByRole('link', { name: target, exact: true }).click();
+      await page.getByRole('heading', { name: target, level: 1 }).waitFor();
+      await page.getByRole('button', { name: 'Delete', exact: true }).click();
+      await confirm(page, `Delete ${target}?`, 'Delete account');
+      const again = await dialog(page, 'Confirm it is you');
+      await again.getByLabel('Your password').fill('not my password');
+      await again.getByRole('button', { name: 'Confirm' }).click();
+      await again.getByRole('alert').filter({ hasText: /\S/ }).waitFor();
+      await check(page, 'reauth-dialog', t.problems);
+      await again.getByLabel('Your password').fill(adminPassword);
+      await again.getByRole('button', { name: 'Confirm' }).click();
+      await page.getByRole('heading', { name: 'Accounts', level: 1 }).waitFor();
+      await page.getByText(`Account ${target} deleted.`).waitFor();
     });
   });
 } else if (phase === 'idle-return') {

@@ -150,13 +150,18 @@ async fn accounts_pages_in_chromium() {
     assert_eq!(account(&srv, &admin, &victim).await["disabled"], false);
 }
 
-/// A console session that is left alone past its idle timeout ends: the
-/// browser state saved while signed in (its cookie works then) brings back
-/// the sign-in form after the server's clock moves 31 minutes, and the
-/// cookie is refused by the API too.
+/// A console session asks for the password again before deleting an
+/// account once the password is more than 10 minutes old (a wrong one is
+/// refused in the dialog, the right one lets the deletion through), and
+/// one left alone past its idle timeout ends: the browser state saved
+/// while signed in (its cookie works then) brings back the sign-in form
+/// after the server's clock moves 31 minutes, and the cookie is refused by
+/// the API too.
 #[tokio::test]
-async fn console_session_ends_after_its_idle_timeout_in_chromium() {
+async fn console_session_reauth_then_idle_timeout_in_chromium() {
     let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    let doomed = srv.create_user(&admin, "doomed", PASSWORD, &["user"]).await;
     let (_dir, state) = scratch("state.json");
     let env = |phase: &str| {
         vec![
@@ -164,6 +169,7 @@ async fn console_session_ends_after_its_idle_timeout_in_chromium() {
             ("ADMIN_USER", ADMIN.to_string()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
             ("STATE_FILE", state.clone()),
+            ("TARGET_USER", "doomed".to_string()),
         ]
     };
     browse(&srv, "accounts.mjs", &env("idle-sign-in"), 1).await;
@@ -188,6 +194,12 @@ async fn console_session_ends_after_its_idle_timeout_in_chromium() {
         .expect("the console cookie");
     let me = || srv.get("/api/v1/auth/me").header("cookie", &cookie).send();
     assert_eq!(me().await.status, StatusCode::OK);
+
+    // Past the password's window, inside the idle timeout.
+    srv.advance(11 * 60);
+    browse(&srv, "accounts.mjs", &env("reauth-delete"), 1).await;
+    let r = srv.get_as(&admin, &format!("{USERS}/{doomed}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
 
     srv.advance(31 * 60);
     assert_eq!(me().await.status, StatusCode::UNAUTHORIZED);
