@@ -30,7 +30,7 @@ export function keyTable(spec) {
       {
         label: 'Name',
         cell: (k) => h('span', { class: 'who-cell' },
-          h('span', {}, k.name, expired(k) ? badge('Expired', 'warn') : null),
+          h('span', { class: 'key-name' }, k.name, expired(k) ? badge('Expired', 'warn') : null),
           h('span', { class: 'narrow-only muted' }, 'Last used ', k.lastUsed ? when(k.lastUsed) : 'never', ' · expires ', k.expiresAt ? when(k.expiresAt) : 'never')),
       },
       { label: 'Key id', class: 'wide-only', cell: (k) => h('span', { class: 'mono', text: k.keyId }) },
