@@ -222,18 +222,21 @@ async fn create_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
 
 /// The account list's filters, as the JSON list and its CSV export read
 /// them.
-fn user_filter(req: &Req) -> UserFilter {
-    UserFilter {
+fn user_filter(req: &Req) -> Result<UserFilter, crate::domain::Error> {
+    Ok(UserFilter {
         reseller_id: req.query("reseller_id"),
         merchant_id: req.query("merchant_id"),
         role: req.query("role"),
         q: req.query("q"),
-    }
+        disabled: UserFilter::state(req.query("state").as_deref())?,
+    })
 }
 
 async fn list_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
     let paging = paging(&req)?;
-    let found = app.core.admin_list_users(&p, &user_filter(&req), &paging)?;
+    let found = app
+        .core
+        .admin_list_users(&p, &user_filter(&req)?, &paging)?;
     Ok(page(found, account_view))
 }
 
@@ -763,7 +766,7 @@ fn or_empty(v: &Option<String>) -> String {
 async fn export_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
     let found = app
         .core
-        .export_users(&p, &user_filter(&req), &exporting(&req)?)?;
+        .export_users(&p, &user_filter(&req)?, &exporting(&req)?)?;
     let rows = found
         .items
         .iter()

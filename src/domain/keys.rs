@@ -385,6 +385,11 @@ impl Core {
                     )));
                 }
                 tx.put_api_key(&stored)?;
+                // A key is a credential issued to the account: like a
+                // session opened, it learns the account as it is now (one
+                // made by a manager may be for an account that has not
+                // signed in since start, or was enabled since).
+                states.learn(&account);
                 // Indexed in the writer's turn, so that any later write
                 // that restricts the owner takes it out again; until the
                 // answer nobody holds the secret, and a failed commit takes

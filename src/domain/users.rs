@@ -50,6 +50,21 @@ pub struct UserFilter {
     pub role: Option<String>,
     /// Case-insensitive substring of username or email.
     pub q: Option<String>,
+    /// Only disabled accounts (`Some(true)`) or only enabled ones
+    /// (`Some(false)`); both when `None`.
+    pub disabled: Option<bool>,
+}
+
+impl UserFilter {
+    /// The list's `?state=`: `active` or `disabled`, or absent for both.
+    pub fn state(raw: Option<&str>) -> Result<Option<bool>, Error> {
+        match raw {
+            None | Some("") => Ok(None),
+            Some("active") => Ok(Some(false)),
+            Some("disabled") => Ok(Some(true)),
+            Some(_) => Err(Error::invalid("state", "state must be active or disabled")),
+        }
+    }
 }
 
 /// Most attributes an account may carry, and their sizes.
@@ -331,6 +346,7 @@ impl Core {
                 }
                 last = account.number;
                 let keep = scope.covers_account(&account)
+                    && filter.disabled.is_none_or(|d| account.disabled == d)
                     && filter
                         .reseller_id
                         .as_ref()

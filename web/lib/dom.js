@@ -218,7 +218,9 @@ export function table(spec) {
       const v = c.cell(row);
       return h('td', { class: c.class }, v === undefined || v === null || v === '' ? h('span', { class: 'muted', text: '—' }) : v);
     })));
-  return h('div', { class: 'table-wrap' },
+  // A table wider than a narrow screen scrolls inside its wrapper, which
+  // the keyboard must be able to reach and a screen reader to name.
+  return h('div', { class: 'table-wrap', tabIndex: 0, attrs: { role: 'region', 'aria-label': spec.caption || 'Table' } },
     h('table', { class: 'table' },
       spec.caption ? h('caption', { class: 'visually-hidden', text: spec.caption }) : null,
       h('thead', {}, head), h('tbody', {}, body)));
@@ -282,4 +284,25 @@ export function copyButton(text, label = 'Copy') {
 export function more(next, onMore) {
   if (!next) return null;
   return h('div', { class: 'more' }, button('Load more', () => onMore(next)));
+}
+
+/** Shows a secret the server will never show again (an API key, a
+ * token): in a dialog with a copy button and a plain warning. Nothing
+ * keeps it once the dialog closes. `spec`: { title, secret, label (what
+ * it is), note (extra words) }. Resolves when the dialog is closed. */
+export function showSecret(spec) {
+  return new Promise((resolve) => {
+    const codeId = uid('secret');
+    const done = h('button', { class: 'button primary', type: 'button', value: 'cancel', text: 'I have copied it' });
+    const content = [
+      h('p', { class: 'alert', attrs: { role: 'alert' }, text: `Copy the ${spec.label || 'secret'} now. This is the only time it is shown: latchkey keeps only a digest of it and cannot show it again.` }),
+      spec.note ? h('p', { text: spec.note }) : null,
+      h('div', { class: 'secret' },
+        h('code', { id: codeId, class: 'mono', dataset: { secret: '1' }, text: spec.secret }),
+        copyButton(spec.secret, 'Copy')),
+    ];
+    const { dialog } = modal(spec.title, content, [done]);
+    dialog.addEventListener('close', () => resolve());
+    done.focus();
+  });
 }

@@ -3,6 +3,7 @@
 
 import { api, message, fieldOf } from '{{asset lib/api.js}}';
 import { alertBox, busy, button, card, clearErrors, field, fieldError, h, noticeBox, say, table, when, badge } from '{{asset lib/dom.js}}';
+import { createKeyDialog, keyTable, revokeKey } from '{{asset pages/key-parts.js}}';
 
 export const page = {
   id: 'account',
@@ -20,6 +21,7 @@ async function render(main, ctx) {
   }
   const me = r.body;
   const sessions = h('div');
+  const myKeys = h('div');
   main.replaceChildren(
     h('h1', { text: 'My account', tabIndex: -1 }),
     h('div', { class: 'grid' },
@@ -30,8 +32,9 @@ async function render(main, ctx) {
         h('dt', { text: 'Member since' }), h('dd', { id: 'me-created' }, when(me.created_at)))),
       passwordCard(ctx, () => loadSessions(sessions))),
     sessions,
+    myKeys,
   );
-  await loadSessions(sessions);
+  await Promise.all([loadSessions(sessions), loadKeys(myKeys)]);
 }
 
 function passwordCard(ctx, reloadSessions) {
@@ -93,13 +96,42 @@ async function loadSessions(holder) {
       columns: [
         { label: 'Started', cell: (s) => h('span', {}, when(s.created_at), s.current ? badge('This session', 'ok') : null) },
         { label: 'Last used', cell: (s) => when(s.last_used_at) },
-        { label: 'Expires', cell: (s) => when(s.expires_at) },
-        { label: 'Address', cell: (s) => s.client_ip },
-        { label: 'Client', class: 'client', cell: (s) => s.user_agent },
+        { label: 'Expires', class: 'wide-only', cell: (s) => when(s.expires_at) },
+        { label: 'Address', class: 'wide-only', cell: (s) => s.client_ip },
+        { label: 'Client', class: 'client wide-only', cell: (s) => s.user_agent },
       ],
     });
   }
   holder.replaceChildren(h('section', { class: 'card', attrs: { 'aria-labelledby': 'sessions-title' } },
     h('div', { class: 'card-head' }, h('h2', { id: 'sessions-title', text: 'My sessions' }), refresh),
+    content));
+}
+
+// My keys: the signed-in account's own API keys.
+
+const MY_KEYS = '/api/v1/auth/keys';
+
+async function loadKeys(holder) {
+  const create = button('Create key', async () => {
+    if (await createKeyDialog(MY_KEYS, 'your account')) loadKeys(holder);
+  }, 'primary');
+  const r = await api('GET', MY_KEYS);
+  let content;
+  if (r.status !== 200) {
+    content = alertBox();
+    say(content, message(r, 'Your API keys could not be loaded.'));
+  } else {
+    const keys = Array.isArray(r.body) ? r.body : (r.body && r.body.items) || [];
+    content = keyTable({
+      keys,
+      caption: 'Your API keys',
+      empty: 'You have no API keys. A key lets a program act as you without your password.',
+      onRevoke: async (k) => {
+        if (await revokeKey(k, `${MY_KEYS}/${encodeURIComponent(k.keyId)}`)) loadKeys(holder);
+      },
+    });
+  }
+  holder.replaceChildren(h('section', { class: 'card', attrs: { 'aria-labelledby': 'my-keys-title' } },
+    h('div', { class: 'card-head' }, h('h2', { id: 'my-keys-title', text: 'My keys' }), create),
     content));
 }
