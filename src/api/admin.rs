@@ -21,6 +21,7 @@ use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
 use crate::domain::s2s::ListedS2s;
 use crate::domain::sessions::Session;
+use crate::domain::signing::KeyInfo;
 use crate::domain::tenants::{Merchant, Reseller};
 use crate::domain::users::{UserFilter, UserPatch, UserRequest};
 use crate::domain::{Page, PageRequest};
@@ -60,6 +61,8 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, GET, "/api/v1/admin/s2s-tokens", principal list_s2s),
         route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
         route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
+        route!(DOC, GET, "/api/v1/admin/signing-keys", principal list_signing_keys),
+        route!(DOC, POST, "/api/v1/admin/signing-keys/rotate", principal rotate_signing_key),
     ]
 }
 
@@ -478,4 +481,27 @@ async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
     };
     let found = app.core.list_audit(&p, &filter, &paging)?;
     Ok(page(found, audit_view))
+}
+
+// ---- signing keys ----
+
+fn signing_key_view(k: &KeyInfo) -> Value {
+    json!({
+        "kid": k.kid,
+        "algorithm": k.alg,
+        "created_at": rfc3339(k.created_at),
+        "state": if k.active { "active" } else { "retired" },
+        "retired_at": k.retired_at.map(rfc3339),
+        "verify_until": k.verify_until.map(rfc3339),
+    })
+}
+
+async fn list_signing_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let keys = app.core.signing_keys(&p, &paging(&req)?)?;
+    Ok(page(keys, signing_key_view))
+}
+
+async fn rotate_signing_key(app: Arc<App>, _req: Req, p: Principal) -> Handled {
+    let key = app.core.rotate_signing_key(&p).await?;
+    Ok(json(StatusCode::CREATED, &signing_key_view(&key)))
 }

@@ -17,6 +17,8 @@
 
 use std::collections::HashMap;
 
+use arc_swap::ArcSwap;
+
 use ring::rand::SystemRandom;
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
@@ -131,10 +133,12 @@ pub struct RetiredKey {
 
 /// The signing key and every key tokens may be verified with.
 pub struct KeySet {
-    /// Key id and key pair that sign new tokens.
-    signer: (String, EcdsaKeyPair),
-    /// Every published key by id, the signer's included.
-    verifiers: HashMap<String, PublicKey>,
+    /// The signer and the verifiers, replaced whole by a rotation, so a
+    /// request sees either the keys before it or the keys after it.
+    current: ArcSwap<Keys>,
+    /// Makes rotations one at a time, so the key that signs in memory is
+    /// the one the store last recorded as active (see `signing::rotate`).
+    pub(crate) rotation: tokio::sync::Mutex<()>,
     /// Expected `iss`.
     issuer: String,
     /// Expected `aud`.
@@ -144,6 +148,14 @@ pub struct KeySet {
     /// ECDSA verifications run since start, counted where they run, so
     /// tests can prove the verified-token cache spares them.
     verifications: std::sync::atomic::AtomicU64,
+}
+
+/// What signs and verifies at one moment.
+struct Keys {
+    /// Key id and key pair that sign new tokens.
+    signer: (String, EcdsaKeyPair),
+    /// Every published key by id, the signer's included.
+    verifiers: HashMap<String, PublicKey>,
 }
 
 /// A freshly generated key pair: the PKCS#8 document and public point.
@@ -203,8 +215,11 @@ impl KeySet {
             },
         );
         Ok(KeySet {
-            signer: (signer_kid, pair),
-            verifiers,
+            current: ArcSwap::from_pointee(Keys {
+                signer: (signer_kid, pair),
+                verifiers,
+            }),
+            rotation: tokio::sync::Mutex::new(()),
             issuer,
             audience,
             max_lifetime: access_ttl.saturating_add(LEEWAY_SECS),
@@ -215,7 +230,55 @@ impl KeySet {
     /// The JWKS document (`{"keys":[...]}`) at time `now`: the keys that
     /// still verify then.
     pub fn jwks(&self, now: i64) -> String {
-        render_jwks(&self.verifiers, now)
+        render_jwks(&self.current.load().verifiers, now)
+    }
+
+    /// Makes `kid` (its PKCS#8 document) the signing key. The key that
+    /// signed until now keeps verifying, and stays published, until
+    /// `retired_until`; keys already past their own verify-until are
+    /// dropped. Tokens in flight keep verifying throughout: the swap is
+    /// of the whole set at once.
+    pub fn rotate(
+        &self,
+        kid: String,
+        pkcs8: &[u8],
+        retired_until: i64,
+        now: i64,
+    ) -> Result<(), String> {
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
+            .map_err(|_| "signing key unreadable".to_string())?;
+        let old = self.current.load();
+        let mut verifiers: HashMap<String, PublicKey> = old
+            .verifiers
+            .iter()
+            .filter(|(_, key)| now < key.until)
+            .map(|(k, key)| {
+                (
+                    k.clone(),
+                    PublicKey {
+                        point: key.point.clone(),
+                        until: if *k == old.signer.0 {
+                            retired_until
+                        } else {
+                            key.until
+                        },
+                    },
+                )
+            })
+            .collect();
+        verifiers.insert(
+            kid.clone(),
+            PublicKey {
+                point: pair.public_key().as_ref().to_vec(),
+                until: i64::MAX,
+            },
+        );
+        self.current.store(std::sync::Arc::new(Keys {
+            signer: (kid, pair),
+            verifiers,
+        }));
+        Ok(())
     }
 
     /// The expected issuer.
@@ -230,15 +293,16 @@ impl KeySet {
 
     /// Signs `claims` with the active key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+        let keys = self.current.load();
         let header = Header {
             alg: ALG.into(),
             typ: ACCESS_TYP.into(),
-            kid: self.signer.0.clone(),
+            kid: keys.signer.0.clone(),
         };
         let header = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
         let claims = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
         let mut token = format!("{}.{}", b64(&header), b64(&claims));
-        let sig = self
+        let sig = keys
             .signer
             .1
             .sign(&SystemRandom::new(), token.as_bytes())
@@ -283,7 +347,8 @@ impl KeySet {
         if header.typ != ACCESS_TYP {
             return Err(TokenError::Malformed);
         }
-        let key = self
+        let keys = self.current.load();
+        let key = keys
             .verifiers
             .get(&header.kid)
             .ok_or(TokenError::UnknownKey)?;
@@ -544,7 +609,13 @@ mod tests {
             assert!(keys.verify(&token, now).is_ok());
             // ring's raw signature is high about half the time; count the
             // ones the signer turned, so the test shows it had work to do.
-            let raw = keys.signer.1.sign(&SystemRandom::new(), b"probe").unwrap();
+            let raw = keys
+                .current
+                .load()
+                .signer
+                .1
+                .sign(&SystemRandom::new(), b"probe")
+                .unwrap();
             if raw.as_ref()[32..] > P256_HALF_N[..] {
                 normalised += 1;
             }
@@ -564,7 +635,7 @@ mod tests {
         let twin = format!("{signed}.{}", b64(&twin));
         // The twin is a mathematically valid signature: ring takes it.
         let (_, twin_sig) = split_sig(&twin);
-        let point = keys.signer.1.public_key().as_ref().to_vec();
+        let point = keys.current.load().signer.1.public_key().as_ref().to_vec();
         assert!(
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
                 .verify(signed.as_bytes(), &twin_sig)
@@ -612,7 +683,7 @@ mod tests {
             &current.pkcs8,
             vec![RetiredKey {
                 kid: "k1".into(),
-                point: old.signer.1.public_key().as_ref().to_vec(),
+                point: old.current.load().signer.1.public_key().as_ref().to_vec(),
                 verify_until: until,
             }],
             "iss".into(),

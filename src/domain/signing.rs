@@ -1,11 +1,144 @@
 //! The JWT signing key's life: generated on first start, sealed with the
-//! master key, kept in the store, loaded at every start.
+//! master key, kept in the store, loaded at every start, and rotated by an
+//! admin ([`Core::rotate_signing_key`]): the new key signs from then on,
+//! the old one verifies until its last token can have expired.
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
+use super::auth::{Principal, actor_still_valid};
+use super::rbac::Scope;
 use super::secrets::{b64, b64_decode, random_bytes, random_id};
-use super::{CoreConfig, StartError, jwt};
+use super::{Core, CoreConfig, Error, Outcome, StartError, jwt};
 use crate::store::{SigningKey, Store, StoreError, WriteTx, keyfile};
+
+/// A signing key as the admin API lists it: never its private half.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// Its key id, as in the JWKS and in token headers.
+    pub kid: String,
+    /// Its algorithm (ES256).
+    pub alg: String,
+    /// When it was made (Unix seconds).
+    pub created_at: i64,
+    /// Whether it signs new tokens (else it only verifies).
+    pub active: bool,
+    /// When it stopped signing, if it has.
+    pub retired_at: Option<i64>,
+    /// From when it no longer verifies and leaves the JWKS; `None` while
+    /// it signs.
+    pub verify_until: Option<i64>,
+}
+
+impl Core {
+    /// The keys in the JWKS now, the signing one first, then the retired
+    /// ones newest first. Admins only: the console's signing-key page.
+    pub fn signing_keys(
+        &self,
+        principal: &Principal,
+        page: &super::PageRequest,
+    ) -> Result<super::Page<KeyInfo>, Error> {
+        if principal.scope() != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let ttl = self.config.access_ttl;
+        let mut keys: Vec<KeyInfo> = self
+            .store
+            .read()?
+            .signing_keys()?
+            .into_iter()
+            .map(|k| KeyInfo {
+                verify_until: k.retired_at.map(|at| verify_until(at, ttl)),
+                kid: k.kid,
+                alg: k.alg,
+                created_at: k.created_at,
+                active: k.active,
+                retired_at: k.retired_at,
+            })
+            // Past its verify-until a key is out of the JWKS, waiting for
+            // housekeeping to delete it.
+            .filter(|k| k.active || k.verify_until.is_some_and(|until| now < until))
+            .collect();
+        keys.sort_by(|a, b| {
+            b.active
+                .cmp(&a.active)
+                .then(b.created_at.cmp(&a.created_at))
+                .then(a.kid.cmp(&b.kid))
+        });
+        page.in_memory(keys)
+    }
+
+    /// Makes a new signing key (admins only, with a recently re-entered
+    /// password). In one write transaction every active key is retired
+    /// (`retired_at` now) and the new one stored, sealed, with the audit
+    /// entry; only once that is durable does the new key sign in memory.
+    /// The old key stays in the JWKS and verifies until its last token can
+    /// have expired ([`verify_until`]), then housekeeping deletes it
+    /// ([`prune_retired`]). Rotations run one at a time, so the key that
+    /// signs is always the one the store calls active.
+    pub async fn rotate_signing_key(&self, principal: &Principal) -> Result<KeyInfo, Error> {
+        if principal.scope() != Scope::All {
+            return Err(Error::Forbidden);
+        }
+        self.require_recent_password(principal)?;
+        let _one_at_a_time = self.keys.rotation.lock().await;
+        let generated = jwt::generate().map_err(Error::Internal)?;
+        let kid = random_id(16);
+        let now = self.clock.now();
+        let ttl = self.config.access_ttl;
+        let data_dir = self.config.data_dir.clone();
+        let audit = self.actor_entry(principal, "signing_key_rotated", Outcome::Success)?;
+        let actor = principal.clone();
+        let pkcs8 = generated.pkcs8.clone();
+        let record_kid = kid.clone();
+        let record = self
+            .store
+            .write_async(move |tx| {
+                actor_still_valid(tx, &actor, now)?;
+                // The master key as the data directory holds it now: what
+                // the next start will unseal with.
+                let (master, _) = keyfile::load_or_create(&data_dir, random_bytes::<32>())?;
+                let record = SigningKey {
+                    kid: record_kid.clone(),
+                    alg: "ES256".into(),
+                    created_at: now,
+                    public_key: b64(&generated.public_point),
+                    sealed_private_key: seal(&master, &record_kid, &pkcs8)
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                    active: true,
+                    retired_at: None,
+                };
+                let mut retired = Vec::new();
+                for mut old in tx.signing_keys()? {
+                    if old.active || old.retired_at.is_none() {
+                        old.active = false;
+                        old.retired_at = Some(now);
+                        tx.put_signing_key(&old)?;
+                        retired.push(old.kid);
+                    }
+                }
+                prune_retired(tx, now, ttl)?;
+                tx.put_signing_key(&record)?;
+                audit
+                    .target(record.kid.clone())
+                    .detail(format!("retired {}", retired.join(", ")))
+                    .append(tx, now)?;
+                Ok::<_, Error>(record)
+            })
+            .await?;
+        self.keys
+            .rotate(kid, &generated.pkcs8, verify_until(now, ttl), now)
+            .map_err(Error::Internal)?;
+        Ok(KeyInfo {
+            kid: record.kid,
+            alg: record.alg,
+            created_at: record.created_at,
+            active: true,
+            retired_at: None,
+            verify_until: None,
+        })
+    }
+}
 
 /// Loads the active signing key, or makes one. If the active key cannot be
 /// unsealed (the master key file was replaced or lost), a new key is made

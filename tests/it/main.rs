@@ -7,6 +7,7 @@ mod import;
 mod abuse;
 mod admin_access;
 mod admin_audit;
+mod admin_console_ops;
 mod admin_helpers;
 mod admin_isolation;
 mod admin_lists;
