@@ -19,7 +19,7 @@ use super::{App, Document, Handled, Route, route};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
-use crate::domain::s2s::ListedS2s;
+use crate::domain::s2s::{ListedS2s, NewS2s};
 use crate::domain::sessions::Session;
 use crate::domain::signing::KeyInfo;
 use crate::domain::tenants::{Merchant, Reseller};
@@ -59,6 +59,8 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, POST, "/api/v1/admin/roles", principal create_role),
         route!(DOC, DELETE, "/api/v1/admin/roles/{name}", principal delete_role),
         route!(DOC, GET, "/api/v1/admin/s2s-tokens", principal list_s2s),
+        route!(DOC, POST, "/api/v1/admin/s2s-tokens", principal issue_s2s),
+        route!(DOC, GET, "/api/v1/admin/s2s-tokens/scopes", principal s2s_scopes),
         route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
         route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
         route!(DOC, GET, "/api/v1/admin/signing-keys", principal list_signing_keys),
@@ -460,6 +462,71 @@ async fn delete_role(app: Arc<App>, req: Req, p: Principal) -> Handled {
 async fn list_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
     let listed = app.core.list_s2s(&p, &paging(&req)?)?;
     Ok(page(listed, s2s_view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueS2s {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    reseller_id: Option<String>,
+    #[serde(default)]
+    merchant_id: Option<String>,
+    /// Seconds (any JSON number; the domain bounds it).
+    #[serde(default)]
+    expires_in: Option<serde_json::Number>,
+}
+
+/// `POST /api/v1/admin/s2s-tokens`: the tenant document's `/s2s-token`
+/// issuance (the same domain operation, so the same rules and scope
+/// checks), answered in the admin API's words with the new token's id.
+async fn issue_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: IssueS2s = body(&req)?;
+    let (token, secret) = app
+        .core
+        .issue_s2s(
+            &p,
+            NewS2s {
+                name: b.name,
+                role: b.role,
+                reseller_id: b.reseller_id,
+                merchant_id: b.merchant_id,
+                expires_in: b.expires_in.as_ref().map(super::http::seconds),
+            },
+        )
+        .await?;
+    Ok(json(
+        StatusCode::CREATED,
+        &json!({
+            "id": token.id,
+            "token": secret,
+            "name": token.name,
+            "role": token.role,
+            "reseller_id": token.reseller_id,
+            "merchant_id": token.merchant_id,
+            "created_at": rfc3339(token.created_at),
+            "created_by": token.created_by,
+            "expires_at": token.expires_at.map(rfc3339),
+        }),
+    ))
+}
+
+/// `GET /api/v1/admin/s2s-tokens/scopes`: what the caller may issue.
+async fn s2s_scopes(app: Arc<App>, _req: Req, p: Principal) -> Handled {
+    let options = app.core.s2s_issuable(&p)?;
+    let i = &options.issuable;
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "roles": i.roles,
+            "reseller_id": i.reseller_id,
+            "merchant_id": i.merchant_id,
+            "max_expires_in": options.max_expires_in,
+        }),
+    ))
 }
 
 async fn revoke_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {

@@ -59,6 +59,63 @@ pub struct NewS2s {
     pub expires_in: Option<u64>,
 }
 
+/// What a caller of one scope may issue: the table in this module's
+/// documentation, as data. [`Core::issue_s2s`] refuses what it does not
+/// allow, and [`Core::s2s_issuable`] shows it, so the console offers
+/// exactly what issuance accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuable {
+    /// The roles it may give a token, in [`ROLES`] order.
+    pub roles: Vec<&'static str>,
+    /// The one reseller its tokens must name; `None`: any reseller.
+    pub reseller_id: Option<String>,
+    /// The one merchant its tokens must name; `None`: any merchant of the
+    /// reseller (that the caller can see).
+    pub merchant_id: Option<String>,
+}
+
+impl Issuable {
+    /// What `scope` may issue.
+    pub fn of(scope: &Scope) -> Issuable {
+        let (roles, reseller_id, merchant_id): (&[&'static str], _, _) = match scope {
+            Scope::All => (&ROLES, None, None),
+            Scope::Reseller(r) => (&ROLES, Some(r.clone()), None),
+            Scope::Merchant { reseller, merchant } => (
+                &["merchant", "user"],
+                Some(reseller.clone()),
+                Some(merchant.clone()),
+            ),
+            Scope::Own(_) | Scope::Nothing => (&[], None, None),
+        };
+        Issuable {
+            roles: roles.to_vec(),
+            reseller_id,
+            merchant_id,
+        }
+    }
+
+    /// Whether a token of `role` for this tenant is within it. A merchant
+    /// outside the caller's sight is refused where the token is stored.
+    fn allows(&self, role: &str, reseller_id: &str, merchant_id: Option<&str>) -> bool {
+        self.roles.contains(&role)
+            && self.reseller_id.as_deref().is_none_or(|r| r == reseller_id)
+            && self
+                .merchant_id
+                .as_deref()
+                .is_none_or(|m| merchant_id == Some(m))
+    }
+}
+
+/// What the console's issuance form offers a caller.
+#[derive(Debug, Clone)]
+pub struct IssueOptions {
+    /// The roles and tenants it may issue for (no roles for a credential
+    /// that may not mint one: an API key, an S2S token).
+    pub issuable: Issuable,
+    /// The longest lifetime a token may be given, seconds.
+    pub max_expires_in: i64,
+}
+
 /// An S2S token as the admin list shows it.
 #[derive(Debug, Clone)]
 pub struct ListedS2s {
@@ -196,17 +253,7 @@ impl Core {
             .ok_or_else(|| Error::invalid("expires_in", "expires_in is too large"))?;
 
         let scope = principal.scope();
-        let allowed = match &scope {
-            Scope::All => true,
-            Scope::Reseller(r) => reseller_id == *r,
-            Scope::Merchant { reseller, merchant } => {
-                role != "reseller"
-                    && reseller_id == *reseller
-                    && merchant_id.as_deref() == Some(merchant.as_str())
-            }
-            Scope::Own(_) | Scope::Nothing => false,
-        };
-        if !allowed {
+        if !Issuable::of(&scope).allows(&role, &reseller_id, merchant_id.as_deref()) {
             return Err(Error::Forbidden);
         }
 
@@ -268,6 +315,24 @@ impl Core {
             })
             .await?;
         Ok((token, secret))
+    }
+
+    /// What the caller may issue (managers only, like the list): the
+    /// same [`Issuable`] that [`Core::issue_s2s`] checks, empty for a
+    /// credential that may not mint one.
+    pub fn s2s_issuable(&self, principal: &Principal) -> Result<IssueOptions, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let issuable = match principal.may_mint() {
+            Ok(()) => Issuable::of(&scope),
+            Err(_) => Issuable::of(&Scope::Nothing),
+        };
+        Ok(IssueOptions {
+            issuable,
+            max_expires_in: self.config.s2s_max_ttl,
+        })
     }
 
     /// S2S tokens in the caller's scope, in id order after `after`, with

@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::harness::{Server, USERS, World, rfc3339_utc, unb64};
+use crate::admin_helpers::new_api_key;
+use crate::harness::{Server, World, rfc3339_utc, unb64};
 
 const SIGNING_KEYS: &str = "/api/v1/admin/signing-keys";
 const ROTATE: &str = "/api/v1/admin/signing-keys/rotate";
@@ -140,5 +141,163 @@ async fn only_an_admin_rotates_or_lists_signing_keys() {
     let r = srv.post(ROTATE).send().await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(jwks_kids(&srv).await, kids);
-    let _ = USERS;
+}
+
+const S2S: &str = "/api/v1/admin/s2s-tokens";
+const S2S_SCOPES: &str = "/api/v1/admin/s2s-tokens/scopes";
+
+/// Issues through the admin API: (status, body).
+async fn issue(srv: &Server, token: &str, body: Value) -> (StatusCode, Value) {
+    let r = srv.post(S2S).bearer(token).json(&body).send().await;
+    let status = r.status;
+    (status, r.json())
+}
+
+/// An S2S token issued from the admin API works, is listed with its id,
+/// is revocable there, and is audited like one from `/s2s-token`.
+#[tokio::test]
+async fn the_admin_api_issues_s2s_tokens() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin");
+    let (status, body) = issue(
+        &srv,
+        admin,
+        json!({ "name": "billing", "role": "merchant", "reseller_id": "res_1",
+                "merchant_id": "mer_1a", "expires_in": 3600 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body["token"].as_str().expect("token");
+    assert!(secret.starts_with("s2s_"), "{secret}");
+    let id = body["id"].as_str().expect("id");
+    assert_eq!(body["created_by"], world.get("admin").id.as_str());
+    assert_eq!(
+        rfc3339_utc(&body["expires_at"]) - rfc3339_utc(&body["created_at"]),
+        3600
+    );
+    let me = srv.me(secret).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    assert_eq!(me.json()["merchant_id"], "mer_1a");
+    let listed = srv.items(admin, S2S).await;
+    assert!(listed.iter().any(|t| t["id"] == id), "{listed:?}");
+    let audit = srv
+        .items(
+            admin,
+            &format!("/api/v1/admin/audit?event=s2s_token_created&target={id}"),
+        )
+        .await;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    // Revoked from the admin API, it stops working.
+    let r = srv.delete_as(admin, &format!("{S2S}/{id}")).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(srv.me_status(secret).await, StatusCode::UNAUTHORIZED);
+    // A body the admin API does not know is refused, nothing issued.
+    let (status, _) = issue(
+        &srv,
+        admin,
+        json!({ "name": "x", "role": "user", "reseller_id": "res_1", "merchant_id": "mer_1a", "scope": "all" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(srv.items(admin, S2S).await.len(), 1);
+}
+
+/// The options the console offers are exactly what issuance accepts: for
+/// every manager and every role, issuing for the tenant the options name
+/// succeeds exactly when the role is offered; outside them it is refused.
+#[tokio::test]
+async fn the_issuance_options_are_exactly_what_issuance_accepts() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let cases = [
+        ("admin", vec!["reseller", "merchant", "user"], None, None),
+        (
+            "reseller1",
+            vec!["reseller", "merchant", "user"],
+            Some("res_1"),
+            None,
+        ),
+        (
+            "merchant1a",
+            vec!["merchant", "user"],
+            Some("res_1"),
+            Some("mer_1a"),
+        ),
+    ];
+    for (name, roles, reseller, merchant) in cases {
+        let token = world.token(name);
+        let r = srv.get(S2S_SCOPES).bearer(token).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{name}: {}", r.text());
+        let options = r.json();
+        assert_eq!(options["roles"], json!(roles), "{name}");
+        assert_eq!(options["reseller_id"], json!(reseller), "{name}");
+        assert_eq!(options["merchant_id"], json!(merchant), "{name}");
+        assert_eq!(options["max_expires_in"], 31_536_000, "{name}");
+        // Every role, for the tenant the options name (or one in reach).
+        for role in ["reseller", "merchant", "user"] {
+            let (status, body) = issue(
+                &srv,
+                token,
+                json!({ "name": format!("{name}-{role}"), "role": role,
+                        "reseller_id": reseller.unwrap_or("res_1"),
+                        "merchant_id": merchant.unwrap_or("mer_1a") }),
+            )
+            .await;
+            let offered = roles.contains(&role);
+            assert_eq!(
+                status == StatusCode::CREATED,
+                offered,
+                "{name} {role}: {body}"
+            );
+            if !offered {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{name} {role}: {body}");
+            }
+        }
+    }
+    // A tenant outside the options is refused.
+    let (status, body) = issue(
+        &srv,
+        world.token("reseller1"),
+        json!({ "name": "other", "role": "user", "reseller_id": "res_2", "merchant_id": "mer_2a" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = issue(
+        &srv,
+        world.token("merchant1a"),
+        json!({ "name": "sibling", "role": "user", "reseller_id": "res_1", "merchant_id": "mer_1b" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A reseller naming another reseller's merchant under its own: unknown.
+    let (status, body) = issue(
+        &srv,
+        world.token("reseller1"),
+        json!({ "name": "stray", "role": "user", "reseller_id": "res_1", "merchant_id": "mer_2a" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // No tenant scope: no options at all. An API key is offered nothing
+    // and issues nothing.
+    let r = srv
+        .get(S2S_SCOPES)
+        .bearer(world.token("user1a"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    let (_, key) = new_api_key(&srv, world.token("admin")).await;
+    let options = srv.read(&key, S2S_SCOPES).await;
+    assert_eq!(options["roles"], json!([]), "{options}");
+    let (status, body) = issue(
+        &srv,
+        &key,
+        json!({ "name": "bred", "role": "user", "reseller_id": "res_1", "merchant_id": "mer_1a" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // What was issued: the five offered, nothing else.
+    let all = srv.items(world.token("admin"), S2S).await;
+    assert_eq!(all.len(), 3 + 3 + 2, "{all:?}");
 }
