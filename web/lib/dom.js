@@ -295,12 +295,15 @@ export function formDialog(spec) {
     let ok = false;
     const error = alertBox();
     const fields = spec.fields || [];
-    const form = h('form', { id: uid('form'), novalidate: true },
+    // The id as an attribute: a form's `id` property is shadowed by a
+    // control named "id".
+    const formId = uid('form');
+    const form = h('form', { attrs: { id: formId }, novalidate: true },
       spec.intro ? h('p', { class: 'muted', text: spec.intro }) : null,
       error, fields.map((f) => f.root), spec.extra || null);
     const cancel = h('button', { class: 'button subtle', type: 'button', value: 'cancel', text: 'Cancel' });
     const submit = h('button', { class: `button ${spec.danger ? 'danger' : 'primary'}`, type: 'submit', text: spec.submit || 'Save' });
-    submit.setAttribute('form', form.id);
+    submit.setAttribute('form', formId);
     const { dialog, close } = modal(spec.title, form, [cancel, submit]);
     form.addEventListener('submit', async (event) => {
       event.preventDefault();

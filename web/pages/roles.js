@@ -77,7 +77,8 @@ async function load(holder, ctx, error, reload) {
 function heldBy(x) {
   const { names, more, failed } = x.held;
   if (failed) return h('span', { class: 'muted', text: 'Not shown' });
-  const link = h('a', { href: `#/accounts?role=${encodeURIComponent(x.name)}`, text: more ? 'See all' : 'See accounts', attrs: { 'aria-label': `Accounts holding ${x.name}` } });
+  const text = more ? 'See all' : 'See accounts';
+  const link = h('a', { href: `#/accounts?role=${encodeURIComponent(x.name)}`, text, attrs: { 'aria-label': `${text} holding ${x.name}` } });
   if (names.length === 0) return h('span', { class: 'muted', text: 'No account' });
   return h('span', { class: 'holders' }, names.join(', '), more ? ' and more · ' : ' · ', link);
 }

@@ -20,7 +20,6 @@ const LIFETIMES = [
   ['86400', '1 day'],
   ['604800', '7 days'],
   ['2592000', '30 days'],
-  ['', 'The longest allowed'],
 ];
 
 const ROLE_NOTE = {
@@ -112,23 +111,38 @@ async function load(holder, ctx, error, reload) {
   await show('');
 }
 
-/** What the caller may issue: the roles, and the tenants for each. */
-async function issuable(ctx) {
-  if (ctx.level === 'merchant') {
-    return { roles: ['merchant', 'user'], resellers: [[ctx.me.reseller_id, ctx.me.reseller_id]], merchants: [{ id: ctx.me.merchant_id, name: ctx.me.merchant_id, reseller_id: ctx.me.reseller_id }] };
-  }
-  const [rs, ms] = await Promise.all([
+/** What the caller may issue, as the API says (roles, a fixed reseller
+ * or merchant, the longest lifetime), with the tenants to choose from. */
+async function issuable() {
+  const [sc, rs, ms] = await Promise.all([
+    api('GET', '/api/v1/admin/s2s-tokens/scopes'),
     api('GET', '/api/v1/admin/resellers?limit=1000'),
     api('GET', '/api/v1/admin/merchants?limit=1000'),
   ]);
-  const resellers = rs.status === 200 ? (rs.body.items || []).map((r) => [r.id, `${r.name} (${r.id})`]) : [];
-  const merchants = ms.status === 200 ? ms.body.items || [] : [];
-  return { roles: ['reseller', 'merchant', 'user'], resellers, merchants };
+  if (sc.status !== 200) return { error: sc };
+  const scope = sc.body;
+  let resellers = rs.status === 200 ? (rs.body.items || []).map((r) => [r.id, `${r.name} (${r.id})`]) : [];
+  if (scope.reseller_id) {
+    const own = resellers.find(([id]) => id === scope.reseller_id);
+    resellers = [own || [scope.reseller_id, scope.reseller_id]];
+  }
+  let merchants = ms.status === 200 ? ms.body.items || [] : [];
+  if (scope.merchant_id) merchants = merchants.filter((m) => m.id === scope.merchant_id);
+  return { roles: scope.roles || [], resellers, merchants, fixedReseller: Boolean(scope.reseller_id), max: scope.max_expires_in };
+}
+
+function lifetimes(max) {
+  const longest = max ? `The longest allowed (${Math.round(max / 86400)} days)` : 'The longest allowed';
+  return [...LIFETIMES.filter(([v]) => v && (!max || Number(v) <= max)), ['', longest]];
 }
 
 async function issue(ctx, reload) {
-  const can = await issuable(ctx);
-  if (can.resellers.length === 0) {
+  const can = await issuable();
+  if (can.error) {
+    toast(message(can.error, 'What you may issue could not be loaded.'), 'error');
+    return;
+  }
+  if (can.resellers.length === 0 || can.roles.length === 0) {
     toast('Create a reseller first: every token belongs to a tenant.', 'error');
     return;
   }
@@ -136,14 +150,14 @@ async function issue(ctx, reload) {
   const role = field({ name: 'role', label: 'Role', type: 'select', options: can.roles.map((r) => [r, `${r} (${ROLE_NOTE[r]})`]), value: can.roles[0] });
   const reseller = field({ name: 'reseller_id', label: 'Reseller', type: 'select', options: can.resellers, value: ctx.params.get('reseller_id') || '' });
   const merchant = field({ name: 'merchant_id', label: 'Merchant', type: 'select', options: [] });
-  const lifetime = field({ name: 'expires_in', label: 'Lifetime', type: 'select', options: LIFETIMES, value: '2592000' });
-  if (ctx.level !== 'admin') reseller.input.disabled = true;
+  const lifetime = field({ name: 'expires_in', label: 'Lifetime', type: 'select', options: lifetimes(can.max), value: '2592000' });
+  reseller.input.disabled = can.fixedReseller;
   const fillMerchants = () => {
     const mine = can.merchants.filter((m) => m.reseller_id === reseller.input.value);
     merchant.input.replaceChildren(...(mine.length
       ? mine.map((m) => h('option', { value: m.id, text: m.name === m.id ? m.id : `${m.name} (${m.id})`, selected: m.id === ctx.params.get('merchant_id') }))
       : [h('option', { value: '', text: 'This reseller has no merchants' })]));
-    merchant.input.disabled = mine.length <= 1 && ctx.level === 'merchant';
+    merchant.input.disabled = mine.length === 0;
   };
   const showMerchant = () => {
     merchant.root.hidden = role.input.value === 'reseller';
