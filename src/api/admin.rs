@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::http::{Req, error, json, json_body, no_content};
-use super::v1::{account_view, body_error, key_view};
+use super::v1::{account_view, body_error, created_key_view, key_view, new_key_request};
 use super::{App, Document, Handled, Route, route};
+use crate::domain::admin_ops::{BulkAction, BulkDone, KeyFilter, ListedKey};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::rfc3339;
@@ -33,6 +34,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, GET, "/api/v1/admin/users", principal list_users),
         route!(DOC, POST, "/api/v1/admin/users", principal create_user),
+        route!(DOC, POST, "/api/v1/admin/users/bulk", principal bulk_users),
         route!(DOC, GET, "/api/v1/admin/users/{id}", principal get_user),
         route!(DOC, PATCH, "/api/v1/admin/users/{id}", principal update_user),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}", principal delete_user),
@@ -44,7 +46,9 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions", principal revoke_sessions),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/sessions/{session}", principal revoke_session),
         route!(DOC, GET, "/api/v1/admin/users/{id}/keys", principal list_user_keys),
+        route!(DOC, POST, "/api/v1/admin/users/{id}/keys", principal create_user_key),
         route!(DOC, DELETE, "/api/v1/admin/users/{id}/keys/{keyId}", principal delete_user_key),
+        route!(DOC, GET, "/api/v1/admin/keys", principal list_keys),
         route!(DOC, GET, "/api/v1/admin/resellers", principal list_resellers),
         route!(DOC, POST, "/api/v1/admin/resellers", principal create_reseller),
         route!(DOC, GET, "/api/v1/admin/resellers/{id}", principal get_reseller),
@@ -341,6 +345,122 @@ async fn delete_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
         .admin_delete_user_key(&p, id, &param(&req, "keyId"))
         .await?;
     Ok(no_content())
+}
+
+async fn create_user_key(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let id = user_id(&req)?;
+    let request = new_key_request(&req)?;
+    let (key, secret) = app.core.admin_create_user_key(&p, id, request).await?;
+    Ok(json(StatusCode::CREATED, &created_key_view(&key, &secret)))
+}
+
+/// A key in the cross-account list: the key as an account's own list
+/// shows it, its owner, and whether it has expired.
+fn listed_key_view(k: &ListedKey) -> Value {
+    let mut view = key_view(&k.key);
+    if let Some(obj) = view.as_object_mut() {
+        obj.insert("expired".into(), json!(k.expired));
+        obj.insert(
+            "owner".into(),
+            json!({
+                "id": k.owner.id.to_string(),
+                "username": k.owner.username,
+                "email": k.owner.email,
+                "reseller_id": k.owner.reseller_id,
+                "merchant_id": k.owner.merchant_id,
+                "disabled": k.owner.disabled,
+            }),
+        );
+    }
+    view
+}
+
+async fn list_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let filter = KeyFilter {
+        owner: req.query("owner"),
+        reseller_id: req.query("reseller_id"),
+        merchant_id: req.query("merchant_id"),
+    };
+    let found = app.core.admin_list_keys(&p, &filter, &paging)?;
+    Ok(page(found, listed_key_view))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BulkActionBody {
+    Disable,
+    Enable,
+    RevokeSessions,
+    Delete,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bulk {
+    action: BulkActionBody,
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/admin/users/bulk`: one action on many accounts, each
+/// item's outcome in the order asked, a refusal in the words its single
+/// route would use (status and body).
+async fn bulk_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let b: Bulk = body(&req)?;
+    let (action, name) = match b.action {
+        BulkActionBody::Disable => (BulkAction::Disable, "disable"),
+        BulkActionBody::Enable => (BulkAction::Enable, "enable"),
+        BulkActionBody::RevokeSessions => (BulkAction::RevokeSessions, "revoke_sessions"),
+        BulkActionBody::Delete => (BulkAction::Delete, "delete"),
+    };
+    let items = app.core.admin_bulk(&p, action, b.ids).await?;
+    let (mut succeeded, mut failed) = (0usize, 0usize);
+    let results: Vec<Value> = items
+        .iter()
+        .map(|item| match &item.outcome {
+            Ok(done) => {
+                succeeded += 1;
+                let mut view = json!({ "id": item.id, "ok": true });
+                let extra = match done {
+                    BulkDone::Account(a) => Some(("account", account_view(a))),
+                    BulkDone::Revoked(n) => Some(("revoked", json!(n))),
+                    BulkDone::Deleted => None,
+                };
+                if let (Some((k, v)), Some(obj)) = (extra, view.as_object_mut()) {
+                    obj.insert(k.into(), v);
+                }
+                view
+            }
+            Err(e) => {
+                failed += 1;
+                if matches!(
+                    e,
+                    crate::domain::Error::Internal(_) | crate::domain::Error::Store(_)
+                ) {
+                    tracing::error!(error = %e, id = %item.id, "a bulk action's item failed");
+                }
+                let words = super::v1::words(e);
+                let mut view =
+                    json!({ "id": item.id, "ok": false, "status": words.status().as_u16() });
+                if let (Ok(Value::Object(said)), Some(obj)) = (
+                    serde_json::from_slice::<Value>(words.body()),
+                    view.as_object_mut(),
+                ) {
+                    obj.extend(said);
+                }
+                view
+            }
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "action": name,
+            "succeeded": succeeded,
+            "failed": failed,
+            "results": results,
+        }),
+    ))
 }
 
 // ---- tenants ----

@@ -310,53 +310,58 @@ struct CreateKeyBody {
     expires_in: Option<serde_json::Number>,
 }
 
-/// `POST /api/v1/auth/keys`. The document gives no request body; an empty
-/// one makes a key called "API key" with the caller's roles, and a JSON
-/// body may name it, narrow it (`role` or `roles`), and give it an expiry
-/// (`expiresAt` or `expiresIn`). The domain decides what is allowed.
-async fn create_key(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+/// A new key's request as `POST /api/v1/auth/keys` words it (also the
+/// admin API's `POST /api/v1/admin/users/{id}/keys`): an empty body, or
+/// JSON naming it, narrowing it and giving it an expiry.
+pub(crate) fn new_key_request(req: &Req) -> Result<NewKey, Response<Bytes>> {
     let body: CreateKeyBody = if req.body.is_empty() {
         CreateKeyBody::default()
     } else {
-        json_body(&req).map_err(body_error)?
+        json_body(req).map_err(body_error)?
     };
     let expiry = match (body.expires_at, &body.expires_in) {
         (Some(_), Some(_)) => {
-            return Ok(error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "give expiresAt or expiresIn, not both",
             ));
         }
         (Some(at), None) => match parse_rfc3339(&at) {
             Some(t) => Some(KeyExpiry::At(t)),
-            None => return Ok(error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339")),
+            None => return Err(error(StatusCode::BAD_REQUEST, "expiresAt must be RFC 3339")),
         },
         (None, Some(n)) => Some(KeyExpiry::In(super::http::seconds(n))),
         (None, None) => None,
     };
-    let created = app
-        .core
-        .create_api_key(
-            &principal,
-            NewKey {
-                name: body.name,
-                role: body.role,
-                roles: body.roles,
-                expiry,
-            },
-        )
-        .await;
+    Ok(NewKey {
+        name: body.name,
+        role: body.role,
+        roles: body.roles,
+        expiry,
+    })
+}
+
+/// A key just made, with its secret: shown this once.
+pub(crate) fn created_key_view(key: &ApiKey, secret: &str) -> serde_json::Value {
+    let mut view = json!({
+        "keyId": key.id,
+        "apiKey": secret,
+        "name": key.name,
+        "createdAt": rfc3339(key.created_at),
+    });
+    add_key_extras(&mut view, key);
+    view
+}
+
+/// `POST /api/v1/auth/keys`. The document gives no request body; an empty
+/// one makes a key called "API key" with the caller's roles, and a JSON
+/// body may name it, narrow it (`role` or `roles`), and give it an expiry
+/// (`expiresAt` or `expiresIn`). The domain decides what is allowed.
+async fn create_key(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let request = new_key_request(&req)?;
+    let created = app.core.create_api_key(&principal, request).await;
     match created {
-        Ok((key, secret)) => {
-            let mut view = json!({
-                "keyId": key.id,
-                "apiKey": secret,
-                "name": key.name,
-                "createdAt": rfc3339(key.created_at),
-            });
-            add_key_extras(&mut view, &key);
-            Ok(json(StatusCode::CREATED, &view))
-        }
+        Ok((key, secret)) => Ok(json(StatusCode::CREATED, &created_key_view(&key, &secret))),
         Err(Error::Forbidden) => Ok(error(
             StatusCode::FORBIDDEN,
             "API keys are created with a signed-in account's token in the Authorization header; an API key, an S2S token or a token from the URL cannot create one",

@@ -248,6 +248,50 @@ impl Core {
     ) -> Result<(ApiKey, String), Error> {
         principal.may_mint()?;
         let account_id = principal.account.ok_or(Error::Forbidden)?;
+        self.store_new_key(principal, account_id, &principal.roles, None, request)
+            .await
+    }
+
+    /// Creates a key for account `id`, another's or one's own, through the
+    /// admin API: a sensitive action (a recently re-entered password). The
+    /// caller's scope must cover and manage the account, as for every
+    /// admin change to it; the key carries at most the account's roles
+    /// (all of them when none are asked for), and the account's cap and
+    /// the expiry bound apply as to the account's own keys. The secret is
+    /// returned once, to the caller.
+    pub async fn admin_create_user_key(
+        &self,
+        principal: &Principal,
+        id: Uuid,
+        request: NewKey,
+    ) -> Result<(ApiKey, String), Error> {
+        principal.may_mint()?;
+        let scope = self.scope_seeing(principal, id)?;
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        self.require_recent_password(principal)?;
+        let account = self
+            .store
+            .read()?
+            .account(id)?
+            .ok_or(Error::NotFound("user"))?;
+        self.store_new_key(principal, id, &account.roles, Some(scope), request)
+            .await
+    }
+
+    /// The one way a key is made: for `account_id`, carrying at most
+    /// `held` (the creating credential's roles for one's own key, the
+    /// account's for a key made by a manager, whose scope `manager` is
+    /// then checked again in the write).
+    async fn store_new_key(
+        &self,
+        principal: &Principal,
+        account_id: Uuid,
+        held: &[String],
+        manager: Option<super::rbac::Scope>,
+        request: NewKey,
+    ) -> Result<(ApiKey, String), Error> {
         let now = self.clock.now();
         let name = request.name.unwrap_or_else(|| "API key".to_string());
         let name = name.trim().to_string();
@@ -255,7 +299,12 @@ impl Core {
             return Err(Error::invalid("name", "name must be 1 to 100 characters"));
         }
         let narrowed = request.role.is_some() || request.roles.is_some();
-        let roles = key_roles(principal, request.role, request.roles)?;
+        let whose = if manager.is_some() {
+            "the account that holds it"
+        } else {
+            "the credential that creates it"
+        };
+        let roles = key_roles(held, whose, request.role, request.roles)?;
         let expires_at = key_expiry(now, request.expiry)?;
         let id_part = random_id(16);
         let secret = format!("{PREFIX}{id_part}{}", random_token());
@@ -280,12 +329,34 @@ impl Core {
             .store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
-                let account = tx
-                    .account(account_id)?
-                    .filter(|a| !a.disabled)
-                    .ok_or(Error::Unauthenticated)?;
+                let account = match &manager {
+                    // One's own account: gone, disabled or demoted means
+                    // the credential no longer stands.
+                    None => tx
+                        .account(account_id)?
+                        .filter(|a| !a.disabled)
+                        .ok_or(Error::Unauthenticated)?,
+                    // Another's: in the manager's scope as it is now.
+                    Some(scope) => {
+                        let account = tx
+                            .account(account_id)?
+                            .filter(|a| scope.covers_account(a))
+                            .ok_or(Error::NotFound("user"))?;
+                        if account.disabled {
+                            return Err(Error::Conflict(
+                                "the account is disabled; enable it before giving it a key".into(),
+                            ));
+                        }
+                        account
+                    }
+                };
                 if !stored.roles.iter().all(|r| holds(&account.roles, r)) {
-                    return Err(Error::Unauthenticated);
+                    return Err(match manager {
+                        None => Error::Unauthenticated,
+                        Some(_) => Error::Conflict(
+                            "the account no longer holds every role asked for".into(),
+                        ),
+                    });
                 }
                 // Expired keys are deleted here, so the live ones are all
                 // that count against the cap and all that a list shows.
@@ -310,10 +381,12 @@ impl Core {
                 // answer nobody holds the secret, and a failed commit takes
                 // it out below.
                 states.keys().insert(&stored);
-                audit
-                    .tenant_of(&account)
-                    .target(stored.id.clone())
-                    .append(tx, now)?;
+                let audit = audit.tenant_of(&account).target(stored.id.clone());
+                let audit = match manager {
+                    Some(_) => audit.detail(format!("for {}", account.username)),
+                    None => audit,
+                };
+                audit.append(tx, now)?;
                 Ok::<_, Error>(pruned)
             })
             .await
@@ -418,10 +491,11 @@ impl Core {
 }
 
 /// The roles a new key carries: those asked for (`role` or `roles`, not
-/// both), each one the creating credential holds, or else all of the
-/// credential's roles.
+/// both), each one among `held` (the roles of `whose`), or else all of
+/// `held`.
 fn key_roles(
-    principal: &Principal,
+    held: &[String],
+    whose: &str,
     role: Option<String>,
     roles: Option<Vec<String>>,
 ) -> Result<Vec<String>, Error> {
@@ -431,7 +505,7 @@ fn key_roles(
         }
         (Some(role), None) => ("role", vec![role]),
         (None, Some(roles)) => ("roles", roles),
-        (None, None) => ("roles", principal.roles.clone()),
+        (None, None) => ("roles", held.to_vec()),
     };
     if wanted.is_empty() || wanted.len() > MAX_ROLES {
         return Err(Error::invalid(
@@ -443,16 +517,16 @@ fn key_roles(
     // `support-team` carries `Support-Team`, as its owner holds it.
     let mut chosen: Vec<String> = Vec::with_capacity(wanted.len());
     for role in &wanted {
-        let Some(held) = principal.roles.iter().find(|r| role_matches(r, role)) else {
+        let Some(found) = held.iter().find(|r| role_matches(r, role)) else {
             return Err(Error::invalid(
                 field,
-                "a key's roles must be among the roles of the credential that creates it",
+                format!("a key's roles must be among the roles of {whose}"),
             ));
         };
-        if chosen.contains(held) {
+        if chosen.contains(found) {
             return Err(Error::invalid(field, format!("{role} is listed twice")));
         }
-        chosen.push(held.clone());
+        chosen.push(found.clone());
     }
     Ok(chosen)
 }

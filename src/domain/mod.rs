@@ -7,6 +7,7 @@
 //! credentials, or an [`Error`] they map to their document's words.
 
 pub mod accounts;
+pub mod admin_ops;
 pub(crate) mod audit;
 pub mod auth;
 mod background;

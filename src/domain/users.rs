@@ -223,7 +223,7 @@ impl Core {
 
     /// The caller's scope, once the account `id` is found in it; "not
     /// found" otherwise, whether the account exists or not.
-    fn scope_seeing(&self, principal: &Principal, id: Uuid) -> Result<Scope, Error> {
+    pub(super) fn scope_seeing(&self, principal: &Principal, id: Uuid) -> Result<Scope, Error> {
         let scope = principal.scope();
         self.visible(&scope, self.store.read()?.account(id)?)?;
         Ok(scope)

@@ -22,6 +22,8 @@
 //! - `keyfile.rs`: the master key file beside the store;
 //! - `backup.rs`: the online snapshot and the checks behind `verify`.
 
+mod admin_reads;
+pub use admin_reads::RecordCounts;
 pub mod backup;
 mod commit;
 mod key_index;

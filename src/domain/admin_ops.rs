@@ -1,0 +1,250 @@
+//! The admin operations the browser console needs beyond the single-record
+//! ones (issue 11), so that scripts can do everything the console does:
+//! API keys across accounts, bulk actions on accounts, bounded exports of
+//! the filtered account list and audit log, and the overview. Each is
+//! scoped by the rules the single operations use (`Scope`, and the
+//! operations of `users.rs` themselves for every bulk item), never by a
+//! copy of them.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::auth::Principal;
+use super::keys::ApiKey;
+use super::{Core, Error, Page, PageRequest};
+use crate::store::Account;
+
+/// Most key records one page of the cross-account key list looks at (as
+/// the S2S and audit lists), so a narrow scope or filter cannot make a
+/// page read the whole table; the cursor goes on from where it stopped.
+const KEY_SCAN: usize = 10_000;
+
+/// Which keys to list.
+#[derive(Debug, Default)]
+pub struct KeyFilter {
+    /// Only keys of this account (its id).
+    pub owner: Option<String>,
+    /// Only keys of accounts of this reseller.
+    pub reseller_id: Option<String>,
+    /// Only keys of accounts of this merchant.
+    pub merchant_id: Option<String>,
+}
+
+/// An API key in the cross-account list, with its owner.
+#[derive(Debug, Clone)]
+pub struct ListedKey {
+    /// The key (its secret only as a digest), with its freshest last use.
+    pub key: ApiKey,
+    /// The account it acts as.
+    pub owner: Account,
+    /// Whether it has expired (it is refused, and deleted when its owner
+    /// next makes a key).
+    pub expired: bool,
+}
+
+impl Core {
+    /// API keys of the accounts in the caller's scope (managers only), in
+    /// key id order; the cursor is the last key id shown. A key whose
+    /// owner the scope does not cover is skipped, as the account is.
+    pub fn admin_list_keys(
+        &self,
+        principal: &Principal,
+        filter: &KeyFilter,
+        page: &PageRequest,
+    ) -> Result<Page<ListedKey>, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let tx = self.store.read()?;
+        let owner = match filter.owner.as_deref() {
+            None => None,
+            // An id that is no account's owns no key.
+            Some(raw) => match Uuid::parse_str(raw) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        next: None,
+                    });
+                }
+            },
+        };
+        // Each owner is read once per page, and judged by the scope and
+        // the filter as it is in this snapshot.
+        let mut accounts: HashMap<Uuid, Option<Account>> = HashMap::new();
+        let mut failed = None;
+        let mut owners = Vec::new();
+        let mut keep = |key: &ApiKey| -> bool {
+            let found = accounts.entry(key.account).or_insert_with(|| {
+                tx.account(key.account).unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                })
+            });
+            let owner = found.as_ref().filter(|a| {
+                scope.covers_account(a)
+                    && filter
+                        .reseller_id
+                        .as_ref()
+                        .is_none_or(|r| a.reseller_id.as_ref() == Some(r))
+                    && filter
+                        .merchant_id
+                        .as_ref()
+                        .is_none_or(|m| a.merchant_id.as_ref() == Some(m))
+            });
+            match owner {
+                Some(a) => {
+                    owners.push(a.clone());
+                    true
+                }
+                None => false,
+            }
+        };
+        let after = page.after_id();
+        let limit = page.limit();
+        let (keys, next) = match owner {
+            // One account's keys are few (its cap): read them by index.
+            Some(id) => {
+                let mut keys: Vec<ApiKey> = tx
+                    .account_keys(id)?
+                    .into_iter()
+                    .filter(|k| k.id.as_str() > after)
+                    .collect();
+                keys.sort_by(|a, b| a.id.cmp(&b.id));
+                let mut kept = Vec::new();
+                let mut next = None;
+                for key in keys {
+                    if kept.len() >= limit {
+                        next = kept.last().map(|k: &ApiKey| k.id.clone());
+                        break;
+                    }
+                    if keep(&key) {
+                        kept.push(key);
+                    }
+                }
+                (kept, next)
+            }
+            None => tx.api_keys_after(after, &mut keep, limit, KEY_SCAN)?,
+        };
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        let items = keys
+            .into_iter()
+            .zip(owners)
+            .map(|(mut key, owner)| {
+                key.last_used = self.key_usage.last_used(&key);
+                let expired = key.expires_at.is_some_and(|e| e <= now);
+                ListedKey {
+                    key,
+                    owner,
+                    expired,
+                }
+            })
+            .collect();
+        Ok(Page { items, next })
+    }
+}
+
+/// The most accounts one bulk request may name: one durable write each,
+/// so a request is bounded in time as well as in size.
+pub const MAX_BULK_IDS: usize = 500;
+
+/// What a bulk request does to each account it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    /// As `POST /api/v1/admin/users/{id}/disable`.
+    Disable,
+    /// As `POST /api/v1/admin/users/{id}/enable`.
+    Enable,
+    /// As `DELETE /api/v1/admin/users/{id}/sessions`.
+    RevokeSessions,
+    /// As `DELETE /api/v1/admin/users/{id}`.
+    Delete,
+}
+
+/// What one account's action did.
+#[derive(Debug)]
+pub enum BulkDone {
+    /// Disabled or enabled: the account as it now is.
+    Account(Box<Account>),
+    /// Its sessions ended: how many.
+    Revoked(usize),
+    /// Deleted.
+    Deleted,
+}
+
+/// One account's outcome in a bulk request, in the order asked.
+#[derive(Debug)]
+pub struct BulkItem {
+    /// The id as it was sent.
+    pub id: String,
+    /// What happened, or why not: the single action's own refusal.
+    pub outcome: Result<BulkDone, Error>,
+}
+
+impl Core {
+    /// Runs one action on each named account, one at a time and each as
+    /// its single route would (the same operation, so the same scope
+    /// checks, refusals, durable write transaction and audit entry): not
+    /// all-or-nothing. Every item gets its outcome; one refused does not
+    /// stop the others. The request itself is refused whole only when it
+    /// is malformed (no ids, more than [`MAX_BULK_IDS`], an id twice), when
+    /// the caller manages no accounts, or, for delete, when the caller's
+    /// password was not re-entered recently.
+    pub async fn admin_bulk(
+        &self,
+        principal: &Principal,
+        action: BulkAction,
+        ids: Vec<String>,
+    ) -> Result<Vec<BulkItem>, Error> {
+        if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+            return Err(Error::invalid(
+                "ids",
+                format!("give 1 to {MAX_BULK_IDS} account ids"),
+            ));
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if ids[..i].contains(id) {
+                return Err(Error::invalid("ids", format!("{id} is listed twice")));
+            }
+        }
+        if !principal.scope().manages() {
+            return Err(Error::Forbidden);
+        }
+        if action == BulkAction::Delete {
+            self.require_recent_password(principal)?;
+        }
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An id that is no account's reads as the single route reads
+            // it: not found.
+            let outcome = match Uuid::parse_str(&id) {
+                Err(_) => Err(Error::NotFound("user")),
+                Ok(uuid) => match action {
+                    BulkAction::Disable => self
+                        .disable_user(principal, uuid)
+                        .await
+                        .map(|a| BulkDone::Account(Box::new(a))),
+                    BulkAction::Enable => self
+                        .enable_user(principal, uuid)
+                        .await
+                        .map(|a| BulkDone::Account(Box::new(a))),
+                    BulkAction::RevokeSessions => self
+                        .revoke_user_sessions(principal, uuid)
+                        .await
+                        .map(BulkDone::Revoked),
+                    BulkAction::Delete => self
+                        .admin_delete_user(principal, uuid)
+                        .await
+                        .map(|()| BulkDone::Deleted),
+                },
+            };
+            items.push(BulkItem { id, outcome });
+        }
+        Ok(items)
+    }
+}
