@@ -56,6 +56,7 @@ await run(async (t) => {
     await dialog.getByLabel('Name', { exact: true }).fill('Acme Kiosk');
     await dialog.getByLabel('Id', { exact: true }).fill('acme-kiosk');
     await dialog.getByRole('button', { name: 'Create merchant' }).click();
+    await dialog.waitFor({ state: 'detached' });
     await page.locator('li[data-tenant="acme"] li[data-tenant="acme-kiosk"]').waitFor();
   });
 
@@ -72,6 +73,7 @@ await run(async (t) => {
     if (await page.getByRole('row', { name: /other-feed/ }).count()) throw new Error("another reseller's token is shown");
     await page.getByRole('button', { name: 'Issue token' }).click();
     const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Reseller').waitFor();
     const resellers = await dialog.getByLabel('Reseller').locator('option').evaluateAll((os) => os.map((o) => o.value));
     if (resellers.join('|') !== 'acme') throw new Error(`resellers offered: ${resellers.join('|')}`);
     if (!(await dialog.getByLabel('Reseller').isDisabled())) throw new Error('the reseller can be chosen');

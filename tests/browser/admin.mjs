@@ -29,6 +29,13 @@ async function submitDialog(page, values, submit) {
   await dialog.getByRole('button', { name: submit }).click();
 }
 
+/** Reloads (so no toast covers the screenshots) and waits for `ready`. */
+async function reloaded(page, heading, ready) {
+  await page.reload();
+  await page.getByRole('heading', { name: heading, level: 1 }).waitFor();
+  await ready.waitFor();
+}
+
 async function confirm(page, name) {
   await page.getByRole('dialog').getByRole('button', { name }).click();
   await page.getByRole('dialog').waitFor({ state: 'detached' });
@@ -93,6 +100,7 @@ await run(async (t) => {
     await row(page, 'borealis').getByRole('button', { name: 'Delete Borealis Group' }).click();
     await confirm(page, 'Delete reseller');
     await row(page, 'borealis').waitFor({ state: 'detached' });
+    await reloaded(page, 'Tenants', row(page, 'acme-shop'));
     await check(page, 'tenants', t.problems);
   });
 
@@ -111,6 +119,7 @@ await run(async (t) => {
     await page.getByRole('row', { name: /auditor/ }).waitFor({ state: 'detached' });
     // Built-in roles offer no delete.
     if (await page.getByRole('button', { name: 'Delete role admin' }).count()) throw new Error('a built-in role offers delete');
+    await reloaded(page, 'Roles', page.getByRole('row', { name: /support/ }));
     await check(page, 'roles', t.problems);
   });
 
@@ -129,6 +138,7 @@ await run(async (t) => {
     if (retired !== before) throw new Error(`the retired key is ${retired}, not ${before}`);
     const kids = await page.evaluate(async () => (await (await fetch('/.well-known/jwks.json')).json()).keys.map((k) => k.kid));
     if (kids.length !== 2 || !kids.includes(before)) throw new Error(`JWKS holds ${kids.join(', ')}`);
+    await reloaded(page, 'Signing keys', page.locator('table tbody tr').nth(1));
     await check(page, 'signing-keys', t.problems);
   });
 
@@ -137,6 +147,7 @@ await run(async (t) => {
     await page.getByRole('row', { name: /nightly-export/ }).waitFor();
     await page.getByRole('button', { name: 'Issue token' }).click();
     // The admin may issue every role.
+    await page.getByRole('dialog').getByLabel('Role').waitFor();
     const roles = await page.getByRole('dialog').getByLabel('Role').locator('option').evaluateAll((os) => os.map((o) => o.value));
     if (roles.join('|') !== 'reseller|merchant|user') throw new Error(`roles offered: ${roles.join('|')}`);
     await submitDialog(page, [['Name', 'billing-sync'], ['Role', 'merchant'], ['Reseller', 'acme'], ['Merchant', 'acme-shop'], ['Lifetime', '86400']], 'Issue token');

@@ -18,6 +18,7 @@ mod admin_users;
 mod admin_validation;
 mod console_assets;
 mod console_browser;
+mod console_browser_admin;
 mod console_session;
 mod cross_documents;
 mod doc_account;

@@ -355,3 +355,10 @@ export function stackable(node) {
   t.classList.add('stacked');
   return node;
 }
+
+/** Replaces `el`'s children with `children`, skipping null, undefined and
+ * false (replaceChildren would show them as text). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}

@@ -4,7 +4,7 @@
 // export the log as CSV.
 
 import { api, download, message, qs } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, busy, clearErrors, field, fieldError, h, more, pageHead, say, stackable, table, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, clearErrors, field, fieldError, fill, h, more, pageHead, say, stackable, table, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'audit',
@@ -85,7 +85,7 @@ async function render(main, ctx) {
     ctx.setParams(query.url);
     await load(results, query.api, error);
   });
-  main.replaceChildren(
+  fill(main, 
     pageHead('Audit log', exportCsv),
     form,
     error,
@@ -132,11 +132,11 @@ async function load(holder, query, error) {
     const r = await api('GET', `/api/v1/admin/audit${qs({ ...query, limit: PAGE, cursor })}`);
     if (r.status !== 200) {
       say(error, message(r, 'The audit log could not be loaded.'));
-      holder.replaceChildren();
+      fill(holder, );
       return;
     }
     rows.push(...(r.body.items || []));
-    holder.replaceChildren(
+    fill(holder, 
       stackable(table({
         caption: 'Audit events, newest first',
         empty: 'No event matches these filters.',
@@ -146,9 +146,9 @@ async function load(holder, query, error) {
           { label: 'Action', cell: (e) => h('code', { class: 'mono', text: e.event }) },
           { label: 'Outcome', cell: (e) => (e.outcome === 'success' ? badge('Success', 'ok') : badge(e.outcome === 'failure' ? 'Failure' : e.outcome, 'danger')) },
           { label: 'Actor', cell: (e) => e.actor_name || e.actor },
-          { label: 'Target', class: 'mono', cell: (e) => e.target },
-          { label: 'Tenant', class: 'mono', cell: (e) => [e.reseller_id, e.merchant_id].filter(Boolean).join(' › ') },
-          { label: 'Address', class: 'mono', cell: (e) => e.client_ip },
+          { label: 'Target', cell: (e) => (e.target ? h('code', { class: 'mono', text: e.target }) : null) },
+          { label: 'Tenant', cell: (e) => (e.reseller_id ? h('code', { class: 'mono', text: [e.reseller_id, e.merchant_id].filter(Boolean).join(' › ') }) : null) },
+          { label: 'Address', cell: (e) => (e.client_ip ? h('code', { class: 'mono', text: e.client_ip }) : null) },
           { label: 'Detail', class: 'detail', cell: (e) => e.detail },
         ],
       })),
@@ -156,7 +156,7 @@ async function load(holder, query, error) {
       more(r.body.next, (next) => show(next)),
     );
   };
-  holder.replaceChildren(h('p', { class: 'muted', text: 'Loading events…' }));
+  fill(holder, h('p', { class: 'muted', text: 'Loading events…' }));
   await show('');
 }
 

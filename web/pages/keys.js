@@ -4,7 +4,7 @@
 // `?user_id=` narrows the list to one account.
 
 import { api, fieldOf, message, qs } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'keys',
@@ -26,7 +26,7 @@ async function render(main, ctx) {
   error.tabIndex = -1;
   const list = h('div', { class: 'card' }, h('p', { class: 'muted', text: 'Loading keys…' }));
   const reload = () => load(list, ctx, error, reload);
-  main.replaceChildren(
+  fill(main, 
     pageHead('API keys', button('Create key', () => create(ctx, reload), 'primary')),
     h('p', { class: 'muted intro', text: 'Keys let a script act as an account without its password. A key is shown once when created; latchkey keeps only its digest.' }),
     ownerNotice(ctx),
@@ -37,36 +37,33 @@ async function render(main, ctx) {
 }
 
 function ownerNotice(ctx) {
-  const id = ctx.params.get('user_id');
-  if (!id) return null;
+  const p = ctx.params;
+  if (!p.get('user_id') && !p.get('reseller_id') && !p.get('merchant_id')) return null;
   const n = noticeBox();
   n.hidden = false;
-  n.append('Showing the keys of one account. ', h('a', { href: '#/keys', text: 'Show all keys' }));
+  n.append(p.get('user_id') ? 'Showing the keys of one account. ' : 'Showing the keys of one tenant\'s accounts. ', h('a', { href: '#/keys', text: 'Show all keys' }));
   return n;
 }
 
 function keyState(k) {
-  if (k.expiresAt && new Date(k.expiresAt) <= new Date()) return badge('Expired', 'warn');
+  if (k.expired) return badge('Expired', 'warn');
+  if (k.owner && k.owner.disabled) return badge('Owner disabled', 'warn');
   return badge('Active', 'ok');
 }
 
-/** One page of keys: `{ items, next }` with each key's owner. */
+/** One page of keys, each with its owner. `?user_id=`, `?reseller_id=`
+ * and `?merchant_id=` narrow the list as the API does. */
 async function fetchKeys(ctx, cursor) {
-  const userId = ctx.params.get('user_id');
-  const path = userId
-    ? `/api/v1/admin/users/${encodeURIComponent(userId)}/keys${qs({ limit: 100, cursor })}`
-    : `/api/v1/admin/keys${qs({ limit: 100, cursor })}`;
-  const r = await api('GET', path);
+  const p = ctx.params;
+  const r = await api('GET', `/api/v1/admin/keys${qs({
+    owner: p.get('user_id'),
+    reseller_id: p.get('reseller_id'),
+    merchant_id: p.get('merchant_id'),
+    limit: 100,
+    cursor,
+  })}`);
   if (r.status !== 200) return { error: r };
-  const items = r.body.items || [];
-  if (userId) {
-    const who = await api('GET', `/api/v1/admin/users/${encodeURIComponent(userId)}`);
-    for (const k of items) {
-      k.user_id = k.user_id || userId;
-      k.username = k.username || (who.status === 200 ? who.body.username : userId);
-    }
-  }
-  return { items, next: r.body.next };
+  return { items: r.body.items || [], next: r.body.next };
 }
 
 async function load(holder, ctx, error, reload) {
@@ -75,18 +72,18 @@ async function load(holder, ctx, error, reload) {
     const got = await fetchKeys(ctx, cursor);
     if (got.error) {
       say(error, message(got.error, 'The keys could not be loaded.'));
-      holder.replaceChildren();
+      fill(holder, );
       return;
     }
     rows.push(...got.items);
-    holder.replaceChildren(
+    fill(holder, 
       stackable(table({
         caption: 'API keys',
-        empty: ctx.params.get('user_id') ? 'This account has no API keys.' : 'No API keys yet. Create one for an account that a script acts as.',
+        empty: ctx.params.get('user_id') ? 'This account has no API keys.' : 'No API keys yet. Create one for an account a script acts as.',
         rows,
         columns: [
           { label: 'Name', cell: (k) => h('span', { class: 'token-name' }, h('strong', { text: k.name }), h('code', { class: 'mono muted', text: k.keyId })) },
-          { label: 'Owner', cell: (k) => (k.user_id ? h('a', { href: `#/keys?user_id=${encodeURIComponent(k.user_id)}`, text: k.username || k.user_id }) : k.username) },
+          { label: 'Owner', cell: (k) => h('a', { href: `#/keys?user_id=${encodeURIComponent(k.owner.id)}`, text: k.owner.username, attrs: { title: `Only the keys of ${k.owner.username}` } }) },
           { label: 'Roles', cell: (k) => (k.roles ? k.roles.join(', ') : k.role || h('span', { class: 'muted', text: "The owner's" })) },
           { label: 'Created', cell: (k) => when(k.createdAt) },
           { label: 'Last used', cell: (k) => (k.lastUsed ? when(k.lastUsed) : h('span', { class: 'muted', text: 'Never' })) },
@@ -131,11 +128,10 @@ async function create(ctx, reload) {
       if (!who) return { field: 'account', text: `No account you manage is called ${owner.input.value.trim()}.` };
       const body = { name: name.input.value.trim() };
       if (lifetime.input.value) body.expiresIn = Number(lifetime.input.value);
-      // The caller's own key goes through its own route; another
-      // account's through the admin route, which may ask for the password
+      // Through the admin route even for the caller's own account, so it
+      // is audited as made by a manager; it may ask for the password
       // again first.
-      const path = who.id === ctx.me.id ? '/api/v1/auth/keys' : `/api/v1/admin/users/${encodeURIComponent(who.id)}/keys`;
-      const r = await api('POST', path, body);
+      const r = await api('POST', `/api/v1/admin/users/${encodeURIComponent(who.id)}/keys`, body);
       if (r.status === 201 || r.status === 200) {
         created = { ...r.body, username: who.username };
         return null;
@@ -148,7 +144,7 @@ async function create(ctx, reload) {
   await reload();
   const done = h('button', { class: 'button primary', type: 'button', value: 'cancel', text: 'Done' });
   modal(`Key ${created.name} created for ${created.username}`, [
-    secretBox(created.apiKey || created.key || created.secret, 'key'),
+    secretBox(created.apiKey, 'key'),
     h('p', { class: 'muted', text: 'Send it in the Authorization header as a Bearer token. It acts as its account.' }),
   ], [done]);
   done.focus();
@@ -157,12 +153,12 @@ async function create(ctx, reload) {
 async function revoke(k, error, reload) {
   const yes = await confirmAction({
     title: `Revoke key ${k.name}?`,
-    body: `Scripts using ${k.name}${k.username ? ` (of ${k.username})` : ''} are refused from their next request on. This cannot be undone.`,
+    body: `Scripts using ${k.name} (a key of ${k.owner.username}) are refused from their next request on. This cannot be undone.`,
     confirm: 'Revoke key',
   });
   if (!yes) return;
   say(error, '');
-  const r = await api('DELETE', `/api/v1/admin/users/${encodeURIComponent(k.user_id)}/keys/${encodeURIComponent(k.keyId)}`);
+  const r = await api('DELETE', `/api/v1/admin/users/${encodeURIComponent(k.owner.id)}/keys/${encodeURIComponent(k.keyId)}`);
   if (r.status === 204) {
     toast(`Key ${k.name} revoked.`);
     await reload();

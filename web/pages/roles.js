@@ -3,7 +3,7 @@
 // deletes a custom role, as the API says.
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, formDialog, h, pageHead, say, table, toast } from '{{asset lib/dom.js}}';
+import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, pageHead, say, stackable, table, toast } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'roles',
@@ -29,7 +29,7 @@ async function render(main, ctx) {
   error.tabIndex = -1;
   const list = h('div', { class: 'card' }, h('p', { class: 'muted', text: 'Loading roles…' }));
   const reload = () => load(list, ctx, error, reload);
-  main.replaceChildren(
+  fill(main, 
     pageHead('Roles', admin ? button('New role', () => createRole(reload), 'primary') : null),
     h('p', { class: 'muted intro', text: admin
       ? 'Custom roles are names an account can carry for your applications; they grant no admin rights. A role can be deleted once no account holds it.'
@@ -51,25 +51,25 @@ async function load(holder, ctx, error, reload) {
   const r = await api('GET', '/api/v1/admin/roles?limit=1000');
   if (r.status !== 200) {
     say(error, message(r, 'The roles could not be loaded.'));
-    holder.replaceChildren();
+    fill(holder, );
     return;
   }
   const roles = r.body.items || [];
   const held = await Promise.all(roles.map((x) => holders(x.name)));
   const custom = roles.filter((x) => !x.builtin);
-  holder.replaceChildren(
-    table({
+  fill(holder, 
+    stackable(table({
       caption: 'Roles and who holds them',
       rows: roles.map((x, i) => ({ ...x, held: held[i] })),
       columns: [
         { label: 'Role', cell: (x) => h('span', { class: 'role-name' }, h('strong', { text: x.name }), x.builtin ? badge('Built-in', 'plain') : badge('Custom')) },
         { label: 'What it reaches', class: 'role-note', cell: (x) => BUILTIN_NOTE[x.name] || 'Its own account; your applications read the role from tokens.' },
         { label: 'Held by', class: 'role-held', cell: (x) => heldBy(x) },
-        { label: 'Actions', class: 'row-actions', cell: (x) => (ctx.level === 'admin' && !x.builtin
-          ? button('Delete', () => remove(x, error, reload), 'subtle small danger-text', { attrs: { 'aria-label': `Delete role ${x.name}` } })
-          : null) },
-      ],
-    }),
+        ctx.level === 'admin' ? { label: 'Actions', class: 'row-actions', cell: (x) => (x.builtin
+          ? h('span', { class: 'muted small-note', text: 'Built in' })
+          : button('Delete', () => remove(x, error, reload), 'subtle small danger-text', { attrs: { 'aria-label': `Delete role ${x.name}` } })) } : null,
+      ].filter(Boolean),
+    })),
     custom.length === 0 ? h('p', { class: 'empty', text: ctx.level === 'admin' ? 'No custom roles yet. Create one to tag accounts for your applications.' : 'No custom roles.' }) : null,
   );
 }

@@ -5,7 +5,7 @@
 // list to one tenant (the tenants page links here).
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 's2s',
@@ -33,7 +33,7 @@ async function render(main, ctx) {
   error.tabIndex = -1;
   const list = h('div', { class: 'card' }, h('p', { class: 'muted', text: 'Loading tokens…' }));
   const reload = () => load(list, ctx, error, reload);
-  main.replaceChildren(
+  fill(main, 
     pageHead('Server-to-server tokens', button('Issue token', () => issue(ctx, reload), 'primary')),
     h('p', { class: 'muted intro', text: 'Tokens your services use to call latchkey for a tenant. A token is shown once when issued; latchkey keeps only its digest.' }),
     tenantNotice(ctx),
@@ -80,14 +80,14 @@ async function load(holder, ctx, error, reload) {
     const r = await api('GET', `/api/v1/admin/s2s-tokens?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     if (r.status !== 200) {
       say(error, message(r, 'The tokens could not be loaded.'));
-      holder.replaceChildren();
+      fill(holder, );
       return;
     }
     const items = (r.body.items || []).filter((t) => (!wantReseller || t.reseller_id === wantReseller) && (!wantMerchant || t.merchant_id === wantMerchant));
     const names = await issuers(items);
     for (const t of items) t.issuer = t.created_by_exists ? names.get(t.created_by) || t.created_by : null;
     rows.push(...items);
-    holder.replaceChildren(
+    fill(holder, 
       stackable(table({
         caption: 'Server-to-server tokens',
         empty: wantReseller || wantMerchant ? 'This tenant has no tokens.' : 'No tokens yet. Issue one for a service that calls latchkey.',
@@ -95,7 +95,7 @@ async function load(holder, ctx, error, reload) {
         columns: [
           { label: 'Name', cell: (t) => h('span', { class: 'token-name' }, h('strong', { text: t.name }), h('code', { class: 'mono muted', text: t.id })) },
           { label: 'Role', cell: (t) => t.role },
-          { label: 'Tenant', class: 'mono', cell: (t) => [t.reseller_id, t.merchant_id].filter(Boolean).join(' › ') },
+          { label: 'Tenant', cell: (t) => h('code', { class: 'mono', text: [t.reseller_id, t.merchant_id].filter(Boolean).join(' › ') }) },
           { label: 'Issued by', cell: (t) => (t.issuer ? t.issuer : h('span', { class: 'muted', text: 'a deleted account' })) },
           { label: 'Issued', cell: (t) => when(t.created_at) },
           { label: 'Expires', cell: (t) => when(t.expires_at) },
@@ -154,7 +154,7 @@ async function issue(ctx, reload) {
   reseller.input.disabled = can.fixedReseller;
   const fillMerchants = () => {
     const mine = can.merchants.filter((m) => m.reseller_id === reseller.input.value);
-    merchant.input.replaceChildren(...(mine.length
+    fill(merchant.input, ...(mine.length
       ? mine.map((m) => h('option', { value: m.id, text: m.name === m.id ? m.id : `${m.name} (${m.id})`, selected: m.id === ctx.params.get('merchant_id') }))
       : [h('option', { value: '', text: 'This reseller has no merchants' })]));
     merchant.input.disabled = mine.length === 0;

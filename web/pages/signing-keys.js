@@ -3,7 +3,7 @@
 // verifying until the last token it signed has expired. Admins only.
 
 import { api, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, busy, confirmAction, h, pageHead, say, table, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, confirmAction, fill, h, pageHead, say, stackable, table, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'signing-keys',
@@ -19,7 +19,7 @@ async function render(main, ctx) {
   const list = h('div', { class: 'card' }, h('p', { class: 'muted', text: 'Loading keys…' }));
   const reload = () => load(list, error);
   const rotate = button('Rotate signing key', () => doRotate(rotate, error, reload), 'primary');
-  main.replaceChildren(
+  fill(main, 
     pageHead('Signing keys', rotate),
     h('p', { class: 'muted intro' },
       'Access tokens are signed with the active key (ES256). Verifiers find every published key at ',
@@ -35,22 +35,22 @@ async function load(holder, error) {
   const r = await api('GET', '/api/v1/admin/signing-keys?limit=1000');
   if (r.status !== 200) {
     say(error, message(r, 'The signing keys could not be loaded.'));
-    holder.replaceChildren();
+    fill(holder, );
     return;
   }
-  holder.replaceChildren(table({
+  fill(holder, stackable(table({
     caption: 'Signing keys, the active one first',
     empty: 'No signing key is published.',
     rows: r.body.items || [],
     columns: [
-      { label: 'Key id', class: 'mono', cell: (k) => k.kid },
+      { label: 'Key id', cell: (k) => h('code', { class: 'mono', text: k.kid }) },
       { label: 'Algorithm', cell: (k) => k.algorithm },
       { label: 'State', cell: (k) => (k.state === 'active' ? badge('Signs and verifies', 'ok') : badge('Verifies only', 'warn')) },
       { label: 'Created', cell: (k) => when(k.created_at) },
       { label: 'Retired', cell: (k) => when(k.retired_at) },
       { label: 'Published until', cell: (k) => (k.state === 'active' ? h('span', { class: 'muted', text: 'While active' }) : when(k.verify_until)) },
     ],
-  }));
+  })));
 }
 
 async function doRotate(rotate, error, reload) {

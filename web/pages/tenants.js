@@ -4,7 +4,7 @@
 // links to its accounts and its server-to-server tokens.
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, formDialog, h, pageHead, say, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, pageHead, say, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'tenants',
@@ -40,7 +40,7 @@ async function render(main, ctx) {
   const actions = [];
   if (admin) actions.push(button('New reseller', () => createReseller(reload), 'primary'));
   if (admin || ctx.level === 'reseller') actions.push(button('New merchant', () => createMerchant(ctx, reload), admin ? 'subtle' : 'primary'));
-  main.replaceChildren(
+  fill(main, 
     pageHead('Tenants', actions),
     h('p', { class: 'muted intro', text: tenantIntro(ctx) }),
     error,
@@ -59,14 +59,14 @@ async function load(holder, ctx, error, reload) {
   if (ctx.level === 'merchant') {
     const m = await all('/api/v1/admin/merchants');
     if (m.error) return void say(error, message(m.error, 'The merchant could not be loaded.'));
-    holder.replaceChildren(h('ul', { class: 'tree', attrs: { 'aria-label': 'Tenants' } },
+    fill(holder, h('ul', { class: 'tree', attrs: { 'aria-label': 'Tenants' } },
       m.items.map((x) => merchantItem(x, ctx, reload, error))));
     return;
   }
   const [rs, ms] = await Promise.all([all('/api/v1/admin/resellers'), all('/api/v1/admin/merchants')]);
   if (rs.error || ms.error) return void say(error, message(rs.error || ms.error, 'The tenants could not be loaded.'));
   if (rs.items.length === 0) {
-    holder.replaceChildren(h('div', { class: 'empty-state' },
+    fill(holder, h('div', { class: 'empty-state' },
       h('p', { class: 'empty', text: 'No resellers yet.' }),
       ctx.level === 'admin' ? h('p', { class: 'muted', text: 'Create a reseller, then the merchants under it. Accounts and tokens are placed in a tenant.' }) : null));
     return;
@@ -76,7 +76,7 @@ async function load(holder, ctx, error, reload) {
     if (!byReseller.has(m.reseller_id)) byReseller.set(m.reseller_id, []);
     byReseller.get(m.reseller_id).push(m);
   }
-  holder.replaceChildren(h('ul', { class: 'tree', attrs: { 'aria-label': 'Tenants' } },
+  fill(holder, h('ul', { class: 'tree', attrs: { 'aria-label': 'Tenants' } },
     rs.items.map((r) => {
       const merchants = byReseller.get(r.id) || [];
       return h('li', { dataset: { tenant: r.id } },
