@@ -16,10 +16,10 @@ use uuid::Uuid;
 use super::http::{Req, error, json, json_body, no_content};
 use super::v1::{account_view, body_error, created_key_view, key_view, new_key_request};
 use super::{App, Document, Handled, Route, route};
-use crate::domain::admin_ops::{BulkAction, BulkDone, KeyFilter, ListedKey};
+use crate::domain::admin_ops::{BulkAction, BulkDone, ExportRequest, KeyFilter, ListedKey};
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
-use crate::domain::clock::rfc3339;
+use crate::domain::clock::{parse_rfc3339, rfc3339};
 use crate::domain::s2s::{ListedS2s, NewS2s};
 use crate::domain::sessions::Session;
 use crate::domain::signing::KeyInfo;
@@ -34,6 +34,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, GET, "/api/v1/admin/users", principal list_users),
         route!(DOC, POST, "/api/v1/admin/users", principal create_user),
+        route!(DOC, GET, "/api/v1/admin/users.csv", principal export_users),
         route!(DOC, POST, "/api/v1/admin/users/bulk", principal bulk_users),
         route!(DOC, GET, "/api/v1/admin/users/{id}", principal get_user),
         route!(DOC, PATCH, "/api/v1/admin/users/{id}", principal update_user),
@@ -67,6 +68,7 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, GET, "/api/v1/admin/s2s-tokens/scopes", principal s2s_scopes),
         route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
         route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
+        route!(DOC, GET, "/api/v1/admin/audit.csv", principal export_audit),
         route!(DOC, GET, "/api/v1/admin/signing-keys", principal list_signing_keys),
         route!(DOC, POST, "/api/v1/admin/signing-keys/rotate", principal rotate_signing_key),
     ]
@@ -216,15 +218,20 @@ async fn create_user(app: Arc<App>, req: Req, p: Principal) -> Handled {
     Ok(json(StatusCode::CREATED, &account_view(&account)))
 }
 
-async fn list_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
-    let paging = paging(&req)?;
-    let filter = UserFilter {
+/// The account list's filters, as the JSON list and its CSV export read
+/// them.
+fn user_filter(req: &Req) -> UserFilter {
+    UserFilter {
         reseller_id: req.query("reseller_id"),
         merchant_id: req.query("merchant_id"),
         role: req.query("role"),
         q: req.query("q"),
-    };
-    let found = app.core.admin_list_users(&p, &filter, &paging)?;
+    }
+}
+
+async fn list_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let found = app.core.admin_list_users(&p, &user_filter(&req), &paging)?;
     Ok(page(found, account_view))
 }
 
@@ -656,18 +663,185 @@ async fn revoke_s2s(app: Arc<App>, req: Req, p: Principal) -> Handled {
 
 // ---- audit ----
 
-async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
-    let paging = paging(&req)?;
-    let filter = AuditFilter {
+/// The audit log's filters, as the JSON list and its CSV export read
+/// them: `since` and `until` are RFC 3339 times (400 otherwise).
+fn audit_filter(req: &Req) -> Result<AuditFilter, Reply> {
+    let time = |name: &str| -> Result<Option<i64>, Reply> {
+        match req.query(name) {
+            None => Ok(None),
+            Some(raw) => parse_rfc3339(&raw).map(Some).ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{name} must be an RFC 3339 time"),
+                )
+            }),
+        }
+    };
+    Ok(AuditFilter {
         event: req.query("event"),
         outcome: req.query("outcome"),
         actor: req.query("actor"),
         target: req.query("target"),
         reseller_id: req.query("reseller_id"),
         merchant_id: req.query("merchant_id"),
-    };
-    let found = app.core.list_audit(&p, &filter, &paging)?;
+        since: time("since")?,
+        until: time("until")?,
+    })
+}
+
+async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let paging = paging(&req)?;
+    let found = app.core.list_audit(&p, &audit_filter(&req)?, &paging)?;
     Ok(page(found, audit_view))
+}
+
+// ---- CSV exports ----
+
+/// A CSV cell: a value a spreadsheet would run as a formula (starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
+/// `'`, and a cell holding a comma, a quote or a line break is quoted,
+/// its quotes doubled (RFC 4180).
+fn csv_cell(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    if value.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// A CSV document (header, then rows; CRLF line ends) as a download;
+/// `X-Next-Cursor` says where the next export starts when this one
+/// stopped at its bound.
+fn csv(name: &str, header: &[&str], rows: Vec<Vec<String>>, next: Option<String>) -> Reply {
+    let mut text = String::new();
+    for row in std::iter::once(header.iter().map(|h| h.to_string()).collect()).chain(rows) {
+        let cells: Vec<String> = row.iter().map(|c| csv_cell(c)).collect();
+        text.push_str(&cells.join(","));
+        text.push_str("\r\n");
+    }
+    let mut response = Response::new(Bytes::from(text));
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(http::header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(v) = next.and_then(|n| http::HeaderValue::from_str(&n).ok()) {
+        headers.insert("x-next-cursor", v);
+    }
+    response
+}
+
+/// `?limit=` (rows, 1 to 10,000, default 10,000) and `?cursor=`, as every
+/// export takes them.
+fn exporting(req: &Req) -> Result<ExportRequest, crate::domain::Error> {
+    ExportRequest::parse(
+        req.query("limit").as_deref(),
+        req.query("cursor").as_deref(),
+    )
+}
+
+fn or_empty(v: &Option<String>) -> String {
+    v.clone().unwrap_or_default()
+}
+
+/// `GET /api/v1/admin/users.csv`: the account list's filters and scope,
+/// up to the export bound.
+async fn export_users(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let found = app
+        .core
+        .export_users(&p, &user_filter(&req), &exporting(&req)?)?;
+    let rows = found
+        .items
+        .iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                a.number.to_string(),
+                a.username.clone(),
+                a.email.clone(),
+                a.roles.join(" "),
+                or_empty(&a.reseller_id),
+                or_empty(&a.merchant_id),
+                a.disabled.to_string(),
+                rfc3339(a.created_at),
+                rfc3339(a.updated_at),
+            ]
+        })
+        .collect();
+    Ok(csv(
+        "users.csv",
+        &[
+            "id",
+            "number",
+            "username",
+            "email",
+            "roles",
+            "reseller_id",
+            "merchant_id",
+            "disabled",
+            "created_at",
+            "updated_at",
+        ],
+        rows,
+        found.next,
+    ))
+}
+
+/// `GET /api/v1/admin/audit.csv`: the audit log's filters and scope, up
+/// to the export bound.
+async fn export_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
+    let found = app
+        .core
+        .export_audit(&p, &audit_filter(&req)?, &exporting(&req)?)?;
+    let rows = found
+        .items
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                rfc3339(e.at),
+                e.event.clone(),
+                e.outcome.clone(),
+                or_empty(&e.actor),
+                or_empty(&e.actor_name),
+                or_empty(&e.target),
+                or_empty(&e.reseller_id),
+                or_empty(&e.merchant_id),
+                or_empty(&e.client_ip),
+                or_empty(&e.detail),
+            ]
+        })
+        .collect();
+    Ok(csv(
+        "audit.csv",
+        &[
+            "seq",
+            "at",
+            "event",
+            "outcome",
+            "actor",
+            "actor_name",
+            "target",
+            "reseller_id",
+            "merchant_id",
+            "client_ip",
+            "detail",
+        ],
+        rows,
+        found.next,
+    ))
 }
 
 // ---- signing keys ----

@@ -248,3 +248,94 @@ impl Core {
         Ok(items)
     }
 }
+
+/// The most rows one CSV export holds; past it, the export says where the
+/// next one starts (a cursor, as the JSON lists give).
+pub const EXPORT_ROWS: usize = 10_000;
+/// The most list pages one export reads (for the audit log, each page
+/// looks at up to 10,000 events), so a filter that matches little cannot
+/// make one export read the whole log.
+const EXPORT_PAGES: usize = 20;
+
+/// What part of a list an export asks for: at most `rows` rows (1 to
+/// [`EXPORT_ROWS`], default all of them) from `cursor` on.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    /// The most rows.
+    rows: usize,
+    /// Where to start: a previous export's (or list page's) `next`.
+    cursor: Option<String>,
+}
+
+impl ExportRequest {
+    /// The export a request's `limit` and `cursor` name.
+    pub fn parse(limit: Option<&str>, cursor: Option<&str>) -> Result<ExportRequest, Error> {
+        let rows = match limit {
+            None => EXPORT_ROWS,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=EXPORT_ROWS).contains(n))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "limit",
+                        format!("limit must be a number from 1 to {EXPORT_ROWS}"),
+                    )
+                })?,
+        };
+        Ok(ExportRequest {
+            rows,
+            cursor: cursor.filter(|c| !c.is_empty()).map(str::to_string),
+        })
+    }
+}
+
+impl Core {
+    /// The filtered account list as one export: the JSON list's own pages
+    /// (so the same filter and scope), gathered up to the rows asked for;
+    /// `next` is where a further export starts.
+    pub fn export_users(
+        &self,
+        principal: &Principal,
+        filter: &super::users::UserFilter,
+        export: &ExportRequest,
+    ) -> Result<Page<Account>, Error> {
+        gather(export, |page| {
+            self.admin_list_users(principal, filter, page)
+        })
+    }
+
+    /// The filtered audit log as one export, as [`Core::export_users`].
+    pub fn export_audit(
+        &self,
+        principal: &Principal,
+        filter: &super::audit::AuditFilter,
+        export: &ExportRequest,
+    ) -> Result<Page<super::audit::AuditEvent>, Error> {
+        gather(export, |page| self.list_audit(principal, filter, page))
+    }
+}
+
+/// Reads pages of a list from the export's cursor on until its rows,
+/// [`EXPORT_PAGES`] pages, or the list's end.
+fn gather<T>(
+    export: &ExportRequest,
+    mut list: impl FnMut(&PageRequest) -> Result<Page<T>, Error>,
+) -> Result<Page<T>, Error> {
+    let mut items = Vec::new();
+    let mut next = export.cursor.clone();
+    for _ in 0..EXPORT_PAGES {
+        let room = export.rows.saturating_sub(items.len()).min(super::MAX_PAGE);
+        if room == 0 {
+            break;
+        }
+        let page = PageRequest::parse(Some(&room.to_string()), next.as_deref())?;
+        let got = list(&page)?;
+        items.extend(got.items);
+        next = got.next;
+        if next.is_none() {
+            break;
+        }
+    }
+    Ok(Page { items, next })
+}

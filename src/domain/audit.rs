@@ -183,6 +183,10 @@ pub struct AuditFilter {
     pub target: Option<String>,
     pub reseller_id: Option<String>,
     pub merchant_id: Option<String>,
+    /// Only events at or after this time (Unix seconds).
+    pub since: Option<i64>,
+    /// Only events before this time (Unix seconds).
+    pub until: Option<i64>,
 }
 
 /// Most events one page looks at, so a filter that matches little cannot
@@ -414,6 +418,8 @@ impl Core {
                 && matches(&filter.target, &e.target)
                 && matches(&filter.reseller_id, &e.reseller_id)
                 && matches(&filter.merchant_id, &e.merchant_id)
+                && filter.since.is_none_or(|t| e.at >= t)
+                && filter.until.is_none_or(|t| e.at < t)
                 && (scope == Scope::All || check.allows(e))
         })?;
         if let Some(e) = check.failed.or(since.failed) {

@@ -711,3 +711,309 @@ async fn a_refused_bulk_request_does_nothing() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["failed"], 500);
 }
+
+/// Parses RFC 4180 CSV (CRLF line ends, quoted cells with doubled quotes)
+/// into rows of cells; panics on anything else, so the export's form is
+/// checked too.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                '"' => quoted = false,
+                other => cell.push(other),
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                assert!(
+                    cell.is_empty() && !was_quoted,
+                    "a quote inside a cell: {text}"
+                );
+                quoted = true;
+                was_quoted = true;
+            }
+            ',' => {
+                row.push(std::mem::take(&mut cell));
+                was_quoted = false;
+            }
+            '\r' => {
+                assert_eq!(chars.next(), Some('\n'), "CR without LF");
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+                was_quoted = false;
+            }
+            '\n' => panic!("a bare LF ends a line: {text}"),
+            other => cell.push(other),
+        }
+    }
+    assert!(!quoted, "an open quote");
+    assert!(
+        cell.is_empty() && row.is_empty(),
+        "no CRLF after the last row"
+    );
+    rows
+}
+
+/// A cell as the export must write a JSON value: text as it is, but a
+/// value a spreadsheet would run as a formula behind a `'`.
+fn as_cell(v: &Value) -> String {
+    let text = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().expect("string").to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    };
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
+/// GETs a CSV export; asserts 200 and its media type; returns the rows
+/// and `X-Next-Cursor`.
+async fn export(srv: &Server, token: &str, path: &str) -> (Vec<Vec<String>>, Option<String>) {
+    let r = srv.get(path).bearer(token).send().await;
+    assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(
+        r.header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment")),
+        "{path}"
+    );
+    (
+        parse_csv(&r.text()),
+        r.header("x-next-cursor").map(str::to_string),
+    )
+}
+
+/// Every row of an export, following `X-Next-Cursor` from export to
+/// export; `path` has a query string already.
+async fn export_all(srv: &Server, token: &str, path: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let (mut rows, mut next) = export(srv, token, path).await;
+    let header = rows.remove(0);
+    while let Some(cursor) = next {
+        let (mut more, after) = export(srv, token, &format!("{path}&cursor={cursor}")).await;
+        assert_eq!(more.remove(0), header);
+        rows.extend(more);
+        next = after;
+    }
+    (header, rows)
+}
+
+/// The rows a JSON list's items should export as, by the header's names.
+fn expected_rows(header: &[String], items: &[Value]) -> Vec<Vec<String>> {
+    items
+        .iter()
+        .map(|item| header.iter().map(|h| as_cell(&item[h.as_str()])).collect())
+        .collect()
+}
+
+/// The account export holds exactly the JSON list's accounts, with its
+/// filters and scope, each cell as the list says it (formulas defused,
+/// RFC 4180 quoting); the row bound stops an export and its cursor goes
+/// on without loss.
+#[tokio::test]
+async fn the_account_export_is_the_json_list_as_csv() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    // Names a spreadsheet would run.
+    for (i, name) in ["+cmd", "-2+3"].into_iter().enumerate() {
+        srv.create_user_with(
+            &admin,
+            name,
+            crate::harness::PASSWORD,
+            &["user"],
+            json!({ "email": format!("x{i}@example.com"), "merchant_id": "mer_1a" }),
+        )
+        .await;
+    }
+    let cases = [
+        ("admin", ""),
+        ("admin", "q=er1"),
+        ("admin", "merchant_id=mer_1a"),
+        ("admin", "role=merchant"),
+        ("reseller1", ""),
+        ("merchant1a", ""),
+    ];
+    for (who, query) in cases {
+        let token = world.token(who);
+        let json_items = srv
+            .all_pages(token, &format!("{USERS}?limit=2&{query}"))
+            .await;
+        let (header, rows) = export_all(&srv, token, &format!("{USERS}.csv?limit=2&{query}")).await;
+        assert_eq!(
+            header,
+            [
+                "id",
+                "number",
+                "username",
+                "email",
+                "roles",
+                "reseller_id",
+                "merchant_id",
+                "disabled",
+                "created_at",
+                "updated_at"
+            ]
+        );
+        assert_eq!(rows, expected_rows(&header, &json_items), "{who} {query}");
+        assert!(!rows.is_empty(), "{who} {query}");
+    }
+    // The defused cells, as a spreadsheet will see them.
+    let (rows, _) = export(&srv, &admin, &format!("{USERS}.csv?q=cmd")).await;
+    assert_eq!(rows[1][2], "'+cmd");
+    // A plain user exports nothing; the bound is explicit.
+    let r = srv
+        .get(&format!("{USERS}.csv"))
+        .bearer(world.token("user1a"))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for limit in ["0", "10001", "x"] {
+        let r = srv
+            .get(&format!("{USERS}.csv?limit={limit}"))
+            .bearer(&admin)
+            .send()
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{limit}: {}",
+            r.text()
+        );
+    }
+    let (rows, next) = export(&srv, &admin, &format!("{USERS}.csv?limit=3")).await;
+    assert_eq!(rows.len(), 1 + 3);
+    assert!(next.is_some());
+}
+
+/// The audit export holds exactly the JSON list's events, with its filters
+/// (the time range included) and scope; free text a client chose is
+/// quoted and defused.
+#[tokio::test]
+async fn the_audit_export_is_the_json_list_as_csv() {
+    let srv = Server::start().await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    let start =
+        rfc3339_utc(&srv.read(&admin, "/api/v1/admin/audit?limit=1").await["items"][0]["at"]);
+    srv.advance(100);
+    // A name with a comma, quotes and a line break, in an event's detail;
+    // an identifier a spreadsheet would run, in a failed login's.
+    let (status, body) = issue(
+        &srv,
+        &admin,
+        json!({ "name": "a, \"quoted\"\nname", "role": "user", "reseller_id": "res_1", "merchant_id": "mer_1a" }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let r = srv.try_login("=HYPERLINK(1)", "wrong password").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    srv.advance(100);
+    let _ = srv.token_of("user1a", crate::harness::WORLD_PASSWORD).await;
+
+    let at = |t: i64| {
+        time::OffsetDateTime::from_unix_timestamp(t)
+            .expect("time")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+    };
+    let since = at(start + 100);
+    let until = at(start + 200);
+    let cases = [
+        ("admin", String::new()),
+        ("admin", "event=login".to_string()),
+        ("admin", format!("since={since}")),
+        ("admin", format!("since={since}&until={until}")),
+        ("admin", format!("until={since}")),
+        ("reseller1", String::new()),
+        ("merchant1a", "outcome=success".to_string()),
+    ];
+    for (who, query) in cases {
+        let token = world.token(who);
+        let json_items = srv
+            .all_pages(token, &format!("/api/v1/admin/audit?limit=3&{query}"))
+            .await;
+        let (header, rows) = export_all(
+            &srv,
+            token,
+            &format!("/api/v1/admin/audit.csv?limit=3&{query}"),
+        )
+        .await;
+        assert_eq!(
+            header,
+            [
+                "seq",
+                "at",
+                "event",
+                "outcome",
+                "actor",
+                "actor_name",
+                "target",
+                "reseller_id",
+                "merchant_id",
+                "client_ip",
+                "detail"
+            ]
+        );
+        assert_eq!(rows, expected_rows(&header, &json_items), "{who} {query}");
+        assert!(!rows.is_empty(), "{who} {query}");
+    }
+    // The time range, checked against each event's own time.
+    let inside = srv
+        .all_pages(
+            &admin,
+            &format!("/api/v1/admin/audit?since={since}&until={until}"),
+        )
+        .await;
+    let times: Vec<i64> = inside.iter().map(|e| rfc3339_utc(&e["at"])).collect();
+    assert_eq!(times, vec![start + 100; times.len()], "{inside:?}");
+    let events: BTreeSet<&str> = inside.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(events, ["login", "s2s_token_created"].into_iter().collect());
+    let before = srv
+        .all_pages(&admin, &format!("/api/v1/admin/audit?until={since}"))
+        .await;
+    assert!(before.iter().all(|e| rfc3339_utc(&e["at"]) < start + 100));
+    assert!(!before.is_empty());
+    let r = srv
+        .get("/api/v1/admin/audit?since=yesterday")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+
+    // The hostile text, as it is written.
+    let r = srv
+        .get("/api/v1/admin/audit.csv?event=s2s_token_created")
+        .bearer(&admin)
+        .send()
+        .await;
+    assert!(
+        r.text().contains("\"name: a, \"\"quoted\"\"\nname\""),
+        "{}",
+        r.text()
+    );
+    let (rows, _) = export(&srv, &admin, "/api/v1/admin/audit.csv?outcome=failure").await;
+    assert!(
+        rows.iter().any(|row| row[5] == "'=HYPERLINK(1)"),
+        "{rows:?}"
+    );
+}
