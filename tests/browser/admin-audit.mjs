@@ -5,6 +5,7 @@
 //
 // Environment: LATCHKEY_URL, LATCHKEY_USER, LATCHKEY_PASSWORD.
 
+import { readFileSync } from 'node:fs';
 import { base, check, open, run, signIn } from './lib.mjs';
 
 const user = process.env.LATCHKEY_USER;
@@ -122,6 +123,18 @@ await run(async (t) => {
     await page.getByRole('heading', { name: 'Audit log', level: 1 }).waitFor();
     if ((await page.getByLabel('Action').inputValue()) !== 'reseller_deleted') throw new Error('the action filter was lost');
     await expectRows(page, 'reseller_deleted', ['borealis']);
+  });
+
+  await t.step('audit: the filtered log exports as CSV', async () => {
+    await filter(page, { action: 'role_created', outcome: 'success' });
+    const saved = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Export CSV' }).click();
+    const download = await saved;
+    if (download.suggestedFilename() !== 'latchkey-audit.csv') throw new Error(`saved as ${download.suggestedFilename()}`);
+    const csv = readFileSync(await download.path(), 'utf8');
+    const lines = csv.trim().split(/\r?\n/);
+    if (lines.length < 2 || !lines.slice(1).every((l) => l.includes('role_created'))) throw new Error(`csv: ${csv}`);
+    if (!csv.includes('auditor')) throw new Error(`csv lacks the role: ${csv}`);
   });
 
   await t.step('audit: the whole log, paged, checked', async () => {

@@ -111,7 +111,7 @@ async fn admin_pages_in_chromium() {
     let kids = jwks_kids(&srv).await;
     assert_eq!(kids.len(), 2, "{kids:?}");
 
-    browse(&srv, "admin-audit.mjs", &admin_env(), 7).await;
+    browse(&srv, "admin-audit.mjs", &admin_env(), 8).await;
     // Revoked in the page: refused from now on.
     assert_eq!(
         srv.get_as(&s2s, PROBE).await.status,

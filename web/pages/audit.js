@@ -14,7 +14,7 @@ export const page = {
   render,
 };
 
-const PAGE = 50;
+const PAGE = 25;
 
 /** The actions latchkey records, offered as suggestions. */
 const ACTIONS = [
@@ -126,6 +126,14 @@ async function filters(f, fields, ctx, error) {
   return { url, api: apiQuery };
 }
 
+/** An id as short as it can be read: a UUID by its first eight digits,
+ * the whole id on hover. */
+function shortId(id) {
+  if (!id) return null;
+  const short = UUID.test(id) ? `${id.slice(0, 8)}…` : id;
+  return h('code', { class: 'mono', text: short, title: short === id ? undefined : id });
+}
+
 async function load(holder, query, error) {
   const rows = [];
   const show = async (cursor) => {
@@ -142,13 +150,13 @@ async function load(holder, query, error) {
         empty: 'No event matches these filters.',
         rows,
         columns: [
-          { label: 'When', class: 'nowrap', cell: (e) => when(e.at) },
+          { label: 'When', cell: (e) => when(e.at) },
           { label: 'Action', cell: (e) => h('code', { class: 'mono', text: e.event }) },
           { label: 'Outcome', cell: (e) => (e.outcome === 'success' ? badge('Success', 'ok') : badge(e.outcome === 'failure' ? 'Failure' : e.outcome, 'danger')) },
-          { label: 'Actor', cell: (e) => e.actor_name || e.actor },
-          { label: 'Target', cell: (e) => (e.target ? h('code', { class: 'mono', text: e.target }) : null) },
+          { label: 'Actor', cell: (e) => h('span', { class: 'actor' }, e.actor_name || e.actor || h('span', { class: 'muted', text: '—' }),
+            e.client_ip ? h('code', { class: 'mono muted', text: e.client_ip, title: 'Address' }) : null) },
+          { label: 'Target', class: 'target', cell: (e) => shortId(e.target) },
           { label: 'Tenant', cell: (e) => (e.reseller_id ? h('code', { class: 'mono', text: [e.reseller_id, e.merchant_id].filter(Boolean).join(' › ') }) : null) },
-          { label: 'Address', cell: (e) => (e.client_ip ? h('code', { class: 'mono', text: e.client_ip }) : null) },
           { label: 'Detail', class: 'detail', cell: (e) => e.detail },
         ],
       })),

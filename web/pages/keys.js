@@ -84,7 +84,7 @@ async function load(holder, ctx, error, reload) {
         columns: [
           { label: 'Name', cell: (k) => h('span', { class: 'token-name' }, h('strong', { text: k.name }), h('code', { class: 'mono muted', text: k.keyId })) },
           { label: 'Owner', cell: (k) => h('a', { href: `#/keys?user_id=${encodeURIComponent(k.owner.id)}`, text: k.owner.username, attrs: { title: `Only the keys of ${k.owner.username}` } }) },
-          { label: 'Roles', cell: (k) => (k.roles ? k.roles.join(', ') : k.role || h('span', { class: 'muted', text: "The owner's" })) },
+          { label: 'Roles', cell: (k) => (k.roles ? k.roles.join(', ') : k.role || h('span', { class: 'muted', text: 'As its owner' })) },
           { label: 'Created', cell: (k) => when(k.createdAt) },
           { label: 'Last used', cell: (k) => (k.lastUsed ? when(k.lastUsed) : h('span', { class: 'muted', text: 'Never' })) },
           { label: 'Expires', cell: (k) => (k.expiresAt ? when(k.expiresAt) : h('span', { class: 'muted', text: 'Never' })) },

@@ -85,7 +85,7 @@ async function load(holder, ctx, error, reload) {
     }
     const items = (r.body.items || []).filter((t) => (!wantReseller || t.reseller_id === wantReseller) && (!wantMerchant || t.merchant_id === wantMerchant));
     const names = await issuers(items);
-    for (const t of items) t.issuer = t.created_by_exists ? names.get(t.created_by) || t.created_by : null;
+    for (const t of items) t.issuer = names.get(t.created_by) || null;
     rows.push(...items);
     fill(holder, 
       stackable(table({
@@ -96,7 +96,8 @@ async function load(holder, ctx, error, reload) {
           { label: 'Name', cell: (t) => h('span', { class: 'token-name' }, h('strong', { text: t.name }), h('code', { class: 'mono muted', text: t.id })) },
           { label: 'Role', cell: (t) => t.role },
           { label: 'Tenant', cell: (t) => h('code', { class: 'mono', text: [t.reseller_id, t.merchant_id].filter(Boolean).join(' › ') }) },
-          { label: 'Issued by', cell: (t) => (t.issuer ? t.issuer : h('span', { class: 'muted', text: 'a deleted account' })) },
+          { label: 'Issued by', cell: (t) => (t.issuer ? t.issuer
+            : h('span', { class: 'muted', text: t.created_by_exists ? 'An account you do not manage' : 'A deleted account' })) },
           { label: 'Issued', cell: (t) => when(t.created_at) },
           { label: 'Expires', cell: (t) => when(t.expires_at) },
           { label: 'Last used', cell: (t) => (t.last_used ? when(t.last_used) : h('span', { class: 'muted', text: 'Never' })) },
