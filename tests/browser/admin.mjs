@@ -157,6 +157,7 @@ await run(async (t) => {
     await shown.getByText('It is shown only once').waitFor();
     await shown.getByRole('button', { name: 'Copy' }).waitFor();
     secrets.s2s = secret;
+    await check(page, 's2s-token-issued', t.problems);
     await shown.getByRole('button', { name: 'Done' }).click();
     await page.getByRole('row', { name: /billing-sync/ }).getByText('Active').waitFor();
     // Never again: not on the page, not after a reload.
