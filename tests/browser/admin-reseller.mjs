@@ -1,16 +1,20 @@
-// The admin pages in Debian's Chromium (see lib.mjs), as a reseller: only
-// its own subtree is shown, and no control is offered for what the API
-// would refuse it (no signing keys, no new reseller, no renaming or
-// deleting its reseller, no custom roles).
+// The admin pages in Debian's Chromium (see lib.mjs), as a reseller and
+// as a merchant: only their own subtree is shown, and no control is
+// offered for what the API would refuse them (no signing keys, no new
+// reseller, no renaming or deleting their reseller, no custom roles; for
+// a merchant no tenant changes and no reseller token).
 //
 // Environment: LATCHKEY_URL, LATCHKEY_USER, LATCHKEY_PASSWORD (a reseller
-// of `acme`; another reseller, `other`, exists with a merchant and a
-// token).
+// of `acme`), LATCHKEY_MERCHANT_USER, LATCHKEY_MERCHANT_PASSWORD (a
+// merchant of `acme-shop`); another reseller, `other`, exists with a
+// merchant and a token, and `acme-cafe` is a second merchant of `acme`.
 
 import { base, check, open, run, signIn } from './lib.mjs';
 
 const user = process.env.LATCHKEY_USER;
 const password = process.env.LATCHKEY_PASSWORD;
+const merchantUser = process.env.LATCHKEY_MERCHANT_USER;
+const merchantPassword = process.env.LATCHKEY_MERCHANT_PASSWORD;
 
 const row = (page, id) => page.locator(`li[data-tenant="${id}"] > .tenant`);
 
@@ -92,5 +96,35 @@ await run(async (t) => {
     const shown = await page.locator('.audit-results tbody tr').allTextContents();
     if (shown.some((r) => r.includes('other'))) throw new Error('an event of another reseller is shown');
     if (!shown.some((r) => r.includes('acme-kiosk'))) throw new Error('its own merchant_created is missing');
+  });
+
+  const shop = await t.newPage();
+
+  await t.step('sign in as a merchant: its merchant only, no tenant changes', async () => {
+    await signIn(shop, merchantUser, merchantPassword);
+    const links = await shop.getByRole('navigation', { name: 'Main' }).getByRole('link').allTextContents();
+    if (links.includes('Signing keys')) throw new Error(`navigation offers ${links.join(', ')}`);
+    await open(shop, 'tenants', 'Tenants');
+    await row(shop, 'acme-shop').waitFor();
+    if (await shop.locator('li[data-tenant="acme-cafe"], li[data-tenant="acme"], li[data-tenant="other"]').count()) throw new Error('a tenant beyond its merchant is shown');
+    await none(shop, 'button', 'New reseller');
+    await none(shop, 'button', 'New merchant');
+    await none(shop, 'button', /^Rename /);
+    await none(shop, 'button', /^Delete /);
+    await check(shop, 'tenants-merchant', t.problems);
+  });
+
+  await t.step('S2S as a merchant: no reseller token, its own tenant fixed', async () => {
+    await open(shop, 's2s', 'Server-to-server tokens');
+    await shop.getByRole('row', { name: /nightly-export/ }).waitFor();
+    await shop.getByRole('button', { name: 'Issue token' }).click();
+    const dialog = shop.getByRole('dialog');
+    await dialog.getByLabel('Role').waitFor();
+    const roles = await dialog.getByLabel('Role').locator('option').evaluateAll((os) => os.map((o) => o.value));
+    if (roles.join('|') !== 'merchant|user') throw new Error(`roles offered: ${roles.join('|')}`);
+    const merchants = await dialog.getByLabel('Merchant').locator('option').evaluateAll((os) => os.map((o) => o.value));
+    if (merchants.join('|') !== 'acme-shop') throw new Error(`merchants offered: ${merchants.join('|')}`);
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
   });
 });

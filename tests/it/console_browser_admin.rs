@@ -17,17 +17,18 @@ use crate::harness::{ADMIN, ADMIN_PASSWORD, PASSWORD, Server, light};
 /// read: whether the credential works.
 const PROBE: &str = "/api/v1/admin/merchants";
 
-/// Two resellers with merchants, a reseller and a user of the first, a
-/// custom role held by that user, an S2S token in each reseller, an API
-/// key of the user, and enough accounts that the audit log has more than
-/// one page.
+/// Two resellers with merchants, a reseller, a merchant and a user of the
+/// first, a custom role held by that user, an S2S token in each reseller,
+/// an API key of the user, and enough accounts that the audit log has more
+/// than one page.
 async fn seeded(srv: &Server) {
     let admin = srv.admin_token().await;
     srv.reseller(&admin, "acme", "Acme Resale").await;
     srv.merchant(&admin, "acme-shop", "acme", "Acme Shop").await;
     srv.merchant(&admin, "acme-cafe", "acme", "Acme Café").await;
     srv.reseller(&admin, "other", "Other Resale").await;
-    srv.merchant(&admin, "other-shop", "other", "Other Shop").await;
+    srv.merchant(&admin, "other-shop", "other", "Other Shop")
+        .await;
     assert_eq!(
         srv.create_role(&admin, "support").await.status,
         StatusCode::CREATED
@@ -35,6 +36,8 @@ async fn seeded(srv: &Server) {
     let acme = json!({ "reseller_id": "acme" });
     let shop = json!({ "reseller_id": "acme", "merchant_id": "acme-shop" });
     srv.create_user_with(&admin, "rita", PASSWORD, &["reseller"], acme)
+        .await;
+    srv.create_user_with(&admin, "mona", PASSWORD, &["merchant"], shop.clone())
         .await;
     srv.create_user_with(&admin, "sam", PASSWORD, &["user", "support"], shop.clone())
         .await;
@@ -78,8 +81,8 @@ async fn jwks_kids(srv: &Server) -> Vec<String> {
 /// created and deleted, the signing key rotated, an S2S token issued and
 /// an API key made for another account (both secrets shown once), then
 /// both revoked and every action found in the audit log through the
-/// page's filters; then as a reseller, only its subtree and no control the
-/// API would refuse it. Every page passes axe at both widths and schemes.
+/// page's filters; then as a reseller and as a merchant, only their
+/// subtree and no control the API would refuse them. Every page passes axe at both widths and schemes.
 #[tokio::test]
 async fn admin_pages_in_chromium() {
     let srv = Server::start_with(light(Layer::default())).await;
@@ -125,14 +128,14 @@ async fn admin_pages_in_chromium() {
         &[
             ("LATCHKEY_USER", "rita".to_string()),
             ("LATCHKEY_PASSWORD", PASSWORD.to_string()),
+            ("LATCHKEY_MERCHANT_USER", "mona".to_string()),
+            ("LATCHKEY_MERCHANT_PASSWORD", PASSWORD.to_string()),
         ],
-        6,
+        8,
     )
     .await;
     // The merchant the reseller made in the page is under its reseller.
     let admin = srv.admin_token().await;
-    let made = srv
-        .read(&admin, "/api/v1/admin/merchants/acme-kiosk")
-        .await;
+    let made = srv.read(&admin, "/api/v1/admin/merchants/acme-kiosk").await;
     assert_eq!(made["reseller_id"], "acme", "{made}");
 }

@@ -149,17 +149,14 @@ async function createReseller(reload) {
 }
 
 async function createMerchant(ctx, reload) {
-  let options;
-  if (ctx.level === 'admin') {
-    const rs = await all('/api/v1/admin/resellers');
-    if (rs.error) return void toast(message(rs.error, 'The resellers could not be loaded.'), 'error');
-    if (rs.items.length === 0) return void toast('Create a reseller first: every merchant belongs to one.', 'error');
-    options = rs.items.map((r) => [r.id, `${r.name} (${r.id})`]);
-  } else {
-    options = [[ctx.me.reseller_id, ctx.me.reseller_id]];
-  }
+  // An admin chooses the reseller; a reseller's own is the only one it
+  // sees, and the only one the API lets it use.
+  const rs = await all('/api/v1/admin/resellers');
+  if (rs.error) return void toast(message(rs.error, 'The resellers could not be loaded.'), 'error');
+  if (rs.items.length === 0) return void toast('Create a reseller first: every merchant belongs to one.', 'error');
+  const options = rs.items.map((r) => [r.id, `${r.name} (${r.id})`]);
   const reseller = field({ name: 'reseller_id', label: 'Reseller', type: 'select', options });
-  if (options.length === 1) reseller.input.disabled = ctx.level !== 'admin';
+  reseller.input.disabled = ctx.level !== 'admin';
   const name = field({ name: 'name', label: 'Name', required: true });
   const id = field({ name: 'id', label: 'Id', help: idHelp('mer') });
   const ok = await formDialog({
