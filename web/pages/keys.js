@@ -4,7 +4,7 @@
 // `?user_id=` narrows the list to one account.
 
 import { api, fieldOf, message, qs } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'keys',
@@ -89,7 +89,7 @@ async function load(holder, ctx, error, reload) {
           { label: 'Last used', cell: (k) => (k.lastUsed ? when(k.lastUsed) : h('span', { class: 'muted', text: 'Never' })) },
           { label: 'Expires', cell: (k) => (k.expiresAt ? when(k.expiresAt) : h('span', { class: 'muted', text: 'Never' })) },
           { label: 'State', cell: (k) => keyState(k) },
-          { label: 'Actions', class: 'row-actions', cell: (k) => button('Revoke', () => revoke(k, error, reload), 'subtle small danger-text', { attrs: { 'aria-label': `Revoke key ${k.name}` } }) },
+          { label: 'Actions', class: 'row-actions', cell: (k) => button('Revoke', (e) => revoke(k, error, reload, e.currentTarget), 'subtle small danger-text', { attrs: { 'aria-label': `Revoke key ${k.name}` } }) },
         ],
       })),
       more(got.next, (next) => show(next)),
@@ -150,7 +150,7 @@ async function create(ctx, reload) {
   done.focus();
 }
 
-async function revoke(k, error, reload) {
+async function revoke(k, error, reload, control) {
   const yes = await confirmAction({
     title: `Revoke key ${k.name}?`,
     body: `Scripts using ${k.name} (a key of ${k.owner.username}) are refused from their next request on. This cannot be undone.`,
@@ -158,7 +158,9 @@ async function revoke(k, error, reload) {
   });
   if (!yes) return;
   say(error, '');
+  const restore = busy(control, 'Revoking…');
   const r = await api('DELETE', `/api/v1/admin/users/${encodeURIComponent(k.owner.id)}/keys/${encodeURIComponent(k.keyId)}`);
+  restore();
   if (r.status === 204) {
     toast(`Key ${k.name} revoked.`);
     await reload();

@@ -3,7 +3,7 @@
 // deletes a custom role, as the API says.
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, pageHead, say, stackable, table, toast } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, confirmAction, field, fill, formDialog, h, pageHead, say, stackable, table, toast } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'roles',
@@ -67,7 +67,7 @@ async function load(holder, ctx, error, reload) {
         { label: 'Held by', class: 'role-held', cell: (x) => heldBy(x) },
         ctx.level === 'admin' ? { label: 'Actions', class: 'row-actions', cell: (x) => (x.builtin
           ? h('span', { class: 'muted small-note', text: 'Built in' })
-          : button('Delete', () => remove(x, error, reload), 'subtle small danger-text', { attrs: { 'aria-label': `Delete role ${x.name}` } })) } : null,
+          : button('Delete', (e) => remove(x, error, reload, e.currentTarget), 'subtle small danger-text', { attrs: { 'aria-label': `Delete role ${x.name}` } })) } : null,
       ].filter(Boolean),
     })),
     custom.length === 0 ? h('p', { class: 'empty', text: ctx.level === 'admin' ? 'No custom roles yet. Create one to tag accounts for your applications.' : 'No custom roles.' }) : null,
@@ -102,7 +102,7 @@ async function createRole(reload) {
   if (ok) await reload();
 }
 
-async function remove(x, error, reload) {
+async function remove(x, error, reload, control) {
   const yes = await confirmAction({
     title: `Delete role ${x.name}?`,
     body: `The custom role ${x.name} will be deleted. latchkey refuses while an account holds it.`,
@@ -110,7 +110,9 @@ async function remove(x, error, reload) {
   });
   if (!yes) return;
   say(error, '');
+  const restore = busy(control, 'Deleting…');
   const r = await api('DELETE', `/api/v1/admin/roles/${encodeURIComponent(x.name)}`);
+  restore();
   if (r.status === 204) {
     toast(`Role ${x.name} deleted.`);
     await reload();

@@ -5,7 +5,7 @@
 // list to one tenant (the tenants page links here).
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, confirmAction, field, fill, formDialog, h, modal, more, noticeBox, pageHead, say, secretBox, stackable, table, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 's2s',
@@ -103,7 +103,7 @@ async function load(holder, ctx, error, reload) {
           { label: 'Last used', cell: (t) => (t.last_used ? when(t.last_used) : h('span', { class: 'muted', text: 'Never' })) },
           { label: 'State', cell: (t) => state(t) },
           { label: 'Actions', class: 'row-actions', cell: (t) => (t.revoked_at ? null
-            : button('Revoke', () => revoke(t, error, reload), 'subtle small danger-text', { attrs: { 'aria-label': `Revoke token ${t.name}` } })) },
+            : button('Revoke', (e) => revoke(t, error, reload, e.currentTarget), 'subtle small danger-text', { attrs: { 'aria-label': `Revoke token ${t.name}` } })) },
         ],
       })),
       more(r.body.next, (next) => show(next)),
@@ -195,7 +195,7 @@ async function issue(ctx, reload) {
   done.focus();
 }
 
-async function revoke(t, error, reload) {
+async function revoke(t, error, reload, control) {
   const yes = await confirmAction({
     title: `Revoke token ${t.name}?`,
     body: `Every service using ${t.name} is refused from its next request on. This cannot be undone; issue a new token to replace it.`,
@@ -203,7 +203,9 @@ async function revoke(t, error, reload) {
   });
   if (!yes) return;
   say(error, '');
+  const restore = busy(control, 'Revoking…');
   const r = await api('DELETE', `/api/v1/admin/s2s-tokens/${encodeURIComponent(t.id)}`);
+  restore();
   if (r.status === 204) {
     toast(`Token ${t.name} revoked.`);
     await reload();

@@ -4,7 +4,7 @@
 // links to its accounts and its server-to-server tokens.
 
 import { api, fieldOf, message } from '{{asset lib/api.js}}';
-import { alertBox, badge, button, confirmAction, field, fill, formDialog, h, pageHead, say, toast, when } from '{{asset lib/dom.js}}';
+import { alertBox, badge, busy, button, confirmAction, field, fill, formDialog, h, pageHead, say, toast, when } from '{{asset lib/dom.js}}';
 
 export const page = {
   id: 'tenants',
@@ -86,7 +86,7 @@ async function load(holder, ctx, error, reload) {
           accounts: `#/accounts?reseller_id=${encodeURIComponent(r.id)}`,
           tokens: `#/s2s?reseller_id=${encodeURIComponent(r.id)}`,
           rename: ctx.level === 'admin' ? () => rename('reseller', r, reload) : null,
-          remove: ctx.level === 'admin' ? () => remove('reseller', r, reload, error) : null,
+          remove: ctx.level === 'admin' ? (e) => remove('reseller', r, reload, error, e.currentTarget) : null,
           count: `${merchants.length} ${merchants.length === 1 ? 'merchant' : 'merchants'}`,
         }),
         merchants.length
@@ -103,7 +103,7 @@ function merchantItem(m, ctx, reload, error) {
     accounts: `#/accounts?merchant_id=${encodeURIComponent(m.id)}`,
     tokens: `#/s2s?merchant_id=${encodeURIComponent(m.id)}`,
     rename: manage ? () => rename('merchant', m, reload) : null,
-    remove: manage ? () => remove('merchant', m, reload, error) : null,
+    remove: manage ? (e) => remove('merchant', m, reload, error, e.currentTarget) : null,
   }));
 }
 
@@ -199,7 +199,7 @@ async function rename(kind, t, reload) {
   if (ok) await reload();
 }
 
-async function remove(kind, t, reload, error) {
+async function remove(kind, t, reload, error, control) {
   const yes = await confirmAction({
     title: `Delete ${kind} ${t.name}?`,
     body: `The ${kind} ${t.name} (${t.id}) will be deleted. This cannot be undone. latchkey refuses while it still has ${kind === 'reseller' ? 'merchants, ' : ''}accounts or live tokens.`,
@@ -207,7 +207,9 @@ async function remove(kind, t, reload, error) {
   });
   if (!yes) return;
   say(error, '');
+  const restore = busy(control, 'Deleting…');
   const r = await api('DELETE', `/api/v1/admin/${kind}s/${encodeURIComponent(t.id)}`);
+  restore();
   if (r.status === 204) {
     toast(`${kind === 'reseller' ? 'Reseller' : 'Merchant'} ${t.name} deleted.`);
     await reload();
