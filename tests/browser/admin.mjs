@@ -66,8 +66,11 @@ await run(async (t) => {
     await submitDialog(page, [['Id', 'borealis']], 'Create reseller');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     await row(page, 'borealis').getByText('Borealis Partners').waitFor();
-    await page.getByRole('button', { name: 'New merchant' }).click();
-    await submitDialog(page, [['Reseller', 'borealis'], ['Name', 'North Shop'], ['Id', 'north']], 'Create merchant');
+    // From the reseller's row, the reseller is chosen already.
+    await row(page, 'borealis').getByRole('button', { name: 'Add merchant to Borealis Partners' }).click();
+    const chosen = await page.getByRole('dialog').getByLabel('Reseller').inputValue();
+    if (chosen !== 'borealis') throw new Error(`the form chose ${chosen}`);
+    await submitDialog(page, [['Name', 'North Shop'], ['Id', 'north']], 'Create merchant');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
     // The merchant sits under its reseller in the tree.
     await page.locator('li[data-tenant="borealis"] li[data-tenant="north"]').getByText('North Shop').waitFor();

@@ -86,7 +86,9 @@ async function load(holder, ctx, error, reload) {
     const items = (r.body.items || []).filter((t) => (!wantReseller || t.reseller_id === wantReseller) && (!wantMerchant || t.merchant_id === wantMerchant));
     const names = await issuers(items);
     for (const t of items) t.issuer = names.get(t.created_by) || null;
+    // Newest first within what has been loaded (the API pages by id).
     rows.push(...items);
+    rows.sort((x, y) => String(y.created_at).localeCompare(String(x.created_at)));
     fill(holder, 
       stackable(table({
         caption: 'Server-to-server tokens',

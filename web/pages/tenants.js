@@ -85,6 +85,7 @@ async function load(holder, ctx, error, reload) {
           tenant: r,
           accounts: `#/accounts?reseller_id=${encodeURIComponent(r.id)}`,
           tokens: `#/s2s?reseller_id=${encodeURIComponent(r.id)}`,
+          add: () => createMerchant(ctx, reload, r.id),
           rename: ctx.level === 'admin' ? () => rename('reseller', r, reload) : null,
           remove: ctx.level === 'admin' ? (e) => remove('reseller', r, reload, error, e.currentTarget) : null,
           count: `${merchants.length} ${merchants.length === 1 ? 'merchant' : 'merchants'}`,
@@ -120,6 +121,7 @@ function tenantRow(spec) {
     h('div', { class: 'tenant-actions' },
       h('a', { class: 'button subtle small', href: spec.accounts, text: 'Accounts', attrs: { 'aria-label': `Accounts of ${name}` } }),
       h('a', { class: 'button subtle small', href: spec.tokens, text: 'Tokens', attrs: { 'aria-label': `Tokens of ${name}` } }),
+      spec.add ? button('Add merchant', spec.add, 'subtle small', { attrs: { 'aria-label': `Add merchant to ${name}` } }) : null,
       spec.rename ? button('Rename', spec.rename, 'subtle small', { attrs: { 'aria-label': `Rename ${name}` } }) : null,
       spec.remove ? button('Delete', spec.remove, 'subtle small danger-text', { attrs: { 'aria-label': `Delete ${name}` } }) : null));
 }
@@ -148,19 +150,19 @@ async function createReseller(reload) {
   if (ok) await reload();
 }
 
-async function createMerchant(ctx, reload) {
+async function createMerchant(ctx, reload, preset) {
   // An admin chooses the reseller; a reseller's own is the only one it
   // sees, and the only one the API lets it use.
   const rs = await all('/api/v1/admin/resellers');
   if (rs.error) return void toast(message(rs.error, 'The resellers could not be loaded.'), 'error');
   if (rs.items.length === 0) return void toast('Create a reseller first: every merchant belongs to one.', 'error');
   const options = rs.items.map((r) => [r.id, `${r.name} (${r.id})`]);
-  const reseller = field({ name: 'reseller_id', label: 'Reseller', type: 'select', options });
+  const reseller = field({ name: 'reseller_id', label: 'Reseller', type: 'select', options, value: preset || '' });
   reseller.input.disabled = ctx.level !== 'admin';
   const name = field({ name: 'name', label: 'Name', required: true });
   const id = field({ name: 'id', label: 'Id', help: idHelp('mer') });
   const ok = await formDialog({
-    title: 'New merchant',
+    title: preset ? `New merchant of ${(rs.items.find((r) => r.id === preset) || { name: preset }).name}` : 'New merchant',
     fields: [reseller, name, id],
     submit: 'Create merchant',
     busy: 'Creating…',
