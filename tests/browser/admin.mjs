@@ -56,6 +56,15 @@ await run(async (t) => {
   await t.step('tenants: create a reseller and a merchant under it', async () => {
     await open(page, 'tenants', 'Tenants');
     await row(page, 'acme').waitFor();
+    // By keyboard: the button opens the form with its first field focused,
+    // and Escape closes it.
+    await page.getByRole('button', { name: 'New reseller' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog').getByLabel('Name', { exact: true }).waitFor();
+    const focused = await page.evaluate(() => document.activeElement && document.activeElement.labels && document.activeElement.labels[0].textContent);
+    if (focused !== 'Name') throw new Error(`focus is on ${focused}`);
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
     await page.getByRole('button', { name: 'New reseller' }).click();
     // An empty name is named beside its field before anything is sent.
     await page.getByRole('dialog').getByRole('button', { name: 'Create reseller' }).click();
