@@ -238,6 +238,22 @@ pub struct Layer {
     /// Serve /metrics on this address (plain HTTP) instead of the main listener [default: none]
     #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR:PORT")]
     pub metrics_listen: Option<SocketAddr>,
+
+    /// Seconds without a console request after which a console session ends (60 to 86400, at most the lifetime) [default: 1800]
+    #[arg(long, env = "LATCHKEY_CONSOLE_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub console_idle_timeout: Option<u64>,
+
+    /// Absolute lifetime of a console session in seconds, however active (300 to 2592000) [default: 43200]
+    #[arg(
+        long,
+        env = "LATCHKEY_CONSOLE_SESSION_LIFETIME",
+        value_name = "SECONDS"
+    )]
+    pub console_session_lifetime: Option<u64>,
+
+    /// Seconds after a console session's password was entered (sign-in or re-authentication) within which it may take sensitive actions (60 to 3600) [default: 600]
+    #[arg(long, env = "LATCHKEY_CONSOLE_REAUTH_WINDOW", value_name = "SECONDS")]
+    pub console_reauth_window: Option<u64>,
 }
 
 /// A secret setting: never shown by `Debug`, so no log line or error that
@@ -332,6 +348,9 @@ impl Layer {
             log_level,
             metrics_token,
             metrics_listen,
+            console_idle_timeout,
+            console_session_lifetime,
+            console_reauth_window,
         )
     }
 
@@ -392,6 +411,12 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     /// A listener of its own for `/metrics`, if any.
     pub metrics_listen: Option<SocketAddr>,
+    /// Seconds without a console request that end a console session.
+    pub console_idle_timeout: u64,
+    /// Seconds a console session lasts from its sign-in.
+    pub console_session_lifetime: u64,
+    /// Seconds a console session's password entry allows sensitive actions.
+    pub console_reauth_window: u64,
 }
 
 /// A setting that cannot be used.
@@ -485,6 +510,9 @@ impl Settings {
             log_level: layer.log_level.unwrap_or_else(|| "info".into()),
             metrics_token: layer.metrics_token,
             metrics_listen: layer.metrics_listen,
+            console_idle_timeout: layer.console_idle_timeout.unwrap_or(30 * 60),
+            console_session_lifetime: layer.console_session_lifetime.unwrap_or(12 * 3600),
+            console_reauth_window: layer.console_reauth_window.unwrap_or(10 * 60),
         };
         settings.check()?;
         Ok(settings)
@@ -566,6 +594,26 @@ impl Settings {
                      Listen on a loopback address, or pass --insecure-http if the network to it is private"
                 ));
             }
+        }
+        // An idle time under a minute would end a session between two
+        // clicks (and activity is written to the minute); a lifetime or a
+        // password window without bounds would make the console's limits
+        // no limits at all.
+        if !(60..=86_400).contains(&self.console_idle_timeout) {
+            return bad("--console-idle-timeout must be between 60 and 86400 seconds".into());
+        }
+        if !(300..=30 * 86_400).contains(&self.console_session_lifetime) {
+            return bad(
+                "--console-session-lifetime must be between 300 seconds and 30 days".into(),
+            );
+        }
+        if self.console_idle_timeout > self.console_session_lifetime {
+            return bad(
+                "--console-idle-timeout must not be longer than --console-session-lifetime".into(),
+            );
+        }
+        if !(60..=3600).contains(&self.console_reauth_window) {
+            return bad("--console-reauth-window must be between 60 and 3600 seconds".into());
         }
         if self.issuer.is_empty() || self.audience.is_empty() {
             return bad("--issuer and --audience must not be empty".into());
@@ -690,6 +738,60 @@ mod tests {
         };
         let err = Settings::resolve(same).unwrap_err().to_string();
         assert!(err.contains("--metrics-listen"), "{err}");
+    }
+
+    /// The console's session limits default to 30 minutes idle, 12 hours
+    /// in all and a 10-minute password window, are read from the file,
+    /// and are refused outside their bounds.
+    #[test]
+    fn console_session_limits_layer_default_and_are_bounded() {
+        let default = Settings::resolve(Layer::default()).unwrap();
+        assert_eq!(
+            (
+                default.console_idle_timeout,
+                default.console_session_lifetime,
+                default.console_reauth_window
+            ),
+            (1800, 43_200, 600)
+        );
+        let file: Layer = toml::from_str(
+            "console_idle_timeout = 120\nconsole_session_lifetime = 3600\nconsole_reauth_window = 300",
+        )
+        .unwrap();
+        let settings = Settings::resolve(Layer::default().over(file)).unwrap();
+        assert_eq!(
+            (
+                settings.console_idle_timeout,
+                settings.console_session_lifetime,
+                settings.console_reauth_window
+            ),
+            (120, 3600, 300)
+        );
+        let refused = [
+            ("--console-idle-timeout", Some(59), None, None),
+            ("--console-idle-timeout", Some(86_401), None, None),
+            ("--console-session-lifetime", None, Some(299), None),
+            (
+                "--console-session-lifetime",
+                None,
+                Some(30 * 86_400 + 1),
+                None,
+            ),
+            ("--console-idle-timeout", Some(7200), Some(3600), None),
+            ("--console-reauth-window", None, None, Some(59)),
+            ("--console-reauth-window", None, None, Some(3601)),
+        ];
+        for (name, idle, lifetime, window) in refused {
+            let err = Settings::resolve(Layer {
+                console_idle_timeout: idle,
+                console_session_lifetime: lifetime,
+                console_reauth_window: window,
+                ..Layer::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(name), "{name}: {err}");
+        }
     }
 
     #[test]

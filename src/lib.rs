@@ -217,9 +217,16 @@ async fn open_core_with(settings: &Settings, clock: Clock) -> Result<Core, Start
         )
         .map_err(StartError::Config)?,
     );
-    tokio::task::spawn_blocking(move || Core::open(core_config, clock, fetch))
+    let console = domain::console::ConsoleRules {
+        idle_timeout: seconds(settings.console_idle_timeout),
+        lifetime: seconds(settings.console_session_lifetime),
+        reauth_window: seconds(settings.console_reauth_window),
+    };
+    let mut core = tokio::task::spawn_blocking(move || Core::open(core_config, clock, fetch))
         .await
-        .map_err(|e| StartError::Config(format!("startup task failed: {e}")))?
+        .map_err(|e| StartError::Config(format!("startup task failed: {e}")))??;
+    core.set_console_rules(console);
+    Ok(core)
 }
 
 /// Opens the store, starts listening, and then makes the first admin if

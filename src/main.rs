@@ -11,6 +11,7 @@ use latchkey::ops::{self, OpsError};
 use latchkey::reload::{LogFilter, Reloader, Signals};
 
 fn main() -> ExitCode {
+    ignore_file_size_signal();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
@@ -51,6 +52,19 @@ fn main() -> ExitCode {
         Command::Healthcheck(args) => {
             with_settings(&args, |s| async move { ops::healthcheck(&s).await })
         }
+    }
+}
+
+/// A write past a file size limit (`ulimit -f`, systemd's `LimitFSIZE=`)
+/// raises SIGXFSZ, whose default action kills the process. Ignored, the
+/// write fails with EFBIG instead, which the store treats like a full
+/// disk: the request is refused with 503 and the server recovers once the
+/// limit allows the write.
+fn ignore_file_size_signal() {
+    // SAFETY: setting a signal's disposition to SIG_IGN, before any thread
+    // is started, installs no handler and touches no memory of ours.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

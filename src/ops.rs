@@ -681,6 +681,12 @@ fn effective(s: &Settings) -> Vec<(&'static str, String)> {
             s.max_s2s_tokens_per_tenant.to_string(),
         ),
         ("s2s_max_ttl", s.s2s_max_ttl.to_string()),
+        ("console_idle_timeout", s.console_idle_timeout.to_string()),
+        (
+            "console_session_lifetime",
+            s.console_session_lifetime.to_string(),
+        ),
+        ("console_reauth_window", s.console_reauth_window.to_string()),
         ("trusted_proxies", format!("{:?}", s.trusted_proxies)),
         ("token_query_param", s.token_query_param.to_string()),
         ("google_client_ids", list(&s.external.google_client_ids)),

@@ -78,6 +78,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             "User doesn't have the requested role",
         ),
         Error::Conflict(message) => say(StatusCode::CONFLICT, message),
+        Error::ReauthRequired => say(
+            StatusCode::FORBIDDEN,
+            "Enter your password again to do this",
+        ),
         Error::Provider(failure) => {
             let (status, message) = super::http::provider_failure(failure);
             say(status, message)

@@ -20,6 +20,7 @@ use crate::domain::admin_ops::{BulkAction, BulkDone, ExportRequest, KeyFilter, L
 use crate::domain::audit::{AuditEvent, AuditFilter};
 use crate::domain::auth::Principal;
 use crate::domain::clock::{parse_rfc3339, rfc3339};
+use crate::domain::rbac::Scope;
 use crate::domain::s2s::{ListedS2s, NewS2s};
 use crate::domain::sessions::Session;
 use crate::domain::signing::KeyInfo;
@@ -69,6 +70,7 @@ pub fn routes() -> Vec<Route> {
         route!(DOC, DELETE, "/api/v1/admin/s2s-tokens/{id}", principal revoke_s2s),
         route!(DOC, GET, "/api/v1/admin/audit", principal list_audit),
         route!(DOC, GET, "/api/v1/admin/audit.csv", principal export_audit),
+        route!(DOC, GET, "/api/v1/admin/overview", principal overview),
         route!(DOC, GET, "/api/v1/admin/signing-keys", principal list_signing_keys),
         route!(DOC, POST, "/api/v1/admin/signing-keys/rotate", principal rotate_signing_key),
     ]
@@ -865,4 +867,55 @@ async fn list_signing_keys(app: Arc<App>, req: Req, p: Principal) -> Handled {
 async fn rotate_signing_key(app: Arc<App>, _req: Req, p: Principal) -> Handled {
     let key = app.core.rotate_signing_key(&p).await?;
     Ok(json(StatusCode::CREATED, &signing_key_view(&key)))
+}
+
+// ---- overview ----
+
+/// `GET /api/v1/admin/overview`: counts in the caller's scope, its latest
+/// events, and the server's health.
+async fn overview(app: Arc<App>, _req: Req, p: Principal) -> Handled {
+    let o = app.core.admin_overview(&p).await?;
+    let (kind, reseller_id, merchant_id) = match &o.scope {
+        Scope::All => ("all", None, None),
+        Scope::Reseller(r) => ("reseller", Some(r.clone()), None),
+        Scope::Merchant { reseller, merchant } => {
+            ("merchant", Some(reseller.clone()), Some(merchant.clone()))
+        }
+        Scope::Own(_) | Scope::Nothing => ("none", None, None),
+    };
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(why) => json!({ "ok": false, "error": why }),
+    };
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "scope": { "kind": kind, "reseller_id": reseller_id, "merchant_id": merchant_id },
+            "accounts": {
+                "total": o.accounts.total,
+                "enabled": o.accounts.enabled,
+                "disabled": o.accounts.disabled,
+                "locked": o.accounts.locked,
+            },
+            "resellers": o.resellers,
+            "merchants": o.merchants,
+            "api_keys": o.api_keys,
+            "s2s_tokens": { "live": o.s2s_tokens.live, "ended": o.s2s_tokens.ended },
+            "complete": o.complete,
+            "recent_events": o.recent_events.iter().map(audit_view).collect::<Vec<_>>(),
+            "health": {
+                "status": if o.readiness.ready() { "ready" } else { "unavailable" },
+                "checks": {
+                    "store": check(&o.readiness.store),
+                    "signing_key": check(&o.readiness.signing_key),
+                },
+                "hashing": {
+                    "running": o.hashing.running,
+                    "queued": o.hashing.queued,
+                    "refused": o.hashing.refused,
+                },
+                "version": env!("CARGO_PKG_VERSION"),
+            },
+        }),
+    ))
 }

@@ -65,6 +65,11 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
         ),
         Error::Disabled => err(StatusCode::FORBIDDEN, "forbidden", "Account disabled"),
         Error::Forbidden => err(StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+        Error::ReauthRequired => err(
+            StatusCode::FORBIDDEN,
+            "reauth_required",
+            "Enter your password again to do this",
+        ),
         Error::Invalid { message, .. } => err(StatusCode::BAD_REQUEST, "validation_error", message),
         Error::NoSession => err(
             StatusCode::BAD_REQUEST,

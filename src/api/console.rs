@@ -41,6 +41,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         route!(DOC, POST, "/api/v1/console/session", public sign_in),
         route!(DOC, DELETE, "/api/v1/console/session", principal sign_out).for_console(),
+        route!(DOC, POST, "/api/v1/console/reauth", principal reauth).for_console(),
         route!(DOC, GET, "/api/v1/auth/sessions", principal own_sessions).for_console(),
     ]
 }
@@ -122,18 +123,43 @@ async fn sign_in(app: Arc<App>, req: Req) -> Handled {
 /// Ends the session of the credential that asks, and clears the cookie.
 async fn sign_out(app: Arc<App>, req: Req, principal: Principal) -> Handled {
     app.core.logout(&principal, &req.client(), DOC).await?;
-    let name = if secure_page(&req) {
-        COOKIE_TLS
-    } else {
-        COOKIE_PLAIN
+    Ok(clear_cookie(&req, super::http::no_content()))
+}
+
+#[derive(Deserialize)]
+struct ReauthBody {
+    password: Option<String>,
+}
+
+/// Re-enters the console session's password (for the sensitive actions
+/// that ask for a recent one): checked as every password is, then the
+/// session is stamped. Answers until when sensitive actions are allowed.
+async fn reauth(app: Arc<App>, req: Req, principal: Principal) -> Handled {
+    let body: ReauthBody = json_body(&req).map_err(body_error)?;
+    let Some(password) = body.password else {
+        return Ok(error(StatusCode::BAD_REQUEST, "password is required"));
     };
-    let secure = if secure_page(&req) { "; Secure" } else { "" };
+    let until = app
+        .core
+        .console_reauth(&principal, &password, &req.client())
+        .await?;
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "reauth_until": rfc3339(until) }),
+    ))
+}
+
+/// `response` with the console's cookie cleared (the name and `Secure`
+/// as this page's cookie has them).
+pub(crate) fn clear_cookie(req: &Req, mut response: super::Reply) -> super::Reply {
+    let secure = secure_page(req);
+    let name = if secure { COOKIE_TLS } else { COOKIE_PLAIN };
+    let secure = if secure { "; Secure" } else { "" };
     let cookie = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
-    let mut response = super::http::no_content();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(SET_COOKIE, value);
     }
-    Ok(response)
+    response
 }
 
 /// Whether the page asking is served over TLS: the connection is TLS, or
@@ -175,18 +201,22 @@ pub(crate) fn cookie(req: &Req) -> Option<String> {
 }
 
 /// The principal of a console cookie, for a route that allows the
-/// console: the session is checked as every opaque token is (revoked,
-/// expired, account disabled or changed), and a request that changes
-/// anything must also come from our own origin and carry the session's
-/// CSRF token. A refusal of the cookie itself is the document's 401; a
-/// failed origin or CSRF check is a 403.
-pub(crate) fn principal(
+/// console: the session must be a console session, checked as every
+/// opaque token is (revoked, expired, account disabled or changed) and for
+/// its idle time (`Core::authenticate_console`), and a request that
+/// changes anything must also come from our own origin and carry the
+/// session's CSRF token. A refusal of the cookie itself is the document's
+/// 401; a failed origin or CSRF check is a 403.
+pub(crate) async fn principal(
     app: &App,
     req: &Req,
     method: &Method,
     token: &str,
 ) -> Result<Principal, Refused> {
-    let principal = app.core.authenticate(token, req.ctx.client_ip)?;
+    let principal = app
+        .core
+        .authenticate_console(token, req.ctx.client_ip)
+        .await?;
     if method != Method::GET && method != Method::HEAD {
         if !same_origin(req) {
             return Err(error(StatusCode::FORBIDDEN, "Cross-origin request refused").into());

@@ -343,7 +343,7 @@ async fn dispatch(app: Arc<App>, entry: Entry, method: Method, req: Req) -> Repl
     let handled = match entry.call {
         Call::Public(handler) => handler(app, req).await,
         Call::Principal(handler) => {
-            match authenticate(&app, &entry, &method, &req, app.options.token_query_param) {
+            match authenticate(&app, &entry, &method, &req, app.options.token_query_param).await {
                 Ok(Some(p)) => handler(app, req, p).await,
                 Ok(None) => Err(Error::Unauthenticated.into()),
                 Err(e) => Err(e),
@@ -351,10 +351,12 @@ async fn dispatch(app: Arc<App>, entry: Entry, method: Method, req: Req) -> Repl
         }
         // Only a header credential: a token in a URL is never taken where
         // the route does not need one.
-        Call::MaybePrincipal(handler) => match authenticate(&app, &entry, &method, &req, false) {
-            Ok(p) => handler(app, req, p).await,
-            Err(e) => Err(e),
-        },
+        Call::MaybePrincipal(handler) => {
+            match authenticate(&app, &entry, &method, &req, false).await {
+                Ok(p) => handler(app, req, p).await,
+                Err(e) => Err(e),
+            }
+        }
     };
     match handled {
         Ok(reply) | Err(Refused::Reply(reply)) => reply,
@@ -366,8 +368,10 @@ async fn dispatch(app: Arc<App>, entry: Entry, method: Method, req: Req) -> Repl
 /// sent (it wins, and needs no CSRF token); otherwise, on a route that
 /// declares it, the console's cookie with its origin and CSRF checks;
 /// otherwise what [`http::principal`] finds. A cookie never authenticates
-/// a route that does not declare it.
-fn authenticate(
+/// a route that does not declare it. A cookie whose session is over (ended,
+/// idle, revoked, or no console session at all) is refused in the
+/// document's words and cleared in the same answer.
+async fn authenticate(
     app: &App,
     entry: &Entry,
     method: &Method,
@@ -378,7 +382,13 @@ fn authenticate(
         && !req.headers.contains_key(::http::header::AUTHORIZATION)
         && let Some(token) = console::cookie(req)
     {
-        return console::principal(app, req, method, &token).map(Some);
+        return match console::principal(app, req, method, &token).await {
+            Err(Refused::Domain(Error::Unauthenticated)) => {
+                let refused = refusal(entry.document, &Asked::of(req), &Error::Unauthenticated);
+                Err(console::clear_cookie(req, refused).into())
+            }
+            other => other.map(Some),
+        };
     }
     http::principal(app, req, query_tokens).map_err(Refused::from)
 }
@@ -414,6 +424,7 @@ mod tests {
             Error::Unauthenticated,
             Error::InvalidRefresh,
             Error::Forbidden,
+            Error::ReauthRequired,
             Error::NotFound("user"),
             Error::invalid("name", "name must be 1 to 100 characters"),
             Error::Conflict("taken".into()),

@@ -73,6 +73,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             detail(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))
         }
         Error::Conflict(message) => detail(StatusCode::CONFLICT, message),
+        Error::ReauthRequired => detail(
+            StatusCode::FORBIDDEN,
+            "Enter your password again to do this",
+        ),
         Error::Provider(failure) => {
             let (status, message) = super::http::provider_failure(failure);
             detail(status, message)

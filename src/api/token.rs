@@ -59,6 +59,10 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             "Invalid or expired refresh token.",
         ),
         Error::Forbidden => error(StatusCode::FORBIDDEN, "Forbidden."),
+        Error::ReauthRequired => error(
+            StatusCode::FORBIDDEN,
+            "Enter your password again to do this.",
+        ),
         Error::NotFound(what) => error(StatusCode::NOT_FOUND, &format!("{what} not found.")),
         Error::ProviderDisabled(p) => {
             error(StatusCode::NOT_FOUND, &super::http::provider_disabled(*p))

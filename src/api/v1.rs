@@ -53,6 +53,16 @@ pub(crate) fn words(e: &Error) -> Response<Bytes> {
             error(StatusCode::UNAUTHORIZED, "Invalid or expired refresh token")
         }
         Error::Forbidden => error(StatusCode::FORBIDDEN, "Forbidden"),
+        // 403, not 401: the credential is good (a 401 would tell the page
+        // its session is over); this action needs the password again. The
+        // code tells it apart from every other 403.
+        Error::ReauthRequired => json(
+            StatusCode::FORBIDDEN,
+            &json!({
+                "error": "Enter your password again to do this",
+                "code": "reauth_required",
+            }),
+        ),
         Error::NotFound(what) => error(
             StatusCode::NOT_FOUND,
             &format!("{} not found", capitalise(what)),

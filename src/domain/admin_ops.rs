@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::auth::Principal;
 use super::keys::ApiKey;
+use super::rbac::Scope;
 use super::{Core, Error, Page, PageRequest};
 use crate::store::Account;
 
@@ -338,4 +339,159 @@ fn gather<T>(
         }
     }
     Ok(Page { items, next })
+}
+
+/// The most accounts, and S2S tokens, one overview counts; past either,
+/// its counts say they are incomplete rather than read on.
+const OVERVIEW_SCAN: usize = 100_000;
+/// Recent events an overview shows.
+const OVERVIEW_EVENTS: usize = 10;
+
+/// Accounts in a scope, by state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountCounts {
+    /// Every account counted.
+    pub total: u64,
+    /// Those that may sign in.
+    pub enabled: u64,
+    /// Those disabled.
+    pub disabled: u64,
+    /// Those locked out now (too many failed passwords).
+    pub locked: u64,
+}
+
+/// S2S tokens in a scope, by state.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct S2sCounts {
+    /// Neither revoked nor expired.
+    pub live: u64,
+    /// Revoked or expired, kept until housekeeping deletes them.
+    pub ended: u64,
+}
+
+/// What the console's overview shows, all within the caller's scope.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    /// The caller's scope.
+    pub scope: Scope,
+    /// Accounts by state.
+    pub accounts: AccountCounts,
+    /// Resellers in scope.
+    pub resellers: u64,
+    /// Merchants in scope.
+    pub merchants: u64,
+    /// API keys of the accounts in scope.
+    pub api_keys: u64,
+    /// S2S tokens in scope.
+    pub s2s_tokens: S2sCounts,
+    /// Whether every count is whole (none stopped at its scan bound).
+    pub complete: bool,
+    /// The latest audit events the caller may see, newest first.
+    pub recent_events: Vec<super::audit::AuditEvent>,
+    /// The readiness checks, as `/readyz` runs them.
+    pub readiness: super::observe::Readiness,
+    /// The hashing pool now.
+    pub hashing: super::observe::PoolState,
+}
+
+impl Core {
+    /// Counts and recent events for the caller's scope (managers only),
+    /// and the server's health. Accounts are judged by the scope rule of
+    /// the account list (`Scope::covers_account`), S2S tokens by the S2S
+    /// list's (`Scope::covers_tenant`), events through `list_audit`.
+    pub async fn admin_overview(&self, principal: &Principal) -> Result<Overview, Error> {
+        let scope = principal.scope();
+        if !scope.manages() {
+            return Err(Error::Forbidden);
+        }
+        let now = self.clock.now();
+        let mut complete = true;
+        let (accounts, resellers, merchants, api_keys, s2s_tokens) = {
+            let tx = self.store.read()?;
+            let tenant_key = match &scope {
+                Scope::Reseller(r) => Some(crate::store::reseller_key(r)),
+                Scope::Merchant { merchant, .. } => Some(crate::store::merchant_key(merchant)),
+                _ => None,
+            };
+            let mut accounts = AccountCounts::default();
+            let mut keys = 0u64;
+            let mut failed = None;
+            let mut seen = 0usize;
+            tx.scan_accounts(tenant_key.as_deref(), 0, |a| {
+                if seen >= OVERVIEW_SCAN {
+                    complete = false;
+                    return false;
+                }
+                seen += 1;
+                if !scope.covers_account(&a) {
+                    return true;
+                }
+                accounts.total += 1;
+                if a.disabled {
+                    accounts.disabled += 1;
+                } else {
+                    accounts.enabled += 1;
+                }
+                let lock = tx.lockout(&super::accounts::lockout_key_for_account(a.id));
+                let own_keys = tx.account_keys(a.id);
+                match (lock, own_keys) {
+                    (Ok(lock), Ok(own_keys)) => {
+                        if lock.and_then(|l| l.locked_until).is_some_and(|u| u > now) {
+                            accounts.locked += 1;
+                        }
+                        keys += own_keys.len() as u64;
+                        true
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            let (resellers, merchants) = match &scope {
+                Scope::All => {
+                    let counts = tx.record_counts()?;
+                    (counts.resellers, counts.merchants)
+                }
+                Scope::Reseller(r) => (1, tx.reseller_merchant_count(r, usize::MAX)? as u64),
+                _ => (0, 1),
+            };
+            let mut s2s = S2sCounts::default();
+            let max_ttl = self.config.s2s_max_ttl;
+            let looked = tx.each_s2s_token(OVERVIEW_SCAN, |t| {
+                if scope.covers_tenant(Some(&t.reseller_id), t.merchant_id.as_deref()) {
+                    let ended = t.revoked_at.is_some() || super::s2s::expiry(t, max_ttl) <= now;
+                    if ended {
+                        s2s.ended += 1;
+                    } else {
+                        s2s.live += 1;
+                    }
+                }
+                true
+            })?;
+            if looked >= OVERVIEW_SCAN {
+                complete = false;
+            }
+            (accounts, resellers, merchants, keys, s2s)
+        };
+        let events = PageRequest::parse(Some(&OVERVIEW_EVENTS.to_string()), None)?;
+        let recent_events = self
+            .list_audit(principal, &super::audit::AuditFilter::default(), &events)?
+            .items;
+        Ok(Overview {
+            scope,
+            accounts,
+            resellers,
+            merchants,
+            api_keys,
+            s2s_tokens,
+            complete,
+            recent_events,
+            readiness: self.readiness().await,
+            hashing: self.pool_state(),
+        })
+    }
 }

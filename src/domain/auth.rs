@@ -257,7 +257,8 @@ impl Core {
             &claims.roles,
             claims.reseller_id.as_deref(),
             claims.merchant_id.as_deref(),
-        ) {
+            || self.store.read()?.account(account),
+        )? {
             return Err(Error::Unauthenticated);
         }
         Ok(Principal {
@@ -279,8 +280,24 @@ impl Core {
 
 impl Core {
     /// An opaque token is looked up by its digest; its session must be
-    /// live and its account enabled.
+    /// live and its account enabled. A console session's token is no
+    /// bearer credential: it is taken from the console's cookie only
+    /// (`Core::authenticate_console`), where its idle time is kept.
     fn authenticate_opaque(&self, token: &str, client_ip: IpAddr) -> Result<Principal, Error> {
+        let (principal, session) = self.opaque_session(token, client_ip)?;
+        if session.console {
+            return Err(Error::Unauthenticated);
+        }
+        Ok(principal)
+    }
+
+    /// The principal of an opaque token whose session is live and whose
+    /// account may act, with the session as stored.
+    pub(crate) fn opaque_session(
+        &self,
+        token: &str,
+        client_ip: IpAddr,
+    ) -> Result<(Principal, crate::store::Session), Error> {
         if token.len() != OPAQUE_PREFIX.len() + 43 {
             return Err(Error::Unauthenticated);
         }
@@ -298,7 +315,7 @@ impl Core {
             .filter(|a| !a.disabled)
             .ok_or(Error::Unauthenticated)?;
         let roles = self.narrowed_roles(&account, session.role.as_ref())?;
-        Ok(Principal {
+        let principal = Principal {
             kind: CredentialKind::OpaqueToken,
             account: Some(account.id),
             session: Some(sid),
@@ -311,7 +328,8 @@ impl Core {
             expires_at: Some(session.expires_at),
             client_ip,
             from_query: false,
-        })
+        };
+        Ok((principal, session))
     }
 }
 
@@ -348,7 +366,8 @@ impl Core {
             &roles,
             account.reseller_id.as_deref(),
             account.merchant_id.as_deref(),
-        ) {
+            || Ok::<_, Error>(Some(account.clone())),
+        )? {
             return Err(Error::Unauthenticated);
         }
         Ok(roles)
@@ -387,19 +406,26 @@ struct AccountState {
 
 /// Every account's state, checked on every authentication.
 ///
-/// Loaded from the store at start. Changes that take something away
-/// (disable, delete, fewer roles, another tenant) are applied inside the
-/// write transaction that commits them, before the commit, so a credential
-/// is refused from the moment the change can be seen, and stays refused if
-/// the commit fails. What gives something back (enable, more roles) is
-/// learnt only by the write transaction that next issues a token for the
-/// account (a session opened, refreshed or narrowed), from the record as it
-/// is then; until then the account's old state stands. An account with no
-/// entry is refused.
+/// Filled as accounts authenticate rather than loaded at start (a store of
+/// 100,000 accounts starts as fast as an empty one): an account with no
+/// entry is read from the store once, by the request that first needs it,
+/// and remembered with `or_insert`, so an entry something else wrote in the
+/// meantime wins. Changes that take something away (disable, delete, fewer
+/// roles, another tenant) are applied inside the write transaction that
+/// commits them, before the commit, and always leave an entry (a deleted
+/// account's is a tombstone): so a fill that read the store before such a
+/// commit can never overwrite it, a credential is refused from the moment
+/// the change can be seen, and it stays refused if the commit fails. What
+/// gives something back (enable, more roles) is learnt only by the write
+/// transaction that next issues a token for the account (a session
+/// opened, refreshed or narrowed), from the record as it is then; until
+/// then the account's old state stands. An account the store does not
+/// hold is refused, and nothing is remembered for it.
 #[derive(Default)]
 pub struct AccountStates {
-    /// Account id -> state.
-    map: std::sync::RwLock<std::collections::HashMap<Uuid, AccountState>>,
+    /// Account id -> state; `None` is a deleted account (its tombstone,
+    /// kept for the process's life: one entry per deletion).
+    map: std::sync::RwLock<std::collections::HashMap<Uuid, Option<AccountState>>>,
     /// API keys authenticated from memory: an account's go whenever the
     /// account is restricted or forgotten, so that nothing given back
     /// later revives a key the change deleted.
@@ -407,7 +433,7 @@ pub struct AccountStates {
 }
 
 impl AccountStates {
-    /// Loads every account's state.
+    /// States of these accounts, known from the start (tests).
     pub fn from_accounts(accounts: impl IntoIterator<Item = Account>) -> AccountStates {
         let states = AccountStates::default();
         for account in accounts {
@@ -420,7 +446,7 @@ impl AccountStates {
     /// transaction that is issuing it a credential).
     pub fn learn(&self, account: &Account) {
         if let Ok(mut map) = self.map.write() {
-            map.insert(account.id, state_of(account));
+            map.insert(account.id, Some(state_of(account)));
         }
     }
 
@@ -433,7 +459,7 @@ impl AccountStates {
             let mut state = state_of(next);
             state.disabled |= current.disabled;
             state.roles.retain(|r| holds(&current.roles, r));
-            map.insert(next.id, state);
+            map.insert(next.id, Some(state));
         }
     }
 
@@ -441,30 +467,71 @@ impl AccountStates {
     pub fn forget(&self, account: Uuid) {
         self.keys.forget_account(account);
         if let Ok(mut map) = self.map.write() {
-            map.remove(&account);
+            map.insert(account, None);
         }
     }
 
+    /// The state of `account`: the one remembered, or else the one `load`
+    /// reads from the store, remembered unless an entry appeared in the
+    /// meantime (which then wins). `Ok(None)` for an account that is
+    /// deleted or not in the store, or when a lock is poisoned.
+    fn state<E>(
+        &self,
+        account: Uuid,
+        load: impl FnOnce() -> Result<Option<Account>, E>,
+    ) -> Result<Option<AccountState>, E> {
+        {
+            let Ok(map) = self.map.read() else {
+                return Ok(None);
+            };
+            if let Some(known) = map.get(&account) {
+                return Ok(known.clone());
+            }
+        }
+        let Some(loaded) = load()? else {
+            return Ok(None);
+        };
+        let Ok(mut map) = self.map.write() else {
+            return Ok(None);
+        };
+        Ok(map
+            .entry(account)
+            .or_insert_with(|| Some(state_of(&loaded)))
+            .clone())
+    }
+
     /// Whether a credential of `account` acting with `roles` in the given
-    /// tenant may be used now. A poisoned lock refuses.
-    pub fn allows(
+    /// tenant may be used now (`load` reads the account when it is not
+    /// yet known). A poisoned lock refuses.
+    pub fn allows<E>(
         &self,
         account: Uuid,
         roles: &[String],
         reseller_id: Option<&str>,
         merchant_id: Option<&str>,
-    ) -> bool {
-        let Ok(map) = self.map.read() else {
-            return false;
-        };
-        map.get(&account).is_some_and(|s| {
+        load: impl FnOnce() -> Result<Option<Account>, E>,
+    ) -> Result<bool, E> {
+        Ok(self.state(account, load)?.is_some_and(|s| {
             !s.disabled
                 && roles.iter().all(|r| holds(&s.roles, r))
                 && s.reseller_id.as_deref() == reseller_id
                 && s.merchant_id.as_deref() == merchant_id
-        })
+        }))
+    }
+
+    /// How many accounts are known (remembered states and tombstones).
+    pub fn len(&self) -> usize {
+        self.map.read().map_or(0, |m| m.len())
+    }
+
+    /// Whether no account is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
+
+/// An account's reseller and merchant.
+pub type Tenant = (Option<String>, Option<String>);
 
 impl AccountStates {
     /// The API keys authenticated from memory.
@@ -473,17 +540,19 @@ impl AccountStates {
     }
 
     /// The tenant (reseller, merchant) of `account` if a credential of it
-    /// acting with `roles` may be used now: the account is known, enabled
-    /// and holds every one of them. A poisoned lock refuses.
-    pub fn tenant_if_allows(
+    /// acting with `roles` may be used now: the account is known (or
+    /// `load` finds it), enabled and holds every one of them. A poisoned
+    /// lock refuses.
+    pub fn tenant_if_allows<E>(
         &self,
         account: Uuid,
         roles: &[String],
-    ) -> Option<(Option<String>, Option<String>)> {
-        let map = self.map.read().ok()?;
-        map.get(&account)
+        load: impl FnOnce() -> Result<Option<Account>, E>,
+    ) -> Result<Option<Tenant>, E> {
+        Ok(self
+            .state(account, load)?
             .filter(|s| !s.disabled && roles.iter().all(|r| holds(&s.roles, r)))
-            .map(|s| (s.reseller_id.clone(), s.merchant_id.clone()))
+            .map(|s| (s.reseller_id, s.merchant_id)))
     }
 }
 
@@ -499,6 +568,14 @@ fn state_of(account: &Account) -> AccountState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `AccountStates::allows` for an account with no tenant, where an
+    /// account not yet known is not in the store either.
+    fn allows(states: &AccountStates, account: Uuid, roles: &[String]) -> bool {
+        states
+            .allows(account, roles, None, None, || Ok::<_, ()>(None))
+            .unwrap_or(false)
+    }
 
     fn account(roles: &[&str], disabled: bool) -> Account {
         Account {
@@ -523,36 +600,87 @@ mod tests {
         let admin = account(&["admin", "user"], false);
         let states = AccountStates::from_accounts([admin.clone()]);
         let as_admin = ["admin".to_string()];
-        assert!(states.allows(admin.id, &as_admin, None, None));
+        assert!(allows(&states, admin.id, &as_admin));
 
         let demoted = account(&["user"], false);
         states.restrict(&admin, &demoted);
-        assert!(!states.allows(admin.id, &as_admin, None, None));
-        assert!(states.allows(admin.id, &["user".to_string()], None, None));
+        assert!(!allows(&states, admin.id, &as_admin));
+        assert!(allows(&states, admin.id, &["user".to_string()]));
 
         // Promoting again gives nothing back until a token is issued from
         // the stored record.
         states.restrict(&demoted, &admin);
-        assert!(!states.allows(admin.id, &as_admin, None, None));
+        assert!(!allows(&states, admin.id, &as_admin));
         states.learn(&admin);
-        assert!(states.allows(admin.id, &as_admin, None, None));
+        assert!(allows(&states, admin.id, &as_admin));
 
         let disabled = account(&["admin", "user"], true);
         states.restrict(&admin, &disabled);
-        assert!(!states.allows(admin.id, &[], None, None));
+        assert!(!allows(&states, admin.id, &[]));
         states.restrict(&disabled, &admin);
-        assert!(!states.allows(admin.id, &[], None, None));
+        assert!(!allows(&states, admin.id, &[]));
 
         states.learn(&admin);
         states.forget(admin.id);
-        assert!(!states.allows(admin.id, &[], None, None));
-        assert!(!states.allows(Uuid::from_u128(8), &[], None, None));
+        assert!(!allows(&states, admin.id, &[]));
+        assert!(!allows(&states, Uuid::from_u128(8), &[]));
     }
 
     /// The check at authentication and the re-check inside a write agree on
     /// what holding a role means (`tenants::holds`): a credential whose
     /// custom role is spelt in another case than the account's is let in by
     /// both, and a credential naming a role the account lacks by neither.
+    /// An account first needed after start is read from the store once
+    /// and remembered; a read that raced a deletion or a restriction (the
+    /// change applied to the states while the read was under way, as a
+    /// commit would) never overwrites what the change left.
+    #[test]
+    fn a_fill_from_the_store_never_undoes_a_change_made_during_it() {
+        let admin = account(&["admin", "user"], false);
+        let as_admin = vec!["admin".to_string()];
+        let states = AccountStates::default();
+        let mut reads = 0;
+        let mut load = || {
+            reads += 1;
+            Ok::<_, ()>(Some(admin.clone()))
+        };
+        assert_eq!(
+            states.allows(admin.id, &as_admin, None, None, &mut load),
+            Ok(true)
+        );
+        assert_eq!(
+            states.allows(admin.id, &as_admin, None, None, &mut load),
+            Ok(true)
+        );
+        assert_eq!(reads, 1, "the second check is answered from memory");
+
+        let racing = AccountStates::default();
+        let deleted = racing.allows(admin.id, &[], None, None, || {
+            racing.forget(admin.id);
+            Ok::<_, ()>(Some(admin.clone()))
+        });
+        assert_eq!(deleted, Ok(false));
+        assert!(!allows(&racing, admin.id, &[]), "the tombstone stays");
+
+        let racing = AccountStates::default();
+        let demoted = account(&["user"], false);
+        let check = racing.allows(admin.id, &as_admin, None, None, || {
+            racing.restrict(&admin, &demoted);
+            Ok::<_, ()>(Some(admin.clone()))
+        });
+        assert_eq!(check, Ok(false));
+        assert!(!allows(&racing, admin.id, &as_admin));
+        assert!(allows(&racing, admin.id, &["user".to_string()]));
+
+        // An account the store does not hold is refused and not kept.
+        let empty = AccountStates::default();
+        assert_eq!(
+            empty.allows(admin.id, &[], None, None, || Ok::<_, ()>(None)),
+            Ok(false)
+        );
+        assert!(empty.is_empty());
+    }
+
     #[test]
     fn the_re_check_in_a_write_holds_roles_as_authentication_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -573,6 +701,8 @@ mod tests {
             revoked_reason: None,
             client_ip: String::new(),
             user_agent: String::new(),
+            console: false,
+            password_at: None,
         };
         store
             .write(|tx| -> Result<(), Error> {
@@ -603,11 +733,7 @@ mod tests {
             ("billing", false),
         ] {
             let p = principal(role);
-            assert_eq!(
-                states.allows(holder.id, &p.roles, None, None),
-                held,
-                "{role}"
-            );
+            assert_eq!(allows(&states, holder.id, &p.roles), held, "{role}");
             let rechecked = store.write(|tx| actor_still_valid(tx, &p, 10));
             assert_eq!(rechecked.is_ok(), held, "{role}: {rechecked:?}");
         }

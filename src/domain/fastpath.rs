@@ -13,16 +13,17 @@
 //! count, so a flood of distinct valid tokens cannot grow memory.
 //!
 //! [`KeyIndex`] holds what authenticating with an API key needs of it (its
-//! digest, owner, roles, expiry; never the secret), loaded at start and
-//! kept by this process's own writes, so a key's request reads nothing
-//! from the store. A key is added after the commit that creates it, and
+//! digest, owner, roles, expiry; never the secret), filled on each key's
+//! first use and kept by this process's own writes, so a key's request
+//! reads nothing from the store after its first. A key is added after the commit that creates it, and
 //! taken out, inside the write transaction and before its commit, by the
 //! deletion of the key and by any change that restricts its owner
 //! (`AccountStates::restrict` and `forget`: disable, fewer roles, another
 //! tenant, deletion). A key not in the index is looked up in the store as
 //! before, so the index can only ever be a subset of the store: what it
-//! forgets costs a read, never a wrong answer, and nothing is added to it
-//! from a read (a read may predate a deletion being committed).
+//! forgets costs a read, never a wrong answer. A key is added from a read
+//! only when no removal happened since before that read (a read may
+//! predate a deletion being committed): [`KeyIndex::insert_if_unchanged`].
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -157,11 +158,19 @@ pub struct IndexedKey {
     pub last_used: Option<i64>,
 }
 
-/// API keys by id, a subset of the store's kept exact by this process.
+/// API keys by id, a subset of the store's kept exact by this process:
+/// a key is added when this process creates it, or when it is first
+/// authenticated from the store (nothing is loaded at start), and taken
+/// out before the commit of any change that deletes it or restricts its
+/// owner.
 #[derive(Default)]
 pub struct KeyIndex {
     /// Key id -> what authentication needs of it.
     map: RwLock<HashMap<String, IndexedKey>>,
+    /// Bumped (under the map's write lock) by every removal, so a key read
+    /// from the store before a removal is never added after it: see
+    /// [`KeyIndex::insert_if_unchanged`].
+    removals: std::sync::atomic::AtomicU64,
     /// Keys looked up in the store since start because the index did not
     /// hold them, so tests can prove the index answers.
     store_lookups: std::sync::atomic::AtomicU64,
@@ -176,16 +185,28 @@ impl KeyIndex {
             return;
         }
         if let Ok(mut map) = self.map.write() {
-            map.insert(
-                key.id.clone(),
-                IndexedKey {
-                    digest: key.digest.clone(),
-                    account: key.account,
-                    roles: key.roles.clone(),
-                    expires_at: key.expires_at,
-                    last_used: key.last_used,
-                },
-            );
+            map.insert(key.id.clone(), indexed(key));
+        }
+    }
+
+    /// The removal count now, taken before reading a key from the store.
+    pub fn removals(&self) -> u64 {
+        self.removals.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Adds a key read from the store (and just authenticated from it)
+    /// unless a removal happened since `removals` was taken: that removal
+    /// may be of this key or its owner, before a commit the read did not
+    /// see, and adding the key would revive it. The key then simply stays
+    /// in the store's hands until its next use.
+    pub fn insert_if_unchanged(&self, key: &ApiKey, removals: u64) {
+        if key.roles.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.map.write()
+            && self.removals.load(std::sync::atomic::Ordering::SeqCst) == removals
+        {
+            map.insert(key.id.clone(), indexed(key));
         }
     }
 
@@ -198,6 +219,8 @@ impl KeyIndex {
     /// Takes a key out (before the commit that deletes it).
     pub fn remove(&self, id: &str) {
         if let Ok(mut map) = self.map.write() {
+            self.removals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             map.remove(id);
         }
     }
@@ -206,6 +229,8 @@ impl KeyIndex {
     /// restricts or deletes the account).
     pub fn forget_account(&self, account: Uuid) {
         if let Ok(mut map) = self.map.write() {
+            self.removals
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             map.retain(|_, k| k.account != account);
         }
     }
@@ -230,6 +255,17 @@ impl KeyIndex {
     /// Whether no key is indexed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// What the index keeps of a key.
+fn indexed(key: &ApiKey) -> IndexedKey {
+    IndexedKey {
+        digest: key.digest.clone(),
+        account: key.account,
+        roles: key.roles.clone(),
+        expires_at: key.expires_at,
+        last_used: key.last_used,
     }
 }
 
@@ -282,5 +318,41 @@ mod tests {
         let c = digest_of(3);
         cache.insert(c, token(100, i64::MAX), 100);
         assert!(cache.get(&c, 0).is_none());
+    }
+
+    fn key(id: &str, account: u128) -> ApiKey {
+        ApiKey {
+            id: id.into(),
+            account: Uuid::from_u128(account),
+            name: "k".into(),
+            digest: "d".into(),
+            created_at: 0,
+            last_used: None,
+            role: None,
+            roles: vec!["user".into()],
+            narrowed: false,
+            expires_at: None,
+        }
+    }
+
+    /// A key read from the store before a removal (of it, or of its
+    /// owner's keys) is not added after it: the removal was for a commit
+    /// the read did not see, and adding it would revive a deleted key.
+    #[test]
+    fn a_key_read_before_a_removal_is_not_indexed_after_it() {
+        let index = KeyIndex::default();
+        let (a, b) = (key("key_a", 1), key("key_b", 2));
+        let before = index.removals();
+        index.remove(&a.id);
+        index.insert_if_unchanged(&a, before);
+        assert!(index.get(&a.id).is_none());
+        let before = index.removals();
+        index.forget_account(b.account);
+        index.insert_if_unchanged(&b, before);
+        assert!(index.get(&b.id).is_none());
+        // With no removal in between, the key is indexed.
+        let before = index.removals();
+        index.insert_if_unchanged(&a, before);
+        assert!(index.get(&a.id).is_some());
     }
 }

@@ -144,6 +144,9 @@ impl Core {
             return self.authenticate_indexed_key(token, key_id, key, client_ip);
         }
         self.states.keys().note_store_lookup();
+        // Taken before the read: a removal after it keeps this key out
+        // of the index (see `KeyIndex::insert_if_unchanged`).
+        let removals = self.states.keys().removals();
         let tx = self.store.read()?;
         let key = tx.api_key(&key_id)?.ok_or(Error::Unauthenticated)?;
         let now = self.clock.now();
@@ -170,6 +173,7 @@ impl Core {
                     .client_ip(client_ip),
             );
         }
+        self.states.keys().insert_if_unchanged(&key, removals);
         Ok(Principal {
             kind: CredentialKind::ApiKey,
             account: Some(account.id),
@@ -202,7 +206,9 @@ impl Core {
         key_answers(token, &key.digest, key.expires_at, now)?;
         let (reseller_id, merchant_id) = self
             .states
-            .tenant_if_allows(key.account, &key.roles)
+            .tenant_if_allows(key.account, &key.roles, || {
+                self.store.read()?.account(key.account)
+            })?
             .ok_or(Error::Unauthenticated)?;
         if self.key_usage.touch(&key_id, key.last_used, now) {
             // Once in a key's life: the audit entry names its owner.
@@ -247,6 +253,9 @@ impl Core {
         request: NewKey,
     ) -> Result<(ApiKey, String), Error> {
         principal.may_mint()?;
+        // A bearer credential is not held to the console's password window:
+        // a console session must pass it to make one.
+        self.require_recent_password(principal)?;
         let account_id = principal.account.ok_or(Error::Forbidden)?;
         self.store_new_key(principal, account_id, &principal.roles, None, request)
             .await

@@ -164,7 +164,8 @@ pub enum Error {
     /// Over a rate limit.
     #[error("too many requests")]
     RateLimited { retry_after: u64 },
-    /// The hashing pool is full.
+    /// The hashing pool is full, or the store cannot write its file for
+    /// now (a full disk: see [`STORE_RETRY_AFTER`]).
     #[error("server busy")]
     Busy { retry_after: u64 },
     /// Missing, malformed, expired or revoked credential.
@@ -176,6 +177,11 @@ pub enum Error {
     /// Authenticated, but not allowed.
     #[error("forbidden")]
     Forbidden,
+    /// A sensitive action from a console session whose password was not
+    /// entered recently enough: the page asks for it again
+    /// (`POST /api/v1/console/reauth`) and retries.
+    #[error("password re-entry required")]
+    ReauthRequired,
     /// No such thing (in the caller's scope).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -207,10 +213,31 @@ pub enum Error {
     Paging(PageError),
     /// The store failed; the detail goes to the log only.
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Anything else that is our fault; the detail goes to the log only.
     #[error("internal: {0}")]
     Internal(String),
+}
+
+/// Seconds a client is told to wait when the store cannot write for now:
+/// an operator has to free space, which takes longer than a hashing slot.
+pub const STORE_RETRY_AFTER: u64 = 5;
+
+impl From<StoreError> for Error {
+    /// A store that cannot read or write its file for now (a full disk)
+    /// refuses the request the way a full hashing pool does, 503 with
+    /// `Retry-After`, in every document: nothing was stored, and the same
+    /// request succeeds once the cause is gone, with no restart (the store
+    /// reopens its file). The store has logged the cause. Every other
+    /// store failure stays ours, a 500.
+    fn from(e: StoreError) -> Error {
+        match e {
+            StoreError::Unavailable(_) => Error::Busy {
+                retry_after: STORE_RETRY_AFTER,
+            },
+            e => Error::Store(e),
+        }
+    }
 }
 
 impl Error {
@@ -275,6 +302,8 @@ pub struct Core {
     /// Who is told of sign-ins and authentications (the metrics), and the
     /// readiness probe's state.
     observe: observe::Hooks,
+    /// The console sessions' rules and their last activity in memory.
+    console: console::ConsoleState,
 }
 
 /// Counts background writes so that shutdown can wait for them: the store
@@ -428,14 +457,9 @@ impl Core {
             password::Hasher::new(config.hash_params, config.hash_workers, config.hash_queue)
                 .map_err(StartError::Config)?;
         let revoked = sessions::Revocations::from_stored(store.read()?.revocations()?);
+        // Filled as accounts and keys are used, not read here: start-up
+        // does not grow with the store (see `AccountStates`, `KeyIndex`).
         let states = auth::AccountStates::default();
-        store.read()?.scan_accounts(None, 0, |a| {
-            states.learn(&a);
-            true
-        })?;
-        for key in store.read()?.api_keys()? {
-            states.keys().insert(&key);
-        }
         let limits = limits::Limits::new(
             config.rate_login_per_ip,
             config.rate_login_per_account,
@@ -460,6 +484,7 @@ impl Core {
             config,
             last_record_prune: std::sync::Mutex::new(0),
             observe: observe::Hooks::default(),
+            console: console::ConsoleState::default(),
         })
     }
 
@@ -542,6 +567,7 @@ impl Core {
         let now = self.clock.now();
         self.role_grants.prune(now);
         self.revoked.prune(now);
+        self.console.prune(now);
         let prune_records = {
             let mut last = self
                 .last_record_prune

@@ -208,6 +208,9 @@ impl Core {
         request: NewS2s,
     ) -> Result<(S2sToken, String), Error> {
         principal.may_mint()?;
+        // A bearer credential is not held to the console's password window:
+        // a console session must pass it to make one.
+        self.require_recent_password(principal)?;
         let name = request
             .name
             .map(|n| n.trim().to_string())

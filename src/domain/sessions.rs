@@ -35,6 +35,9 @@ pub struct SessionRequest {
     pub role: Option<String>,
     /// Hand out a refresh token too.
     pub with_refresh: bool,
+    /// A console session: opaque, lasting the console's lifetime, with its
+    /// password stamped at opening (see `domain::console`).
+    pub console: bool,
 }
 
 impl SessionRequest {
@@ -45,6 +48,7 @@ impl SessionRequest {
             kind: SessionKind::Jwt,
             role: None,
             with_refresh: true,
+            console: false,
         }
     }
 
@@ -55,6 +59,7 @@ impl SessionRequest {
             kind: SessionKind::Jwt,
             role: None,
             with_refresh: false,
+            console: false,
         }
     }
 
@@ -65,6 +70,16 @@ impl SessionRequest {
             kind: SessionKind::Opaque,
             role: None,
             with_refresh: false,
+            console: false,
+        }
+    }
+
+    /// The console's session: opaque, and opened only by the console's
+    /// sign-in, so no other sign-in's token is ever taken as one.
+    pub(crate) fn console() -> SessionRequest {
+        SessionRequest {
+            console: true,
+            ..SessionRequest::opaque()
         }
     }
 }
@@ -207,7 +222,12 @@ impl Core {
             role: request.role,
             created_at: now,
             last_used_at: now,
-            expires_at: now + self.config.session_ttl,
+            expires_at: now
+                + if request.console {
+                    self.console.rules().lifetime
+                } else {
+                    self.config.session_ttl
+                },
             refresh_generation: 0,
             refresh_expires_at: None,
             access_until: now,
@@ -215,6 +235,8 @@ impl Core {
             revoked_reason: None,
             client_ip: client.ip.to_string(),
             user_agent: client.user_agent.clone(),
+            console: request.console,
+            password_at: request.console.then_some(now),
         };
         let core = self.clone();
         let seen = account.clone();

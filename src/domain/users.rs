@@ -257,6 +257,9 @@ impl Core {
             request.reseller_id.clone(),
             request.merchant_id.clone(),
         )?;
+        if request.roles.iter().any(|r| r == "admin") {
+            self.require_recent_password(principal)?;
+        }
         let hash = self.hash_password(password).await?;
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_created", Outcome::Success)?;
@@ -376,6 +379,9 @@ impl Core {
         let states = self.states.clone();
         let own = principal.account == Some(id);
         let actor = principal.clone();
+        // Asked now (a store read), used only if the change grants admin,
+        // which the write transaction alone can tell.
+        let reauth = self.require_recent_password(principal).err();
         self.store
             .write_async(move |tx| {
                 actor_still_valid(tx, &actor, now)?;
@@ -422,6 +428,12 @@ impl Core {
                     ));
                 }
                 keep_an_admin(tx, &current, Some(&next))?;
+                if !is_admin(&current)
+                    && is_admin(&next)
+                    && let Some(e) = reauth
+                {
+                    return Err(e);
+                }
                 let placement_changed = next.roles != current.roles
                     || next.reseller_id != current.reseller_id
                     || next.merchant_id != current.merchant_id;
@@ -581,6 +593,9 @@ impl Core {
         }
         let now = self.clock.now();
         let audit = self.actor_entry(principal, "account_deleted", Outcome::Success)?;
+        // Said after the checks that refuse the deletion anyway (not found,
+        // not allowed, the last admin), so no password is asked for nothing.
+        let reauth = self.require_recent_password(principal).err();
         let revocations = self.revocations_handle();
         let states = self.states.clone();
         let actor = principal.clone();
@@ -595,6 +610,9 @@ impl Core {
                     return Err(Error::Forbidden);
                 }
                 keep_an_admin(tx, &account, None)?;
+                if let Some(e) = reauth {
+                    return Err(e);
+                }
                 states.forget(id);
                 let sessions = revocations.revoke_all_in(tx, id, "account deleted", now)?;
                 tx.remove_account(&account, &super::accounts::index_keys(&account))?;
@@ -786,7 +804,7 @@ impl Core {
         let mut sessions: Vec<Session> = tx
             .account_sessions(id)?
             .into_iter()
-            .filter(|s| s.revoked_at.is_none() && s.expires_at > now)
+            .filter(|s| self.session_is_live(s, now))
             .collect();
         sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         page.in_memory(sessions)

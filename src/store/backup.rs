@@ -9,7 +9,7 @@
 //! forgotten here fails the backup instead of vanishing from it.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition, WriteTransaction};
@@ -135,7 +135,7 @@ fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
 /// reading and writing) as a new redb database, committed durably.
 /// Blocking: run it off the async workers.
 pub fn snapshot_into(store: &Store, file: File) -> Result<Outline, StoreError> {
-    let from = store.db.begin_read().map_err(db_err)?;
+    let from = store.read()?.tx;
     let tables = check_tables(&from, store.path())?;
     let target = Database::builder()
         .create_with_backend(redb::backends::FileBackend::new(file).map_err(db_err)?)
@@ -164,10 +164,12 @@ pub fn snapshot_into(store: &Store, file: File) -> Result<Outline, StoreError> {
     Ok(outline)
 }
 
-/// Opens the store file at `path` on its own (refused while a server has
-/// it open), runs redb's full integrity check, and reads its schema
-/// version, its tables and its signing keys. A file the check had to
-/// repair is refused too: what it lost is unknown.
+/// Checks the store file at `path` (refused while a server has it open):
+/// runs redb's full integrity check and reads its schema version, its
+/// tables and its signing keys. A file the check had to repair is refused
+/// too: what it lost is unknown. The check runs on a private copy in the
+/// temporary directory, so neither it nor a repair writes to the file the
+/// operator asked about: a damaged store stays exactly as it was found.
 pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
     let damaged = |detail: String| StoreError::Damaged {
         path: path.to_path_buf(),
@@ -176,8 +178,31 @@ pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
     if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
         return Err(damaged("the file is missing or empty".into()));
     }
+    // Held while the file is copied, so no server opens it meanwhile. A
+    // file redb would not open read-only (one a crash left to repair, or
+    // a damaged one) is copied all the same, and its copy checked.
+    let held = match Database::builder().open_read_only(path) {
+        Ok(db) => Some(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            return Err(StoreError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(_) => None,
+    };
+    let copy_err = |source| StoreError::DataDir {
+        path: std::env::temp_dir(),
+        source,
+    };
+    let (mut copy, backend) = anonymous_file(&std::env::temp_dir()).map_err(copy_err)?;
+    let mut original = File::open(path).map_err(|source| StoreError::DataDir {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    io::copy(&mut original, &mut copy).map_err(copy_err)?;
+    drop(held);
     let mut db = Database::builder()
-        .open(path)
+        .create_with_backend(redb::backends::FileBackend::new(backend).map_err(db_err)?)
         .map_err(|e| open_error(path, e))?;
     match db.check_integrity() {
         Ok(true) => {}
@@ -214,17 +239,9 @@ pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
 
 /// Reads the data directory's master key without creating one.
 pub fn read_master_key(dir: &Path) -> Result<[u8; 32], StoreError> {
-    let path = dir.join(keyfile::MASTER_KEY_FILE);
-    let mut bytes = Vec::new();
-    File::open(&path)
-        .and_then(|f| f.take(33).read_to_end(&mut bytes))
-        .map_err(|source| StoreError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-    bytes.try_into().map_err(|_| StoreError::Damaged {
-        path,
-        detail: "the master key file is not 32 bytes".into(),
+    keyfile::read_existing(dir)?.ok_or_else(|| StoreError::DataDir {
+        path: dir.join(keyfile::MASTER_KEY_FILE),
+        source: io::Error::from(io::ErrorKind::NotFound),
     })
 }
 

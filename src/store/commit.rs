@@ -86,7 +86,7 @@ impl Store {
                     for done in waiting {
                         let _ = done.send(match &result {
                             Ok(()) => Ok(()),
-                            Err(e) => Err(StoreError::Storage(e.to_string())),
+                            Err(e) => Err(e.again()),
                         });
                     }
                 }

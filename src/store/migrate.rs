@@ -26,6 +26,7 @@ impl Store {
                 tx.set_schema_version(SCHEMA_VERSION)
             }
             Some(v) if v > SCHEMA_VERSION => Err(StoreError::TooNew {
+                path: self.path.clone(),
                 found: v,
                 supported: SCHEMA_VERSION,
             }),

@@ -37,9 +37,11 @@ mod stats;
 mod tables;
 mod writes;
 
+use std::cell::Cell;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use redb::{Database, ReadableDatabase};
 use serde::Serialize;
@@ -66,23 +68,74 @@ pub enum StoreError {
          so another user could replace the store or the master key. Run `chmod 700 {path}` and start again"
     )]
     UnsafeDataDir { path: PathBuf, mode: u32 },
+    #[error(
+        "the master key file {path} is unusable: {detail}. Restore it from the backup made with this store \
+         (`latchkey restore`), or, if it is lost, delete it: a new one is made and the signing key rotates"
+    )]
+    BadMasterKey { path: PathBuf, detail: String },
+    #[error(
+        "refusing the master key file {path}: it is writable by group or others (mode {mode:03o}), \
+         so another user could have replaced it. If that may have happened, delete it (a new one is made and the signing key rotates); \
+         otherwise run `chmod 600 {path}` and start again"
+    )]
+    UnsafeMasterKey { path: PathBuf, mode: u32 },
     #[error("the store file {path} is damaged or is not a latchkey store: {detail}")]
     Damaged { path: PathBuf, detail: String },
     #[error("the store file {path} is in use by another latchkey process")]
     InUse { path: PathBuf },
     #[error(
-        "the store was written by a newer latchkey (schema version {found}; this build understands up to {supported}). \
+        "the store file {path} was written by a newer latchkey (schema version {found}; this build understands up to {supported}). \
          Run the newer build, or restore a backup made for this one"
     )]
-    TooNew { found: u64, supported: u64 },
+    TooNew {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
     #[error("a stored {what} record is unreadable: {detail}")]
     BadRecord { what: &'static str, detail: String },
+    /// The file could not be read or written just now (a full disk, an
+    /// I/O error): nothing of the failed transaction is stored, and the
+    /// store reopens its file at the next request, so this passes once
+    /// the cause is gone. Requests that meet it are answered 503.
+    #[error("the store file cannot be read or written for now: {0}")]
+    Unavailable(String),
     #[error("storage error: {0}")]
     Storage(String),
 }
 
+impl StoreError {
+    /// The same failure again, for a second waiter on one outcome (the
+    /// group commit answers every change it carried): what the failure
+    /// means survives, its text becomes the detail.
+    pub(crate) fn again(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(detail) => StoreError::Unavailable(detail.clone()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+thread_local! {
+    /// Set by [`db_err`] on this thread when redb reports an I/O failure,
+    /// after which redb refuses every later operation on that database
+    /// until it is reopened. [`Store::write`] clears it before its
+    /// transaction and reads it after, so it learns of a failure inside
+    /// the caller's closure, whose error type it cannot look into.
+    static IO_FAILED: Cell<bool> = const { Cell::new(false) };
+}
+
 fn db_err(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::Storage(e.into().to_string())
+    let e = e.into();
+    match e {
+        redb::Error::Io(_) | redb::Error::PreviousIo => {
+            IO_FAILED.set(true);
+            StoreError::Unavailable(e.to_string())
+        }
+        // A read that was under way when the file was reopened.
+        redb::Error::DatabaseClosed => StoreError::Unavailable(e.to_string()),
+        e => StoreError::Storage(e.to_string()),
+    }
 }
 
 fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -99,13 +152,35 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 /// The open store. Cloning is cheap and shares the database.
 #[derive(Clone)]
 pub struct Store {
-    /// The redb database; redb serialises writers and lets readers run
-    /// alongside them.
-    db: Arc<Database>,
+    /// The redb database, in a slot that can be reopened; redb serialises
+    /// writers and lets readers run alongside them.
+    db: Arc<Slot>,
     /// The file, for error messages.
     path: PathBuf,
     /// Queue of the group-commit writer, started on first use.
     group: Arc<OnceLock<mpsc::Sender<commit::GroupJob>>>,
+}
+
+/// The open database and whether it must be reopened. After an I/O
+/// failure (a full disk) redb refuses every later operation on the
+/// database it happened in, reads included, until it is closed and opened
+/// again; the slot does that at the next request, so the server recovers
+/// by itself once the cause is gone instead of failing until a restart.
+pub(super) struct Slot {
+    /// The database; `None` after a reopen that failed (the next request
+    /// tries again).
+    current: RwLock<Option<Arc<Database>>>,
+    /// Set when redb reported an I/O failure on `current`.
+    broken: AtomicBool,
+}
+
+impl Slot {
+    pub(super) fn new(db: Database) -> Slot {
+        Slot {
+            current: RwLock::new(Some(Arc::new(db))),
+            broken: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Store {
@@ -114,11 +189,42 @@ impl Store {
         &self.path
     }
 
+    /// The database to begin a transaction on, reopened first if redb
+    /// reported an I/O failure on it. The `Arc` is held only to begin the
+    /// transaction: a live transaction keeps redb's own state alive.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        if self.db.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        let current = self
+            .db
+            .current
+            .read()
+            .map_err(|_| StoreError::Storage("the store's lock is poisoned".into()))?;
+        current
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store file is not open".into()))
+    }
+
+    /// Notes an I/O failure that redb reported on this thread since
+    /// [`IO_FAILED`] was cleared: the next transaction reopens the file.
+    fn note_io_failure(&self) {
+        if IO_FAILED.take() && !self.db.broken.swap(true, Ordering::AcqRel) {
+            tracing::error!(
+                path = %self.path.display(),
+                "the store file could not be read or written (is the disk full?); \
+                 requests that need it get 503 and the file is reopened at the next one"
+            );
+        }
+    }
+
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTx, StoreError> {
-        Ok(Tx {
-            tx: self.db.begin_read().map_err(db_err)?,
-        })
+        let db = self.database()?;
+        IO_FAILED.set(false);
+        let tx = db.begin_read().map_err(db_err);
+        self.note_io_failure();
+        Ok(Tx { tx: tx? })
     }
 
     /// Runs `f` in one write transaction, committing if it returns `Ok` and
@@ -128,21 +234,31 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
-        let mut tx = Tx {
-            tx: self.db.begin_write().map_err(db_err)?,
+        let db = self.database()?;
+        IO_FAILED.set(false);
+        let began = db.begin_write().map_err(db_err);
+        drop(db);
+        let result = match began {
+            Ok(tx) => {
+                let mut tx = Tx { tx };
+                match f(&mut tx) {
+                    Ok(value) => tx
+                        .tx
+                        .commit()
+                        .map(|()| value)
+                        .map_err(|e| E::from(db_err(e))),
+                    Err(e) => {
+                        // Dropping aborts too; aborting explicitly surfaces
+                        // nothing useful, so the domain error wins.
+                        let _ = tx.tx.abort();
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e.into()),
         };
-        match f(&mut tx) {
-            Ok(value) => {
-                tx.tx.commit().map_err(db_err)?;
-                Ok(value)
-            }
-            Err(e) => {
-                // Dropping aborts too; aborting explicitly surfaces nothing
-                // useful, so the domain error wins.
-                let _ = tx.tx.abort();
-                Err(e)
-            }
-        }
+        self.note_io_failure();
+        result
     }
 
     /// [`Store::write`] on the blocking pool, so a commit's fsync never

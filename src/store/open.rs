@@ -6,22 +6,30 @@
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use redb::Database;
 
-use super::{STORE_FILE, Store, StoreError};
+use super::{STORE_FILE, Slot, Store, StoreError};
 
 impl Store {
     /// Opens (or, in an empty directory, creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         create_private_dir(dir)?;
+        super::keyfile::check(dir)?;
         let path = dir.join(STORE_FILE);
         let db = match fs::metadata(&path) {
             Ok(meta) if meta.len() == 0 => return Err(StoreError::EmptyFile { path }),
             Ok(meta) => {
                 tighten_file(&path, &meta)?;
+                // redb trusts a file it shut down cleanly and may panic on
+                // one altered since; checking every page's checksum as it
+                // opens turns a flipped bit into an error that names the
+                // file, for the cost of reading the file once (what the
+                // open after a crash does anyway).
                 Database::builder()
+                    .set_check_integrity_on_open(true)
                     .open(&path)
                     .map_err(|e| open_error(&path, e))?
             }
@@ -34,12 +42,61 @@ impl Store {
             Err(source) => return Err(StoreError::DataDir { path, source }),
         };
         let store = Store {
-            db: Arc::new(db),
+            db: Arc::new(Slot::new(db)),
             path,
             group: Arc::new(OnceLock::new()),
         };
-        store.check_schema()?;
+        // A record the schema check or a migration cannot read is damage
+        // to this file, and the refusal names it.
+        store.check_schema().map_err(|e| match e {
+            StoreError::BadRecord { .. } => StoreError::Damaged {
+                path: store.path.clone(),
+                detail: e.to_string(),
+            },
+            e => e,
+        })?;
         Ok(store)
+    }
+}
+
+impl Store {
+    /// Closes the database redb reported an I/O failure on and opens the
+    /// file again (see [`Slot`]). Done by the first request after the
+    /// failure; while the cause lasts (the disk is still full) the reopened
+    /// file serves reads and the next write fails the same way. Refused,
+    /// for this request only, while another thread still holds the old
+    /// database to begin a transaction, or while redb keeps it open for a
+    /// write transaction still running.
+    pub(super) fn reopen(&self) -> Result<(), StoreError> {
+        let mut current = self
+            .db
+            .current
+            .write()
+            .map_err(|_| StoreError::Storage("the store's lock is poisoned".into()))?;
+        if !self.db.broken.load(Ordering::Acquire) {
+            // Another request reopened it while this one waited.
+            return Ok(());
+        }
+        let busy = || StoreError::Unavailable("the store file is being reopened".into());
+        if let Some(old) = current.take() {
+            match Arc::try_unwrap(old) {
+                // Closing flushes what it can; what failed before fails
+                // again and is already reported, and no commit is lost by
+                // it: a commit that failed was never acknowledged.
+                Ok(db) => drop(db.close()),
+                Err(old) => {
+                    *current = Some(old);
+                    return Err(busy());
+                }
+            }
+        }
+        let db = Database::builder()
+            .open(&self.path)
+            .map_err(|e| StoreError::Unavailable(format!("reopening the store file: {e}")))?;
+        *current = Some(Arc::new(db));
+        self.db.broken.store(false, Ordering::Release);
+        tracing::warn!(path = %self.path.display(), "the store file was reopened after an I/O failure");
+        Ok(())
     }
 }
 
@@ -142,14 +199,20 @@ pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {
     let path = path.to_path_buf();
     match e {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse { path },
+        // Bytes that are not a redb file, or end too soon, are damage;
+        // any other I/O failure is the file system's (no permission, a
+        // read-only mount, a full disk) and says nothing about the file.
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) => {
-            if source.kind() == io::ErrorKind::PermissionDenied {
-                StoreError::DataDir { path, source }
-            } else {
+            if matches!(
+                source.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof
+            ) {
                 StoreError::Damaged {
                     path,
                     detail: source.to_string(),
                 }
+            } else {
+                StoreError::DataDir { path, source }
             }
         }
         other => StoreError::Damaged {

@@ -82,7 +82,8 @@ pub struct Session {
     pub role: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
-    /// Unix seconds of the last login or refresh (not of every request).
+    /// Unix seconds of the last login or refresh (not of every request);
+    /// for a console session, of its last request, to the minute.
     pub last_used_at: i64,
     /// Absolute end of the session, whatever refreshes happen.
     pub expires_at: i64,
@@ -106,6 +107,16 @@ pub struct Session {
     pub client_ip: String,
     /// User agent at sign-in, truncated.
     pub user_agent: String,
+    /// Opened by the console's sign-in, and by nothing else: its token is
+    /// a credential only in the console's cookie, and it ends after the
+    /// console's idle time. Its `last_used_at` is its last console request,
+    /// written at most once a minute.
+    #[serde(default)]
+    pub console: bool,
+    /// When the password was last entered in this session (its sign-in, or
+    /// a re-authentication): console sessions only.
+    #[serde(default)]
+    pub password_at: Option<i64>,
 }
 
 /// A refresh token digest points at its session and generation.

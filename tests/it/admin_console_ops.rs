@@ -1017,3 +1017,103 @@ async fn the_audit_export_is_the_json_list_as_csv() {
         "{rows:?}"
     );
 }
+
+const OVERVIEW: &str = "/api/v1/admin/overview";
+
+/// The overview's counts are what the scoped lists hold, for each kind of
+/// manager: accounts by state (a lock included), tenants, keys, S2S tokens
+/// live and ended; its events are the audit list's first; the server is
+/// said to be ready.
+#[tokio::test]
+async fn the_overview_counts_what_the_scoped_lists_hold() {
+    let srv = Server::start_with(latchkey::config::Layer {
+        lockout_threshold: Some(2),
+        ..latchkey::config::Layer::default()
+    })
+    .await;
+    let world = World::build(&srv).await;
+    let admin = world.token("admin").to_string();
+    let r = srv
+        .act_as(
+            &admin,
+            &format!("{USERS}/{}/disable", world.get("user2a").id),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for _ in 0..2 {
+        let r = srv.try_login("merchant1b", "wrong password").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    for name in ["user1a", "merchant2a", "admin"] {
+        new_api_key(&srv, world.token(name)).await;
+    }
+    for (name, merchant) in [("one", "mer_1a"), ("two", "mer_1b"), ("three", "mer_2a")] {
+        let (status, body) = issue(
+            &srv,
+            &admin,
+            json!({ "name": name, "role": "user", "reseller_id": if merchant == "mer_2a" { "res_2" } else { "res_1" }, "merchant_id": merchant }),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        if name == "two" {
+            let id = body["id"].as_str().expect("id");
+            let r = srv.delete_as(&admin, &format!("{S2S}/{id}")).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT);
+        }
+    }
+
+    for (who, kind) in [
+        ("admin", "all"),
+        ("reseller1", "reseller"),
+        ("merchant1a", "merchant"),
+    ] {
+        let token = world.token(who);
+        let r = srv.get(OVERVIEW).bearer(token).send().await;
+        assert_eq!(r.status, StatusCode::OK, "{who}: {}", r.text());
+        let o = r.json();
+        assert_eq!(o["scope"]["kind"], kind, "{who}");
+        let accounts = srv.all_pages(token, &format!("{USERS}?limit=1000")).await;
+        let disabled = accounts.iter().filter(|a| a["disabled"] == true).count();
+        assert_eq!(o["accounts"]["total"], accounts.len(), "{who}");
+        assert_eq!(o["accounts"]["disabled"], disabled, "{who}");
+        assert_eq!(o["accounts"]["enabled"], accounts.len() - disabled, "{who}");
+        let locked = usize::from(accounts.iter().any(|a| a["username"] == "merchant1b"));
+        assert_eq!(o["accounts"]["locked"], locked, "{who}");
+        let keys = srv
+            .all_pages(token, &format!("{ALL_KEYS}?limit=1000"))
+            .await;
+        assert_eq!(o["api_keys"], keys.len(), "{who}");
+        let tokens = srv.all_pages(token, &format!("{S2S}?limit=1000")).await;
+        let ended = tokens.iter().filter(|t| !t["revoked_at"].is_null()).count();
+        assert_eq!(o["s2s_tokens"]["live"], tokens.len() - ended, "{who}");
+        assert_eq!(o["s2s_tokens"]["ended"], ended, "{who}");
+        if kind == "merchant" {
+            assert_eq!(
+                (o["resellers"].clone(), o["merchants"].clone()),
+                (json!(0), json!(1))
+            );
+        } else {
+            let resellers = srv
+                .all_pages(token, "/api/v1/admin/resellers?limit=1000")
+                .await;
+            let merchants = srv
+                .all_pages(token, "/api/v1/admin/merchants?limit=1000")
+                .await;
+            assert_eq!(o["resellers"], resellers.len(), "{who}");
+            assert_eq!(o["merchants"], merchants.len(), "{who}");
+        }
+        let events = srv.items(token, "/api/v1/admin/audit?limit=10").await;
+        assert_eq!(o["recent_events"], json!(events), "{who}");
+        assert_eq!(o["complete"], true);
+        assert_eq!(o["health"]["status"], "ready");
+        assert_eq!(o["health"]["checks"]["store"]["ok"], true);
+    }
+    // The counts differ by scope: the admin sees the whole world.
+    let all = srv.read(&admin, OVERVIEW).await;
+    assert_eq!(all["accounts"]["total"], 8);
+    assert_eq!(all["accounts"]["locked"], 1);
+    assert_eq!(all["api_keys"], 3);
+    assert_eq!(all["s2s_tokens"], json!({ "live": 2, "ended": 1 }));
+    let r = srv.get(OVERVIEW).bearer(world.token("user1a")).send().await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}

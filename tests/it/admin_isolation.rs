@@ -280,6 +280,18 @@ fn tenant_rows(t: &Targets) -> Vec<Row> {
         // The audit log answers everyone; what it shows is checked in
         // `lists_and_the_audit_log_show_only_the_callers_tenant`.
         on(M::GET, AUDIT, &[], None, &[("reseller1", 200), ("merchant1a", 200), ("user1a", 200)]),
+        // The console's operations (issue 11); what each shows and does
+        // within a scope is checked in `admin_console_ops`.
+        on(M::GET, "/api/v1/admin/audit.csv", &[], None, &[("reseller1", 200), ("user1a", 200)]),
+        on(M::GET, "/api/v1/admin/users.csv", &[], None, &[("user1a", 403), ("reseller1", 200)]),
+        on(M::GET, "/api/v1/admin/keys", &[], None, &[("user1a", 403), ("reseller1", 200)]),
+        on(M::POST, USER_KEYS, &[u], None, &[("reseller2", 404), ("reseller1_key", 403), ("user1a", 403), ("merchant1a", 201)]),
+        on(M::POST, "/api/v1/admin/users/bulk", &[], Some(json!({ "action": "disable", "ids": [u] })), &[("user1a", 403)]),
+        on(M::POST, S2S_TOKENS, &[], Some(json!({ "name": "x", "role": "user", "reseller_id": "res_2", "merchant_id": "mer_2a" })), &[("reseller1", 403), ("merchant1a", 403), ("user1a", 403), ("reseller1_key", 403), ("r1_s2s", 403)]),
+        on(M::GET, "/api/v1/admin/s2s-tokens/scopes", &[], None, &[("user1a", 403), ("reseller1", 200)]),
+        on(M::GET, "/api/v1/admin/signing-keys", &[], None, &[("reseller1", 403), ("merchant1a", 403), ("user1a", 403), ("admin", 200)]),
+        on(M::POST, "/api/v1/admin/signing-keys/rotate", &[], None, &[("reseller1", 403), ("reseller1_key", 403), ("merchant1a", 403), ("user1a", 403)]),
+        on(M::GET, "/api/v1/admin/overview", &[], None, &[("user1a", 403), ("reseller1", 200)]),
     ]
     .into_iter()
     .flatten()

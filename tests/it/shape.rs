@@ -175,5 +175,5 @@ async fn every_route_that_needs_a_principal_is_refused_without_one() {
         }
     }
     // The table as it stands.
-    assert_eq!((guarded, public, either), (48, 16, 2));
+    assert_eq!((guarded, public, either), (50, 16, 2));
 }
