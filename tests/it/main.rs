@@ -19,6 +19,7 @@ mod admin_validation;
 mod console_assets;
 mod console_browser;
 mod console_browser_accounts;
+mod console_browser_admin;
 mod console_session;
 mod console_session_rules;
 mod cross_documents;

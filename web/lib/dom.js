@@ -306,3 +306,81 @@ export function showSecret(spec) {
     done.focus();
   });
 }
+/** A dialog holding a form. `spec`: { title, intro (text), fields (from
+ * field()), submit (label), busy (label while sending), send() ->
+ * Promise of null when done (the dialog closes) or { field, text } for a
+ * refusal, shown beside the field it names or else above the form }.
+ * An empty required field is named before anything is sent. Resolves to
+ * true when it was sent and taken, false when cancelled. */
+export function formDialog(spec) {
+  return new Promise((resolve) => {
+    let ok = false;
+    const error = alertBox();
+    const fields = spec.fields || [];
+    // The id as an attribute: a form's `id` property is shadowed by a
+    // control named "id".
+    const formId = uid('form');
+    const form = h('form', { attrs: { id: formId }, novalidate: true },
+      spec.intro ? h('p', { class: 'muted', text: spec.intro }) : null,
+      error, fields.map((f) => f.root), spec.extra || null);
+    const cancel = h('button', { class: 'button subtle', type: 'button', value: 'cancel', text: 'Cancel' });
+    const submit = h('button', { class: `button ${spec.danger ? 'danger' : 'primary'}`, type: 'submit', text: spec.submit || 'Save' });
+    submit.setAttribute('form', formId);
+    const { dialog, close } = modal(spec.title, form, [cancel, submit]);
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      clearErrors(fields);
+      say(error, '');
+      for (const f of fields) {
+        if (f.input.required && !String(f.input.value).trim()) {
+          const label = f.root.querySelector('label');
+          fieldError(fields, f.name, `${label ? label.textContent : 'This field'} is required.`);
+          return;
+        }
+      }
+      const restore = busy(submit, spec.busy || 'Saving…');
+      const refusal = await spec.send();
+      restore();
+      if (!refusal) {
+        ok = true;
+        close();
+        return;
+      }
+      if (!(refusal.field && fieldError(fields, refusal.field, refusal.text))) say(error, refusal.text);
+    });
+    dialog.addEventListener('close', () => resolve(ok));
+    const first = fields.find((f) => !f.input.disabled);
+    if (first) first.input.focus();
+  });
+}
+
+/** A secret shown once: the value with a copy button and a plain warning
+ * that it will not be shown again. */
+export function secretBox(secret, what = 'secret') {
+  return h('div', { class: 'secret-once' },
+    h('p', { class: 'alert warn', attrs: { role: 'status' }, text: `Copy this ${what} now. It is shown only once: latchkey keeps only a digest and cannot show it again.` }),
+    h('div', { class: 'secret' }, h('code', { class: 'mono', text: secret }), copyButton(secret)));
+}
+
+/** Lets a table from table() stack its rows as labelled cards on narrow
+ * screens (see `.stacked` in app.css): each cell is labelled with its
+ * column's heading. Returns the node it was given. */
+export function stackable(node) {
+  const t = node.querySelector ? node.querySelector('table') : null;
+  if (!t) return node;
+  const labels = [...t.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of t.querySelectorAll('tbody tr')) {
+    [...tr.children].forEach((td, i) => {
+      if (labels[i]) td.dataset.label = labels[i];
+    });
+  }
+  t.classList.add('stacked');
+  return node;
+}
+
+/** Replaces `el`'s children with `children`, skipping null, undefined and
+ * false (replaceChildren would show them as text). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
