@@ -113,6 +113,10 @@ export async function check(page, name, problems) {
           .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
       });
       for (const v of violations) problems.push(`axe ${name} ${width}px ${scheme}: ${v}`);
+      // Responsive means no sideways scrolling of the page itself (a
+      // table may scroll inside its own region).
+      const wide = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      if (wide > 0) problems.push(`${name} ${width}px ${scheme}: the page is ${wide}px wider than the window`);
       await page.screenshot({ path: join(SHOTS, `${name}-${width}-${scheme}.png`), fullPage: true });
     }
   }
