@@ -244,7 +244,7 @@ if (phase === 'idle-sign-in') {
       await d.getByLabel('Name').fill('deploy-bot');
       await d.getByRole('button', { name: 'Create key' }).click();
       const secret = await dialog(page, 'Your new API key');
-      await secret.getByText('This is the only time it is shown').waitFor();
+      await secret.getByText('this is the only time it is shown').waitFor();
       await secret.getByRole('button', { name: 'Copy' }).waitFor();
       facts.key = (await secret.locator('[data-secret]').textContent()).trim();
       expect(facts.key.startsWith('sk_live_'), `the secret shown is ${facts.key}`);

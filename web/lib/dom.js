@@ -292,15 +292,8 @@ export function more(next, onMore) {
  * it is), note (extra words) }. Resolves when the dialog is closed. */
 export function showSecret(spec) {
   return new Promise((resolve) => {
-    const codeId = uid('secret');
     const done = h('button', { class: 'button primary', type: 'button', value: 'cancel', text: 'I have copied it' });
-    const content = [
-      h('p', { class: 'alert', attrs: { role: 'alert' }, text: `Copy the ${spec.label || 'secret'} now. This is the only time it is shown: latchkey keeps only a digest of it and cannot show it again.` }),
-      spec.note ? h('p', { text: spec.note }) : null,
-      h('div', { class: 'secret' },
-        h('code', { id: codeId, class: 'mono', dataset: { secret: '1' }, text: spec.secret }),
-        copyButton(spec.secret, 'Copy')),
-    ];
+    const content = [secretBox(spec.secret, spec.label || 'secret'), spec.note ? h('p', { text: spec.note }) : null];
     const { dialog } = modal(spec.title, content, [done]);
     dialog.addEventListener('close', () => resolve());
     done.focus();
@@ -358,8 +351,8 @@ export function formDialog(spec) {
  * that it will not be shown again. */
 export function secretBox(secret, what = 'secret') {
   return h('div', { class: 'secret-once' },
-    h('p', { class: 'alert warn', attrs: { role: 'status' }, text: `Copy this ${what} now. It is shown only once: latchkey keeps only a digest and cannot show it again.` }),
-    h('div', { class: 'secret' }, h('code', { class: 'mono', text: secret }), copyButton(secret)));
+    h('p', { class: 'alert warn', attrs: { role: 'status' }, text: `Copy this ${what} now. It is shown only once: this is the only time it is shown, as latchkey keeps only a digest and cannot show it again.` }),
+    h('div', { class: 'secret' }, h('code', { class: 'mono', dataset: { secret: '1' }, text: secret }), copyButton(secret)));
 }
 
 /** Lets a table from table() stack its rows as labelled cards on narrow
