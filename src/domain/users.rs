@@ -651,6 +651,12 @@ impl Core {
         // costs no hash.
         let password =
             Password::new(new_password).map_err(|e| Error::invalid("password", e.to_string()))?;
+        // Choosing another account's password is signing in as it (an
+        // admin's, a fresh session that passes every re-auth check): a
+        // sensitive action, asked before the hash so a refusal costs none.
+        if !own {
+            self.require_recent_password(principal)?;
+        }
         if !scope.manages() || own {
             let current = current_password.ok_or_else(|| {
                 Error::invalid("current_password", "current_password is required")

@@ -1,0 +1,97 @@
+//! Holes found by reading this session's changes as an attacker would
+//! (console sessions, the new admin operations), each proved over real
+//! sockets with the manual clock.
+
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use latchkey::config::Layer;
+
+use crate::harness::{ADMIN, ADMIN_PASSWORD, PASSWORD, Resp, Server, USERS, light};
+
+const SESSION: &str = "/api/v1/console/session";
+const SIGNING_KEYS: &str = "/api/v1/admin/signing-keys";
+
+/// A console sign-in as the page holds it.
+struct Console {
+    /// `name=value` for the Cookie header.
+    cookie: String,
+    /// The session's CSRF token.
+    csrf: String,
+}
+
+async fn sign_in(srv: &Server, username: &str, password: &str) -> Console {
+    let r = srv
+        .post(SESSION)
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .assert(StatusCode::OK);
+    let set_cookie = r.header("set-cookie").expect("set-cookie").to_string();
+    let cookie = set_cookie.split(';').next().expect("pair").to_string();
+    let csrf = r.json()["csrf_token"].as_str().expect("csrf").to_string();
+    Console { cookie, csrf }
+}
+
+impl Console {
+    /// A change as the page makes it: cookie, CSRF token, our own origin.
+    async fn send(&self, srv: &Server, method: Method, path: &str, body: &Value) -> Resp {
+        srv.call(method, path)
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header("origin", &format!("http://127.0.0.1:{}", srv.addr.port()))
+            .json(body)
+            .send()
+            .await
+    }
+}
+
+fn assert_reauth_required(r: &Resp) {
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["code"], "reauth_required", "{}", r.text());
+}
+
+/// A console session past its re-auth window (11 minutes idle is within
+/// the 30-minute idle timeout, past the 10-minute window) may not rotate
+/// the signing key; before the fix it could set another admin's password
+/// and sign in as that admin, whose fresh session passes every re-auth
+/// check: the window was worth nothing. Now the password stays as it was:
+/// the new one signs nobody in, the old one still does.
+#[tokio::test]
+async fn a_stale_console_session_cannot_set_another_accounts_password() {
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    let other = srv
+        .create_user(&admin, "second-admin", PASSWORD, &["admin"])
+        .await;
+    let console = sign_in(&srv, ADMIN, ADMIN_PASSWORD).await;
+    srv.advance(11 * 60);
+    let stale = console
+        .send(
+            &srv,
+            Method::POST,
+            &format!("{SIGNING_KEYS}/rotate"),
+            &json!({}),
+        )
+        .await;
+    assert_reauth_required(&stale);
+
+    let chosen = "the attacker's chosen password";
+    let set = console
+        .send(
+            &srv,
+            Method::POST,
+            &format!("{USERS}/{other}/password"),
+            &json!({ "password": chosen }),
+        )
+        .await;
+    assert_reauth_required(&set);
+    assert_eq!(
+        srv.try_login("second-admin", chosen).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        srv.try_login("second-admin", PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
