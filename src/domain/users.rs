@@ -379,8 +379,9 @@ impl Core {
         let states = self.states.clone();
         let own = principal.account == Some(id);
         let actor = principal.clone();
-        // Asked now (a store read), used only if the change grants admin,
-        // which the write transaction alone can tell.
+        // Asked now (a store read), used only if the change grants admin
+        // or moves another account's email, which the write transaction
+        // alone can tell.
         let reauth = self.require_recent_password(principal).err();
         self.store
             .write_async(move |tx| {
@@ -428,10 +429,11 @@ impl Core {
                     ));
                 }
                 keep_an_admin(tx, &current, Some(&next))?;
-                if !is_admin(&current)
-                    && is_admin(&next)
-                    && let Some(e) = reauth
-                {
+                // Granting admin is a sensitive action, and so is pointing
+                // another account's email elsewhere: a provider vouching
+                // for the new mailbox signs in to the account.
+                let sensitive = (!is_admin(&current) && is_admin(&next)) || (email_changed && !own);
+                if sensitive && let Some(e) = reauth {
                     return Err(e);
                 }
                 let placement_changed = next.roles != current.roles

@@ -95,3 +95,41 @@ async fn a_stale_console_session_cannot_set_another_accounts_password() {
         StatusCode::OK
     );
 }
+
+/// The same window, held for the other way to sign in as another account:
+/// pointing its email (a sign-in identifier: a provider that vouches for
+/// the mailbox signs in to the account) at a mailbox the attacker holds.
+/// Before the fix a stale console session could move a second admin's
+/// email to its own Google mailbox and sign in as that admin with Google.
+/// Now the change is refused, the email stays, and the provider sign-in
+/// finds no account.
+#[tokio::test]
+async fn a_stale_console_session_cannot_point_another_accounts_email_elsewhere() {
+    use crate::external::{GOOGLE_TOKEN, StandIn, assert_refused, google, google_info};
+    let provider = StandIn::start().await;
+    let srv = Server::start_with(light(provider.layer())).await;
+    let admin = srv.admin_token().await;
+    let other = srv
+        .create_user(&admin, "second-admin", PASSWORD, &["admin"])
+        .await;
+    let console = sign_in(&srv, ADMIN, ADMIN_PASSWORD).await;
+    srv.advance(11 * 60);
+
+    let mailbox = "attacker@example.net";
+    let moved = console
+        .send(
+            &srv,
+            Method::PATCH,
+            &format!("{USERS}/{other}"),
+            &json!({ "email": mailbox }),
+        )
+        .await;
+    assert_reauth_required(&moved);
+    let account = srv.read(&admin, &format!("{USERS}/{other}")).await;
+    assert_eq!(account["email"], "second-admin@example.com", "{account}");
+    provider.answer(crate::external::Answer::Json(
+        200,
+        google_info(mailbox, "attacker-sub"),
+    ));
+    assert_refused(&google(&srv, mailbox, GOOGLE_TOKEN).await);
+}
