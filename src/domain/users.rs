@@ -377,6 +377,8 @@ impl Core {
         let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let own = principal.account == Some(id);
         let actor = principal.clone();
         // Asked now (a store read), used only if the change grants admin
@@ -542,6 +544,8 @@ impl Core {
         let audit = self.actor_entry(principal, event, Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let actor = principal.clone();
         self.store
             .write_async(move |tx| {
@@ -600,6 +604,8 @@ impl Core {
         let reauth = self.require_recent_password(principal).err();
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let actor = principal.clone();
         self.store
             .write_async(move |tx| {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use latchkey::config::Layer;
 
-use crate::harness::{ADMIN, ADMIN_PASSWORD, PASSWORD, Resp, Server, USERS, light};
+use crate::harness::{ADMIN, ADMIN_PASSWORD, KEYS, ME, PASSWORD, Resp, Server, USERS, light};
 
 const SESSION: &str = "/api/v1/console/session";
 const SIGNING_KEYS: &str = "/api/v1/admin/signing-keys";
@@ -132,4 +132,44 @@ async fn a_stale_console_session_cannot_point_another_accounts_email_elsewhere()
         google_info(mailbox, "attacker-sub"),
     ));
     assert_refused(&google(&srv, mailbox, GOOGLE_TOKEN).await);
+}
+
+/// A deleted API key stays deleted while it is in use. The deletion takes
+/// the key out of the in-memory index before its commit; a request that
+/// read the store in that window (the key still there) used to put it
+/// back, after which the key authenticated from memory for the process's
+/// life though its record was gone. Each round deletes a key while
+/// requests keep using it, then counts what the key still gets: nothing.
+#[tokio::test]
+async fn a_key_deleted_while_in_use_stays_deleted() {
+    use std::cell::Cell;
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    let mut revived = 0;
+    for round in 0..20 {
+        let created = srv
+            .post_as(&admin, KEYS, &json!({ "name": format!("round {round}") }))
+            .await
+            .assert(StatusCode::CREATED)
+            .json();
+        let key = created["apiKey"].as_str().expect("apiKey").to_string();
+        let id = created["keyId"].as_str().expect("keyId").to_string();
+        let done = Cell::new(false);
+        let hammer = || async {
+            while !done.get() {
+                srv.get(ME).bearer(&key).send().await;
+            }
+        };
+        let delete = async {
+            srv.delete_as(&admin, &format!("{KEYS}/{id}"))
+                .await
+                .assert(StatusCode::NO_CONTENT);
+            done.set(true);
+        };
+        tokio::join!(hammer(), hammer(), hammer(), hammer(), delete);
+        if srv.get(ME).bearer(&key).send().await.status != StatusCode::UNAUTHORIZED {
+            revived += 1;
+        }
+    }
+    assert_eq!(revived, 0, "deleted keys that still authenticate");
 }
