@@ -173,3 +173,54 @@ async fn a_key_deleted_while_in_use_stays_deleted() {
     }
     assert_eq!(revived, 0, "deleted keys that still authenticate");
 }
+
+/// The fields of one CSV line as a spreadsheet splits it with `separator`
+/// (a semicolon where the locale's list separator is one, a tab when the
+/// file is taken as tab-separated), double quotes grouping.
+fn fields_split_by(line: &str, separator: char) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c == separator && !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Anyone can put text in the audit log: a failed sign-in records the
+/// identifier as typed. Excel in a locale whose list separator is `;`
+/// (most of Europe) splits a comma-separated file at semicolons too, and
+/// a file taken as tab-separated splits at tabs; a cell holding neither a
+/// comma nor a quote went out bare, so `x;=cmd|...` became a formula cell
+/// in the admin's spreadsheet. Now such a cell is quoted: split either
+/// way, no field of the export starts as a formula.
+#[tokio::test]
+async fn an_audit_export_splits_into_no_formula_at_semicolons_or_tabs() {
+    let srv = Server::start_with(light(Layer::default())).await;
+    let admin = srv.admin_token().await;
+    for typed in ["x;=cmd|' /C calc'!A0", "x\t=cmd|' /C calc'!A0"] {
+        let r = srv.try_login(typed, "not the password at all").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
+    }
+    let csv = srv
+        .get_as(&admin, "/api/v1/admin/audit.csv")
+        .await
+        .assert(StatusCode::OK)
+        .text();
+    let mut seen = 0;
+    for line in csv.lines().filter(|l| l.contains("cmd|")) {
+        seen += 1;
+        for separator in [';', '\t'] {
+            for field in fields_split_by(line, separator) {
+                assert!(
+                    !field.starts_with(['=', '+', '-', '@']),
+                    "{field:?} of {line:?} split at {separator:?}"
+                );
+            }
+        }
+    }
+    assert_eq!(seen, 2, "{csv}");
+}
