@@ -705,14 +705,17 @@ async fn list_audit(app: Arc<App>, req: Req, p: Principal) -> Handled {
 /// A CSV cell: a value a spreadsheet would run as a formula (starting
 /// with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading
 /// `'`, and a cell holding a comma, a quote or a line break is quoted,
-/// its quotes doubled (RFC 4180).
+/// its quotes doubled (RFC 4180). So is one holding a semicolon or a tab:
+/// a spreadsheet whose locale separates lists with `;`, or that takes the
+/// file as tab-separated, splits there, and what follows (`x;=cmd|...`,
+/// from a sign-in name anyone can type) would start a cell of its own.
 fn csv_cell(value: &str) -> String {
     let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{value}")
     } else {
         value.to_string()
     };
-    if value.contains([',', '"', '\r', '\n']) {
+    if value.contains([',', '"', '\r', '\n', ';', '\t']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
         value

@@ -158,6 +158,26 @@ pub struct IndexedKey {
     pub last_used: Option<i64>,
 }
 
+/// A change that takes keys out, pending until dropped after its commit
+/// (see [`KeyIndex::removal`]).
+pub struct Removal<'a> {
+    /// The index it holds back.
+    index: &'a KeyIndex,
+}
+
+impl Drop for Removal<'_> {
+    fn drop(&mut self) {
+        // The count first, then the pending mark: a reader that sees no
+        // removal pending also sees the count moved.
+        self.index
+            .removals
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.index
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// API keys by id, a subset of the store's kept exact by this process:
 /// a key is added when this process creates it, or when it is first
 /// authenticated from the store (nothing is loaded at start), and taken
@@ -171,6 +191,10 @@ pub struct KeyIndex {
     /// from the store before a removal is never added after it: see
     /// [`KeyIndex::insert_if_unchanged`].
     removals: std::sync::atomic::AtomicU64,
+    /// Changes that take keys out and whose commit is not over yet (see
+    /// [`KeyIndex::removal`]): while any is, no key read from the store is
+    /// added, since the read may predate a commit still under way.
+    pending: std::sync::atomic::AtomicU64,
     /// Keys looked up in the store since start because the index did not
     /// hold them, so tests can prove the index answers.
     store_lookups: std::sync::atomic::AtomicU64,
@@ -203,7 +227,10 @@ impl KeyIndex {
         if key.roles.is_empty() {
             return;
         }
+        // `pending` first: a removal that settled after it was read has
+        // already bumped the count (see `Removal`'s drop).
         if let Ok(mut map) = self.map.write()
+            && self.pending.load(std::sync::atomic::Ordering::SeqCst) == 0
             && self.removals.load(std::sync::atomic::Ordering::SeqCst) == removals
         {
             map.insert(key.id.clone(), indexed(key));
@@ -214,6 +241,21 @@ impl KeyIndex {
     /// which sends the key to the store.
     pub fn get(&self, id: &str) -> Option<IndexedKey> {
         self.map.read().ok()?.get(id).cloned()
+    }
+
+    /// Marks a change that will take keys out, from before its write
+    /// transaction until its commit is over (the guard's life). A key is
+    /// taken out before the commit, so that it is refused from the moment
+    /// its deletion can be seen; but a request that read the store before
+    /// that commit still sees the key, and must not put it back. The
+    /// removal count alone cannot tell, as the request may take it after
+    /// the key was taken out: so nothing read from the store is added
+    /// while a removal is pending, and the count moves again when it
+    /// settles.
+    pub fn removal(&self) -> Removal<'_> {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Removal { index: self }
     }
 
     /// Takes a key out (before the commit that deletes it).
@@ -353,6 +395,27 @@ mod tests {
         // With no removal in between, the key is indexed.
         let before = index.removals();
         index.insert_if_unchanged(&a, before);
+        assert!(index.get(&a.id).is_some());
+    }
+
+    /// A read that took the count after a key was taken out but read the
+    /// store before that commit (the key still there) adds nothing, while
+    /// the commit is under way or after it settles.
+    #[test]
+    fn a_key_read_before_a_pending_commit_is_not_indexed() {
+        let index = KeyIndex::default();
+        let a = key("key_a", 1);
+        let settles = index.removal();
+        index.remove(&a.id);
+        let taken = index.removals();
+        index.insert_if_unchanged(&a, taken);
+        assert!(index.get(&a.id).is_none(), "added while the commit runs");
+        drop(settles);
+        index.insert_if_unchanged(&a, taken);
+        assert!(index.get(&a.id).is_none(), "added after it settled");
+        // A read begun after the commit settled is the store's truth.
+        let after = index.removals();
+        index.insert_if_unchanged(&a, after);
         assert!(index.get(&a.id).is_some());
     }
 }

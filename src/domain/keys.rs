@@ -437,6 +437,8 @@ impl Core {
         let audit = self.actor_entry(principal, "api_key_revoked", Outcome::Success)?;
         let actor = principal.clone();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let removed = self
             .store
             .write_async(move |tx| {

@@ -393,10 +393,13 @@ impl Core {
         let unlinked = self.actor_entry(principal, "external_unlinked", Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let own = principal.account == Some(id);
         let actor = principal.clone();
-        // Asked now (a store read), used only if the change grants admin,
-        // which the write transaction alone can tell.
+        // Asked now (a store read), used only if the change grants admin
+        // or moves another account's email, which the write transaction
+        // alone can tell.
         let reauth = self.require_recent_password(principal).err();
         self.store
             .write_async(move |tx| {
@@ -444,10 +447,11 @@ impl Core {
                     ));
                 }
                 keep_an_admin(tx, &current, Some(&next))?;
-                if !is_admin(&current)
-                    && is_admin(&next)
-                    && let Some(e) = reauth
-                {
+                // Granting admin is a sensitive action, and so is pointing
+                // another account's email elsewhere: a provider vouching
+                // for the new mailbox signs in to the account.
+                let sensitive = (!is_admin(&current) && is_admin(&next)) || (email_changed && !own);
+                if sensitive && let Some(e) = reauth {
                     return Err(e);
                 }
                 let placement_changed = next.roles != current.roles
@@ -556,6 +560,8 @@ impl Core {
         let audit = self.actor_entry(principal, event, Outcome::Success)?;
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let actor = principal.clone();
         self.store
             .write_async(move |tx| {
@@ -614,6 +620,8 @@ impl Core {
         let reauth = self.require_recent_password(principal).err();
         let revocations = self.revocations_handle();
         let states = self.states.clone();
+        // Pending until the commit is over: see `KeyIndex::removal`.
+        let _settles = self.states.keys().removal();
         let actor = principal.clone();
         self.store
             .write_async(move |tx| {
@@ -667,6 +675,12 @@ impl Core {
         // costs no hash.
         let password =
             Password::new(new_password).map_err(|e| Error::invalid("password", e.to_string()))?;
+        // Choosing another account's password is signing in as it (an
+        // admin's, a fresh session that passes every re-auth check): a
+        // sensitive action, asked before the hash so a refusal costs none.
+        if !own {
+            self.require_recent_password(principal)?;
+        }
         if !scope.manages() || own {
             let current = current_password.ok_or_else(|| {
                 Error::invalid("current_password", "current_password is required")

@@ -64,6 +64,7 @@ mod readme;
 mod reload;
 mod review12;
 mod review2;
+mod review3;
 mod s2s;
 mod shape;
 mod storage;
