@@ -925,3 +925,20 @@ async fn overview(app: Arc<App>, _req: Req, p: Principal) -> Handled {
         }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    /// A cell that a spreadsheet could split (at a comma, a semicolon in
+    /// European locales, a tab when taken as tab-separated) is quoted, and
+    /// one that starts like a formula is disarmed with a quote mark.
+    #[test]
+    fn cells_that_could_split_or_compute_are_quoted() {
+        assert_eq!(csv_cell("plain"), "plain");
+        assert_eq!(csv_cell("x\t=cmd"), "\"x\t=cmd\"");
+        assert_eq!(csv_cell("x;=cmd"), "\"x;=cmd\"");
+        assert_eq!(csv_cell("=1+1"), "'=1+1");
+        assert_eq!(csv_cell("a\"b"), "\"a\"\"b\"");
+    }
+}

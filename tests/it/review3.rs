@@ -201,7 +201,10 @@ fn fields_split_by(line: &str, separator: char) -> Vec<String> {
 async fn an_audit_export_splits_into_no_formula_at_semicolons_or_tabs() {
     let srv = Server::start_with(light(Layer::default())).await;
     let admin = srv.admin_token().await;
-    for typed in ["x;=cmd|' /C calc'!A0", "x\t=cmd|' /C calc'!A0"] {
+    // A tab in an identifier is now refused before any work (a control
+    // character), so it never reaches the log; the unit test of
+    // `csv_cell` holds that a tab is quoted all the same.
+    for typed in ["x;=cmd|' /C calc'!A0", "y;@cmd|' /C calc'!A0"] {
         let r = srv.try_login(typed, "not the password at all").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     }
