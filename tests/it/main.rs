@@ -18,6 +18,7 @@ mod admin_validation;
 mod console_assets;
 mod console_browser;
 mod console_session;
+mod crash;
 mod cross_documents;
 mod doc_account;
 mod doc_client;
