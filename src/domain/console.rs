@@ -14,9 +14,9 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use super::accounts::LoginId;
+use super::auth::Principal;
 use super::secrets::{b64, digest};
 use super::sessions::SessionRequest;
-use super::auth::Principal;
 use super::{AuditEntry, ClientInfo, Core, Document, Error, Outcome};
 use crate::store::Account;
 
