@@ -74,7 +74,10 @@ pub(super) fn problems(read: &ReadTx) -> Result<Vec<String>, StoreError> {
         .transpose()?;
     for (id, a) in &accounts {
         if a.id.as_u128() != *id {
-            say(format!("account record {} is stored under another id", a.id));
+            say(format!(
+                "account record {} is stored under another id",
+                a.id
+            ));
         }
         if numbers.get(&a.number) != Some(id) {
             say(format!("account {} has no number index entry", a.id));
@@ -88,12 +91,18 @@ pub(super) fn problems(read: &ReadTx) -> Result<Vec<String>, StoreError> {
         if let Some(r) = &a.reseller_id
             && !resellers.contains(r)
         {
-            say(format!("account {} names reseller {r}, which is gone", a.id));
+            say(format!(
+                "account {} names reseller {r}, which is gone",
+                a.id
+            ));
         }
         if let Some(m) = &a.merchant_id
             && !merchants.contains_key(m)
         {
-            say(format!("account {} names merchant {m}, which is gone", a.id));
+            say(format!(
+                "account {} names merchant {m}, which is gone",
+                a.id
+            ));
         }
     }
     for (number, id) in &numbers {
@@ -119,7 +128,9 @@ pub(super) fn problems(read: &ReadTx) -> Result<Vec<String>, StoreError> {
     }
     each(read, TENANT_ACCOUNTS, |(tenant, _), id| {
         if !accounts.contains_key(&id) {
-            say(format!("tenant index entry under {tenant} names no account"));
+            say(format!(
+                "tenant index entry under {tenant} names no account"
+            ));
         }
         Ok(())
     })?;
@@ -134,7 +145,9 @@ pub(super) fn problems(read: &ReadTx) -> Result<Vec<String>, StoreError> {
     let mut indexed = HashSet::new();
     each(read, ACCOUNT_KEYS, |(account, id), ()| {
         if keys.get(id) != Some(&account) {
-            say(format!("the key index names key {id}, which is not that account's"));
+            say(format!(
+                "the key index names key {id}, which is not that account's"
+            ));
         }
         indexed.insert(id.to_string());
         Ok(())
@@ -187,7 +200,9 @@ pub(super) fn problems(read: &ReadTx) -> Result<Vec<String>, StoreError> {
     // Merchants and their reseller's index, both ways.
     for (id, reseller) in &merchants {
         if !resellers.contains(reseller) {
-            say(format!("merchant {id} names reseller {reseller}, which is gone"));
+            say(format!(
+                "merchant {id} names reseller {reseller}, which is gone"
+            ));
         }
     }
     let mut linked = 0;

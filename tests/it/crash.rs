@@ -219,6 +219,8 @@ struct Ctx {
     cycle: usize,
     ledger: Shared,
     acked: Arc<AtomicUsize>,
+    /// Requests sent and not yet answered: those cut off by the kill.
+    inflight: Arc<AtomicUsize>,
 }
 
 /// Why a writer stopped other than by the kill.
@@ -238,7 +240,23 @@ impl Ctx {
         } else {
             vec![("authorization", auth.as_str())]
         };
-        send(self.addr, method, path, &headers, body).await
+        self.send(method, path, &headers, body).await
+    }
+
+    /// [`send`], counted in flight until answered.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Option<Reply> {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
+        let r = send(self.addr, method, path, headers, body).await;
+        if r.is_some() {
+            self.inflight.fetch_sub(1, Ordering::SeqCst);
+        }
+        r
     }
 
     fn ack(&self) {
@@ -591,14 +609,9 @@ async fn console_writer(ctx: Ctx, mut rng: Rng, user: String) -> Stop {
     let origin = format!("http://127.0.0.1:{}", ctx.addr.port());
     loop {
         let body = json!({ "username": user, "password": PASSWORD });
-        let Some(r) = send(
-            ctx.addr,
-            Method::POST,
-            "/api/v1/console/session",
-            &[],
-            Some(&body),
-        )
-        .await
+        let Some(r) = ctx
+            .send(Method::POST, "/api/v1/console/session", &[], Some(&body))
+            .await
         else {
             return Ok(());
         };
@@ -631,14 +644,9 @@ async fn console_writer(ctx: Ctx, mut rng: Rng, user: String) -> Stop {
             ("x-csrf-token", csrf.as_str()),
             ("origin", origin.as_str()),
         ];
-        let Some(r) = send(
-            ctx.addr,
-            Method::DELETE,
-            "/api/v1/console/session",
-            &headers,
-            None,
-        )
-        .await
+        let Some(r) = ctx
+            .send(Method::DELETE, "/api/v1/console/session", &headers, None)
+            .await
         else {
             return Ok(());
         };
@@ -930,12 +938,14 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_ended_comes_back() {
         let addr = proc.addr;
         let admin = admin_token(addr).await;
         let acked = Arc::new(AtomicUsize::new(0));
+        let inflight = Arc::new(AtomicUsize::new(0));
         let ctx = Ctx {
             addr,
             admin,
             cycle,
             ledger: ledger.clone(),
             acked: acked.clone(),
+            inflight: inflight.clone(),
         };
         // Accounts and a tenant the cycle's writers act as or on.
         let mut users = Vec::new();
@@ -1000,10 +1010,7 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_ended_comes_back() {
                 panic!("a writer was refused before the kill: {e}");
             }
         }
-        {
-            let mut l = ledger.lock().expect("ledger");
-            l.unacked += l.items.iter().filter(|i| i.pending).count();
-        }
+        ledger.lock().expect("ledger").unacked += inflight.load(Ordering::SeqCst);
 
         tokio::task::block_in_place(|| verify_copy(&data, &scratch));
         proc = tokio::task::block_in_place(|| Proc::spawn(&[], &server_env(&data_s)));
