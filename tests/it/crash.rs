@@ -370,6 +370,15 @@ async fn keys_writer(ctx: Ctx, mut rng: Rng) -> Stop {
         let Some((access, _)) = ctx.login(&name).await? else {
             return Ok(());
         };
+        // The owner's session: no session outlives its account.
+        let session = push(
+            &ctx.ledger,
+            ctx.cycle,
+            Kind::Session {
+                access: access.clone(),
+            },
+            Fate::Live,
+        );
         let mut keys = Vec::new();
         for k in 0..3 {
             let body = json!({ "name": format!("key {k}") });
@@ -400,6 +409,7 @@ async fn keys_writer(ctx: Ctx, mut rng: Rng) -> Stop {
             return Err(format!("key delete: {} {}", r.status, r.text()));
         }
         ctx.settle(revoked, Fate::Dead);
+        keys.push(session);
         if rng.one_in(2) && !ctx.delete_account(owner, &keys).await? {
             return Ok(());
         }
@@ -407,8 +417,10 @@ async fn keys_writer(ctx: Ctx, mut rng: Rng) -> Stop {
     Ok(())
 }
 
-/// Sessions opened and ended by their own logout.
-async fn sessions_writer(ctx: Ctx, mut rng: Rng, user: String) -> Stop {
+/// Sessions opened, and ended by their own logout, by the admin one by
+/// one, or by the admin all at once.
+async fn sessions_writer(ctx: Ctx, mut rng: Rng, user: String, user_id: String) -> Stop {
+    let mut live: Vec<usize> = Vec::new();
     loop {
         let Some((access, _)) = ctx.login(&user).await? else {
             return Ok(());
@@ -421,20 +433,63 @@ async fn sessions_writer(ctx: Ctx, mut rng: Rng, user: String) -> Stop {
             },
             Fate::Live,
         );
-        if rng.one_in(3) {
-            continue;
+        let (ended, path, method, want) = match rng.range(0, 6) {
+            0 | 1 => {
+                live.push(i);
+                continue;
+            }
+            2 | 3 => (
+                vec![i],
+                "/api/v1/auth/logout".to_string(),
+                Method::POST,
+                StatusCode::OK,
+            ),
+            4 => {
+                let sid = crate::harness::jwt_claims(&access)["sid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                (
+                    vec![i],
+                    format!("{USERS}/{user_id}/sessions/{sid}"),
+                    Method::DELETE,
+                    StatusCode::NO_CONTENT,
+                )
+            }
+            _ => {
+                live.push(i);
+                (
+                    std::mem::take(&mut live),
+                    format!("{USERS}/{user_id}/sessions"),
+                    Method::DELETE,
+                    StatusCode::OK,
+                )
+            }
+        };
+        for &j in &ended {
+            ctx.set_pending(j);
         }
-        ctx.set_pending(i);
-        let Some(r) = ctx
-            .call(Method::POST, "/api/v1/auth/logout", &access, None)
-            .await
-        else {
+        let bearer = if method == Method::POST {
+            access.as_str()
+        } else {
+            ctx.admin.as_str()
+        };
+        let Some(r) = ctx.call(method, &path, bearer, None).await else {
             return Ok(());
         };
-        if r.status != StatusCode::OK {
-            return Err(format!("logout: {} {}", r.status, r.text()));
+        if r.status != want {
+            return Err(format!(
+                "ending sessions ({path}): {} {}",
+                r.status,
+                r.text()
+            ));
         }
-        ctx.settle(i, Fate::Dead);
+        ctx.ack();
+        let mut l = ctx.ledger.lock().expect("ledger");
+        for &j in &ended {
+            l.items[j].fate = Fate::Dead;
+            l.items[j].pending = false;
+        }
     }
 }
 
@@ -951,11 +1006,15 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_ended_comes_back() {
         let mut users = Vec::new();
         for role in ["s", "r", "o"] {
             let name = format!("c{cycle}{role}");
-            ctx.create_account(&name)
+            let i = ctx
+                .create_account(&name)
                 .await
                 .expect("setup")
                 .expect("the server answers");
-            users.push(name);
+            let Kind::Account { id } = ctx.item(i).kind else {
+                unreachable!("an account was pushed");
+            };
+            users.push((name, id));
         }
         let victim = format!("c{cycle}lock");
         ctx.create_account(&victim)
@@ -989,9 +1048,10 @@ async fn acknowledged_writes_survive_sigkill_and_nothing_ended_comes_back() {
         let mut fork = || Rng(rng.next());
         writers.spawn(accounts_writer(ctx.clone(), fork()));
         writers.spawn(keys_writer(ctx.clone(), fork()));
-        writers.spawn(sessions_writer(ctx.clone(), fork(), users[0].clone()));
-        writers.spawn(refresh_writer(ctx.clone(), fork(), users[1].clone()));
-        writers.spawn(console_writer(ctx.clone(), fork(), users[2].clone()));
+        let [(s, s_id), (r, _), (o, _)] = <[_; 3]>::try_from(users).expect("three users");
+        writers.spawn(sessions_writer(ctx.clone(), fork(), s, s_id));
+        writers.spawn(refresh_writer(ctx.clone(), fork(), r));
+        writers.spawn(console_writer(ctx.clone(), fork(), o));
         writers.spawn(lockout_writer(ctx.clone(), lock));
         writers.spawn(tenants_writer(ctx.clone(), fork()));
         writers.spawn(s2s_writer(ctx.clone(), fork(), reseller));
