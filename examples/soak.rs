@@ -395,7 +395,7 @@ async fn admin_writer(load: Arc<Load>, admin: String) {
                 continue;
             }
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let victim = {
                 let seen = load.seen.lock().unwrap_or_else(|e| e.into_inner());
                 seen.created.get(seen.created.len() / 2).cloned()
@@ -414,7 +414,7 @@ async fn admin_writer(load: Arc<Load>, admin: String) {
                 }
             }
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             let body = json!({ "id": format!("soak_r{n}"), "name": "soak" });
             match conn
                 .call(
@@ -451,7 +451,7 @@ async fn flooder(load: Arc<Load>, n: u64) {
         i += 1;
         let k = i * FLOOD as u64 + n;
         let client = format!("172.{}.{}.{}", 16 + (k >> 16) % 16, (k >> 8) % 256, k % 256);
-        let who = if k % 10 == 0 {
+        let who = if k.is_multiple_of(10) {
             "soak_victim".to_string()
         } else {
             format!("ghost{k}")

@@ -62,7 +62,7 @@ impl Rng {
 
     /// True once in `n`.
     fn one_in(&mut self, n: u64) -> bool {
-        self.next() % n == 0
+        self.next().is_multiple_of(n)
     }
 }
 
@@ -914,20 +914,22 @@ async fn check(addr: SocketAddr, ledger: &Shared, cycle: usize, rng: &mut Rng) -
             observed.push((i, item, seen));
         }
     }
-    let mut l = ledger.lock().expect("ledger");
-    for (i, item, seen) in &observed {
-        let was = &items[*i];
-        if !was.pending {
-            assert_eq!(
-                *seen, was.fate,
-                "item {i} (cycle {}) {:?}: acknowledged as {:?}, after the restart {:?}",
-                was.cycle, was.kind, was.fate, seen
-            );
+    {
+        let mut l = ledger.lock().expect("ledger");
+        for (i, item, seen) in &observed {
+            let was = &items[*i];
+            if !was.pending {
+                assert_eq!(
+                    *seen, was.fate,
+                    "item {i} (cycle {}) {:?}: acknowledged as {:?}, after the restart {:?}",
+                    was.cycle, was.kind, was.fate, seen
+                );
+            }
+            l.items[*i] = Item {
+                pending: false,
+                ..item.clone()
+            };
         }
-        l.items[*i] = Item {
-            pending: false,
-            ..item.clone()
-        };
     }
     // No key without its owner: a live key's owner is live and lists it;
     // a dead key is in no list.
@@ -938,7 +940,6 @@ async fn check(addr: SocketAddr, ledger: &Shared, cycle: usize, rng: &mut Rng) -
             _ => None,
         })
         .collect();
-    drop(l);
     for (key, owner, fate) in keys {
         let Kind::Account { id } = &items[owner].kind else {
             panic!("a key's owner is not an account");
