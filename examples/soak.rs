@@ -228,6 +228,8 @@ struct Counts {
     admin_writes: AtomicU64,
     /// Flood logins refused as they should be (401 or 403).
     flood: AtomicU64,
+    /// Flood logins refused at once by a full hashing pool (503).
+    busy: AtomicU64,
     /// Requests of the mix that got no answer or an unexpected one.
     failures: AtomicU64,
 }
@@ -466,7 +468,9 @@ async fn flooder(load: Arc<Load>, n: u64) {
             }
             // A full hashing pool says 503 at once: that is the flood
             // being refused cheaply, not a failure.
-            Some((StatusCode::SERVICE_UNAVAILABLE, _)) => {}
+            Some((StatusCode::SERVICE_UNAVAILABLE, _)) => {
+                load.counts.busy.fetch_add(1, Ordering::Relaxed);
+            }
             _ => back_off().await,
         }
     }
@@ -670,12 +674,14 @@ async fn soak(bin: PathBuf, data: PathBuf, seconds: u64) -> Result<(), String> {
     println!("soak: {seconds} s, killed with SIGKILL and restarted at {kill_at} s");
     println!(
         "  load: {} sign-ins, {} refreshes, {} authenticated requests, {} admin writes acknowledged, \
-         {} flood logins refused, {} requests failed (most while the server was down)",
+         {} flood logins refused after a hash and {} at once by the full hashing pool, \
+         {} requests failed (most while the server was down)",
         c.sign_ins.load(Ordering::Relaxed),
         c.refreshes.load(Ordering::Relaxed),
         c.authenticated.load(Ordering::Relaxed),
         c.admin_writes.load(Ordering::Relaxed),
         c.flood.load(Ordering::Relaxed),
+        c.busy.load(Ordering::Relaxed),
         c.failures.load(Ordering::Relaxed),
     );
     println!(
