@@ -215,8 +215,8 @@ struct Seen {
     /// Account ids whose deletion was acknowledged.
     deleted: Vec<String>,
     /// Resident memory samples: (second of the run, KiB, life of the
-    /// process: 0 before the kill, 1 after).
-    rss: Vec<(u64, u64, u8)>,
+    /// process: 0 before the kill, 1 after, KiB of the store file).
+    rss: Vec<(u64, u64, u8, u64)>,
 }
 
 /// Counters of what the load did.
@@ -396,14 +396,33 @@ async fn reader(load: Arc<Load>, key: Option<String>, user: String, n: usize) {
 
 /// Admin writes: accounts created, a third of them deleted again, and a
 /// reseller every tenth write.
-async fn admin_writer(load: Arc<Load>, admin: String) {
+async fn admin_writer(load: Arc<Load>) {
     let mut conn = Conn {
         addr: load.addr,
         sender: None,
     };
     let client = "10.3.0.1";
     let mut n = 0u64;
+    let mut admin = String::new();
+    let login = json!({ "username": "admin", "password": ADMIN_PASSWORD });
     while load.running() {
+        // The admin's access token expires with the short lifetime: sign
+        // in again when it is refused (or was never had).
+        if admin.is_empty() {
+            match conn
+                .call(Method::POST, "/api/v1/auth/login", "", client, Some(&login))
+                .await
+            {
+                Some((StatusCode::OK, body)) => {
+                    admin = body["token"].as_str().unwrap_or_default().to_string();
+                }
+                _ => {
+                    load.failed();
+                    back_off().await;
+                    continue;
+                }
+            }
+        }
         n += 1;
         let name = format!("w{n}");
         let body = json!({ "username": name, "email": format!("{name}@example.com"),
@@ -426,6 +445,10 @@ async fn admin_writer(load: Arc<Load>, admin: String) {
                     .unwrap_or_else(|e| e.into_inner())
                     .created
                     .push(id);
+            }
+            Some((StatusCode::UNAUTHORIZED, _)) => {
+                admin.clear();
+                continue;
             }
             _ => {
                 load.failed();
@@ -522,6 +545,11 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// KiB of the store file.
+fn store_kib(data: &Path) -> u64 {
+    std::fs::metadata(data.join("latchkey.redb")).map_or(0, |m| m.len() / 1024)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -609,7 +637,7 @@ async fn soak(bin: PathBuf, data: PathBuf, seconds: u64) -> Result<(), String> {
         0,
     )));
     tasks.push(tokio::spawn(reader(load.clone(), None, "soak1".into(), 1)));
-    tasks.push(tokio::spawn(admin_writer(load.clone(), admin.clone())));
+    tasks.push(tokio::spawn(admin_writer(load.clone())));
     for n in 0..FLOOD as u64 {
         tasks.push(tokio::spawn(flooder(load.clone(), n)));
     }
@@ -641,7 +669,7 @@ async fn soak(bin: PathBuf, data: PathBuf, seconds: u64) -> Result<(), String> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .rss
-                .push((second, kib, life));
+                .push((second, kib, life, store_kib(&server.data)));
         }
     }
     for t in tasks {
@@ -751,9 +779,12 @@ async fn soak(bin: PathBuf, data: PathBuf, seconds: u64) -> Result<(), String> {
         .rss
         .iter()
         .step_by((seen.rss.len() / 12).max(1))
-        .map(|r| format!("{}s:{:.1}", r.0, mib(r.1)))
+        .map(|r| format!("{}s:{:.1}/{:.1}", r.0, mib(r.1), mib(r.3)))
         .collect();
-    println!("  VmRSS samples (s:MiB): {}", samples.join(" "));
+    println!(
+        "  samples (second: VmRSS MiB / store file MiB): {}",
+        samples.join(" ")
+    );
     for l in lost.iter().take(10) {
         println!("  LOST: {l}");
     }
