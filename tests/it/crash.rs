@@ -68,8 +68,11 @@ impl Rng {
 
 /// A response, read in full.
 struct Reply {
+    /// The status.
     status: StatusCode,
+    /// The headers (the console's Set-Cookie).
     headers: HeaderMap,
+    /// The body, whole.
     body: Bytes,
 }
 
@@ -182,7 +185,9 @@ enum Kind {
 struct Item {
     /// The kill cycle that made it.
     cycle: usize,
+    /// What it is, and what a check needs to look at it.
     kind: Kind,
+    /// What the last acknowledged write on it left it as.
     fate: Fate,
     /// A write on it was sent and not acknowledged: after the kill either
     /// outcome is right, and what the restarted server shows is kept.
@@ -192,7 +197,9 @@ struct Item {
 /// Every item, and the count of acknowledged writes.
 #[derive(Default)]
 struct Ledger {
+    /// Every item made, in order; writers refer to them by index.
     items: Vec<Item>,
+    /// Writes acknowledged over the whole run.
     acked: usize,
     /// Writes in flight when a kill came (never acknowledged).
     unacked: usize,
@@ -214,10 +221,15 @@ fn push(ledger: &Shared, cycle: usize, kind: Kind, fate: Fate) -> usize {
 /// A writer's context.
 #[derive(Clone)]
 struct Ctx {
+    /// The server's address in this cycle.
     addr: SocketAddr,
+    /// An admin's access token.
     admin: String,
+    /// The kill cycle.
     cycle: usize,
+    /// Where acknowledged writes are recorded.
     ledger: Shared,
+    /// Writes acknowledged in this cycle: the kill waits for a number.
     acked: Arc<AtomicUsize>,
     /// Requests sent and not yet answered: those cut off by the kill.
     inflight: Arc<AtomicUsize>,
