@@ -221,6 +221,15 @@ pub fn inspect(path: &Path) -> Result<Inspection, StoreError> {
     let schema_version = read
         .schema_version()?
         .ok_or_else(|| damaged("it records no schema version".into()))?;
+    // No change is half-written across tables (what a kill mid-write would
+    // show if a transaction were not atomic).
+    let problems = super::consistency::problems(&read)?;
+    if !problems.is_empty() {
+        return Err(damaged(format!(
+            "its records disagree: {}",
+            problems.join("; ")
+        )));
+    }
     // Reading every account decodes every account record.
     let mut accounts = 0;
     read.scan_accounts(None, 0, |_| {

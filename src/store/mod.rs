@@ -20,12 +20,15 @@
 //! - `writes.rs`: the writes of a [`WriteTx`];
 //! - `commit.rs`: the group commit ([`Store::write_grouped`]);
 //! - `keyfile.rs`: the master key file beside the store;
-//! - `backup.rs`: the online snapshot and the checks behind `verify`.
+//! - `backup.rs`: the online snapshot and the checks behind `verify`;
+//! - `consistency.rs`: the cross-record rules `verify` checks (no key
+//!   without its owner or index entry, no index entry without its record).
 
 mod admin_reads;
 pub use admin_reads::RecordCounts;
 pub mod backup;
 mod commit;
+mod consistency;
 mod key_index;
 pub mod keyfile;
 mod migrate;

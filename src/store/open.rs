@@ -28,16 +28,14 @@ impl Store {
                 // opens turns a flipped bit into an error that names the
                 // file, for the cost of reading the file once (what the
                 // open after a crash does anyway).
-                Database::builder()
+                builder()
                     .set_check_integrity_on_open(true)
                     .open(&path)
                     .map_err(|e| open_error(&path, e))?
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 create_private_file(&path)?;
-                Database::builder()
-                    .create(&path)
-                    .map_err(|e| open_error(&path, e))?
+                builder().create(&path).map_err(|e| open_error(&path, e))?
             }
             Err(source) => return Err(StoreError::DataDir { path, source }),
         };
@@ -90,7 +88,7 @@ impl Store {
                 }
             }
         }
-        let db = Database::builder()
+        let db = builder()
             .open(&self.path)
             .map_err(|e| StoreError::Unavailable(format!("reopening the store file: {e}")))?;
         *current = Some(Arc::new(db));
@@ -193,6 +191,22 @@ fn tighten_file(path: &Path, meta: &fs::Metadata) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = (path, meta);
     Ok(())
+}
+
+/// Most memory redb keeps as its page cache (90% for pages read, 10% for
+/// pages written and not yet flushed). redb's own default is 1 GiB, a
+/// ceiling it fills as pages are touched and never gives back: the
+/// integrity check at open reads every page, and a long run's resident
+/// memory grew with the store file (the soak, measured). Pages past this
+/// are read again from the file, which the kernel caches anyway; an
+/// account lookup touches a handful of them.
+pub const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
+/// redb's builder with latchkey's cache bound.
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_cache_size(CACHE_BYTES);
+    b
 }
 
 pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> StoreError {

@@ -37,7 +37,7 @@ impl WriteTx {
     }
 
     /// Encodes and writes one JSON record.
-    fn insert_json<'k, K: Key + 'static, T: Serialize>(
+    pub(super) fn insert_json<'k, K: Key + 'static, T: Serialize>(
         &self,
         def: TableDefinition<K, &'static [u8]>,
         key: impl Borrow<K::SelfType<'k>>,
@@ -47,7 +47,7 @@ impl WriteTx {
     }
 
     /// Deletes one entry, if it is there.
-    fn remove<'k, K: Key + 'static, V: Value + 'static>(
+    pub(super) fn remove<'k, K: Key + 'static, V: Value + 'static>(
         &self,
         def: TableDefinition<K, V>,
         key: impl Borrow<K::SelfType<'k>>,

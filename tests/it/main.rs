@@ -22,6 +22,7 @@ mod console_browser_accounts;
 mod console_browser_admin;
 mod console_session;
 mod console_session_rules;
+mod crash;
 mod cross_documents;
 mod damage;
 mod doc_account;
