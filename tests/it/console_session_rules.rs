@@ -19,7 +19,7 @@ const SESSIONS: &str = "/api/v1/auth/sessions";
 const MINUTE: u64 = 60;
 
 /// A console sign-in as the page holds it.
-struct Console {
+pub(crate) struct Console {
     /// `name=value` for the Cookie header.
     cookie: String,
     /// The session's CSRF token.
@@ -28,7 +28,7 @@ struct Console {
     body: Value,
 }
 
-async fn sign_in(srv: &Server, username: &str, password: &str) -> Console {
+pub(crate) async fn sign_in(srv: &Server, username: &str, password: &str) -> Console {
     let r = srv
         .post(SESSION)
         .json(&json!({ "username": username, "password": password }))
@@ -53,7 +53,13 @@ impl Console {
 
     /// A request as the page makes it: the cookie, and for a change the
     /// CSRF token and our own origin.
-    async fn call(&self, srv: &Server, method: Method, path: &str, body: Option<&Value>) -> Resp {
+    pub(crate) async fn call(
+        &self,
+        srv: &Server,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Resp {
         let change = method != Method::GET;
         let mut call = srv.call(method, path).header("cookie", &self.cookie);
         if change {

@@ -3,48 +3,14 @@
 //! sockets with the manual clock.
 
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use latchkey::config::Layer;
 
+use crate::console_session_rules::sign_in;
 use crate::harness::{ADMIN, ADMIN_PASSWORD, KEYS, ME, PASSWORD, Resp, Server, USERS, light};
 
-const SESSION: &str = "/api/v1/console/session";
 const SIGNING_KEYS: &str = "/api/v1/admin/signing-keys";
-
-/// A console sign-in as the page holds it.
-struct Console {
-    /// `name=value` for the Cookie header.
-    cookie: String,
-    /// The session's CSRF token.
-    csrf: String,
-}
-
-async fn sign_in(srv: &Server, username: &str, password: &str) -> Console {
-    let r = srv
-        .post(SESSION)
-        .json(&json!({ "username": username, "password": password }))
-        .send()
-        .await
-        .assert(StatusCode::OK);
-    let set_cookie = r.header("set-cookie").expect("set-cookie").to_string();
-    let cookie = set_cookie.split(';').next().expect("pair").to_string();
-    let csrf = r.json()["csrf_token"].as_str().expect("csrf").to_string();
-    Console { cookie, csrf }
-}
-
-impl Console {
-    /// A change as the page makes it: cookie, CSRF token, our own origin.
-    async fn send(&self, srv: &Server, method: Method, path: &str, body: &Value) -> Resp {
-        srv.call(method, path)
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf)
-            .header("origin", &format!("http://127.0.0.1:{}", srv.addr.port()))
-            .json(body)
-            .send()
-            .await
-    }
-}
 
 fn assert_reauth_required(r: &Resp) {
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -67,22 +33,22 @@ async fn a_stale_console_session_cannot_set_another_accounts_password() {
     let console = sign_in(&srv, ADMIN, ADMIN_PASSWORD).await;
     srv.advance(11 * 60);
     let stale = console
-        .send(
+        .call(
             &srv,
             Method::POST,
             &format!("{SIGNING_KEYS}/rotate"),
-            &json!({}),
+            Some(&json!({})),
         )
         .await;
     assert_reauth_required(&stale);
 
     let chosen = "the attacker's chosen password";
     let set = console
-        .send(
+        .call(
             &srv,
             Method::POST,
             &format!("{USERS}/{other}/password"),
-            &json!({ "password": chosen }),
+            Some(&json!({ "password": chosen })),
         )
         .await;
     assert_reauth_required(&set);
@@ -117,11 +83,11 @@ async fn a_stale_console_session_cannot_point_another_accounts_email_elsewhere()
 
     let mailbox = "attacker@example.net";
     let moved = console
-        .send(
+        .call(
             &srv,
             Method::PATCH,
             &format!("{USERS}/{other}"),
-            &json!({ "email": mailbox }),
+            Some(&json!({ "email": mailbox })),
         )
         .await;
     assert_reauth_required(&moved);
