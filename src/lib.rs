@@ -33,6 +33,7 @@ pub mod config;
 pub mod console;
 pub mod control;
 pub mod domain;
+pub mod logsink;
 pub mod metrics;
 pub mod ops;
 pub mod reload;

@@ -7,12 +7,24 @@ use clap::Parser;
 use latchkey::cli::{Cli, Command, ServeArgs};
 use latchkey::config::{LogFormat, Settings};
 use latchkey::domain::Clock;
+use latchkey::logsink::LogSink;
 use latchkey::ops::{self, OpsError};
 use latchkey::reload::{LogFilter, Reloader, Signals};
+
+/// Where log lines go; its access lines are written out before exit.
+static LOG: std::sync::OnceLock<LogSink> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
     ignore_file_size_signal();
     let cli = Cli::parse();
+    let code = run(cli);
+    if let Some(log) = LOG.get() {
+        log.flush();
+    }
+    code
+}
+
+fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => {
             let fixed = args.settings.clone();
@@ -160,9 +172,10 @@ fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
     let fixed = from_env.is_some();
     let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let sink = LOG.get_or_init(LogSink::stderr).clone();
     let layer = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(sink);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
         // One object per line: the event's fields at the top level, and
@@ -188,6 +201,9 @@ fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
 }
 
 fn fail(message: &str) -> ExitCode {
+    if let Some(log) = LOG.get() {
+        log.flush();
+    }
     eprintln!("latchkey: {message}");
     ExitCode::FAILURE
 }

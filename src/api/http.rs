@@ -11,6 +11,7 @@ use crate::domain::auth::Principal;
 use crate::domain::external::Provider;
 use crate::domain::{ClientInfo, Error};
 use crate::server::RequestContext;
+use crate::server::context::RequestId;
 
 /// Longest User-Agent kept with a session.
 const MAX_USER_AGENT: usize = 256;
@@ -96,12 +97,16 @@ impl Req {
     /// (`lk_ot_`, the token-and-social-login document's kind) in the
     /// `token` query parameter. Other kinds are never taken from a URL,
     /// where proxies and browsers keep them.
-    pub fn credential(&self, query_tokens: bool) -> Result<Option<String>, MalformedAuthorization> {
+    pub fn credential(
+        &self,
+        query_tokens: bool,
+    ) -> Result<Option<Credential<'_>>, MalformedAuthorization> {
         match self.bearer()? {
-            Some(token) => Ok(Some(token.to_string())),
+            Some(token) => Ok(Some(Credential::Header(token))),
             None if query_tokens => Ok(self
                 .query("token")
-                .filter(|t| t.starts_with(crate::domain::sessions::OPAQUE_PREFIX))),
+                .filter(|t| t.starts_with(crate::domain::sessions::OPAQUE_PREFIX))
+                .map(Credential::Query)),
             None => Ok(None),
         }
     }
@@ -136,9 +141,41 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 pub struct MalformedAuthorization;
 
 /// RFC 6750's b64token characters.
-fn is_b64token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+/// A request's credential and where it was found.
+pub enum Credential<'a> {
+    /// An `Authorization: Bearer` header.
+    Header(&'a str),
+    /// The `token` query parameter, decoded.
+    Query(String),
 }
+
+impl Credential<'_> {
+    /// The credential itself.
+    pub fn token(&self) -> &str {
+        match self {
+            Credential::Header(token) => token,
+            Credential::Query(token) => token,
+        }
+    }
+}
+
+fn is_b64token_byte(b: u8) -> bool {
+    B64TOKEN[usize::from(b)]
+}
+
+/// The bytes of RFC 6750's `b64token`, as a table: every request with a
+/// credential checks each of its few hundred bytes.
+const B64TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=');
+        b += 1;
+    }
+    table
+};
 
 /// Why a body could not be used. Each adapter says it in its document's
 /// words; none carries a parser's message or a type name, only the name of
@@ -466,7 +503,7 @@ pub struct Asked {
     /// query parameter), which decides the challenge's words.
     presented: bool,
     /// The request id, for the log line of a failure that is ours.
-    request_id: String,
+    request_id: RequestId,
 }
 
 impl Asked {
@@ -475,7 +512,7 @@ impl Asked {
     pub(crate) fn made_up(presented: bool) -> Asked {
         Asked {
             presented,
-            request_id: "test".into(),
+            request_id: RequestId::next(),
         }
     }
 
@@ -483,7 +520,7 @@ impl Asked {
         Asked {
             presented: req.headers.contains_key(http::header::AUTHORIZATION)
                 || req.query("token").is_some(),
-            request_id: req.ctx.request_id.clone(),
+            request_id: req.ctx.request_id,
         }
     }
 }
@@ -534,11 +571,13 @@ pub fn principal(
     query_tokens: bool,
 ) -> Result<Option<Principal>, Error> {
     match req.credential(query_tokens) {
-        Ok(Some(token)) => {
-            let mut principal = app.core.authenticate(&token, req.ctx.client_ip)?;
-            // No header means the credential came from the query string;
-            // the domain decides what such a credential may not do.
-            principal.from_query = matches!(req.bearer(), Ok(None));
+        Ok(Some(credential)) => {
+            let mut principal = app
+                .core
+                .authenticate(credential.token(), req.ctx.client_ip)?;
+            // The domain decides what a credential from the query string
+            // may not do.
+            principal.from_query = matches!(credential, Credential::Query(_));
             Ok(Some(principal))
         }
         Ok(None) => Ok(None),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use uuid::Uuid;
 
 use super::http::{BodyError, Req, busy, error, internal_error, json, json_body, no_content};
 use super::{App, Document, Handled, Route, route};
@@ -120,20 +121,72 @@ pub(crate) fn body_error(e: BodyError) -> Response<Bytes> {
 
 /// The canonical view of an account. Never includes the password hash.
 pub(crate) fn account_view(account: &Account) -> serde_json::Value {
-    json!({
-        "id": account.id.to_string(),
-        "number": account.number,
-        "username": account.username,
-        "email": account.email,
-        "role": account.primary_role(),
-        "roles": account.roles,
-        "reseller_id": account.reseller_id,
-        "merchant_id": account.merchant_id,
-        "attributes": account.attributes,
-        "disabled": account.disabled,
-        "created_at": rfc3339(account.created_at),
-        "updated_at": rfc3339(account.updated_at),
-    })
+    serde_json::to_value(AccountView::of(account, None)).unwrap_or_default()
+}
+
+/// An account as the canonical API shows it, serialised straight from the
+/// record (no intermediate JSON tree: `/me` answers it on every request).
+/// Fields are in alphabetical order, the order the document has always
+/// used.
+#[derive(Serialize)]
+struct AccountView<'a> {
+    attributes: &'a std::collections::BTreeMap<String, String>,
+    created_at: String,
+    /// What the credential of `/me` acts as; absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credential: Option<CredentialView<'a>>,
+    disabled: bool,
+    email: &'a str,
+    id: Uuid,
+    merchant_id: &'a Option<String>,
+    number: u64,
+    reseller_id: &'a Option<String>,
+    role: &'a str,
+    roles: &'a [String],
+    updated_at: String,
+    username: &'a str,
+}
+
+impl<'a> AccountView<'a> {
+    fn of(account: &'a Account, credential: Option<CredentialView<'a>>) -> AccountView<'a> {
+        AccountView {
+            attributes: &account.attributes,
+            created_at: rfc3339(account.created_at),
+            credential,
+            disabled: account.disabled,
+            email: &account.email,
+            id: account.id,
+            merchant_id: &account.merchant_id,
+            number: account.number,
+            reseller_id: &account.reseller_id,
+            role: account.primary_role(),
+            roles: &account.roles,
+            updated_at: rfc3339(account.updated_at),
+            username: &account.username,
+        }
+    }
+}
+
+/// What a credential acts as, in `/me`; fields in alphabetical order.
+#[derive(Serialize)]
+struct CredentialView<'a> {
+    expires_at: Option<String>,
+    id: &'a Option<String>,
+    kind: &'a str,
+    role: &'a str,
+    roles: &'a [String],
+}
+
+impl<'a> CredentialView<'a> {
+    fn of(principal: &'a Principal) -> CredentialView<'a> {
+        CredentialView {
+            expires_at: principal.expires_at.map(rfc3339),
+            id: &principal.credential_id,
+            kind: principal.kind.as_str(),
+            role: &principal.role,
+            roles: &principal.roles,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -208,13 +261,7 @@ async fn logout(app: Arc<App>, req: Req, principal: Principal) -> Handled {
 /// The principal behind any credential: the account (access token, API
 /// key), or the S2S token's name, role and scope.
 async fn me(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
-    let credential = json!({
-        "kind": principal.kind.as_str(),
-        "id": principal.credential_id,
-        "role": principal.role,
-        "roles": principal.roles,
-        "expires_at": principal.expires_at.map(rfc3339),
-    });
+    let credential = CredentialView::of(&principal);
     let Some(account) = app.core.own_account(&principal)? else {
         return Ok(json(
             StatusCode::OK,
@@ -227,13 +274,12 @@ async fn me(app: Arc<App>, _req: Req, principal: Principal) -> Handled {
             }),
         ));
     };
-    let mut view = account_view(&account);
-    if let Some(obj) = view.as_object_mut() {
-        // What this credential acts as, which may be narrower than the
-        // account (a token or key for one role).
-        obj.insert("credential".into(), credential);
-    }
-    Ok(json(StatusCode::OK, &view))
+    // What this credential acts as, which may be narrower than the
+    // account (a token or key for one role).
+    Ok(json(
+        StatusCode::OK,
+        &AccountView::of(&account, Some(credential)),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use http::HeaderMap;
 use ipnet::IpNet;
 
-use crate::domain::secrets::random_id;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Attached to every request the handler sees.
 #[derive(Debug, Clone)]
@@ -17,8 +19,9 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
-    /// Random id, echoed as `X-Request-Id` and logged with the request.
-    pub request_id: String,
+    /// Unpredictable id, echoed as `X-Request-Id` and logged with the
+    /// request.
+    pub request_id: RequestId,
 }
 
 /// Addresses allowed to speak for a client through X-Forwarded-For.
@@ -130,6 +133,59 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A request's id: 16 characters of `[a-z0-9]`, unique within a process
+/// and not predictable from the ids a client has seen.
+///
+/// It is a keyed hash (SipHash, std's `RandomState`, whose key comes from
+/// the operating system once per process) of a per-process counter, so
+/// making one costs no system call and no allocation, where drawing 16
+/// characters from the OS's random source cost a `getrandom` call per
+/// request. An id is a correlation tag, never a credential: nothing is
+/// granted to whoever knows one, and the key only keeps ids from telling a
+/// client how many requests others made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    /// The next id of this process.
+    pub fn next() -> RequestId {
+        static KEY: OnceLock<std::hash::RandomState> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let key = KEY.get_or_init(std::hash::RandomState::new);
+        let mut out = [0u8; 16];
+        for (half, chunk) in out.chunks_mut(8).enumerate() {
+            // 36^8 is below 2^42: eight base-36 digits of a 64-bit hash,
+            // each as nearly uniform as the hash itself.
+            let mut h = key.hash_one((n, half));
+            for c in chunk {
+                *c = ALPHABET[(h % 36) as usize];
+                h /= 36;
+            }
+        }
+        RequestId(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Every byte is from ALPHABET, which is ASCII.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl RequestContext {
     /// The context of a request from `peer`; refused when a trusted proxy
     /// did not say whom it forwards for.
@@ -143,7 +199,7 @@ impl RequestContext {
             client_ip: proxies.client_ip(peer.ip(), headers)?,
             peer,
             tls,
-            request_id: random_id(16),
+            request_id: RequestId::next(),
         })
     }
 
@@ -154,7 +210,7 @@ impl RequestContext {
             client_ip: canonical(peer.ip()),
             peer,
             tls,
-            request_id: random_id(16),
+            request_id: RequestId::next(),
         }
     }
 }
@@ -162,6 +218,25 @@ impl RequestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_sixteen_lowercase_alphanumerics_and_do_not_repeat() {
+        let ids: std::collections::HashSet<String> = (0..100_000)
+            .map(|_| RequestId::next().to_string())
+            .collect();
+        assert_eq!(ids.len(), 100_000);
+        for id in ids.iter().take(1000) {
+            assert_eq!(id.len(), 16);
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+                "{id}"
+            );
+        }
+        // Consecutive ids share no prefix a counter would leave.
+        let (a, b) = (RequestId::next().to_string(), RequestId::next().to_string());
+        assert_ne!(a[..6], b[..6]);
+    }
 
     /// `expected` is an address, or `None` for a refused request.
     fn check(trusted: &[&str], peer: &str, xff: Option<&str>, expected: Option<&str>) {

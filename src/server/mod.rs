@@ -50,6 +50,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -61,7 +62,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -337,11 +338,7 @@ async fn accept_loop(
             config: config.clone(),
             trusted_proxies: trusted_proxies.clone(),
             peer,
-            activity: Arc::new(watch::Sender::new(Activity {
-                in_flight: 0,
-                idle_since: accepted_at,
-                closing: false,
-            })),
+            activity: Arc::new(Activity::new(accepted_at)),
             budget: BodyBudget {
                 server: budget.clone(),
                 connection: Arc::new(Semaphore::new(config.max_body_bytes)),
@@ -417,18 +414,64 @@ impl Drop for AddressSlot {
 }
 
 /// Whether a connection has a request in progress, and since when it has
-/// had none; read by the connection's idle deadline.
-#[derive(Debug, Clone, Copy)]
+/// had none; read by the connection's idle deadline. Kept in atomics that
+/// a request updates without waking anyone: the deadline re-reads them
+/// when its timer fires, so a request costs no wake-up of the connection's
+/// task and no timer reset.
+#[derive(Debug)]
 struct Activity {
+    /// When the connection was accepted: `idle_since` counts from here.
+    accepted: tokio::time::Instant,
     /// Requests whose head has been read and whose response is not yet
     /// produced (HTTP/2 may have several).
-    in_flight: usize,
-    /// When the last response was produced, or the connection was accepted.
-    idle_since: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Nanoseconds from `accepted` to when the last response was produced
+    /// (0: none yet).
+    idle_since: AtomicU64,
     /// Set once a body was refused for its size, its pace or its framing:
     /// the connection then shuts down gracefully (HTTP/2 has no
     /// `Connection: close`).
-    closing: bool,
+    closing: AtomicBool,
+    /// Wakes the connection when `closing` is set.
+    close: Notify,
+}
+
+impl Activity {
+    fn new(accepted: tokio::time::Instant) -> Activity {
+        Activity {
+            accepted,
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        }
+    }
+
+    /// When the connection last became idle.
+    fn idle_since(&self) -> tokio::time::Instant {
+        self.accepted + Duration::from_nanos(self.idle_since.load(Ordering::Acquire))
+    }
+
+    /// Records that a response was produced now.
+    fn answered(&self) {
+        let since = tokio::time::Instant::now().saturating_duration_since(self.accepted);
+        let nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX);
+        self.idle_since.fetch_max(nanos, Ordering::AcqRel);
+    }
+
+    /// Resolves once `close` was called.
+    async fn closing(self: Arc<Self>) {
+        while !self.closing.load(Ordering::Acquire) {
+            self.close.notified().await;
+        }
+    }
+
+    /// Asks the connection to shut down gracefully.
+    fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        // A permit is kept when no one waits yet.
+        self.close.notify_one();
+    }
 }
 
 /// Marks one request in progress on its connection, from the moment hyper
@@ -438,7 +481,7 @@ struct Activity {
 /// keep a connection open by opening and resetting streams.
 struct InFlight {
     /// The connection's activity.
-    activity: Arc<watch::Sender<Activity>>,
+    activity: Arc<Activity>,
     /// Whether the response was produced.
     answered: bool,
     /// The peer, for the log line of a dropped request.
@@ -446,8 +489,8 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn start(activity: &Arc<watch::Sender<Activity>>, peer: SocketAddr) -> InFlight {
-        activity.send_modify(|a| a.in_flight += 1);
+    fn start(activity: &Arc<Activity>, peer: SocketAddr) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         InFlight {
             activity: activity.clone(),
             answered: false,
@@ -463,36 +506,36 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let answered = self.answered;
-        if !answered {
+        if self.answered {
+            // Before the count drops, so a deadline that sees no request in
+            // flight also sees this answer's time.
+            self.activity.answered();
+        } else {
             tracing::debug!(peer = %self.peer, "request dropped before its response");
         }
-        self.activity.send_modify(|a| {
-            a.in_flight = a.in_flight.saturating_sub(1);
-            if answered {
-                a.idle_since = tokio::time::Instant::now();
-            }
-        });
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// Resolves once the connection has had no request in progress for
 /// `timeout`: no complete request head since accept or since the last
-/// response. Never resolves while a request is in progress.
-async fn idle_deadline(mut activity: watch::Receiver<Activity>, timeout: Duration) {
+/// response. Never resolves while a request is in progress. It sleeps to
+/// the deadline the last answer set and checks again when it fires, so it
+/// never closes early; while a request is in progress it checks once per
+/// `timeout`.
+async fn idle_deadline(activity: Arc<Activity>, timeout: Duration) {
     loop {
-        let now = *activity.borrow_and_update();
-        if now.in_flight == 0 {
-            tokio::select! {
-                _ = tokio::time::sleep_until(now.idle_since + timeout) => {
-                    // A head that arrived on the very tick still counts.
-                    if activity.borrow().in_flight == 0 {
-                        return;
-                    }
-                }
-                changed = activity.changed() => if changed.is_err() { return },
-            }
-        } else if activity.changed().await.is_err() {
+        let busy = activity.in_flight.load(Ordering::Acquire) > 0;
+        let deadline = if busy {
+            tokio::time::Instant::now() + timeout
+        } else {
+            activity.idle_since() + timeout
+        };
+        tokio::time::sleep_until(deadline).await;
+        // A head that arrived on the very tick still counts.
+        if activity.in_flight.load(Ordering::Acquire) == 0
+            && tokio::time::Instant::now() >= activity.idle_since() + timeout
+        {
             return;
         }
     }
@@ -511,7 +554,7 @@ struct Connection {
     /// The TCP peer.
     peer: SocketAddr,
     /// Requests in progress, for the idle deadline, and whether to close.
-    activity: Arc<watch::Sender<Activity>>,
+    activity: Arc<Activity>,
     /// Body bytes the whole server, and this connection, may hold at once.
     budget: BodyBudget,
 }
@@ -539,7 +582,7 @@ impl Connection {
         tls: Option<tokio_rustls::TlsAcceptor>,
         stop: watch::Receiver<bool>,
     ) {
-        let deadline = idle_deadline(self.activity.subscribe(), self.config.header_read_timeout);
+        let deadline = idle_deadline(self.activity.clone(), self.config.header_read_timeout);
         let peer = self.peer;
         tokio::select! {
             () = self.serve_until_closed(stream, tls, stop) => {}
@@ -584,7 +627,7 @@ impl Connection {
                     )
                     .await;
                     if close {
-                        in_flight.activity.send_modify(|a| a.closing = true);
+                        in_flight.activity.close();
                     }
                     in_flight.answer();
                     Ok::<_, Infallible>(response)
@@ -613,7 +656,8 @@ impl Connection {
         };
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
-        let mut activity = self.activity.subscribe();
+        let closing = self.activity.clone().closing();
+        tokio::pin!(closing);
         let mut shutting_down = false;
         let result = loop {
             tokio::select! {
@@ -623,7 +667,7 @@ impl Connection {
                     conn.as_mut().graceful_shutdown();
                     shutting_down = true;
                 }
-                _ = activity.wait_for(|a| a.closing), if !shutting_down => {
+                () = &mut closing, if !shutting_down => {
                     tracing::debug!(peer = %self.peer, "closing after a refused body");
                     conn.as_mut().graceful_shutdown();
                     shutting_down = true;
@@ -706,7 +750,7 @@ async fn handle(
         }
         body = Bytes::new();
     }
-    if let Ok(id) = HeaderValue::from_str(&context.request_id) {
+    if let Ok(id) = HeaderValue::from_str(context.request_id.as_str()) {
         parts.headers.insert("x-request-id", id);
     }
     parts.headers.insert(
@@ -729,12 +773,13 @@ async fn handle(
     (Response::from_parts(parts, Full::new(body)), close)
 }
 
-/// A request's share of the body budgets, given back when dropped.
+/// A request's share of the body budgets, given back when dropped; none
+/// for a request without a body.
 struct HeldShare {
     /// Of its connection's.
-    _connection: tokio::sync::OwnedSemaphorePermit,
+    _connection: Option<tokio::sync::OwnedSemaphorePermit>,
     /// Of the server's.
-    _server: tokio::sync::OwnedSemaphorePermit,
+    _server: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Why a body was not read.
@@ -765,6 +810,15 @@ async fn read_body(
             "request body too large",
         )));
     }
+    // A request without a body (most GETs) holds no budget and needs no
+    // read deadline: there is nothing to read.
+    if body.is_end_stream() {
+        let none = HeldShare {
+            _connection: None,
+            _server: None,
+        };
+        return Ok((Bytes::new(), none));
+    }
     // hyper knows the exact length when one was declared (and holds the
     // client to it), and zero for a request without a body.
     let share = body
@@ -781,8 +835,8 @@ async fn read_body(
         .and_then(|connection| {
             let server = budget.server.clone().try_acquire_many_owned(share)?;
             Ok(HeldShare {
-                _connection: connection,
-                _server: server,
+                _connection: Some(connection),
+                _server: Some(server),
             })
         })
         .map_err(|_| {
