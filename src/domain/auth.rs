@@ -13,6 +13,7 @@
 //! | refresh token | `lk_rt_` + 43 characters: never accepted here |
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -183,11 +184,11 @@ impl Core {
     /// credential of no account (an S2S token), and
     /// [`Error::Unauthenticated`] for an account gone since the credential
     /// was checked.
-    pub fn own_account(&self, principal: &Principal) -> Result<Option<Account>, Error> {
+    pub fn own_account(&self, principal: &Principal) -> Result<Option<Arc<Account>>, Error> {
         let Some(id) = principal.account else {
             return Ok(None);
         };
-        match self.store.read()?.account(id)? {
+        match self.store.current_account(id)? {
             Some(account) => Ok(Some(account)),
             None => Err(Error::Unauthenticated),
         }

@@ -24,6 +24,7 @@
 //! - `consistency.rs`: the cross-record rules `verify` checks (no key
 //!   without its owner or index entry, no index entry without its record).
 
+mod account_cache;
 mod admin_reads;
 pub use admin_reads::RecordCounts;
 pub mod backup;
@@ -164,6 +165,16 @@ pub struct Store {
     group: Arc<OnceLock<mpsc::Sender<commit::GroupJob>>>,
 }
 
+/// Empties the account cache when a write transaction is over, however it
+/// ended (a commit, an abort, an error, a panic in the change).
+struct EmptiedAfter<'a>(&'a account_cache::AccountCache);
+
+impl Drop for EmptiedAfter<'_> {
+    fn drop(&mut self) {
+        self.0.write_ended();
+    }
+}
+
 /// The open database and whether it must be reopened. After an I/O
 /// failure (a full disk) redb refuses every later operation on the
 /// database it happened in, reads included, until it is closed and opened
@@ -175,6 +186,8 @@ pub(super) struct Slot {
     current: RwLock<Option<Arc<Database>>>,
     /// Set when redb reported an I/O failure on `current`.
     broken: AtomicBool,
+    /// Decoded account records for `/me`, emptied by every write.
+    accounts: account_cache::AccountCache,
 }
 
 impl Slot {
@@ -182,6 +195,7 @@ impl Slot {
         Slot {
             current: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
+            accounts: account_cache::AccountCache::default(),
         }
     }
 }
@@ -221,6 +235,21 @@ impl Store {
         }
     }
 
+    /// The account `id` as it is now, from the account cache when it holds
+    /// it (see `account_cache`); for `/me`, which reads it on every request.
+    pub fn current_account(&self, id: uuid::Uuid) -> Result<Option<Arc<Account>>, StoreError> {
+        if let Some(account) = self.db.accounts.get(id) {
+            return Ok(Some(account));
+        }
+        let ticket = self.db.accounts.ticket();
+        let Some(account) = self.read()?.account(id)? else {
+            return Ok(None);
+        };
+        let account = Arc::new(account);
+        self.db.accounts.offer(ticket, account.clone());
+        Ok(Some(account))
+    }
+
     /// A consistent snapshot for reading.
     pub fn read(&self) -> Result<ReadTx, StoreError> {
         let db = self.database()?;
@@ -237,6 +266,10 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
+        // Before the transaction begins: reads from here on keep nothing
+        // in the account cache until it has been emptied after the commit.
+        self.db.accounts.write_begins();
+        let _emptied = EmptiedAfter(&self.db.accounts);
         let db = self.database()?;
         IO_FAILED.set(false);
         let began = db.begin_write().map_err(db_err);

@@ -35,6 +35,7 @@ mod domain_lockout;
 mod domain_placement;
 mod domain_refresh;
 mod external;
+mod fast_paths;
 mod fastpath;
 mod foundation;
 mod harden_actors;
