@@ -147,8 +147,10 @@ mod tests {
         let cache = AccountCache::default();
         for n in 0..(CAPACITY as u128 + 10) {
             let ticket = cache.ticket();
-            let mut a = Account::default();
-            a.id = Uuid::from_u128(n);
+            let a = Account {
+                id: Uuid::from_u128(n),
+                ..Account::default()
+            };
             cache.offer(ticket, Arc::new(a));
         }
         assert_eq!(cache.lock().len(), CAPACITY);
