@@ -135,8 +135,7 @@ impl Core {
         let id = split_secret(token, PREFIX).ok_or(Error::Unauthenticated)?;
         let record = self
             .store
-            .read()?
-            .s2s_token(id)?
+            .current_s2s_token(id)?
             .ok_or(Error::Unauthenticated)?;
         if !constant_time_eq(
             b64(&digest(token.as_bytes())).as_bytes(),

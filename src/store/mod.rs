@@ -24,7 +24,6 @@
 //! - `consistency.rs`: the cross-record rules `verify` checks (no key
 //!   without its owner or index entry, no index entry without its record).
 
-mod account_cache;
 mod admin_reads;
 pub use admin_reads::RecordCounts;
 pub mod backup;
@@ -34,6 +33,7 @@ mod key_index;
 pub mod keyfile;
 mod migrate;
 mod open;
+mod read_cache;
 pub use open::new_private_file;
 mod reads;
 pub mod records;
@@ -165,9 +165,9 @@ pub struct Store {
     group: Arc<OnceLock<mpsc::Sender<commit::GroupJob>>>,
 }
 
-/// Empties the account cache when a write transaction is over, however it
+/// Empties the read cache when a write transaction is over, however it
 /// ended (a commit, an abort, an error, a panic in the change).
-struct EmptiedAfter<'a>(&'a account_cache::AccountCache);
+struct EmptiedAfter<'a>(&'a read_cache::ReadCache);
 
 impl Drop for EmptiedAfter<'_> {
     fn drop(&mut self) {
@@ -186,8 +186,8 @@ pub(super) struct Slot {
     current: RwLock<Option<Arc<Database>>>,
     /// Set when redb reported an I/O failure on `current`.
     broken: AtomicBool,
-    /// Decoded account records for `/me`, emptied by every write.
-    accounts: account_cache::AccountCache,
+    /// Decoded account and S2S token records, emptied by every write.
+    cached: read_cache::ReadCache,
 }
 
 impl Slot {
@@ -195,7 +195,7 @@ impl Slot {
         Slot {
             current: RwLock::new(Some(Arc::new(db))),
             broken: AtomicBool::new(false),
-            accounts: account_cache::AccountCache::default(),
+            cached: read_cache::ReadCache::default(),
         }
     }
 }
@@ -235,19 +235,34 @@ impl Store {
         }
     }
 
-    /// The account `id` as it is now, from the account cache when it holds
-    /// it (see `account_cache`); for `/me`, which reads it on every request.
+    /// The account `id` as it is now, from the read cache when it holds
+    /// it (see `read_cache`); for `/me`, which reads it on every request.
     pub fn current_account(&self, id: uuid::Uuid) -> Result<Option<Arc<Account>>, StoreError> {
-        if let Some(account) = self.db.accounts.get(id) {
+        if let Some(account) = self.db.cached.account(id) {
             return Ok(Some(account));
         }
-        let ticket = self.db.accounts.ticket();
+        let ticket = self.db.cached.ticket();
         let Some(account) = self.read()?.account(id)? else {
             return Ok(None);
         };
         let account = Arc::new(account);
-        self.db.accounts.offer(ticket, account.clone());
+        self.db.cached.offer_account(ticket, account.clone());
         Ok(Some(account))
+    }
+
+    /// The S2S token `id` as it is now, from the read cache when it holds
+    /// it; checked on every request with an S2S token.
+    pub fn current_s2s_token(&self, id: &str) -> Result<Option<Arc<S2sToken>>, StoreError> {
+        if let Some(token) = self.db.cached.s2s_token(id) {
+            return Ok(Some(token));
+        }
+        let ticket = self.db.cached.ticket();
+        let Some(token) = self.read()?.s2s_token(id)? else {
+            return Ok(None);
+        };
+        let token = Arc::new(token);
+        self.db.cached.offer_s2s_token(ticket, token.clone());
+        Ok(Some(token))
     }
 
     /// A consistent snapshot for reading.
@@ -267,9 +282,9 @@ impl Store {
         f: impl FnOnce(&mut WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
         // Before the transaction begins: reads from here on keep nothing
-        // in the account cache until it has been emptied after the commit.
-        self.db.accounts.write_begins();
-        let _emptied = EmptiedAfter(&self.db.accounts);
+        // in the read cache until it has been emptied after the commit.
+        self.db.cached.write_begins();
+        let _emptied = EmptiedAfter(&self.db.cached);
         let db = self.database()?;
         IO_FAILED.set(false);
         let began = db.begin_write().map_err(db_err);
