@@ -889,20 +889,27 @@ fn work(shared: &Arc<Shared>, block_count: usize) {
     }
 }
 
-/// Asks the scheduler to run the calling thread at [`HASH_NICE`]. On
-/// Linux `setpriority(PRIO_PROCESS, tid, ..)` applies to one thread only.
-/// Best-effort: a refusal (a seccomp filter, a container without the
+/// Asks the scheduler to run the calling thread as batch work
+/// (`SCHED_BATCH`: a hashing thread that wakes never preempts a request
+/// thread that is running, and is treated as CPU-bound) at [`HASH_NICE`].
+/// Not `SCHED_IDLE`, which would let a flood of cheap requests starve
+/// logins altogether. On Linux both calls apply to the calling thread
+/// only. Best-effort: a refusal (a seccomp filter, a container without the
 /// right) leaves the thread at the ordinary priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: gettid and setpriority take plain integers, touch no
-        // memory of ours, and only affect the calling thread.
-        let result = unsafe {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: sched_setscheduler reads the one sched_param passed by
+        // reference; gettid and setpriority take plain integers. Each
+        // touches no other memory of ours and affects the calling thread.
+        let (batch, nice) = unsafe {
+            let batch = libc::sched_setscheduler(0, libc::SCHED_BATCH, &param);
             let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASH_NICE)
+            let nice = libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, HASH_NICE);
+            (batch, nice)
         };
-        if result != 0 {
+        if batch != 0 || nice != 0 {
             tracing::debug!("could not lower the hashing threads' priority");
         }
     }
@@ -1278,5 +1285,14 @@ mod tests {
             .unwrap();
         // An already lowered test process cannot be raised back to 10.
         assert_eq!(theirs, ours.max(HASH_NICE));
+        // SAFETY: sched_getscheduler reads one integer about the calling
+        // thread.
+        let policy = hasher
+            .run(hasher.admit(Lane::SignIn).unwrap(), |_| unsafe {
+                libc::sched_getscheduler(0)
+            })
+            .await
+            .unwrap();
+        assert_eq!(policy, libc::SCHED_BATCH);
     }
 }
