@@ -173,8 +173,18 @@ fn init_logging(format: LogFormat, level: &str) -> Option<LogFilter> {
     let filter = from_env.unwrap_or_else(|| EnvFilter::new(level));
     let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     let sink = LOG.get_or_init(LogSink::stderr).clone();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if !ansi {
+        // Access lines are then written by the server itself, in the same
+        // bytes (see `logsink::access`); with colours, through tracing.
+        let format = match format {
+            LogFormat::Json => latchkey::logsink::LineFormat::Json,
+            LogFormat::Text => latchkey::logsink::LineFormat::Text,
+        };
+        latchkey::logsink::write_access_lines_directly(sink.clone(), format);
+    }
     let layer = tracing_subscriber::fmt::layer()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_writer(sink);
     let registry = tracing_subscriber::registry().with(filter);
     match format {

@@ -759,17 +759,29 @@ async fn handle(
     );
     let elapsed = started.elapsed();
     handler.completed(&method, &path, parts.status, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            target: "latchkey::access",
-            method = %method,
-            path = %path,
-            status = parts.status.as_u16(),
-            latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-            client = %context.client_ip,
-            "request"
-        )
-    });
+    if tracing::enabled!(target: crate::logsink::ACCESS_TARGET, tracing::Level::INFO) {
+        let line = crate::logsink::AccessLine {
+            request_id: context.request_id.as_str(),
+            method: method.as_str(),
+            path: &path,
+            status: parts.status.as_u16(),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client: context.client_ip,
+        };
+        if !crate::logsink::access(&line) {
+            span.in_scope(|| {
+                tracing::info!(
+                    target: crate::logsink::ACCESS_TARGET,
+                    method = %line.method,
+                    path = %line.path,
+                    status = line.status,
+                    latency_us = line.latency_us,
+                    client = %line.client,
+                    "request"
+                )
+            });
+        }
+    }
     (Response::from_parts(parts, Full::new(body)), close)
 }
 
