@@ -308,9 +308,9 @@ fn format_access(
     match format {
         LineFormat::Text => {
             write_timestamp(out, micros);
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "  INFO request{{request_id={}}}: {ACCESS_TARGET}: request method={} path={} status={} latency_us={} client={}\n",
+                "  INFO request{{request_id={}}}: {ACCESS_TARGET}: request method={} path={} status={} latency_us={} client={}",
                 line.request_id, line.method, line.path, line.status, line.latency_us, line.client
             );
         }
