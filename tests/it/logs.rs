@@ -173,3 +173,96 @@ async fn json_log_lines_carry_the_request_id_and_no_secret() {
         .unwrap_or_else(|| panic!("no refusal line: {lines:#?}"));
     assert_eq!(request_id(reason), Some(ids[2].as_str()), "{reason}");
 }
+
+/// A log reader that stops reading (a stalled journald, a full pipe) no
+/// longer stops the server: requests are answered while stderr takes
+/// nothing, access lines beyond the buffer are dropped, and once stderr is
+/// read again every request is either in the log or in the count of
+/// dropped lines that the server writes.
+#[tokio::test]
+async fn a_log_reader_that_stops_reading_stops_no_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = binary()
+        .arg("serve")
+        .env_clear()
+        .env("LATCHKEY_DATA_DIR", dir.path().join("data"))
+        .env("LATCHKEY_LISTEN", "127.0.0.1:0")
+        .env("LATCHKEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("LATCHKEY_MAX_CONNECTIONS_PER_IP", "64")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn latchkey");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    // Read up to the listening line, then not at all: the pipe (64 KiB on
+    // Linux) fills after a few hundred access lines.
+    let mut head = String::new();
+    let addr: std::net::SocketAddr = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).expect("read") > 0, "{head}");
+        head.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .expect("addr")
+                .parse()
+                .expect("addr");
+        }
+    };
+    // Well past the pipe and the server's 1 MiB buffer: about 150 bytes a
+    // line.
+    const REQUESTS: usize = 12_000;
+    const CONNECTIONS: usize = 16;
+    let at = Arc::new(At(addr));
+    let answered = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut tasks = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let at = at.clone();
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..REQUESTS / CONNECTIONS {
+                    assert_eq!(at.get("/healthz").send().await.status, StatusCode::OK);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("requests");
+        }
+    })
+    .await;
+    assert!(answered.is_ok(), "requests stalled behind an unread stderr");
+    // Read again: the waiting lines and the count of the dropped ones come
+    // out, then a clean stop writes the rest.
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+        rest
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SAFETY: kill sends a signal to the child we spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    let rest = reader.join().expect("reader");
+    let logged = rest
+        .lines()
+        .filter(|l| l.contains("latchkey::access") && l.contains("path=/healthz"))
+        .count();
+    let dropped: usize = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("latchkey: "))
+        .filter(|l| l.contains("access log lines dropped"))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    assert!(
+        dropped > 0,
+        "nothing was dropped: the test did not fill the buffer"
+    );
+    assert_eq!(
+        logged + dropped,
+        REQUESTS,
+        "every request logged or counted"
+    );
+}
