@@ -100,12 +100,42 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 pub fn rfc3339(unix_seconds: i64) -> String {
+    // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the years written with
+    // four digits, formatted here without the `time` crate's machinery
+    // (answers such as `/me` format several on every request).
+    const FIRST: i64 = -62_167_219_200;
+    const LAST: i64 = 253_402_300_799;
+    if (FIRST..=LAST).contains(&unix_seconds) {
+        let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
+        let of_day = unix_seconds.rem_euclid(86_400);
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            of_day / 3600,
+            of_day % 3600 / 60,
+            of_day % 60
+        );
+    }
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// The proleptic Gregorian date (year, month, day) of a count of days from
+/// 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 #[cfg(test)]
@@ -124,5 +154,36 @@ mod tests {
     #[test]
     fn rfc3339_is_utc_with_z() {
         assert_eq!(rfc3339(1_705_314_600), "2024-01-15T10:30:00Z");
+    }
+
+    #[test]
+    fn rfc3339_matches_the_time_crate_over_its_whole_range() {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        let theirs = |at: i64| {
+            time::OffsetDateTime::from_unix_timestamp(at)
+                .ok()
+                .and_then(|t| t.format(&format).ok())
+                .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+        };
+        // Both ends, beyond them, and a stride that lands on every day of
+        // the year and every second of the day over the millennia.
+        let mut cases = vec![i64::MIN, i64::MAX, -62_167_219_201, 253_402_300_800];
+        cases.extend([
+            -62_167_219_200,
+            253_402_300_799,
+            0,
+            -1,
+            951_782_400,
+            4_107_542_400,
+        ]);
+        let mut at = -62_167_219_200;
+        while at <= 253_402_300_799 {
+            cases.push(at);
+            at += 86_400 * 13 + 3_607;
+        }
+        for at in cases {
+            assert_eq!(rfc3339(at), theirs(at), "{at}");
+        }
     }
 }
