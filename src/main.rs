@@ -21,6 +21,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let log_filter = init_logging(settings.log_format, &settings.log_level);
+            latchkey::memory::give_back_when_quiet();
             let reloader = Reloader::new(args.config, fixed, settings.clone(), log_filter);
             block_on(serve(settings, reloader))
         }
