@@ -23,6 +23,8 @@
 //!   and reload notifications for `Type=notify`.
 //! - [`metrics`]: the Prometheus registry the domain and the server report
 //!   to, and `GET /metrics`.
+//! - [`memory`]: hands the allocator's free memory back once the server is
+//!   quiet.
 //!
 //! [`start`] wires them together; `main.rs` only parses the command line,
 //! sets up logging and waits for a signal.
@@ -34,6 +36,7 @@ pub mod console;
 pub mod control;
 pub mod domain;
 pub mod logsink;
+pub mod memory;
 pub mod metrics;
 pub mod ops;
 pub mod reload;

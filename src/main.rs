@@ -33,6 +33,7 @@ fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             let log_filter = init_logging(settings.log_format, &settings.log_level);
+            latchkey::memory::give_back_when_quiet();
             let reloader = Reloader::new(args.config, fixed, settings.clone(), log_filter);
             block_on(serve(settings, reloader))
         }

@@ -39,7 +39,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use argon2::password_hash::PasswordHasher as _;
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
@@ -186,8 +185,9 @@ pub struct Hasher {
     /// The admission slots [`Lane::Other`] may hold; the rest are kept for
     /// sign-ins.
     other_capacity: usize,
-    /// A hash of a random password with the current parameters, verified
-    /// when the account does not exist so that the answer costs the same.
+    /// A PHC string with the current parameters, a random salt and a
+    /// random output ([`decoy_hash`]), verified when the account does not
+    /// exist so that the answer costs the same.
     decoy: String,
     /// argon2 verifications run since start, counted where they run, so
     /// tests can prove that every attempt costs exactly one.
@@ -253,8 +253,7 @@ impl Hasher {
     ) -> Result<Hasher, String> {
         let workers = workers.max(1);
         let block_count = argon2(params)?.params().block_count();
-        let decoy_password = Password(secrets::random_token());
-        let decoy = hash_blocking(params, &decoy_password)?;
+        let decoy = decoy_hash(params)?;
         let capacity = workers + queue;
         Ok(Hasher {
             params,
@@ -573,12 +572,33 @@ fn hash_into(
             argon.hash_password_into_with_memory(password.bytes(), &salt, &mut out, memory)
         })
         .map_err(|e| failed(&e))?;
+    phc_string(&argon, &salt, &out)
+}
+
+/// The decoy an unknown account's sign-in is verified against: argon2id
+/// with `params`, a random salt and a random output, encoded as a real hash
+/// is. Verifying a password against it costs exactly what verifying one
+/// against a real hash does (the same parameters, salt and output length),
+/// and never matches. No password is hashed to make it: a real hash's
+/// output is indistinguishable from random bytes, and that hash took a full
+/// argon2 run (and its 19 MiB) on every start.
+fn decoy_hash(params: HashParams) -> Result<String, String> {
+    let argon = argon2(params)?;
+    let salt = secrets::random_bytes::<16>();
+    let out = secrets::random_bytes::<{ Params::DEFAULT_OUTPUT_LEN }>();
+    phc_string(&argon, &salt, &out)
+}
+
+/// `$argon2id$v=19$m=..,t=..,p=..$salt$hash`, exactly as `argon2`'s
+/// `hash_password_with_salt` encodes it.
+fn phc_string(argon: &Argon2<'_>, salt: &[u8], out: &[u8]) -> Result<String, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("hashing failed: {e}");
     let phc = PasswordHash {
         algorithm: ARGON2ID_IDENT,
         version: Some(Version::V0x13.into()),
         params: ParamsString::try_from(argon.params()).map_err(|e| failed(&e))?,
-        salt: Some(Salt::new(&salt).map_err(|e| failed(&e))?),
-        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        salt: Some(Salt::new(salt).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(out).map_err(|e| failed(&e))?),
     };
     Ok(phc.to_string())
 }
@@ -931,7 +951,9 @@ pub fn validate_params(params: HashParams) -> Result<(), String> {
     argon2(params).map(|_| ())
 }
 
+#[cfg(test)]
 fn hash_blocking(params: HashParams, password: &Password) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher as _;
     let salt = secrets::random_bytes::<16>();
     argon2(params)?
         .hash_password_with_salt(password.bytes(), &salt)
@@ -960,6 +982,7 @@ fn has_params(hash: &str, params: HashParams) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher as _;
 
     const LIGHT: HashParams = HashParams {
         memory_kib: 64,
@@ -1131,6 +1154,34 @@ mod tests {
             .unwrap();
         assert!(!v.ok);
         assert_eq!(hasher.verifications(), before + 1);
+    }
+
+    /// The decoy has what makes its verification cost what a real one
+    /// costs: argon2id with the hasher's own parameters, a 16-byte salt and
+    /// an output as long as a real hash's; it is random (two hashers differ)
+    /// and no password matches it.
+    #[test]
+    fn the_decoy_costs_a_full_verification_with_the_current_parameters() {
+        let hasher = Hasher::new(LIGHT, 1, 1).unwrap();
+        let other = Hasher::new(LIGHT, 1, 1).unwrap();
+        assert_ne!(hasher.decoy, other.decoy);
+        assert!(has_params(&hasher.decoy, LIGHT), "{}", hasher.decoy);
+        let mut real_scratch = scratch(LIGHT);
+        let password = Password::new("correct horse").unwrap();
+        let real = hash_into(&mut real_scratch, LIGHT, &password, [7u8; 16]).unwrap();
+        let decoy = PasswordHash::new(&hasher.decoy).unwrap();
+        let real = PasswordHash::new(&real).unwrap();
+        assert_eq!(decoy.algorithm, real.algorithm);
+        assert_eq!(decoy.version, real.version);
+        assert_eq!(decoy.params, real.params);
+        assert_eq!(
+            decoy.salt.map(|s| s.as_ref().len()),
+            real.salt.map(|s| s.as_ref().len())
+        );
+        assert_eq!(decoy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        let mut checked = scratch(LIGHT);
+        assert!(!verify_phc(&mut checked, &password, &hasher.decoy));
+        assert!(checked.blocks.is_some(), "the decoy ran argon2");
     }
 
     /// A thread's memory outside any pool, for the encoding tests.
