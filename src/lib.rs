@@ -23,6 +23,8 @@
 //!   and reload notifications for `Type=notify`.
 //! - [`metrics`]: the Prometheus registry the domain and the server report
 //!   to, and `GET /metrics`.
+//! - [`logsink`]: where log lines go: stderr, with access lines buffered
+//!   and written by a thread of their own.
 //! - [`memory`]: hands the allocator's free memory back once the server is
 //!   quiet.
 //!
