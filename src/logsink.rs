@@ -135,9 +135,12 @@ impl Shared {
                 };
             }
         }
-        let batch = std::mem::take(&mut *waiting);
-        let out = self.lock_out();
+        // Never wait for `out` while holding `waiting`: a stalled stderr
+        // holds `out`, and every request appends under `waiting`. `out`
+        // first, then the batch, so batches reach stderr in their order.
         drop(waiting);
+        let out = self.lock_out();
+        let batch = std::mem::take(&mut *self.lock_waiting());
         if !batch.is_empty() {
             // Nothing better to do with a failed write than go on: the
             // next batch may succeed.
@@ -145,9 +148,8 @@ impl Shared {
         }
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            let line = format!(
-                "latchkey: {dropped} access log lines dropped: stderr was not being read\n"
-            );
+            let line =
+                format!("latchkey: {dropped} log lines dropped: stderr was not being read\n");
             let _ = (self.target)(line.as_bytes());
         }
         drop(out);
@@ -188,11 +190,28 @@ impl Shared {
         }
     }
 
-    /// Writes one line at once, after every access line that waits.
+    /// Writes one line at once, after every access line that waits; or,
+    /// when stderr is busy (being written, or stalled), queues it behind
+    /// them for the writer thread, so that no thread ever waits for stderr
+    /// while holding the buffer every request appends to.
     fn write_now(&self, line: &[u8]) {
         let mut waiting = self.lock_waiting();
+        let _out = match self.out.try_lock() {
+            Ok(out) => out,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                // Past the access lines' bound, these lines get a bound of
+                // their own, and are counted when dropped.
+                if waiting.len() + line.len() <= 2 * CAPACITY {
+                    waiting.extend_from_slice(line);
+                } else {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                self.wake.notify_one();
+                return;
+            }
+        };
         let mut batch = std::mem::take(&mut *waiting);
-        let _out = self.lock_out();
         drop(waiting);
         batch.extend_from_slice(line);
         let _ = (self.target)(&batch);
@@ -484,6 +503,39 @@ mod tests {
         }
     }
 
+    /// A warning logged while stderr is stalled (housekeeping, a reload, a
+    /// failing request) holds up no request's access line.
+    #[test]
+    fn a_warning_while_stderr_is_stalled_blocks_no_access_line() {
+        let (sink, out, stalled) = captured();
+        stalled.store(true, Ordering::SeqCst);
+        // The writer thread takes this line and blocks in the stalled write.
+        sink.shared.append(b"first\n");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !sink.shared.lock_waiting().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let warner = sink.clone();
+        let warned = std::thread::spawn(move || warner.shared.write_now(b"WARN something\n"));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let appender = sink.clone();
+        std::thread::spawn(move || {
+            appender.shared.append(b"GET /api/v1/auth/me 200\n");
+            let _ = done_tx.send(());
+        });
+        let appended = done_rx.recv_timeout(Duration::from_secs(2)).is_ok();
+        stalled.store(false, Ordering::SeqCst);
+        assert!(appended, "an access line waited on a stalled stderr");
+        warned.join().unwrap();
+        sink.flush();
+        // Nothing lost, and in the order made.
+        let written = text(&out);
+        let first = written.find("first").unwrap();
+        let warn = written.find("WARN something").unwrap();
+        assert!(first < warn, "{written}");
+        assert!(written.contains("GET /api/v1/auth/me 200"), "{written}");
+    }
+
     fn text(out: &Arc<Mutex<Vec<u8>>>) -> String {
         String::from_utf8(out.lock().unwrap().clone()).unwrap()
     }
@@ -494,6 +546,9 @@ mod tests {
         sink.shared.append(b"access 1\n");
         sink.shared.append(b"access 2\n");
         sink.shared.write_now(b"warning\n");
+        // Written at once, or queued in order when the writer thread was
+        // writing at that moment: a flush settles both.
+        sink.flush();
         assert_eq!(text(&out), "access 1\naccess 2\nwarning\n");
         sink.shared.append(b"access 3\n");
         sink.flush();

@@ -140,7 +140,6 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
 #[derive(Debug, Clone, Copy)]
 pub struct MalformedAuthorization;
 
-/// RFC 6750's b64token characters.
 /// A request's credential and where it was found.
 pub enum Credential<'a> {
     /// An `Authorization: Bearer` header.
@@ -159,6 +158,7 @@ impl Credential<'_> {
     }
 }
 
+/// RFC 6750's b64token characters.
 fn is_b64token_byte(b: u8) -> bool {
     B64TOKEN[usize::from(b)]
 }

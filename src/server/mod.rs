@@ -434,6 +434,9 @@ struct Activity {
     closing: AtomicBool,
     /// Wakes the connection when `closing` is set.
     close: Notify,
+    /// Wakes the idle deadline when a request ends without an answer and
+    /// none is left in progress, so that it checks at once.
+    unanswered: Notify,
 }
 
 impl Activity {
@@ -444,6 +447,7 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             close: Notify::new(),
+            unanswered: Notify::new(),
         }
     }
 
@@ -513,7 +517,12 @@ impl Drop for InFlight {
         } else {
             tracing::debug!(peer = %self.peer, "request dropped before its response");
         }
-        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        let before = self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 && !self.answered {
+            // A reset stream restarts nothing: the deadline, which may
+            // have passed while it was in progress, is checked now.
+            self.activity.unanswered.notify_one();
+        }
     }
 }
 
@@ -522,7 +531,8 @@ impl Drop for InFlight {
 /// response. Never resolves while a request is in progress. It sleeps to
 /// the deadline the last answer set and checks again when it fires, so it
 /// never closes early; while a request is in progress it checks once per
-/// `timeout`.
+/// `timeout`, and at once when the last request in progress ends without
+/// an answer (an HTTP/2 stream reset).
 async fn idle_deadline(activity: Arc<Activity>, timeout: Duration) {
     loop {
         let busy = activity.in_flight.load(Ordering::Acquire) > 0;
@@ -531,7 +541,10 @@ async fn idle_deadline(activity: Arc<Activity>, timeout: Duration) {
         } else {
             activity.idle_since() + timeout
         };
-        tokio::time::sleep_until(deadline).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => {}
+            () = activity.unanswered.notified() => {}
+        }
         // A head that arrived on the very tick still counts.
         if activity.in_flight.load(Ordering::Acquire) == 0
             && tokio::time::Instant::now() >= activity.idle_since() + timeout

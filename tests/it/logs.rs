@@ -253,7 +253,7 @@ async fn a_log_reader_that_stops_reading_stops_no_request() {
     let dropped: usize = rest
         .lines()
         .filter_map(|l| l.strip_prefix("latchkey: "))
-        .filter(|l| l.contains("access log lines dropped"))
+        .filter(|l| l.contains("log lines dropped"))
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
     assert!(
