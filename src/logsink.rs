@@ -359,19 +359,15 @@ fn json_string(out: &mut Vec<u8>, s: &str) {
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, as tracing-subscriber's default timer
 /// writes it, for `micros` since the Unix epoch (UTC).
 fn write_timestamp(out: &mut Vec<u8>, micros: u128) {
-    use std::io::Write as _;
-    let secs = (micros / 1_000_000) as i64;
-    let frac = (micros % 1_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (y, m, d) = crate::domain::clock::civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    );
+    use crate::domain::clock::{digits, rfc3339_bytes};
+    let secs = i64::try_from(micros / 1_000_000).unwrap_or(i64::MAX);
+    let frac = i64::try_from(micros % 1_000_000).unwrap_or(0);
+    // The clock is between 1970 and 9999; past that, the epoch.
+    let whole = rfc3339_bytes(secs).unwrap_or(*b"1970-01-01T00:00:00Z");
+    let mut sub = *b".000000Z";
+    digits(&mut sub[1..7], frac);
+    out.extend_from_slice(&whole[..19]);
+    out.extend_from_slice(&sub);
 }
 
 #[cfg(test)]

@@ -100,20 +100,8 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 }
 
 pub fn rfc3339(unix_seconds: i64) -> String {
-    // 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the years written with
-    // four digits, formatted here without the `time` crate's machinery
-    // (answers such as `/me` format several on every request).
-    const FIRST: i64 = -62_167_219_200;
-    const LAST: i64 = 253_402_300_799;
-    if (FIRST..=LAST).contains(&unix_seconds) {
-        let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
-        let of_day = unix_seconds.rem_euclid(86_400);
-        return format!(
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-            of_day / 3600,
-            of_day % 3600 / 60,
-            of_day % 60
-        );
+    if let Some(bytes) = rfc3339_bytes(unix_seconds) {
+        return String::from_utf8_lossy(&bytes).into_owned();
     }
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -121,6 +109,37 @@ pub fn rfc3339(unix_seconds: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
+}
+
+/// [`rfc3339`]'s text for the years written with four digits
+/// (0000-01-01T00:00:00Z to 9999-12-31T23:59:59Z), its digits written
+/// straight into 20 bytes: answers such as `/me` and every access line
+/// format one or more, and `format!` with padding, like the `time` crate's
+/// formatter, cost a few percent of such a request.
+pub fn rfc3339_bytes(unix_seconds: i64) -> Option<[u8; 20]> {
+    const FIRST: i64 = -62_167_219_200;
+    const LAST: i64 = 253_402_300_799;
+    if !(FIRST..=LAST).contains(&unix_seconds) {
+        return None;
+    }
+    let (y, m, d) = civil_from_days(unix_seconds.div_euclid(86_400));
+    let of_day = unix_seconds.rem_euclid(86_400);
+    let mut out = *b"0000-00-00T00:00:00Z";
+    digits(&mut out[0..4], y);
+    digits(&mut out[5..7], i64::from(m));
+    digits(&mut out[8..10], i64::from(d));
+    digits(&mut out[11..13], of_day / 3600);
+    digits(&mut out[14..16], of_day % 3600 / 60);
+    digits(&mut out[17..19], of_day % 60);
+    Some(out)
+}
+
+/// Writes `n` (not negative) as decimal digits filling `out`, zero-padded.
+pub fn digits(out: &mut [u8], mut n: i64) {
+    for place in out.iter_mut().rev() {
+        *place = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
 }
 
 /// The proleptic Gregorian date (year, month, day) of a count of days from
