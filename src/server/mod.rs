@@ -782,17 +782,7 @@ async fn handle(
             client: context.client_ip,
         };
         if !crate::logsink::access(&line) {
-            span.in_scope(|| {
-                tracing::info!(
-                    target: crate::logsink::ACCESS_TARGET,
-                    method = %line.method,
-                    path = %line.path,
-                    status = line.status,
-                    latency_us = line.latency_us,
-                    client = %line.client,
-                    "request"
-                )
-            });
+            span.in_scope(|| crate::logsink::access_event(&line));
         }
     }
     (Response::from_parts(parts, Full::new(body)), close)
