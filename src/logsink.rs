@@ -166,16 +166,16 @@ impl Shared {
 
     /// Appends one access line, or drops it when the buffer is full.
     fn append(&self, line: &[u8]) {
-        let mut waiting = self.lock_waiting();
         if self.direct.load(Ordering::Relaxed) {
-            // No writer thread: write at once.
-            waiting.extend_from_slice(line);
-            let batch = std::mem::take(&mut *waiting);
+            // No writer thread: write at once, taking `out` before
+            // `waiting` as the writer does, so the two never deadlock.
             let _out = self.lock_out();
-            drop(waiting);
+            let mut batch = std::mem::take(&mut *self.lock_waiting());
+            batch.extend_from_slice(line);
             let _ = (self.target)(&batch);
             return;
         }
+        let mut waiting = self.lock_waiting();
         if waiting.len() + line.len() > CAPACITY {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             self.wake.notify_one();
